@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `npm test`: installs what it needs, starts its own local stack (on test ports, so a running `npm start`
+# is not disturbed), runs every test (pgTAP with pg_prove, supabase db lint, vitest), stops what it
+# started, and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+bash scripts/setup.sh || exit 1
+
+export STACK_LOCAL_DIR="$ROOT/.local/test"
+export STACK_DB_PORT=${TEST_DB_PORT:-54422} STACK_GATEWAY_PORT=${TEST_GATEWAY_PORT:-54421} STACK_WEB_PORT=${TEST_WEB_PORT:-54423}
+export STACK_LITELLM_PORT=${TEST_LITELLM_PORT:-4010} STACK_PAYSTACK_PORT=${TEST_PAYSTACK_PORT:-54430}
+# Tests want spend visible at once and a circuit breaker that recovers within a test.
+export LITELLM_BATCH_WRITE_MS=0 LITELLM_BREAKER_COOLDOWN_MS=1500 LITELLM_TIMEOUT_MS=2000 STACK_QUIET=1
+export PAYSTACK_WEBHOOK_RETRY_MS=${PAYSTACK_WEBHOOK_RETRY_MS:-300,600,1200}
+mkdir -p "$STACK_LOCAL_DIR" test-results
+log="$STACK_LOCAL_DIR/stack-output.log"
+
+node_modules/.bin/deno run -A stack/main.ts >"$log" 2>&1 &
+stack_pid=$!
+stop_stack() {
+  kill -INT "$stack_pid" 2>/dev/null && wait "$stack_pid" 2>/dev/null
+}
+trap stop_stack EXIT
+
+for _ in $(seq 1 360); do
+  [ -f "$STACK_LOCAL_DIR/stack.ready" ] && break
+  if ! kill -0 "$stack_pid" 2>/dev/null; then
+    echo "test: the local stack did not start:"; tail -n 20 "$log"; exit 1
+  fi
+  sleep 0.5
+done
+[ -f "$STACK_LOCAL_DIR/stack.ready" ] || { echo "test: the local stack did not come up within 180 s:"; tail -n 20 "$log"; exit 1; }
+grep -m1 "stack is up" "$log"
+set -a; . "$STACK_LOCAL_DIR/stack.env"; set +a
+db_url="postgresql://postgres:postgres@127.0.0.1:$STACK_DB_PORT/postgres"
+
+failed=0
+passed_total=0
+failed_total=0
+
+echo "== pgTAP (pg_prove, as supabase test db runs it)"
+psql -X -q "$db_url" -c 'create extension if not exists pgtap with schema extensions' >/dev/null || failed=1
+prove_out="$STACK_LOCAL_DIR/pg_prove.out"
+pg_prove -d "$db_url" --ext .sql -r supabase/tests/database 2>&1 | tee "$prove_out"
+prove_rc=${PIPESTATUS[0]}
+tests=$(grep -oE 'Tests=[0-9]+' "$prove_out" | grep -oE '[0-9]+' || echo 0)
+if [ "$prove_rc" -ne 0 ]; then
+  failed=1
+  bad=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$prove_out" | awk -F'[ /]' '{s+=$2} END {print s+0}')
+  failed_total=$((failed_total + (bad > 0 ? bad : 1)))
+  passed_total=$((passed_total + tests - bad))
+else
+  passed_total=$((passed_total + tests))
+fi
+
+echo "== supabase db lint"
+if node_modules/.bin/supabase db lint --db-url "$db_url?sslmode=disable" --schema public,private --fail-on error --level warning; then
+  passed_total=$((passed_total + 1))
+else
+  failed=1; failed_total=$((failed_total + 1))
+fi
+
+echo "== vitest"
+node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
+[ $? -eq 0 ] || failed=1
+if [ -f test-results/vitest.json ]; then
+  read -r vp vf < <(node -e 'const r=require("./test-results/vitest.json");console.log(r.numPassedTests,r.numFailedTests+(r.numRuntimeErrorTestSuites||0))')
+  passed_total=$((passed_total + vp)); failed_total=$((failed_total + vf))
+else
+  failed_total=$((failed_total + 1))
+fi
+
+echo
+echo "tests: $passed_total passed, $failed_total failed"
+[ "$failed" -eq 0 ] && [ "$failed_total" -eq 0 ]

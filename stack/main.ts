@@ -1,0 +1,127 @@
+// `npm start`: the Docker-free local stack. Starts Postgres, applies the platform stand-ins and our
+// migrations, starts the gateway (Auth/REST/Functions stand-ins + pg_net worker), the emulators and the
+// dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
+import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT } from "./local-env.ts";
+import { fail, say, StackError } from "./log.ts";
+import { type Cluster, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
+import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
+import { createDemoUser } from "./demo.ts";
+
+const STATE = `${LOCAL_DIR}/stack.json`;
+const READY = `${LOCAL_DIR}/stack.ready`;
+
+function killStale() {
+  // Processes a crashed run left behind (we own them: their pids are in our state file).
+  try {
+    const prev = JSON.parse(Deno.readTextFileSync(STATE)) as { pids: Record<string, number>; main?: number };
+    for (const pid of [prev.main, ...Object.values(prev.pids)]) {
+      if (!pid || pid === Deno.pid) continue;
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  } catch { /* no previous state */ }
+  try {
+    Deno.removeSync(READY);
+  } catch { /* none */ }
+}
+
+async function applyDatabase(env: Record<string, string>) {
+  for (const f of [...Deno.readDirSync(`${ROOT}/stack/platform/sql`)].map((e) => e.name).sort()) {
+    await psql({ file: `${ROOT}/stack/platform/sql/${f}` });
+  }
+  // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (see README).
+  await psql({
+    sql: `select vault.create_secret('${env.SUPABASE_URL}', 'project_url');
+          select vault.create_secret('${env.CRON_SECRET}', 'cron_secret');`,
+  });
+  const push = await run(`${ROOT}/node_modules/.bin/supabase`, ["db", "push", "--db-url", `${DB_URL}?sslmode=disable`, "--include-all", "--yes", "--workdir", ROOT], {});
+  if (push.code !== 0) fail(`supabase db push failed: ${(push.stderr || push.stdout).trim().split("\n").slice(-3).join(" | ")}`);
+  say("migrations applied with supabase db push");
+}
+
+function services(env: Record<string, string>): Service[] {
+  const all: Service[] = [
+    { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: { LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm) } },
+    { name: "paystack", entry: "stack/emulators/paystack/main.ts", port: PORTS.paystack, env: { PAYSTACK_EMULATOR_PORT: String(PORTS.paystack), PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack) } },
+    { name: "gateway", entry: "stack/platform/gateway.ts", port: PORTS.gateway, readyPath: "/health" },
+    { name: "web", entry: "stack/web-server.ts", port: PORTS.web },
+  ];
+  const external = { litellm: !env.LITELLM_BASE_URL.includes(`:${PORTS.litellm}`), paystack: !env.PAYSTACK_BASE_URL.includes(`:${PORTS.paystack}`) };
+  // STACK_SERVICES=litellm,gateway limits what starts (e.g. "none" for a database-only stack).
+  const only = Deno.env.get("STACK_SERVICES");
+  return all.filter((s) => {
+    if (only !== undefined && !only.split(",").includes(s.name)) return false;
+    if ((s.name === "litellm" && external.litellm) || (s.name === "paystack" && external.paystack)) {
+      say(`${s.name}: using ${s.name === "litellm" ? env.LITELLM_BASE_URL : env.PAYSTACK_BASE_URL} (emulator not started)`);
+      return false;
+    }
+    try {
+      Deno.statSync(`${ROOT}/${s.entry}`);
+      return true;
+    } catch {
+      say(`${s.name}: not built yet (${s.entry} missing), skipped`);
+      return false;
+    }
+  });
+}
+
+async function main() {
+  const started = Date.now();
+  Deno.mkdirSync(LOCAL_DIR, { recursive: true });
+  killStale();
+  await stopStaleCluster();
+  const env = await localEnv();
+  for (const [name, port] of [...Object.entries(PORTS), ...Object.entries(ADMIN_PORTS).map(([n, p]) => [`${n} admin`, p] as const)]) {
+    if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
+  }
+  let cluster: Cluster | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say("stopping");
+    await stopServices();
+    if (cluster) await stopCluster(cluster);
+    try {
+      Deno.removeSync(READY);
+      Deno.removeSync(STATE);
+    } catch { /* fine */ }
+    Deno.exit(code);
+  };
+  Deno.addSignalListener("SIGINT", () => stop(0));
+  Deno.addSignalListener("SIGTERM", () => stop(0));
+  try {
+    cluster = await startCluster();
+    Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: {} }));
+    await applyDatabase(env);
+    for (const s of services(env)) {
+      await startService(s, env);
+      Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: pids() }));
+    }
+    const demo = await createDemoUser(env);
+    Deno.writeTextFileSync(`${LOCAL_DIR}/stack.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    Deno.writeTextFileSync(READY, String(Date.now()));
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    console.log(`
+litellm-credits local stack is up (${secs} s)
+  Dashboard        http://127.0.0.1:${PORTS.web}
+  Supabase API     ${env.SUPABASE_URL}  (auth /auth/v1, rest /rest/v1, functions /functions/v1)
+  Postgres         ${DB_URL}
+  LiteLLM proxy    ${env.LITELLM_PUBLIC_URL}
+  Paystack         ${env.PAYSTACK_BASE_URL}
+  Demo login       ${demo}
+  Env for tools    ${LOCAL_DIR}/stack.env
+Press Ctrl-C to stop.`);
+    setInterval(() => {}, 1 << 30); // stay in the foreground even when no service was started
+  } catch (e) {
+    console.error(e instanceof StackError ? `[stack] error: ${e.message}` : e);
+    await stop(1);
+  }
+}
+
+main().catch((e) => {
+  // Expected failures (a taken port, a missing package) are one line that says what to do.
+  console.error(e instanceof StackError ? `[stack] error: ${e.message}` : e);
+  Deno.exit(1);
+});
