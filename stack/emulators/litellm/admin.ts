@@ -1,0 +1,225 @@
+// The admin port: test controls that the real proxy does not have. It is a separate listener
+// so that "down" can close the main port while tests keep talking to the emulator.
+// Every call needs the master key (Authorization: Bearer <key> or x-litellm-api-key).
+
+import { jsonResponse } from "./errors.ts";
+import { FAULT_MODES, type FaultMode } from "./faults.ts";
+import type { MainListener } from "./server.ts";
+import {
+  CONFIG_LIMITS,
+  type EmulatorState,
+  type RuntimeConfig,
+} from "./state.ts";
+
+type AdminHandler = (
+  body: Record<string, unknown>,
+  url: URL,
+) => Response | Promise<Response>;
+
+class BadRequest extends Error {}
+
+function num(
+  body: Record<string, unknown>,
+  name: string,
+  opts: { min?: number; max?: number; int?: boolean } = {},
+) {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new BadRequest(`${name} must be a number`);
+  }
+  if (opts.int && !Number.isInteger(v)) {
+    throw new BadRequest(`${name} must be an integer`);
+  }
+  if (opts.min !== undefined && v < opts.min) {
+    throw new BadRequest(`${name} must be >= ${opts.min}`);
+  }
+  if (opts.max !== undefined && v > opts.max) {
+    throw new BadRequest(`${name} must be <= ${opts.max}`);
+  }
+  return v;
+}
+
+function str(body: Record<string, unknown>, name: string): string | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || v === "") {
+    throw new BadRequest(`${name} must be a non-empty string`);
+  }
+  return v;
+}
+
+export function adminHandler(state: EmulatorState, main: MainListener) {
+  const routes: Record<string, AdminHandler> = {
+    "GET /admin/config": () => jsonResponse(200, state.config),
+    "POST /admin/config": (b) => {
+      const patch: Partial<RuntimeConfig> = {};
+      for (
+        const [k, [min, max]] of Object.entries(CONFIG_LIMITS) as [
+          keyof RuntimeConfig,
+          [number, number],
+        ][]
+      ) {
+        const v = num(b, k, { min, max, int: true });
+        if (v !== undefined) patch[k] = v;
+      }
+      return jsonResponse(200, state.applyConfig(patch));
+    },
+
+    "GET /admin/faults": () =>
+      jsonResponse(200, { faults: state.faults.list() }),
+    "POST /admin/faults": (b) => {
+      const route = str(b, "route");
+      if (!route) {
+        throw new BadRequest('route is required (e.g. "/key/generate" or "*")');
+      }
+      const count = num(b, "count", { min: 1, int: true }) ?? 1;
+      const mode = String(b.mode ?? "500") as FaultMode;
+      if (!FAULT_MODES.includes(mode)) {
+        throw new BadRequest(`mode must be one of ${FAULT_MODES.join(", ")}`);
+      }
+      const delay = num(b, "delay_ms", { min: 0, int: true });
+      const fault = state.faults.add(route, count, mode, delay);
+      return jsonResponse(200, { fault, faults: state.faults.list() });
+    },
+    "DELETE /admin/faults": () => {
+      state.faults.clear();
+      return jsonResponse(200, { faults: [] });
+    },
+
+    "GET /admin/down": () =>
+      jsonResponse(200, { down: main.isDown, port: main.port }),
+    "POST /admin/down": (b) => {
+      if (typeof b.down !== "boolean") {
+        throw new BadRequest("down must be true or false");
+      }
+      if (b.down) main.close();
+      else main.open();
+      return jsonResponse(200, { down: main.isDown, port: main.port });
+    },
+
+    "POST /admin/reset": () => {
+      state.reset();
+      if (main.isDown) main.open();
+      return jsonResponse(200, { reset: true, config: state.config });
+    },
+
+    "POST /admin/spend": (b) => {
+      const key = str(b, "key");
+      if (!key) throw new BadRequest("key is required (raw key or token hash)");
+      const row = state.store.get(key);
+      if (!row) return jsonResponse(404, { error: "key not found" });
+      const abs = num(b, "spend", { min: 0 });
+      const add = num(b, "add");
+      if (abs === undefined && add === undefined) {
+        throw new BadRequest("give spend (absolute) or add (increment)");
+      }
+      if (abs !== undefined) {
+        state.store.setSpend(row, abs, state.immediateWrites);
+      }
+      if (add !== undefined) {
+        state.store.addSpend(row, add, state.immediateWrites);
+      }
+      return jsonResponse(200, {
+        token: row.token,
+        spend: row.spend,
+        db_spend: row.db_spend,
+      });
+    },
+    "POST /admin/flush": () =>
+      jsonResponse(200, { flushed: state.store.flush() }),
+    "POST /admin/budget-reset": () =>
+      jsonResponse(200, { reset: state.runBudgetReset() }),
+
+    "POST /admin/seed": (b) => {
+      const count = num(b, "count", { min: 0, max: 2_000_000, int: true });
+      if (count === undefined) throw new BadRequest("count is required");
+      const t0 = performance.now();
+      const { created, skipped } = state.store.seed({
+        count,
+        max_budget: b.max_budget === null
+          ? null
+          : num(b, "max_budget", { min: 0 }),
+        spend_max: num(b, "spend_max", { min: 0 }),
+        prefix: str(b, "prefix"),
+        rng_seed: num(b, "rng_seed", { int: true }) ?? null,
+      });
+      return jsonResponse(200, {
+        keys_created: created.length,
+        skipped_duplicates: skipped,
+        total_keys: state.store.size,
+        ms: Math.round(performance.now() - t0),
+      });
+    },
+    "GET /admin/keys": (_b, url) => {
+      const offset = Math.max(
+        0,
+        Number(url.searchParams.get("offset") ?? 0) | 0,
+      );
+      const limit = Math.min(
+        100_000,
+        Math.max(1, Number(url.searchParams.get("limit") ?? 1000) | 0),
+      );
+      const rows = state.store.slice(offset, limit);
+      return jsonResponse(200, {
+        keys: rows.map((r) => ({
+          key: r.raw,
+          token: r.token,
+          key_alias: r.key_alias,
+          max_budget: r.max_budget,
+          spend: r.spend,
+          db_spend: r.db_spend,
+        })),
+        offset,
+        limit,
+        total: state.store.size,
+      });
+    },
+
+    "GET /admin/stats": () => jsonResponse(200, state.stats()),
+    "POST /admin/stats/reset": () => {
+      state.resetStats();
+      return jsonResponse(200, state.stats());
+    },
+  };
+
+  return async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const auth = req.headers.get("x-litellm-api-key") ??
+      req.headers.get("authorization")?.replace(/^Bearer\s+/i, "");
+    if (auth?.trim() !== state.masterKey) {
+      return jsonResponse(401, {
+        error:
+          "admin API needs the master key (Authorization: Bearer <LITELLM_MASTER_KEY>)",
+      });
+    }
+    const handler = routes[`${req.method} ${url.pathname.replace(/\/+$/, "")}`];
+    if (!handler) {
+      return jsonResponse(404, {
+        error: `no admin route ${req.method} ${url.pathname}`,
+      });
+    }
+    let body: Record<string, unknown> = {};
+    const text = await req.text();
+    if (text.trim() !== "") {
+      try {
+        const parsed = JSON.parse(text);
+        if (
+          parsed === null || typeof parsed !== "object" || Array.isArray(parsed)
+        ) throw new Error();
+        body = parsed;
+      } catch {
+        return jsonResponse(400, { error: "body must be a JSON object" });
+      }
+    }
+    try {
+      return await handler(body, url);
+    } catch (e) {
+      if (e instanceof BadRequest) {
+        return jsonResponse(400, { error: e.message });
+      }
+      console.error("[litellm-emulator] admin error:", e);
+      return jsonResponse(500, { error: String(e) });
+    }
+  };
+}
