@@ -1,0 +1,89 @@
+-- Plans, profiles and the append-only credit ledger (product rules, invariants 1 and 2).
+
+create table public.plans (
+  code text primary key check (code ~ '^[a-z0-9_]+$'),
+  name text not null,
+  price_subunits integer not null check (price_subunits > 0),
+  currency text not null check (currency ~ '^[A-Z]{3}$'),
+  credit numeric(12, 2) not null check (credit > 0),
+  active boolean not null default true,
+  sort_order integer not null default 0
+);
+alter table public.plans enable row level security;
+create policy "plans are public while active" on public.plans for select to anon, authenticated using (active);
+grant select on public.plans to anon, authenticated;
+grant select on public.plans to service_role;
+
+insert into public.plans (code, name, price_subunits, currency, credit, sort_order) values
+  ('starter', 'Starter', 500, 'USD', 10.00, 1),
+  ('pro', 'Pro', 1500, 'USD', 30.00, 2),
+  ('max', 'Max', 2000, 'USD', 40.00, 3)
+on conflict (code) do nothing;
+
+create table public.profiles (
+  id uuid primary key references auth.users (id) on delete cascade,
+  email text,
+  created_at timestamptz not null default now()
+);
+alter table public.profiles enable row level security;
+create policy "own profile" on public.profiles for select to authenticated using ((select auth.uid()) = id);
+grant select on public.profiles to authenticated, service_role;
+
+-- Payments are defined here because ledger rows reference them.
+create table public.payments (
+  id bigint generated always as identity primary key,
+  provider text not null default 'paystack',
+  reference text not null,
+  user_id uuid not null references auth.users (id),
+  plan_code text not null references public.plans (code),
+  amount_subunits integer not null check (amount_subunits > 0),
+  currency text not null,
+  credit numeric(12, 2) not null check (credit > 0),
+  refunded_subunits integer not null default 0 check (refunded_subunits >= 0),
+  status text not null default 'credited'
+    check (status in ('credited', 'partially_refunded', 'refunded', 'disputed', 'reversed')),
+  provider_transaction_id bigint,
+  domain text,
+  paid_at timestamptz,
+  created_at timestamptz not null default now(),
+  unique (provider, reference),
+  check (refunded_subunits <= amount_subunits)
+);
+create index payments_user_id_idx on public.payments (user_id);
+alter table public.payments enable row level security;
+create policy "own payments" on public.payments for select to authenticated using ((select auth.uid()) = user_id);
+grant select on public.payments to authenticated, service_role;
+
+create table public.credit_ledger (
+  id bigint generated always as identity primary key,
+  user_id uuid not null references auth.users (id),
+  kind text not null check (kind in ('signup_grant', 'purchase', 'refund', 'dispute_reversal', 'adjustment')),
+  amount numeric(12, 2) not null check (amount <> 0),
+  payment_id bigint references public.payments (id),
+  reason text,
+  -- One row per event, enforced by the database: a retried or duplicated event cannot add a second row.
+  idempotency_key text not null unique,
+  created_by text not null default 'system',
+  created_at timestamptz not null default now(),
+  check (kind <> 'adjustment' or coalesce(length(trim(reason)), 0) > 0),
+  check ((kind in ('signup_grant', 'purchase', 'adjustment') and (kind = 'adjustment' or amount > 0))
+      or (kind in ('refund', 'dispute_reversal') and amount < 0 and payment_id is not null)),
+  check (kind <> 'purchase' or payment_id is not null)
+);
+create index credit_ledger_user_id_idx on public.credit_ledger (user_id);
+create index credit_ledger_payment_id_idx on public.credit_ledger (payment_id) where payment_id is not null;
+alter table public.credit_ledger enable row level security;
+create policy "own ledger" on public.credit_ledger for select to authenticated using ((select auth.uid()) = user_id);
+grant select on public.credit_ledger to authenticated, service_role;
+
+-- Append-only: nobody (service_role and postgres included) updates or deletes a ledger row.
+-- Corrections are new rows. Only a migration that drops this trigger could change history.
+create function private.ledger_is_append_only() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  raise exception 'credit_ledger is append-only: add a correcting row instead of % ', tg_op
+    using errcode = '42501';
+end
+$$;
+create trigger credit_ledger_append_only before update or delete or truncate on public.credit_ledger
+  for each statement execute function private.ledger_is_append_only();

@@ -1,0 +1,223 @@
+-- Spend snapshots pulled from LiteLLM (the truth for spend, invariant 3) and the chunk claims that let
+-- reconcile-spend cover many keys in bounded pieces across several invocations.
+
+create table public.spend_snapshots (
+  id bigint generated always as identity primary key,
+  key_id uuid not null references public.api_keys (id),
+  user_id uuid not null,
+  spend numeric not null,
+  max_budget numeric,
+  observed_at timestamptz not null default now()
+);
+create index spend_snapshots_key_idx on public.spend_snapshots (key_id, observed_at);
+create index spend_snapshots_user_idx on public.spend_snapshots (user_id, observed_at);
+alter table public.spend_snapshots enable row level security;
+create policy "own snapshots" on public.spend_snapshots for select to authenticated using ((select auth.uid()) = user_id);
+grant select on public.spend_snapshots to authenticated, service_role;
+
+-- Keys are reconciled in chunks of 1000 consecutive seq numbers: one LiteLLM batch read and one SQL write
+-- each. The chunk is a stored column so views (run as the user) can tell when a key was last synced.
+alter table public.api_keys add column reconcile_chunk integer generated always as (((seq - 1) / 1000)::integer) stored;
+create index api_keys_reconcile_chunk_idx on public.api_keys (reconcile_chunk) where status = 'active';
+
+-- A claim is a lease: a run that dies
+-- leaves its chunks to be claimed again when the lease ends; SKIP LOCKED keeps overlapping runs apart.
+create table public.reconcile_chunks (
+  chunk integer primary key,
+  lease_until timestamptz,
+  last_started_at timestamptz,
+  last_finished_at timestamptz,
+  last_error text,
+  runs bigint not null default 0
+);
+-- Readable by signed-in users: it only says when each chunk was last synced (the "updated N s ago").
+alter table public.reconcile_chunks enable row level security;
+create policy "sync times are public to users" on public.reconcile_chunks for select to authenticated using (true);
+grant select (chunk, last_finished_at) on public.reconcile_chunks to authenticated;
+grant select on public.reconcile_chunks to service_role;
+
+-- Claim up to p_max due chunks; returns each chunk with the LiteLLM tokens (sha256) of its live keys.
+create function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120, p_force boolean default false)
+returns table (chunk integer, keys jsonb)
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_interval numeric := private.setting_numeric('reconcile_interval_seconds');
+begin
+  insert into public.reconcile_chunks (chunk)
+  select generate_series(0, max(k.reconcile_chunk)) from public.api_keys k having max(k.reconcile_chunk) is not null
+  on conflict do nothing;
+
+  return query
+  with due as (
+    select c.chunk from public.reconcile_chunks c
+     where (c.lease_until is null or c.lease_until < now())
+       -- a few seconds of slack so a chunk finished by last minute's run is due again this minute
+       and (p_force or c.last_finished_at is null or c.last_finished_at <= now() - make_interval(secs => (v_interval - 10)::double precision))
+     order by c.last_finished_at nulls first, c.chunk
+     limit p_max
+     for update skip locked
+  ), claimed as (
+    update public.reconcile_chunks c
+       set lease_until = now() + make_interval(secs => p_lease_seconds), last_started_at = now(), runs = c.runs + 1
+      from due where c.chunk = due.chunk
+    returning c.chunk
+  )
+  select cl.chunk,
+         coalesce((select jsonb_agg(jsonb_build_object('id', k.id, 'token', k.key_token) order by k.seq)
+                     from public.api_keys k
+                    where k.reconcile_chunk = cl.chunk and k.status = 'active'), '[]'::jsonb)
+    from claimed cl;
+end
+$$;
+
+-- One SQL round trip per chunk: p_rows is what LiteLLM returned for the chunk's keys
+-- ([{token, spend, max_budget, blocked}]; keys LiteLLM does not know are absent).
+-- Writes a snapshot only where spend or max_budget changed, flags keys changed behind our back, and
+-- returns the keys whose LiteLLM budget or block state differs from ours so the caller can push them.
+create function private.record_spend_batch(p_chunk integer, p_rows jsonb)
+returns jsonb language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_result jsonb;
+begin
+  with seen as (
+    select k.id as key_id, k.user_id, k.key_token, k.budget_version, k.blocked as want_blocked, k.block_synced, k.flag, k.sync_status,
+           r.token is not null as is_found, r.spend, r.max_budget, r.blocked,
+           r.token is not null and (r.spend is distinct from k.spend or r.max_budget is distinct from k.observed_max_budget
+                                    or r.blocked is distinct from k.litellm_blocked) as changed,
+           coalesce(l.total, 0) - coalesce(rt.total, 0) as target
+      from public.api_keys k
+      left join jsonb_to_recordset(p_rows) as r(token text, spend numeric, max_budget numeric, blocked boolean)
+        on r.token = k.key_token
+      left join lateral (select sum(x.amount) as total from public.credit_ledger x where x.user_id = k.user_id) l on true
+      left join lateral (select sum(coalesce(x.retired_spend, x.spend)) as total from public.api_keys x
+                          where x.user_id = k.user_id and x.status = 'retired') rt on true
+     where k.reconcile_chunk = p_chunk and k.status = 'active'
+  ), judged as (
+    select s.*,
+           -- Changed behind our back: flag for a person, never silently undo (a deliberate block or
+           -- deletion on LiteLLM stays; `npm run admin` can re-provision). Flags clear once no longer true.
+           -- A block we asked to lift but LiteLLM did not confirm is ours to retry, not a flag.
+           case when not s.is_found then 'deleted_externally'
+                when s.blocked and not s.want_blocked and s.block_synced then 'blocked_externally' end as new_flag,
+           case when not s.is_found then 'failed'
+                when s.max_budget = s.target then 'synced'
+                when s.sync_status = 'failed' then 'failed'
+                else 'pending' end as new_sync
+      from seen s
+  ), snaps as (
+    insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
+    select j.key_id, j.user_id, j.spend, j.max_budget from judged j where j.changed
+    returning 1
+  ), updated as (
+    update public.api_keys k
+       set spend = case when j.changed then j.spend else k.spend end,
+           observed_max_budget = case when j.changed then j.max_budget else k.observed_max_budget end,
+           litellm_blocked = case when j.changed then j.blocked else k.litellm_blocked end,
+           spend_observed_at = case when j.changed then now() else k.spend_observed_at end,
+           litellm_max_budget = case when j.is_found then j.max_budget else k.litellm_max_budget end,
+           flag = j.new_flag,
+           flag_detail = case j.new_flag when 'deleted_externally' then 'key not found on LiteLLM'
+                                         when 'blocked_externally' then 'blocked on LiteLLM, not by a dispute' end,
+           sync_status = j.new_sync,
+           last_sync_at = case when j.new_sync = 'synced' and k.sync_status <> 'synced' then now() else k.last_sync_at end,
+           last_sync_error = case when not j.is_found then 'key not found on LiteLLM'
+                                  when j.new_sync = 'synced' then null else k.last_sync_error end
+      from judged j
+     where j.key_id = k.id
+       and (j.changed or j.new_flag is distinct from k.flag or j.new_sync is distinct from k.sync_status)
+    returning 1
+  )
+  select jsonb_build_object(
+    'chunk', p_chunk,
+    'keys', (select count(*) from judged),
+    'found', (select count(*) from judged j where j.is_found),
+    'missing', (select count(*) from judged j where not j.is_found),
+    'snapshots', (select count(*) from snaps),
+    'updated', (select count(*) from updated),
+    'drift', coalesce((select jsonb_agg(jsonb_build_object('key_id', j.key_id, 'token', j.key_token, 'target', j.target,
+                                                           'version', j.budget_version, 'observed', j.max_budget))
+                         from judged j where j.is_found and j.max_budget is distinct from j.target), '[]'::jsonb),
+    -- Keys whose block state must be pushed: a dispute block LiteLLM does not have, or a block/unblock
+    -- of ours that was never confirmed.
+    'block', coalesce((select jsonb_agg(jsonb_build_object('key_id', j.key_id, 'token', j.key_token, 'blocked', j.want_blocked))
+                         from judged j
+                        where j.is_found and coalesce(j.blocked, false) <> j.want_blocked
+                          and (j.want_blocked or not j.block_synced)), '[]'::jsonb)
+  ) into v_result;
+
+  update public.reconcile_chunks
+     set last_finished_at = now(), lease_until = null, last_error = null
+   where chunk = p_chunk;
+  return v_result;
+end
+$$;
+
+-- A chunk whose LiteLLM read failed: release it (due again next cycle) and remember why.
+create function private.fail_reconcile_chunk(p_chunk integer, p_error text) returns void
+language sql volatile security definer set search_path = '' as $$
+  update public.reconcile_chunks set lease_until = null, last_error = left(p_error, 500) where chunk = p_chunk
+$$;
+
+-- Drift repair bookkeeping: every budget pushed by the reconciler is recorded.
+create table private.budget_repairs (
+  id bigint generated always as identity primary key,
+  key_id uuid not null references public.api_keys (id),
+  observed_max_budget numeric,
+  target_max_budget numeric not null,
+  outcome text not null check (outcome in ('pushed', 'failed')),
+  error text,
+  created_at timestamptz not null default now()
+);
+create index budget_repairs_key_idx on private.budget_repairs (key_id, created_at);
+
+create function private.record_budget_repair(p_key_id uuid, p_observed numeric, p_target numeric, p_outcome text, p_error text default null)
+returns void language sql volatile security definer set search_path = '' as $$
+  insert into private.budget_repairs (key_id, observed_max_budget, target_max_budget, outcome, error)
+  values (p_key_id, p_observed, p_target, p_outcome, left(p_error, 500))
+$$;
+
+-- Reconcile runs (one row per invocation) for the health check and the stale flag.
+create table private.reconcile_runs (
+  id bigint generated always as identity primary key,
+  started_at timestamptz not null default now(),
+  finished_at timestamptz,
+  chunks integer not null default 0,
+  keys integer not null default 0,
+  snapshots integer not null default 0,
+  repairs integer not null default 0,
+  litellm_requests integer not null default 0,
+  outcome text not null default 'running' check (outcome in ('running', 'ok', 'partial', 'failed')),
+  error text
+);
+
+create function private.start_reconcile_run() returns bigint
+language sql volatile security definer set search_path = '' as $$
+  insert into private.reconcile_runs default values returning id
+$$;
+
+create function private.finish_reconcile_run(p_run_id bigint, p_outcome text, p_chunks integer, p_keys integer,
+                                             p_snapshots integer, p_repairs integer, p_requests integer, p_error text default null)
+returns void language sql volatile security definer set search_path = '' as $$
+  update private.reconcile_runs
+     set finished_at = now(), outcome = p_outcome, chunks = p_chunks, keys = p_keys, snapshots = p_snapshots,
+         repairs = p_repairs, litellm_requests = p_requests, error = left(p_error, 500)
+   where id = p_run_id
+$$;
+
+-- How many reconcile-spend invocations this minute needs (each may take reconcile_chunks_per_invocation
+-- chunks), so pg_cron fans out and a cycle over 100k keys fits in a minute within the 2 s CPU limit.
+create function private.kick_reconcile() returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_chunks integer;
+  v_per integer := private.setting_numeric('reconcile_chunks_per_invocation')::integer;
+  v_calls integer;
+begin
+  select coalesce(max(reconcile_chunk) + 1, 0) into v_chunks from public.api_keys;
+  v_calls := ceil(v_chunks::numeric / v_per)::integer;
+  for i in 1..v_calls loop
+    perform private.invoke_function('reconcile-spend', jsonb_build_object('source', 'cron', 'slot', i));
+  end loop;
+  return v_calls;
+end
+$$;

@@ -1,0 +1,116 @@
+-- Views the dashboard reads (security_invoker: the caller's RLS applies, so a user sees only their rows)
+-- and admin views (service_role only).
+
+-- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
+-- for it (net of refunds) and holds its credit net of refunds / lost disputes. Deductions (negative
+-- adjustments) are consumed first, then spend, lot by lot (product rules, "Savings").
+create view public.my_lots with (security_invoker = true) as
+with lot as (
+  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code,
+         l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
+                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0) as credit,
+         case when l.payment_id is null then 0::numeric
+              else (pm.amount_subunits - pm.refunded_subunits)::numeric / 100 end as cost
+    from public.credit_ledger l
+    left join public.payments pm on pm.id = l.payment_id
+   where l.amount > 0
+), usage as (
+  select u.user_id,
+         coalesce((select -sum(d.amount) from public.credit_ledger d
+                    where d.user_id = u.user_id and d.amount < 0 and d.payment_id is null), 0) as deducted,
+         coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
+    from (select distinct user_id from lot) u
+), placed as (
+  select lot.*, usage.deducted, usage.spent,
+         coalesce(sum(lot.credit) over (partition by lot.user_id order by lot.created_at, lot.lot_id
+                                        rows between unbounded preceding and 1 preceding), 0) as before
+    from lot join usage using (user_id)
+)
+select user_id, lot_id, kind, plan_code, created_at, credit, cost,
+       least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit) as used,
+       credit - least(greatest(deducted + spent - before, 0), credit) as remaining,
+       case when credit > 0 then cost / credit else 0 end as cost_per_credit,
+       case when credit > 0
+            then round((least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
+            else 0 end as cost_of_used
+  from placed;
+
+create view public.my_account with (security_invoker = true) as
+select p.id as user_id,
+       p.email,
+       coalesce(g.granted, 0) as granted,
+       coalesce(g.purchased, 0) as purchased,
+       coalesce(pay.paid, 0) as paid,
+       coalesce(k.spent, 0) as spent,
+       coalesce(g.granted, 0) - coalesce(k.spent, 0) as remaining,
+       coalesce(lots.cost_of_spend, 0) as cost_of_spend,
+       coalesce(k.spent, 0) - coalesce(lots.cost_of_spend, 0) as savings,
+       case when coalesce(g.granted, 0) > 0
+            then round(greatest(coalesce(g.granted, 0) - coalesce(k.spent, 0), 0) / g.granted * 100, 1) else 0 end as remaining_percent,
+       live.last_synced_at,
+       -- Stale after 3 missed one-minute reconcile cycles.
+       (live.id is not null and live.status = 'active'
+         and (live.last_synced_at is null or live.last_synced_at < now() - interval '3 minutes')) as stale
+  from public.profiles p
+  left join lateral (select sum(l.amount) as granted,
+                            sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
+                       from public.credit_ledger l where l.user_id = p.id) g on true
+  left join lateral (select sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100 as paid
+                       from public.payments pm where pm.user_id = p.id) pay on true
+  left join lateral (select sum(coalesce(k.retired_spend, k.spend)) as spent from public.api_keys k where k.user_id = p.id) k on true
+  left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
+  left join lateral (select k.id, k.status, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
+                       from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
+                      where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
+
+-- The user's live key. The full key value is shown only to its owner (RLS on api_keys).
+create view public.my_key with (security_invoker = true) as
+select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4) as key_masked, k.key_alias,
+       k.status, k.sync_status, k.blocked, k.litellm_max_budget as max_budget, k.spend,
+       k.created_at, k.activated_at, k.last_sync_error
+  from public.api_keys k
+ where k.status <> 'retired';
+
+create view public.my_payments with (security_invoker = true) as
+select pm.id, pm.user_id, pm.reference, pm.plan_code, pl.name as plan_name, pm.amount_subunits, pm.currency,
+       pm.amount_subunits::numeric / 100 as amount, pm.credit, pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at
+  from public.payments pm join public.plans pl on pl.code = pm.plan_code;
+
+-- Daily spend from snapshot deltas (spend is cumulative on LiteLLM; a drop, which should not happen
+-- without budget_duration, counts as 0).
+create view public.my_daily_usage with (security_invoker = true) as
+with deltas as (
+  select s.user_id, s.observed_at,
+         greatest(s.spend - coalesce(lag(s.spend) over (partition by s.key_id order by s.observed_at, s.id), 0), 0) as delta
+    from public.spend_snapshots s
+)
+select user_id, (observed_at at time zone 'utc')::date as day, sum(delta) as spend
+  from deltas group by user_id, (observed_at at time zone 'utc')::date;
+
+grant select on public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
+  to authenticated, service_role;
+
+-- Admin views: service_role only (and postgres). They live in public so the admin CLI and REST can read
+-- them with the service key; anon and authenticated have no grant.
+create view public.admin_sync_failures as
+select k.id as key_id, k.user_id, k.status, k.sync_status, k.last_sync_error, k.last_sync_at, k.flag, k.flag_detail
+  from public.api_keys k
+ where k.sync_status = 'failed' or k.status = 'failed' or k.flag is not null;
+
+create view public.admin_drift as
+select k.id as key_id, k.user_id, k.litellm_max_budget, private.key_target_budget(k.id) as target_max_budget, k.sync_status
+  from public.api_keys k
+ where k.status = 'active' and k.litellm_max_budget is distinct from private.key_target_budget(k.id);
+
+create view public.admin_dead_jobs as
+select j.id as job_id, j.key_id, j.user_id, j.attempts, j.last_error, j.created_at, j.finished_at
+  from private.provisioning_jobs j where j.status = 'dead';
+
+create view public.admin_rejected_deliveries as
+select d.id, d.provider, d.event, d.reference, d.signature_valid, d.outcome, d.reason, d.source_ip, d.received_at
+  from private.webhook_deliveries d where d.outcome in ('rejected', 'error') or not d.signature_valid;
+
+revoke all on public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+  from anon, authenticated;
+grant select on public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+  to service_role;

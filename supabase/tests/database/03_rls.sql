@@ -1,0 +1,177 @@
+-- Row level security and grants: a user sees only their own rows, writes nothing directly, and cannot
+-- call private functions; anon sees nothing; admin views are for service_role only.
+begin;
+select plan(63);
+
+-- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
+create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
+declare
+  v_ref text;
+  v_outcome text;
+begin
+  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
+  select r.outcome into v_outcome
+    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
+   where pl.code = p_plan;
+  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
+  return v_ref;
+end
+$$;
+
+insert into auth.users (id, email, aud, role) values
+  ('03000000-0000-4000-8000-00000000000a', 'rls-a@pgtap.test', 'authenticated', 'authenticated'),
+  ('03000000-0000-4000-8000-00000000000b', 'rls-b@pgtap.test', 'authenticated', 'authenticated');
+do $$
+declare
+  u uuid;
+begin
+  foreach u in array array['03000000-0000-4000-8000-00000000000a', '03000000-0000-4000-8000-00000000000b']::uuid[] loop
+    -- LiteLLM confirmed the 2.00 of sign-up, then the user bought a pack: the key drifts until the next push.
+    perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id = u;
+    perform pg_temp.buy(u, 'starter');
+    update public.api_keys set spend = 1.25, spend_observed_at = now() where user_id = u;
+    insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
+    select k.id, k.user_id, 1.25, 2.00 from public.api_keys k where k.user_id = u;
+  end loop;
+  -- An open checkout too, so checkouts has more than paid rows
+  perform private.create_checkout('03000000-0000-4000-8000-00000000000b', 'pro');
+  -- A rejected webhook delivery and a dead provisioning job for the admin views
+  perform private.record_delivery('charge.success', 'forged', false, '{}'::jsonb, null, '203.0.113.9', 'rejected', 'bad_signature');
+end
+$$;
+
+-- ---------------------------------------------------------------- user A, reading
+set local role authenticated;
+set local request.jwt.claims = '{"sub": "03000000-0000-4000-8000-00000000000a", "role": "authenticated"}';
+
+select is_empty($$ select 1 from public.profiles where id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s profile');
+select is_empty($$ select 1 from public.credit_ledger where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s ledger');
+select is_empty($$ select 1 from public.api_keys where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s keys');
+select is_empty($$ select 1 from public.payments where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s payments');
+select is_empty($$ select 1 from public.checkouts where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s checkouts');
+select is_empty($$ select 1 from public.spend_snapshots where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s snapshots');
+select is_empty($$ select 1 from public.my_lots where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s lots');
+select is_empty($$ select 1 from public.my_account where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s account');
+select is_empty($$ select 1 from public.my_key where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s key through my_key');
+select is_empty($$ select 1 from public.my_payments where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s payments through my_payments');
+select is_empty($$ select 1 from public.my_daily_usage where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s daily usage');
+
+-- ... while A does see their own rows (the policies are not simply closed)
+select is((select count(*)::int from public.credit_ledger), 2, 'A reads their own two ledger rows');
+select is((select count(*)::int from public.payments), 1, 'A reads their own payment');
+select is((select count(*)::int from public.my_key), 1, 'A reads their own key');
+select results_eq($$ select granted, spent, remaining from public.my_account $$,
+                  $$ values (12.00::numeric, 1.25::numeric, 10.75::numeric) $$, 'A reads their own account');
+select isnt_empty($$ select 1 from public.my_daily_usage $$, 'A reads their own daily usage');
+
+-- ---------------------------------------------------------------- user A, writing (B's rows and their own)
+select throws_ok($$ update public.profiles set email = 'stolen@pgtap.test' where id = '03000000-0000-4000-8000-00000000000b' $$,
+                 '42501', null, 'A cannot update B''s profile');
+select throws_ok($$ delete from public.profiles where id = '03000000-0000-4000-8000-00000000000b' $$,
+                 '42501', null, 'A cannot delete B''s profile');
+select throws_ok($$ update public.api_keys set blocked = true where user_id = '03000000-0000-4000-8000-00000000000b' $$,
+                 '42501', null, 'A cannot update B''s key');
+select throws_ok($$ delete from public.api_keys where user_id = '03000000-0000-4000-8000-00000000000b' $$,
+                 '42501', null, 'A cannot delete B''s key');
+select throws_ok($$ update public.checkouts set status = 'paid' where user_id = '03000000-0000-4000-8000-00000000000b' $$,
+                 '42501', null, 'A cannot update B''s checkouts');
+select throws_ok($$ insert into public.credit_ledger (user_id, kind, amount, idempotency_key)
+                    values ('03000000-0000-4000-8000-00000000000a', 'adjustment', 100, 'free-money') $$,
+                 '42501', null, 'A cannot insert ledger rows');
+select throws_ok($$ update public.credit_ledger set amount = 1000 where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot update their ledger rows');
+select throws_ok($$ delete from public.credit_ledger where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot delete their ledger rows');
+select throws_ok($$ insert into public.payments (reference, user_id, plan_code, amount_subunits, currency, credit)
+                    values ('fake', '03000000-0000-4000-8000-00000000000a', 'max', 2000, 'USD', 40) $$,
+                 '42501', null, 'A cannot insert payments');
+select throws_ok($$ update public.payments set credit = 400 where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot update their payments');
+select throws_ok($$ delete from public.payments where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot delete their payments');
+select throws_ok($$ insert into public.spend_snapshots (key_id, user_id, spend)
+                    select id, user_id, 0 from public.api_keys where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot insert snapshots');
+select throws_ok($$ update public.spend_snapshots set spend = 0 where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot update their snapshots');
+select throws_ok($$ delete from public.spend_snapshots where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot delete their snapshots');
+select throws_ok($$ update public.api_keys set spend = 0 where user_id = '03000000-0000-4000-8000-00000000000a' $$,
+                 '42501', null, 'A cannot reset their own spend');
+select throws_ok($$ insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit)
+                    values ('cheap', '03000000-0000-4000-8000-00000000000a', 'max', 1, 'USD', 40) $$,
+                 '42501', null, 'A cannot insert a checkout with their own price');
+select throws_ok($$ update public.my_key set blocked = false $$, '42501', null, 'A cannot write through the my_key view');
+select throws_ok($$ delete from public.my_key $$, '42501', null, 'A cannot delete through the my_key view');
+
+-- ---------------------------------------------------------------- user A, private functions and tables
+select throws_ok($$ select * from private.apply_payment('x', 'success', 500, null, 'USD', 'test', 'test', 1, now()) $$,
+                 '42501', null, 'A cannot execute private.apply_payment');
+select throws_ok($$ select * from private.create_checkout('03000000-0000-4000-8000-00000000000a', 'starter') $$,
+                 '42501', null, 'A cannot execute private.create_checkout');
+select throws_ok($$ select private.record_spend_batch(0, '[]'::jsonb) $$,
+                 '42501', null, 'A cannot execute private.record_spend_batch');
+select throws_ok($$ select * from private.apply_refund('x', 'r', 1, 'USD') $$,
+                 '42501', null, 'A cannot execute private.apply_refund');
+select throws_ok($$ select private.requeue_provisioning() $$,
+                 '42501', null, 'A cannot execute private.requeue_provisioning');
+select throws_ok($$ select private.key_target_budget(gen_random_uuid()) $$,
+                 '42501', null, 'A cannot execute private.key_target_budget');
+select throws_ok($$ select * from private.provisioning_jobs $$, '42501', null, 'A cannot read private.provisioning_jobs');
+select throws_ok($$ select * from private.settings $$, '42501', null, 'A cannot read private.settings');
+select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'authenticated cannot read admin_drift');
+select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'authenticated cannot read admin_dead_jobs');
+select throws_ok($$ select * from public.admin_sync_failures $$, '42501', null, 'authenticated cannot read admin_sync_failures');
+select throws_ok($$ select * from public.admin_rejected_deliveries $$, '42501', null, 'authenticated cannot read admin_rejected_deliveries');
+reset role;
+
+-- ---------------------------------------------------------------- anon
+set local role anon;
+set local request.jwt.claims = '{"role": "anon"}';
+select throws_ok($$ select * from public.profiles $$, '42501', null, 'anon cannot read profiles');
+select throws_ok($$ select * from public.credit_ledger $$, '42501', null, 'anon cannot read credit_ledger');
+select throws_ok($$ select * from public.api_keys $$, '42501', null, 'anon cannot read api_keys');
+select throws_ok($$ select * from public.payments $$, '42501', null, 'anon cannot read payments');
+select throws_ok($$ select * from public.checkouts $$, '42501', null, 'anon cannot read checkouts');
+select throws_ok($$ select * from public.spend_snapshots $$, '42501', null, 'anon cannot read spend_snapshots');
+select throws_ok($$ select * from public.my_account $$, '42501', null, 'anon cannot read my_account');
+select throws_ok($$ select * from public.my_lots $$, '42501', null, 'anon cannot read my_lots');
+select throws_ok($$ select * from public.my_key $$, '42501', null, 'anon cannot read my_key');
+select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'anon cannot read admin_drift');
+select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'anon cannot read admin_dead_jobs');
+select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro'), ('max') $$,
+                  'anon reads the active plans (the pricing page)');
+reset role;
+update public.plans set active = false where code = 'max';
+set local role anon;
+select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro') $$,
+                  'anon does not see an inactive plan');
+reset role;
+
+-- ---------------------------------------------------------------- service_role reads the admin views
+do $$
+begin
+  update private.settings set value = '1' where key = 'provision_max_attempts';
+  -- B's key is re-provisioned and that fails for good
+  perform private.enqueue_provisioning(k.id) from public.api_keys k where k.user_id = '03000000-0000-4000-8000-00000000000b';
+  perform private.fail_provisioning(j.id, 1, 'litellm down') from private.provisioning_jobs j
+    where j.user_id = '03000000-0000-4000-8000-00000000000b' and j.status = 'queued';
+end
+$$;
+set local role service_role;
+select set_eq($$ select user_id from public.admin_drift $$,
+              $$ values ('03000000-0000-4000-8000-00000000000a'::uuid) $$,
+              'service_role reads admin_drift (A''s key: confirmed 2.00, target 12.00)');
+select set_eq($$ select user_id from public.admin_dead_jobs $$,
+              $$ values ('03000000-0000-4000-8000-00000000000b'::uuid) $$,
+              'service_role reads admin_dead_jobs');
+select set_eq($$ select user_id from public.admin_sync_failures $$,
+              $$ values ('03000000-0000-4000-8000-00000000000b'::uuid) $$,
+              'service_role reads admin_sync_failures');
+select set_eq($$ select reference from public.admin_rejected_deliveries $$,
+              $$ values ('forged'::text) $$,
+              'service_role reads admin_rejected_deliveries');
+reset role;
+
+select * from finish();
+rollback;
