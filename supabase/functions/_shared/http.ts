@@ -1,0 +1,100 @@
+// Request plumbing shared by every function: JSON responses, CORS, caller authentication, and the one
+// structured log line per invocation.
+import { config, ConfigError } from "./config.ts";
+import { log } from "./log.ts";
+
+export const corsHeaders = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type",
+  "Access-Control-Allow-Methods": "POST, OPTIONS",
+};
+
+export class HttpError extends Error {
+  constructor(public status: number, public code: string, message: string) {
+    super(message);
+  }
+}
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json", ...corsHeaders, ...headers },
+  });
+}
+
+/** Constant-time comparison of two strings (length is not secret here: both sides are fixed-format). */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  let diff = ea.length ^ eb.length;
+  const n = Math.max(ea.length, eb.length);
+  for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
+  return diff === 0;
+}
+
+/** Functions called by pg_cron/pg_net or operators: the cron secret or the service role key, nothing else. */
+export function requireCronOrService(req: Request): "cron" | "service_role" {
+  const c = config();
+  const auth = req.headers.get("Authorization") ?? "";
+  const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+  if (token && timingSafeEqual(token, c.CRON_SECRET)) return "cron";
+  if (token && timingSafeEqual(token, c.SUPABASE_SERVICE_ROLE_KEY)) return "service_role";
+  throw new HttpError(401, "unauthorized", "this function needs the cron secret or the service role key");
+}
+
+export async function readJson<T>(req: Request, parse: (v: unknown) => T): Promise<T> {
+  let raw: unknown = {};
+  const text = await req.text();
+  if (text.trim()) {
+    try {
+      raw = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, "invalid_json", "the request body is not valid JSON");
+    }
+  }
+  return parse(raw);
+}
+
+/**
+ * Wraps a handler: CORS preflight, one JSON log line per invocation (function, duration, outcome,
+ * request id), and errors turned into JSON answers without leaking internals.
+ */
+export function handler(name: string, fn: (req: Request, ctx: { requestId: string }) => Promise<Response>) {
+  return async (req: Request): Promise<Response> => {
+    if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: corsHeaders });
+    const requestId = req.headers.get("x-request-id") ?? crypto.randomUUID();
+    const started = performance.now();
+    let res: Response;
+    let outcome = "ok";
+    let error: string | undefined;
+    try {
+      res = await fn(req, { requestId });
+      if (res.status >= 400) outcome = res.status >= 500 ? "error" : "rejected";
+    } catch (e) {
+      if (e instanceof HttpError) {
+        outcome = e.status >= 500 ? "error" : "rejected";
+        error = e.message;
+        res = json({ error: e.code, message: e.message }, e.status);
+      } else if (e instanceof ConfigError) {
+        outcome = "error";
+        error = e.message;
+        res = json({ error: "misconfigured", message: e.message }, 500);
+      } else {
+        outcome = "error";
+        error = e instanceof Error ? e.message : String(e);
+        res = json({ error: "internal_error", message: "unexpected error; see the function logs", request_id: requestId }, 500);
+      }
+    }
+    log.info("invocation", {
+      function: name,
+      request_id: requestId,
+      method: req.method,
+      status: res.status,
+      outcome,
+      duration_ms: Math.round(performance.now() - started),
+      ...(error ? { error } : {}),
+    });
+    res.headers.set("x-request-id", requestId);
+    return res;
+  };
+}

@@ -1,0 +1,316 @@
+// The one LiteLLM client. Every call to the LiteLLM proxy's management API lives here.
+//
+// Money rules enforced by construction (product rules, invariants 4 and 5):
+// - a budget update sends max_budget as an absolute value, and nothing else;
+// - there is no way to send `spend` or `budget_duration` (the request types do not have them);
+// - metadata is sent whole (LiteLLM replaces it, it does not merge).
+// Resilience: per-call timeout, retries with exponential backoff and jitter only for retryable failures
+// (network errors, 5xx, 429 rate limits; never budget_exceeded or another 4xx), and a circuit breaker so a
+// LiteLLM that is down fails fast instead of eating the function's time.
+import { z } from "zod";
+import { config } from "./config.ts";
+import { log, maskKey } from "./log.ts";
+
+export interface LiteLLMOptions {
+  baseUrl: string;
+  masterKey: string;
+  timeoutMs: number;
+  maxRetries: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  retryBaseMs?: number;
+  fetch?: typeof fetch;
+}
+
+export class LiteLLMError extends Error {
+  constructor(
+    message: string,
+    public readonly status: number | null, // null: no HTTP answer (network, timeout, circuit open)
+    public readonly type: string, // LiteLLM's error.type, or network_error / timeout / circuit_open
+    public readonly retryable: boolean,
+    public readonly attempts: number,
+  ) {
+    super(message);
+    this.name = "LiteLLMError";
+  }
+}
+
+/** Counts HTTP attempts across calls, for callers that record tries (provisioning). */
+export interface CallStats {
+  attempts: number;
+  requests?: number;
+}
+
+// --- response shapes (validated: a proxy that answers something else is an error, not undefined) ---
+const num = z.union([z.number(), z.string().transform(Number)]).pipe(z.number());
+const keyRow = z.object({
+  token: z.string().nullish(),
+  key_name: z.string().nullish(),
+  key_alias: z.string().nullish(),
+  spend: num.nullish().transform((v) => v ?? 0),
+  max_budget: num.nullish(),
+  blocked: z.boolean().nullish().transform((v) => v ?? false),
+  budget_duration: z.string().nullish(),
+  rpm_limit: z.number().nullish(),
+  tpm_limit: z.number().nullish(),
+  metadata: z.record(z.string(), z.unknown()).nullish(),
+  user_id: z.string().nullish(),
+}).passthrough();
+export type KeyInfo = z.infer<typeof keyRow>;
+
+const generateResponse = z.object({
+  key: z.string(),
+  token: z.string().nullish(),
+  key_alias: z.string().nullish(),
+  max_budget: num.nullish(),
+}).passthrough();
+const infoResponse = z.object({ key: z.string().nullish(), info: keyRow });
+const infoV2Response = z.object({ info: z.array(keyRow) }).passthrough();
+const listResponse = z.object({
+  keys: z.array(z.union([keyRow, z.string()])),
+  total_count: z.number().nullish(),
+  current_page: z.number().nullish(),
+  total_pages: z.number().nullish(),
+}).passthrough();
+const deleteResponse = z.object({ deleted_keys: z.array(z.unknown()) }).passthrough();
+const anyObject = z.record(z.string(), z.unknown());
+
+export interface GenerateKeyRequest {
+  key: string; // chosen by us beforehand, so a retry can never create a second key
+  key_alias: string;
+  max_budget: number;
+  rpm_limit?: number;
+  tpm_limit?: number;
+  user_id?: string;
+  metadata: Record<string, unknown>;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(d)).map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** LiteLLM names keys by sha256 of the raw key; reads accept either. */
+function keyRef(key: string): string {
+  return maskKey(key);
+}
+
+class CircuitBreaker {
+  private failures = 0;
+  private openUntil = 0;
+  constructor(private threshold: number, private cooldownMs: number) {}
+  /** Throws when open; after the cooldown one trial call goes through (half-open). */
+  check(): boolean {
+    return Date.now() >= this.openUntil;
+  }
+  success() {
+    this.failures = 0;
+    this.openUntil = 0;
+  }
+  failure() {
+    this.failures++;
+    if (this.failures >= this.threshold) this.openUntil = Date.now() + this.cooldownMs;
+  }
+  get isOpen() {
+    return Date.now() < this.openUntil;
+  }
+}
+
+export class LiteLLMClient {
+  private breaker: CircuitBreaker;
+  private doFetch: typeof fetch;
+  constructor(private opts: LiteLLMOptions) {
+    this.breaker = new CircuitBreaker(opts.breakerThreshold, opts.breakerCooldownMs);
+    this.doFetch = opts.fetch ?? fetch;
+  }
+
+  get circuitOpen(): boolean {
+    return this.breaker.isOpen;
+  }
+
+  private async request<T>(method: "GET" | "POST", path: string, body: unknown, schema: z.ZodType<T>, stats?: CallStats): Promise<T> {
+    const url = `${this.opts.baseUrl.replace(/\/$/, "")}${path}`;
+    const route = path.split("?")[0];
+    let attempt = 0;
+    for (;;) {
+      if (!this.breaker.check()) {
+        throw new LiteLLMError(`LiteLLM circuit open: skipping ${route} (recent calls failed)`, null, "circuit_open", true, attempt);
+      }
+      attempt++;
+      if (stats) {
+        stats.attempts++;
+        stats.requests = (stats.requests ?? 0) + 1;
+      }
+      let err: LiteLLMError;
+      try {
+        const res = await this.doFetch(url, {
+          method,
+          headers: { Authorization: `Bearer ${this.opts.masterKey}`, "Content-Type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        });
+        const text = await res.text();
+        if (res.ok) {
+          this.breaker.success();
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            throw new LiteLLMError(`LiteLLM ${route}: answer is not JSON`, res.status, "invalid_response", false, attempt);
+          }
+          const v = schema.safeParse(parsed);
+          if (!v.success) {
+            throw new LiteLLMError(`LiteLLM ${route}: unexpected answer (${v.error.issues[0]?.message})`, res.status, "invalid_response", false, attempt);
+          }
+          return v.data;
+        }
+        err = this.httpError(route, res.status, text, attempt);
+        // A 4xx means LiteLLM is up and answered: it does not count against the breaker.
+        if (res.status >= 500) this.breaker.failure();
+        else this.breaker.success();
+      } catch (e) {
+        if (e instanceof LiteLLMError) throw e;
+        const timeout = e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError");
+        err = new LiteLLMError(
+          timeout ? `LiteLLM ${route}: no answer within ${this.opts.timeoutMs} ms` : `LiteLLM ${route}: ${(e as Error).message}`,
+          null, timeout ? "timeout" : "network_error", true, attempt,
+        );
+        this.breaker.failure();
+      }
+      if (!err.retryable || attempt > this.opts.maxRetries || this.breaker.isOpen) throw err;
+      const base = this.opts.retryBaseMs ?? 200;
+      const delay = base * 2 ** (attempt - 1);
+      await new Promise((r) => setTimeout(r, delay / 2 + Math.random() * delay / 2));
+      log.warn("litellm retry", { route, attempt, status: err.status, type: err.type });
+    }
+  }
+
+  private httpError(route: string, status: number, text: string, attempt: number): LiteLLMError {
+    let message = text.slice(0, 300);
+    let type = `http_${status}`;
+    try {
+      const body = JSON.parse(text);
+      if (body?.error) {
+        message = String(body.error.message ?? message);
+        type = String(body.error.type ?? type);
+      } else if (body?.detail) {
+        message = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail).slice(0, 300);
+        type = status === 422 ? "validation_error" : type;
+      }
+    } catch { /* not JSON */ }
+    // budget_exceeded is final whatever its status (400 in older releases, 429 in newer ones).
+    const retryable = type !== "budget_exceeded" && (status >= 500 || status === 429);
+    return new LiteLLMError(`LiteLLM ${route} ${status}: ${message}`, status, type, retryable, attempt);
+  }
+
+  // --- key management ---
+
+  /** Creates a key with a value and alias we chose. A 200 may mean "already existed, nothing changed":
+   * callers confirm with keyInfo. */
+  async generateKey(req: GenerateKeyRequest, stats?: CallStats) {
+    return await this.request("POST", "/key/generate", {
+      key: req.key,
+      key_alias: req.key_alias,
+      max_budget: req.max_budget,
+      rpm_limit: req.rpm_limit,
+      tpm_limit: req.tpm_limit,
+      user_id: req.user_id,
+      metadata: req.metadata,
+    }, generateResponse, stats);
+  }
+
+  /** Sets the key's max_budget to an absolute value derived from the ledger. Only max_budget is sent. */
+  async setMaxBudget(key: string, maxBudget: number, stats?: CallStats): Promise<KeyInfo> {
+    if (!Number.isFinite(maxBudget)) throw new LiteLLMError(`refusing to send max_budget ${maxBudget}`, null, "invalid_request", false, 0);
+    const res = await this.request("POST", "/key/update", { key, max_budget: maxBudget }, anyObject, stats);
+    return keyRow.parse(res);
+  }
+
+  /** Replaces the key's metadata (LiteLLM does not merge: send the whole object). */
+  async setMetadata(key: string, metadata: Record<string, unknown>, stats?: CallStats): Promise<void> {
+    await this.request("POST", "/key/update", { key, metadata }, anyObject, stats);
+  }
+
+  /** One key, by raw value or sha256 token; null when LiteLLM does not know it (404, or 401 in older releases). */
+  async keyInfo(key: string, stats?: CallStats): Promise<KeyInfo | null> {
+    try {
+      const res = await this.request("GET", `/key/info?key=${encodeURIComponent(key)}`, undefined, infoResponse, stats);
+      return res.info;
+    } catch (e) {
+      if (e instanceof LiteLLMError && (e.status === 404 || (e.status === 401 && /does not exist|not found/i.test(e.message)))) {
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Many keys in one request (POST /v2/key/info). Returns rows keyed by token; keys LiteLLM does not
+   * know are absent. Falls back to /key/info one by one only when the batch route is missing.
+   */
+  async keysInfo(tokens: string[], stats?: CallStats): Promise<Map<string, KeyInfo>> {
+    const out = new Map<string, KeyInfo>();
+    if (tokens.length === 0) return out;
+    try {
+      const res = await this.request("POST", "/v2/key/info", { keys: tokens }, infoV2Response, stats);
+      for (const row of res.info) if (row.token) out.set(row.token, row);
+      return out;
+    } catch (e) {
+      if (!(e instanceof LiteLLMError) || (e.status !== 404 && e.status !== 405)) throw e;
+      log.warn("litellm /v2/key/info missing, falling back to /key/info per key", { keys: tokens.length });
+    }
+    const queue = [...tokens];
+    const worker = async () => {
+      for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
+        const row = await this.keyInfo(t, stats);
+        if (row) out.set(row.token ?? t, { ...row, token: row.token ?? t });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, tokens.length) }, worker));
+    return out;
+  }
+
+  /** One page of /key/list with full rows (size 1..100). */
+  async listKeys(page: number, size = 100, stats?: CallStats) {
+    const res = await this.request("GET", `/key/list?page=${page}&size=${size}&return_full_object=true`, undefined, listResponse, stats);
+    return { ...res, keys: res.keys.filter((k): k is KeyInfo => typeof k !== "string") };
+  }
+
+  async deleteKeys(keys: string[], stats?: CallStats): Promise<string[]> {
+    try {
+      const res = await this.request("POST", "/key/delete", { keys }, deleteResponse, stats);
+      return res.deleted_keys.map(String);
+    } catch (e) {
+      if (e instanceof LiteLLMError && e.status === 404) return []; // already gone: deleting is idempotent
+      throw e;
+    }
+  }
+
+  async blockKey(key: string, stats?: CallStats): Promise<void> {
+    log.info("litellm block", { key: keyRef(key) });
+    await this.request("POST", "/key/block", { key }, anyObject, stats);
+  }
+
+  async unblockKey(key: string, stats?: CallStats): Promise<void> {
+    log.info("litellm unblock", { key: keyRef(key) });
+    await this.request("POST", "/key/unblock", { key }, anyObject, stats);
+  }
+}
+
+let shared: LiteLLMClient | undefined;
+
+/** The client for this isolate, configured from env (LITELLM_BASE_URL, LITELLM_MASTER_KEY, timeouts). */
+export function litellm(): LiteLLMClient {
+  if (!shared) {
+    const c = config();
+    shared = new LiteLLMClient({
+      baseUrl: c.LITELLM_BASE_URL,
+      masterKey: c.LITELLM_MASTER_KEY,
+      timeoutMs: c.LITELLM_TIMEOUT_MS,
+      maxRetries: c.LITELLM_MAX_RETRIES,
+      breakerThreshold: c.LITELLM_BREAKER_THRESHOLD,
+      breakerCooldownMs: c.LITELLM_BREAKER_COOLDOWN_MS,
+    });
+  }
+  return shared;
+}

@@ -1,0 +1,109 @@
+// The one Paystack client (initialize, verify, refund) and the webhook signature check.
+import { z } from "zod";
+import { config } from "./config.ts";
+
+export class PaystackError extends Error {
+  constructor(message: string, public readonly status: number | null, public readonly transient: boolean) {
+    super(message);
+    this.name = "PaystackError";
+  }
+}
+
+const envelope = z.object({ status: z.boolean(), message: z.string().default(""), data: z.unknown().optional() });
+
+const int = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
+export const transactionSchema = z.object({
+  id: z.number().int(),
+  domain: z.string().nullish(),
+  status: z.string(),
+  reference: z.string(),
+  amount: int,
+  requested_amount: int.nullish(),
+  currency: z.string(),
+  paid_at: z.string().nullish(),
+  paidAt: z.string().nullish(),
+}).passthrough();
+export type Transaction = z.infer<typeof transactionSchema>;
+
+const initializeData = z.object({ authorization_url: z.string().url(), access_code: z.string(), reference: z.string() });
+
+export interface InitializeRequest {
+  email: string;
+  amount: number; // integer subunits, from the plan
+  currency: string; // always sent: omitted means the account's default currency
+  reference: string;
+  callback_url?: string;
+  metadata?: Record<string, unknown>;
+}
+
+async function call(method: "GET" | "POST", path: string, body?: unknown) {
+  const c = config();
+  let res: Response;
+  try {
+    res = await fetch(`${c.PAYSTACK_BASE_URL.replace(/\/$/, "")}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${c.PAYSTACK_SECRET_KEY}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(c.PAYSTACK_TIMEOUT_MS),
+    });
+  } catch (e) {
+    throw new PaystackError(`Paystack unreachable: ${(e as Error).message}`, null, true);
+  }
+  const text = await res.text();
+  let parsed: z.infer<typeof envelope>;
+  try {
+    parsed = envelope.parse(JSON.parse(text));
+  } catch {
+    throw new PaystackError(`Paystack ${path.split("/").slice(0, 3).join("/")} answered ${res.status} without its JSON envelope`, res.status, res.status >= 500);
+  }
+  return { status: res.status, body: parsed };
+}
+
+export async function initializeTransaction(req: InitializeRequest) {
+  const { status, body } = await call("POST", "/transaction/initialize", req);
+  if (status >= 500) throw new PaystackError(`Paystack initialize failed (${status}): ${body.message}`, status, true);
+  if (!body.status) throw new PaystackError(`Paystack refused the transaction: ${body.message}`, status, false);
+  return initializeData.parse(body.data);
+}
+
+/** GET /transaction/verify/:reference. null when Paystack does not know the reference. */
+export async function verifyTransaction(reference: string): Promise<Transaction | null> {
+  const { status, body } = await call("GET", `/transaction/verify/${encodeURIComponent(reference)}`);
+  if (status >= 500 || status === 429) throw new PaystackError(`Paystack verify failed (${status}): ${body.message}`, status, true);
+  if (status === 401) throw new PaystackError("Paystack rejected our secret key (401)", status, true);
+  if (!body.status) {
+    if (status === 404 || status === 400 || /not found/i.test(body.message)) return null;
+    throw new PaystackError(`Paystack verify: ${body.message}`, status, true);
+  }
+  return transactionSchema.parse(body.data);
+}
+
+export async function refundTransaction(transaction: string | number, amountSubunits?: number) {
+  const { status, body } = await call("POST", "/refund", { transaction, amount: amountSubunits });
+  if (!body.status) throw new PaystackError(`Paystack refund: ${body.message}`, status, status >= 500);
+  return body.data;
+}
+
+function hex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes)).map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * x-paystack-signature: lowercase hex HMAC-SHA512 of the exact body bytes, keyed with the secret key.
+ * Checked over the raw bytes, before anything is parsed, in constant time.
+ */
+export async function verifySignature(rawBody: Uint8Array<ArrayBuffer>, header: string | null, secret = config().PAYSTACK_SECRET_KEY):
+  Promise<"ok" | "missing" | "malformed" | "mismatch"> {
+  if (!header) return "missing";
+  const sig = header.trim().toLowerCase();
+  if (!/^[0-9a-f]{128}$/.test(sig)) return "malformed";
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-512" }, false, ["sign"]);
+  const expected = hex(await crypto.subtle.sign("HMAC", key, rawBody));
+  let diff = 0;
+  for (let i = 0; i < 128; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);
+  return diff === 0 ? "ok" : "mismatch";
+}
+
+export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  return hex(await crypto.subtle.digest("SHA-256", bytes));
+}

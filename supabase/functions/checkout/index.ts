@@ -1,0 +1,57 @@
+// checkout: a signed-in user asks to buy a plan. We record our reference for user + plan first, then ask
+// Paystack to initialize a transaction for the plan's own amount and currency. The client never sends
+// an amount.
+import { z } from "zod";
+import { requireUser } from "../_shared/auth.ts";
+import { config } from "../_shared/config.ts";
+import { db } from "../_shared/db.ts";
+import { handler, HttpError, json, readJson } from "../_shared/http.ts";
+import { initializeTransaction, PaystackError } from "../_shared/paystack.ts";
+
+const body = z.object({ plan: z.string().min(1).max(40) }).strict();
+
+Deno.serve(handler("checkout", async (req) => {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const user = await requireUser(req);
+  const { plan } = await readJson(req, (v) => {
+    const r = body.safeParse(v);
+    if (!r.success) throw new HttpError(400, "invalid_request", "send {\"plan\": \"starter\" | \"pro\" | \"max\"} and nothing else");
+    return r.data;
+  });
+  const sql = db();
+  let checkout: { reference: string; amount_subunits: number; currency: string; credit: string; email: string };
+  try {
+    [checkout] = await sql`select * from private.create_checkout(${user.id}, ${plan})`;
+  } catch (e) {
+    if ((e as { hint?: string }).hint === "unknown_plan") throw new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
+    throw e;
+  }
+  try {
+    const tx = await initializeTransaction({
+      email: user.email,
+      amount: checkout.amount_subunits,
+      currency: checkout.currency,
+      reference: checkout.reference,
+      callback_url: config().PAYSTACK_CALLBACK_URL,
+      metadata: { user_id: user.id, plan },
+    });
+    await sql`select private.checkout_initialized(${checkout.reference}, ${tx.access_code})`;
+    return json({
+      reference: checkout.reference,
+      access_code: tx.access_code,
+      authorization_url: tx.authorization_url,
+      plan,
+      amount: checkout.amount_subunits / 100,
+      currency: checkout.currency,
+      credit: checkout.credit,
+    });
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    await sql`select private.checkout_failed(${checkout.reference}, ${reason})`;
+    if (e instanceof PaystackError && e.transient) {
+      throw new HttpError(503, "payments_unavailable", "the payment provider is not answering right now; nothing was charged, please try again in a minute");
+    }
+    if (e instanceof PaystackError) throw new HttpError(502, "payment_refused", `the payment provider refused the checkout: ${e.message}`);
+    throw e;
+  }
+}));

@@ -1,0 +1,140 @@
+// paystack-webhook: Paystack's signed events. The signature is checked over the raw bytes before
+// anything is parsed; a charge is credited only after Paystack's verify endpoint confirms it and it
+// matches the plan, exactly once per reference (in SQL). Answers:
+//   401: bad or missing signature (logged as rejected, nothing applied)
+//   200: every permanent outcome (credited, duplicate, rejected with a reason, ignored)
+//   5xx: transient failures (database or Paystack unreachable), so Paystack retries.
+import { z } from "zod";
+import { db, isTransientDbError } from "../_shared/db.ts";
+import { pushBlock, pushBudget } from "../_shared/budget.ts";
+import { paystackMode } from "../_shared/config.ts";
+import { handler, HttpError, json } from "../_shared/http.ts";
+import { log } from "../_shared/log.ts";
+import { PaystackError, sha256Hex, verifySignature, verifyTransaction } from "../_shared/paystack.ts";
+
+const envelope = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
+const chargeData = z.object({ reference: z.string().min(1) }).passthrough();
+const refundData = z.object({
+  status: z.string().optional(),
+  transaction_reference: z.string().min(1),
+  refund_reference: z.string().nullish(),
+  id: z.union([z.number(), z.string()]).nullish(),
+  amount: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
+  currency: z.string(),
+}).passthrough();
+const disputeData = z.object({
+  id: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
+  resolution: z.string().nullish(),
+  transaction: z.object({ reference: z.string().min(1) }).passthrough(),
+}).passthrough();
+
+type Outcome = { outcome: string; reason: string | null; key_id: string | null; target_max_budget: string | null };
+
+async function onCharge(data: unknown, deliveryId: string) {
+  const sql = db();
+  const parsed = chargeData.safeParse(data);
+  if (!parsed.success) {
+    await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'charge without a reference')`;
+    return json({ outcome: "rejected", reason: "charge without a reference" });
+  }
+  const reference = parsed.data.reference;
+  // The event body is only a hint: Paystack's verify endpoint decides.
+  const tx = await verifyTransaction(reference);
+  if (!tx || tx.reference !== reference) {
+    await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'verify: transaction reference not found')`;
+    return json({ outcome: "rejected", reason: "verify: transaction reference not found" });
+  }
+  const [r] = await sql<Outcome[]>`
+    select * from private.apply_payment(${reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
+      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId})`;
+  let push = "skipped";
+  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id)).outcome;
+  log.info("charge", { reference, outcome: r.outcome, reason: r.reason, budget_push: push });
+  return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
+}
+
+async function onRefund(event: string, data: unknown, deliveryId: string) {
+  const sql = db();
+  if (event !== "refund.processed") {
+    // Only refund.processed means the money went back; the others are progress reports.
+    await sql`select private.finish_delivery(${deliveryId}, 'ignored', ${event + ": logged only"})`;
+    return json({ outcome: "ignored" });
+  }
+  const parsed = refundData.safeParse(data);
+  if (!parsed.success) {
+    await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'malformed refund data')`;
+    return json({ outcome: "rejected", reason: "malformed refund data" });
+  }
+  const d = parsed.data;
+  const refundId = String(d.refund_reference ?? d.id ?? `${d.transaction_reference}:${d.amount}`);
+  const [r] = await sql<Outcome[]>`
+    select * from private.apply_refund(${d.transaction_reference}, ${refundId}, ${d.amount}, ${d.currency}, ${deliveryId})`;
+  let push = "skipped";
+  if (r.key_id && r.outcome !== "rejected") push = (await pushBudget(r.key_id)).outcome;
+  return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
+}
+
+async function onDispute(event: string, data: unknown, deliveryId: string) {
+  const sql = db();
+  const parsed = disputeData.safeParse(data);
+  if (!parsed.success) {
+    await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'malformed dispute data')`;
+    return json({ outcome: "rejected", reason: "malformed dispute data" });
+  }
+  const action = event.slice("charge.dispute.".length); // create | remind | resolve
+  const d = parsed.data;
+  const [r] = await sql<(Outcome & { blocked: boolean | null })[]>`
+    select * from private.apply_dispute(${d.id}, ${d.transaction.reference}, ${action}, ${d.resolution ?? null}, ${deliveryId})`;
+  let block = "skipped";
+  let push = "skipped";
+  if (r.key_id && r.blocked !== null) {
+    // Budget first: a lost dispute lowers it, so unblocking never opens more credit than the ledger has.
+    push = (await pushBudget(r.key_id)).outcome;
+    block = await pushBlock(r.key_id, r.blocked);
+  }
+  return json({ outcome: r.outcome, reason: r.reason, blocked: r.blocked, block_push: block, budget_push: push });
+}
+
+Deno.serve(handler("paystack-webhook", async (req) => {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const raw = new Uint8Array(await req.arrayBuffer());
+  const sourceIp = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim() ?? null;
+  const sql = db();
+  const bodyHash = await sha256Hex(raw);
+  const signature = await verifySignature(raw, req.headers.get("x-paystack-signature"));
+  try {
+    if (signature !== "ok") {
+      // Record the attempt (without trusting or storing its content) and apply nothing.
+      await sql`select private.record_delivery(null, null, false, null, ${bodyHash}, ${sourceIp}, 'rejected', ${"signature " + signature})`;
+      return json({ error: "invalid_signature", message: `signature ${signature}` }, 401);
+    }
+    let body: z.infer<typeof envelope>;
+    try {
+      body = envelope.parse(JSON.parse(new TextDecoder().decode(raw)));
+    } catch {
+      await sql`select private.record_delivery(null, null, true, null, ${bodyHash}, ${sourceIp}, 'rejected', 'malformed body')`;
+      return json({ outcome: "rejected", reason: "malformed body" });
+    }
+    const data = body.data as Record<string, unknown>;
+    const tx = data.transaction as Record<string, unknown> | undefined;
+    const reference = String(data.reference ?? data.transaction_reference ?? tx?.reference ?? "") || null;
+    const [{ id: deliveryId }] = await sql<{ id: string }[]>`
+      select private.record_delivery(${body.event}, ${reference}, true, ${sql.json(body as never)}, ${bodyHash}, ${sourceIp}) as id`;
+    try {
+      if (body.event === "charge.success") return await onCharge(data, deliveryId);
+      if (body.event.startsWith("refund.")) return await onRefund(body.event, data, deliveryId);
+      if (body.event.startsWith("charge.dispute.")) return await onDispute(body.event, data, deliveryId);
+      await sql`select private.finish_delivery(${deliveryId}, 'ignored', ${"unhandled event " + body.event})`;
+      log.info("ignored event", { event: body.event });
+      return json({ outcome: "ignored" });
+    } catch (e) {
+      // Transient: leave the delivery marked as an error and ask Paystack to retry.
+      await sql`select private.finish_delivery(${deliveryId}, 'error', ${(e as Error).message})`.catch(() => {});
+      throw e;
+    }
+  } catch (e) {
+    if (e instanceof PaystackError && e.transient) throw new HttpError(503, "paystack_unavailable", "could not verify with Paystack; retry later");
+    if (isTransientDbError(e)) throw new HttpError(503, "database_unavailable", "database unavailable; retry later");
+    throw e; // unexpected: 500, Paystack retries
+  }
+}));

@@ -1,0 +1,114 @@
+// reconcile-spend: pulls spend from LiteLLM in chunks of 1000 keys (one /v2/key/info request and one SQL
+// call per chunk), writes snapshots only where something changed, and repairs keys whose LiteLLM
+// max_budget differs from the ledger target.
+//
+// Bounded work: each invocation claims at most `reconcile_chunks_per_invocation` chunks (leases in
+// public.reconcile_chunks, FOR UPDATE SKIP LOCKED), so it stays far inside the 2 s CPU / 256 MB limits of
+// hosted Edge Functions. pg_cron fans out as many invocations per minute as there are chunk groups
+// (private.kick_reconcile), and overlapping runs never take the same chunk.
+import { z } from "zod";
+import { db } from "../_shared/db.ts";
+import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
+import { pushBlock, pushBudget } from "../_shared/budget.ts";
+import { type CallStats, litellm } from "../_shared/litellm.ts";
+import { log } from "../_shared/log.ts";
+
+const body = z.object({
+  max_chunks: z.number().int().min(1).max(100).optional(),
+  force: z.boolean().optional(), // an operator's "reconcile now", even if chunks are not due
+  source: z.string().optional(),
+  slot: z.number().optional(),
+  user_id: z.string().uuid().optional(),
+}).passthrough();
+
+interface Drift {
+  key_id: string;
+  token: string;
+  target: string;
+  version: string;
+  observed: number | null;
+}
+
+const WALL_BUDGET_MS = 40_000;
+
+Deno.serve(handler("reconcile-spend", async (req) => {
+  requireCronOrService(req);
+  const opts = await readJson(req, (v) => {
+    const r = body.safeParse(v);
+    if (!r.success) throw new HttpError(400, "invalid_request", r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    return r.data;
+  });
+  const sql = db();
+  const client = litellm();
+  const started = performance.now();
+  const stats: CallStats = { attempts: 0, requests: 0 };
+  let sqlCalls = 0;
+  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0 };
+
+  if (client.circuitOpen) {
+    // LiteLLM failed recently: do not claim anything, just say so quickly.
+    const [{ id }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;
+    await sql`select private.finish_reconcile_run(${id}, 'failed', 0, 0, 0, 0, 0, 'LiteLLM circuit open')`;
+    return json({ outcome: "failed", error: "LiteLLM unavailable (circuit open)", ...totals }, 503);
+  }
+
+  const [{ id: runId }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;
+  const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
+  const chunks = await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
+    select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false})`;
+  sqlCalls += 3;
+
+  let failure: string | null = null;
+  let i = 0;
+  for (; i < chunks.length; i++) {
+    const c = chunks[i];
+    if (performance.now() - started > WALL_BUDGET_MS) break;
+    try {
+      const seen = await client.keysInfo(c.keys.map((k) => k.token), stats);
+      const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
+      const [{ result }] = await sql<{ result: { keys: number; snapshots: number; missing: number; drift: Drift[]; block: { key_id: string; token: string; blocked: boolean }[] } }[]>`
+        select private.record_spend_batch(${c.chunk}, ${sql.json(rows as never)}) as result`;
+      sqlCalls++;
+      totals.chunks++;
+      totals.keys += result.keys;
+      totals.snapshots += result.snapshots;
+      totals.missing += result.missing;
+      for (const d of result.drift) {
+        // The ledger's absolute target: repeating or reordering this push can never over-credit.
+        const r = await pushBudget(d.key_id, stats);
+        await sql`select private.record_budget_repair(${d.key_id}, ${d.observed === null ? null : String(d.observed)}, ${r.target ?? d.target},
+          ${r.outcome === "synced" ? "pushed" : "failed"}, ${r.error ?? null})`;
+        sqlCalls += 3;
+        if (r.outcome === "synced") totals.repairs++;
+        else totals.repair_failures++;
+        if (client.circuitOpen) throw new Error(`LiteLLM unavailable during repairs: ${r.error}`);
+      }
+      for (const b of result.block) {
+        if ((await pushBlock(b.key_id, b.blocked, stats)) === "synced") totals.blocks++;
+        sqlCalls += 2;
+      }
+    } catch (e) {
+      failure = e instanceof Error ? e.message : String(e);
+      break;
+    }
+  }
+  // Chunks not done (failure or time budget) go back to the pool with the reason.
+  for (const c of chunks.slice(i)) {
+    await sql`select private.fail_reconcile_chunk(${c.chunk}, ${failure ?? "time budget reached"})`;
+    sqlCalls++;
+  }
+  const outcome = failure ? (totals.chunks > 0 ? "partial" : "failed") : "ok";
+  await sql`select private.finish_reconcile_run(${runId}, ${outcome}, ${totals.chunks}, ${totals.keys}, ${totals.snapshots},
+    ${totals.repairs}, ${stats.requests ?? 0}, ${failure})`;
+  sqlCalls++;
+  if (failure) log.warn("reconcile failed", { error: failure, chunks_done: totals.chunks, chunks_released: chunks.length - i });
+  return json({
+    outcome,
+    error: failure,
+    claimed: chunks.length,
+    ...totals,
+    litellm_requests: stats.requests ?? 0,
+    sql_round_trips: sqlCalls,
+    wall_ms: Math.round(performance.now() - started),
+  }, failure && totals.chunks === 0 ? 503 : 200);
+}));

@@ -1,0 +1,136 @@
+// Shared test helpers. The stack is started by scripts/test.sh, which exports its env (.local/test/stack.env).
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import postgres from "postgres";
+
+export function env(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its env)`);
+  return v;
+}
+
+let _sql: postgres.Sql | undefined;
+/** Postgres as the postgres user, for fixtures and for reading outcomes. */
+export function sql(): postgres.Sql {
+  _sql ??= postgres(env("SUPABASE_DB_URL"), { max: 25, onnotice: () => {}, types: { numeric: { to: 1700, from: [1700], serialize: String, parse: (v: string) => v } } });
+  return _sql;
+}
+export async function closeSql() {
+  await _sql?.end({ timeout: 5 });
+  _sql = undefined;
+}
+
+export function adminUrl(baseUrl: string): string {
+  const u = new URL(baseUrl);
+  u.port = String(Number(u.port) + 1);
+  return u.origin;
+}
+
+async function admin(base: string, secret: string, path: string, body?: unknown, method = body === undefined ? "GET" : "POST") {
+  const r = await fetch(`${adminUrl(base)}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`admin ${path} -> ${r.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+export const litellmAdmin = (path: string, body?: unknown, method?: string) =>
+  admin(env("LITELLM_BASE_URL"), env("LITELLM_MASTER_KEY"), path, body, method);
+export const paystackAdmin = (path: string, body?: unknown, method?: string) =>
+  admin(env("PAYSTACK_BASE_URL"), env("PAYSTACK_SECRET_KEY"), path, body, method);
+
+/** A LiteLLM management call as our backend would make it (master key). */
+export async function litellmApi(path: string, body?: unknown) {
+  const r = await fetch(`${env("LITELLM_BASE_URL")}${path}`, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { Authorization: `Bearer ${env("LITELLM_MASTER_KEY")}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+export async function keyOnLiteLLM(key: string) {
+  const r = await litellmApi(`/key/info?key=${encodeURIComponent(key)}`);
+  return r.status === 200 ? r.body.info : null;
+}
+
+/** POST to one of our functions. */
+export async function invoke(name: string, body: unknown = {}, token = env("CRON_SECRET"), headers: Record<string, string> = {}) {
+  const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await r.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: r.status, body: json, text };
+}
+
+// Node 20 has no global WebSocket and supabase-js will not build its realtime client without one;
+// these tests never use realtime.
+class NoWebSocket {
+  constructor() {
+    throw new Error("realtime is not used by these tests");
+  }
+}
+
+export function anonClient(): SupabaseClient {
+  return createClient(env("SUPABASE_URL"), env("SUPABASE_ANON_KEY"), {
+    auth: { persistSession: false, autoRefreshToken: false },
+    realtime: { transport: NoWebSocket as never },
+  });
+}
+
+export function uniqueEmail(tag = "user"): string {
+  return `${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}@example.com`;
+}
+
+export interface TestUser {
+  id: string;
+  email: string;
+  client: SupabaseClient;
+  token: string;
+}
+
+/** Signs up through the Auth API (fires handle_new_user) and returns a signed-in client. */
+export async function signUp(tag = "user"): Promise<TestUser> {
+  const client = anonClient();
+  const email = uniqueEmail(tag);
+  const { data, error } = await client.auth.signUp({ email, password: "correct-horse-battery" });
+  if (error || !data.user || !data.session) throw new Error(`sign-up failed: ${error?.message}`);
+  return { id: data.user.id, email, client, token: data.session.access_token };
+}
+
+export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+}
+
+export async function liveKey(userId: string) {
+  const [k] = await sql()`select * from public.api_keys where user_id = ${userId} and status <> 'retired'`;
+  return k as { id: string; key_value: string; key_token: string; status: string; sync_status: string; litellm_max_budget: string | null; key_alias: string };
+}
+
+/** Signs up and waits until the provisioning function made the key active. */
+export async function activeUser(tag = "user"): Promise<TestUser & { key: string; keyId: string }> {
+  const u = await signUp(tag);
+  const k = await waitFor(async () => {
+    const k = await liveKey(u.id);
+    return k?.status === "active" ? k : null;
+  }, "the key to turn active", 15_000);
+  return { ...u, key: k.key_value, keyId: k.id };
+}

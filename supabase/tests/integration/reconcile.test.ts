@@ -1,0 +1,115 @@
+// Issue 6: reconcile-spend against the LiteLLM emulator: spend pulled into snapshots and the account
+// view, drift repaired from the ledger, and LiteLLM outages handled (fast failure, stale flag, recovery).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { activeUser, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, sql, type TestUser, waitFor } from "./helpers.ts";
+
+/** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */
+async function reconcileNow() {
+  return await waitFor(async () => {
+    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
+    return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
+  }, "a reconcile run that claims chunks", 15_000, 300);
+}
+
+/** Credits a starter pack through the same SQL the webhook uses (the webhook itself is tested elsewhere). */
+async function buyStarter(userId: string) {
+  const [c] = await sql()`select * from private.create_checkout(${userId}, 'starter')`;
+  const [r] = await sql()`select * from private.apply_payment(${c.reference}, 'success', 500, 500, 'USD', 'test', 'test', 1, now())`;
+  expect(r.outcome).toBe("credited");
+  return c.reference as string;
+}
+
+async function account(u: TestUser) {
+  const { data, error } = await u.client.from("my_account").select("*").single();
+  if (error) throw new Error(error.message);
+  return data;
+}
+
+let user: TestUser & { key: string; keyId: string };
+
+beforeAll(async () => {
+  await litellmAdmin("/admin/down", { down: false });
+  user = await activeUser("recon");
+  await buyStarter(user.id);
+});
+afterEach(async () => {
+  await litellmAdmin("/admin/down", { down: false });
+  await new Promise((r) => setTimeout(r, 1600)); // circuit breaker cooldown in the test stack
+});
+afterAll(closeSql);
+
+describe("reconcile-spend", () => {
+  it("needs the cron secret or the service key", async () => {
+    expect((await invoke("reconcile-spend", {}, "nope")).status).toBe(401);
+  });
+
+  it("3.50 spent on a 12.00 key: remaining 8.50 and savings per the product rules; an idle run writes nothing", async () => {
+    await reconcileNow(); // also pushes the 12.00 target (the SQL-only purchase above did not)
+    expect((await keyOnLiteLLM(user.key)).max_budget).toBe(12);
+    await litellmAdmin("/admin/spend", { key: user.key, spend: 3.5 });
+    await reconcileNow();
+    const a = await account(user);
+    expect(Number(a.granted)).toBe(12);
+    expect(Number(a.spent)).toBe(3.5);
+    expect(Number(a.remaining)).toBe(8.5);
+    // 2.00 free sign-up credit + 1.50 from the pack at 0.50 per credit dollar: paid 0.75, saved 2.75.
+    expect(Number(a.cost_of_spend)).toBe(0.75);
+    expect(Number(a.savings)).toBe(2.75);
+    expect(a.stale).toBe(false);
+    const lots = (await user.client.from("my_lots").select("*").order("created_at")).data!;
+    expect(lots.map((l) => [l.kind, Number(l.credit), Number(l.used), Number(l.remaining)])).toEqual([
+      ["signup_grant", 2, 2, 0],
+      ["purchase", 10, 1.5, 8.5],
+    ]);
+
+    const [{ n: before }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
+    const idle = await reconcileNow();
+    const [{ n: after }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
+    expect(after).toBe(before);
+    expect(idle.snapshots).toBe(0);
+  });
+
+  it("a max_budget changed behind our back goes back to the ledger target in one run, and the fix is recorded", async () => {
+    const changed = await litellmApi("/key/update", { key: user.key, max_budget: 5 });
+    expect(changed.status).toBe(200);
+    expect((await keyOnLiteLLM(user.key)).max_budget).toBe(5);
+    const run = await reconcileNow();
+    expect(run.repairs).toBeGreaterThanOrEqual(1);
+    expect((await keyOnLiteLLM(user.key)).max_budget).toBe(12);
+    const fixes = await sql()`select * from private.budget_repairs where key_id = ${user.keyId} order by id desc limit 1`;
+    expect(Number(fixes[0].observed_max_budget)).toBe(5);
+    expect(Number(fixes[0].target_max_budget)).toBe(12);
+    expect(fixes[0].outcome).toBe("pushed");
+    expect((await sql()`select * from public.admin_drift where key_id = ${user.keyId}`)).toHaveLength(0);
+  });
+
+  it("LiteLLM down: runs fail fast, the account turns stale after 3 missed cycles, and recovers", async () => {
+    await reconcileNow();
+    await litellmAdmin("/admin/down", { down: true });
+    // Three missed one-minute cycles, compressed: time moves 4 minutes back for this key's sync marks.
+    await sql()`update public.reconcile_chunks set last_finished_at = now() - interval '4 minutes'`;
+    await sql()`update public.api_keys set spend_observed_at = now() - interval '4 minutes' where id = ${user.keyId}`;
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      expect(r.body.outcome).toBe("failed");
+      expect(r.status).toBe(503);
+    }
+    const stale = await account(user);
+    expect(stale.stale).toBe(true);
+    const runs = await sql()`select outcome, error from private.reconcile_runs order by id desc limit 3`;
+    expect(runs.every((r) => r.outcome === "failed" && r.error)).toBe(true);
+    // The rest of the product keeps working while LiteLLM is down: the ledger still takes payments.
+    await buyStarter(user.id);
+
+    await litellmAdmin("/admin/down", { down: false });
+    await new Promise((r) => setTimeout(r, 1600));
+    await reconcileNow();
+    const fresh = await account(user);
+    expect(fresh.stale).toBe(false);
+    expect(Date.now() - new Date(fresh.last_synced_at).getTime()).toBeLessThan(30_000);
+    // ...and the budget caught up with the payment made during the outage.
+    expect((await keyOnLiteLLM(user.key)).max_budget).toBe(22);
+  });
+});
