@@ -6,34 +6,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-bash scripts/setup.sh || exit 1
+[ -n "${STACK_READY_FOR_TESTS:-}" ] || bash scripts/setup.sh || exit 1
 
-export STACK_LOCAL_DIR="$ROOT/.local/test"
-export STACK_DB_PORT=${TEST_DB_PORT:-54422} STACK_GATEWAY_PORT=${TEST_GATEWAY_PORT:-54421} STACK_WEB_PORT=${TEST_WEB_PORT:-54423}
-export STACK_LITELLM_PORT=${TEST_LITELLM_PORT:-4010} STACK_PAYSTACK_PORT=${TEST_PAYSTACK_PORT:-54430}
 # Tests want spend visible at once and a circuit breaker that recovers within a test.
-export LITELLM_BATCH_WRITE_MS=0 LITELLM_BREAKER_COOLDOWN_MS=1500 LITELLM_TIMEOUT_MS=2000 STACK_QUIET=1
+export LITELLM_BATCH_WRITE_MS=0 LITELLM_BREAKER_COOLDOWN_MS=1500 LITELLM_TIMEOUT_MS=2000
 export PAYSTACK_WEBHOOK_RETRY_MS=${PAYSTACK_WEBHOOK_RETRY_MS:-300,600,1200}
-mkdir -p "$STACK_LOCAL_DIR" test-results
-log="$STACK_LOCAL_DIR/stack-output.log"
-
-node_modules/.bin/deno run -A stack/main.ts >"$log" 2>&1 &
-stack_pid=$!
-stop_stack() {
-  kill -INT "$stack_pid" 2>/dev/null && wait "$stack_pid" 2>/dev/null
-}
-trap stop_stack EXIT
-
-for _ in $(seq 1 360); do
-  [ -f "$STACK_LOCAL_DIR/stack.ready" ] && break
-  if ! kill -0 "$stack_pid" 2>/dev/null; then
-    echo "test: the local stack did not start:"; tail -n 20 "$log"; exit 1
-  fi
-  sleep 0.5
-done
-[ -f "$STACK_LOCAL_DIR/stack.ready" ] || { echo "test: the local stack did not come up within 180 s:"; tail -n 20 "$log"; exit 1; }
-grep -m1 "stack is up" "$log"
-set -a; . "$STACK_LOCAL_DIR/stack.env"; set +a
+mkdir -p test-results
+if [ -z "${STACK_READY_FOR_TESTS:-}" ]; then
+  # Re-run this script inside a private stack (scripts/with-stack.sh starts and stops it).
+  STACK_PROFILE=test STACK_READY_FOR_TESTS=1 exec bash scripts/with-stack.sh bash scripts/test.sh
+fi
 db_url="postgresql://postgres:postgres@127.0.0.1:$STACK_DB_PORT/postgres"
 
 failed=0

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs a command against a private local stack: starts the stack in the background (fresh cluster, its
+# own ports and .local dir), exports the stack's env (SUPABASE_URL, SUPABASE_DB_URL, LITELLM_*, ...) to
+# the command, and stops the stack afterwards whatever happens. Used by `npm test` and the benchmarks.
+#   STACK_PROFILE=test|bench (default test) picks the ports and directory.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+profile=${STACK_PROFILE:-test}
+case "$profile" in
+  test) base=4 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack
+  bench) base=5 ;;  # 54521, 54522, 54523, 4020, 54530
+  *) echo "with-stack: unknown STACK_PROFILE $profile"; exit 2 ;;
+esac
+export STACK_LOCAL_DIR=${STACK_LOCAL_DIR:-"$ROOT/.local/$profile"}
+export STACK_GATEWAY_PORT=${STACK_GATEWAY_PORT:-54${base}21} STACK_DB_PORT=${STACK_DB_PORT:-54${base}22} STACK_WEB_PORT=${STACK_WEB_PORT:-54${base}23}
+export STACK_LITELLM_PORT=${STACK_LITELLM_PORT:-40${base}0} STACK_PAYSTACK_PORT=${STACK_PAYSTACK_PORT:-54${base}30}
+export STACK_QUIET=1
+mkdir -p "$STACK_LOCAL_DIR"
+log="$STACK_LOCAL_DIR/stack-output.log"
+rm -f "$STACK_LOCAL_DIR/stack.ready"
+
+node_modules/.bin/deno run -A stack/main.ts >"$log" 2>&1 &
+stack_pid=$!
+stop_stack() { kill -INT "$stack_pid" 2>/dev/null && wait "$stack_pid" 2>/dev/null; }
+trap stop_stack EXIT
+trap 'exit 130' INT TERM
+
+for _ in $(seq 1 360); do
+  [ -f "$STACK_LOCAL_DIR/stack.ready" ] && break
+  if ! kill -0 "$stack_pid" 2>/dev/null; then echo "with-stack: the local stack did not start:"; tail -n 20 "$log"; exit 1; fi
+  sleep 0.5
+done
+[ -f "$STACK_LOCAL_DIR/stack.ready" ] || { echo "with-stack: the local stack did not come up within 180 s:"; tail -n 20 "$log"; exit 1; }
+grep -m1 "stack is up" "$log"
+set -a; . "$STACK_LOCAL_DIR/stack.env"; set +a
+"$@"
