@@ -23,7 +23,7 @@ insert into private.settings (key, value, description) values
   ('provision_backoff_cap_seconds', '900', 'longest retry delay'),
   ('reconcile_interval_seconds', '60', 'how often each chunk is due (pg_cron runs every minute)'),
   ('reconcile_chunks_per_invocation', '10', 'chunks one reconcile-spend invocation may take (2 s CPU limit)'),
-  ('reconcile_batch_size', '1000', 'keys per LiteLLM /v2/key/info request (a chunk is 1000 keys)')
+  ('reconcile_batch_size', '1000', 'keys per LiteLLM batch key-info request (a chunk is 1000 keys)')
 on conflict (key) do nothing;
 
 create function private.setting(p_key text) returns jsonb

@@ -1,4 +1,4 @@
-// reconcile-spend: pulls spend from LiteLLM in chunks of 1000 keys (one /v2/key/info request and one SQL
+// reconcile-spend: pulls spend from LiteLLM in chunks of 1000 keys (one batch key-info request and one SQL
 // call per chunk), writes snapshots only where something changed, and repairs keys whose LiteLLM
 // max_budget differs from the ledger target.
 //
