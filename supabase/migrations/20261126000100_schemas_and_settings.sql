@@ -22,8 +22,7 @@ insert into private.settings (key, value, description) values
   ('provision_backoff_base_seconds', '5', 'first retry delay; doubles per attempt, with jitter'),
   ('provision_backoff_cap_seconds', '900', 'longest retry delay'),
   ('reconcile_interval_seconds', '60', 'how often each chunk is due (pg_cron runs every minute)'),
-  ('reconcile_chunks_per_invocation', '10', 'chunks one reconcile-spend invocation may take (2 s CPU limit)'),
-  ('reconcile_batch_size', '1000', 'keys per LiteLLM batch key-info request (a chunk is 1000 keys)')
+  ('reconcile_chunks_per_invocation', '10', 'chunks (of 1000 keys) one reconcile-spend invocation may take (2 s CPU limit)')
 on conflict (key) do nothing;
 
 create function private.setting(p_key text) returns jsonb

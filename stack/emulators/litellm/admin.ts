@@ -10,6 +10,7 @@ import {
   type EmulatorState,
   type RuntimeConfig,
 } from "./state.ts";
+import { hashToken, keyName, type KeyRow } from "./store.ts";
 
 type AdminHandler = (
   body: Record<string, unknown>,
@@ -17,6 +18,82 @@ type AdminHandler = (
 ) => Response | Promise<Response>;
 
 class BadRequest extends Error {}
+
+const IMPORT_MAX = 200_000;
+
+/** One entry of POST /admin/import, validated into a full row (as /key/generate would store it). */
+function importRow(e: unknown, i: number, now: number): KeyRow {
+  if (e === null || typeof e !== "object" || Array.isArray(e)) {
+    throw new BadRequest(`keys[${i}] must be an object`);
+  }
+  const o = e as Record<string, unknown>;
+  const at = (name: string) => `keys[${i}].${name}`;
+  const raw = o.key;
+  if (typeof raw !== "string" || !raw.startsWith("sk-") || raw.length < 4) {
+    throw new BadRequest(`${at("key")} must be a raw key starting with "sk-"`);
+  }
+  const optStr = (name: string) => {
+    const v = o[name];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== "string" || v === "") {
+      throw new BadRequest(`${at(name)} must be a non-empty string or null`);
+    }
+    return v;
+  };
+  const optNum = (name: string, int = false) => {
+    const v = o[name];
+    if (v === undefined || v === null) return null;
+    if (
+      typeof v !== "number" || !Number.isFinite(v) || v < 0 ||
+      (int && !Number.isInteger(v))
+    ) {
+      throw new BadRequest(
+        `${at(name)} must be a non-negative ${
+          int ? "integer" : "number"
+        } or null`,
+      );
+    }
+    return v;
+  };
+  const metadata = o.metadata ?? {};
+  if (
+    metadata === null || typeof metadata !== "object" || Array.isArray(metadata)
+  ) {
+    throw new BadRequest(`${at("metadata")} must be an object`);
+  }
+  if (
+    o.blocked !== undefined && o.blocked !== null &&
+    typeof o.blocked !== "boolean"
+  ) {
+    throw new BadRequest(`${at("blocked")} must be a boolean or null`);
+  }
+  const spend = optNum("spend") ?? 0;
+  return {
+    token: hashToken(raw),
+    raw,
+    key_name: keyName(raw),
+    key_alias: optStr("key_alias"),
+    max_budget: optNum("max_budget"),
+    spend,
+    db_spend: spend,
+    budget_duration: null,
+    budget_reset_at: null,
+    soft_budget: null,
+    budget_id: null,
+    rpm_limit: optNum("rpm_limit", true),
+    tpm_limit: optNum("tpm_limit", true),
+    max_parallel_requests: null,
+    models: [],
+    metadata: metadata as Record<string, unknown>,
+    user_id: optStr("user_id"),
+    blocked: (o.blocked as boolean | null | undefined) ?? null,
+    expires: null,
+    created_at: now,
+    updated_at: now,
+    created_by: null,
+    updated_by: null,
+  };
+}
 
 function num(
   body: Record<string, unknown>,
@@ -146,6 +223,28 @@ export function adminHandler(state: EmulatorState, main: MainListener) {
       });
       return jsonResponse(200, {
         keys_created: created.length,
+        skipped_duplicates: skipped,
+        total_keys: state.store.size,
+        ms: Math.round(performance.now() - t0),
+      });
+    },
+    // Keys with values chosen by the caller (e.g. a benchmark mirroring its own database), in bulk.
+    // All entries are validated first: one bad entry rejects the whole request (400, nothing added).
+    "POST /admin/import": (b) => {
+      const keys = b.keys;
+      if (
+        !Array.isArray(keys) || keys.length === 0 || keys.length > IMPORT_MAX
+      ) {
+        throw new BadRequest(
+          `keys must be a non-empty array of at most ${IMPORT_MAX} entries`,
+        );
+      }
+      const t0 = performance.now();
+      const now = state.store.nextCreatedAt();
+      const rows = keys.map((e, i) => importRow(e, i, now));
+      const { created, skipped } = state.store.bulkInsert(rows);
+      return jsonResponse(200, {
+        keys_created: created,
         skipped_duplicates: skipped,
         total_keys: state.store.size,
         ms: Math.round(performance.now() - t0),

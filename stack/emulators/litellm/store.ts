@@ -360,6 +360,36 @@ export class KeyStore {
     return { created, skipped };
   }
 
+  /**
+   * Bulk-insert fully built rows (POST /admin/import): one sort of the batch instead of one
+   * ordered insert per row. Rows whose token or alias already exists are skipped.
+   */
+  bulkInsert(rows: KeyRow[]): { created: number; skipped: number } {
+    const created: KeyRow[] = [];
+    let skipped = 0;
+    for (const row of rows) {
+      if (
+        this.byToken.has(row.token) ||
+        (row.key_alias !== null && this.byAlias.has(row.key_alias))
+      ) {
+        skipped++;
+        continue;
+      }
+      this.byToken.set(row.token, row);
+      if (row.key_alias !== null) this.byAlias.set(row.key_alias, row);
+      this.indexUser(row);
+      if (row.budget_duration) this.resettable.add(row);
+      created.push(row);
+    }
+    created.sort(cmpRow);
+    const last = this.ordered[this.ordered.length - 1];
+    for (const r of created) this.ordered.push(r);
+    if (last && created.length && cmpRow(last, created[0]) > 0) {
+      this.ordered.sort(cmpRow);
+    }
+    return { created: created.length, skipped };
+  }
+
   clear(): void {
     this.byToken.clear();
     this.byAlias.clear();

@@ -802,3 +802,66 @@ describe("scale", () => {
     expect(performance.now() - t).toBeLessThan(1000);
   }, 30_000);
 });
+
+describe("admin: import keys with given values", () => {
+  it("creates keys as given, readable by raw key and token, and skips duplicates", async () => {
+    const keys = Array.from({ length: 3 }, (_, i) => ({
+      key: `sk-import-test-key-${i}-abcdefghijklmnop`,
+      key_alias: `imp-${i}`,
+      max_budget: 2,
+      spend: 0.25 * i,
+      user_id: `user-${i}`,
+      metadata: { app: "bench" },
+    }));
+    const r = await admin("POST", "/admin/import", { keys });
+    expect(r).toMatchObject({
+      keys_created: 3,
+      skipped_duplicates: 0,
+      total_keys: 3,
+    });
+
+    const info = await api.get(`/key/info?key=${keys[2].key}`);
+    expect(info.status).toBe(200);
+    expect(info.body.info).toMatchObject({
+      key_alias: "imp-2",
+      max_budget: 2,
+      spend: 0.5,
+      user_id: "user-2",
+      metadata: { app: "bench" },
+    });
+    const v2 = await api.post("/v2/key/info", {
+      keys: keys.map((k) => sha256(k.key)),
+    });
+    expect(v2.body.info.map((row: any) => row.token).sort()).toEqual(
+      keys.map((k) => sha256(k.key)).sort(),
+    );
+    // The imported key works on the main port like a generated one.
+    expect((await chat(keys[0].key)).status).toBe(200);
+
+    const again = await admin("POST", "/admin/import", {
+      keys: [keys[0], {
+        key: "sk-import-other-key-abcdefghijkl",
+        key_alias: "imp-1",
+      }],
+    });
+    expect(again).toMatchObject({
+      keys_created: 0,
+      skipped_duplicates: 2,
+      total_keys: 3,
+    });
+  });
+
+  it("rejects the whole request when one entry is invalid", async () => {
+    const r = await call("POST", "/admin/import", {
+      base: ADMIN,
+      body: {
+        keys: [{ key: "sk-import-fine-key-abcdefghijkl" }, {
+          key: "not-a-key",
+        }],
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toContain("keys[1].key");
+    expect((await admin("GET", "/admin/stats")).keys).toBe(0);
+  });
+});
