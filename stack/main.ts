@@ -3,7 +3,7 @@
 // dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
 import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT } from "./local-env.ts";
 import { fail, say, StackError } from "./log.ts";
-import { type Cluster, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
+import { type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
 import { createDemoUser } from "./demo.ts";
 
@@ -66,9 +66,31 @@ function services(env: Record<string, string>): Service[] {
   });
 }
 
+/** Everything the stack needs from Debian and npm, checked before anything starts. */
+function preflight() {
+  const major = pgMajor();
+  const extDir = Deno.env.get("STACK_PG_EXTENSION_DIR") ?? `/usr/share/postgresql/${major}/extension`;
+  const needs: [string, string][] = [
+    [`${extDir}/pg_cron.control`, `Debian package postgresql-${major}-cron is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-cron)`],
+    [`${extDir}/pgtap.control`, `Debian package postgresql-${major}-pgtap is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-pgtap)`],
+    [`${extDir}/plpgsql_check.control`, `Debian package postgresql-${major}-plpgsql-check is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-plpgsql-check)`],
+    [`${extDir}/pg_net.control`, "the pg_net stand-in extension is not installed: run `npm run setup`"],
+    [`${extDir}/supabase_vault.control`, "the supabase_vault stand-in extension is not installed: run `npm run setup`"],
+    [`${ROOT}/node_modules/.bin/supabase`, "the Supabase CLI is missing from node_modules: run `npm run setup`"],
+  ];
+  for (const [path, message] of needs) {
+    try {
+      Deno.statSync(path);
+    } catch {
+      fail(message);
+    }
+  }
+}
+
 async function main() {
   const started = Date.now();
   Deno.mkdirSync(LOCAL_DIR, { recursive: true });
+  preflight();
   killStale();
   await stopStaleCluster();
   const env = await localEnv();
