@@ -224,6 +224,21 @@ describe("charge.success", () => {
     expect((await liveKey(u.id)).sync_status).toBe("synced");
   });
 
+  it("Paystack unreachable while verifying: 503 so Paystack retries, nothing credited; the retry credits", async () => {
+    const u = await activeUser("verify-down");
+    const charge = await paidCharge(u, "starter");
+    await paystackAdmin("/admin/config", { down: true });
+    const r = await postWebhook(charge.body, sign(charge.body));
+    expect(r.status).toBe(503);
+    expect((await delivery(charge.reference)).outcome).toBe("error");
+    expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
+    await paystackAdmin("/admin/config", { down: false });
+    const retry = await postWebhook(charge.body, sign(charge.body));
+    expect(retry.status).toBe(200);
+    expect(retry.body.outcome).toBe("credited");
+    expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
+  });
+
   it("two payments of one user at the same time: max_budget ends at the sum of both", async () => {
     const u = await activeUser("twice");
     const a = await paidCharge(u, "starter");
