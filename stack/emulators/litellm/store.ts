@@ -117,9 +117,10 @@ export class KeyStore {
     return row !== undefined && row.token !== exceptToken;
   }
 
-  /** A monotonic creation time, so appending keeps `ordered` sorted in the common case. */
+  /** A strictly increasing creation time (microsecond steps, like Postgres timestamps), so appending
+   * keeps `ordered` sorted and keys made in the same millisecond still list newest first. */
   nextCreatedAt(): number {
-    this.lastCreatedAt = Math.max(Date.now(), this.lastCreatedAt);
+    this.lastCreatedAt = Math.max(Date.now(), this.lastCreatedAt + 0.001);
     return this.lastCreatedAt;
   }
 
