@@ -40,6 +40,59 @@ async function applyDatabase(env: Record<string, string>) {
   say("migrations applied with supabase db push");
 }
 
+/** Newest modification time (ms) of a file or of any file under a folder; 0 when absent. */
+function newest(path: string): number {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch {
+    return 0;
+  }
+  if (!info.isDirectory) return info.mtime?.getTime() ?? 0;
+  let max = 0;
+  for (const e of Deno.readDirSync(path)) max = Math.max(max, newest(`${path}/${e.name}`));
+  return max;
+}
+
+/**
+ * Builds the dashboard (web/ -> web/dist) when web/dist is missing or older than its sources, so
+ * `npm start` and `npm test` always serve the current dashboard. Builds into a private folder and swaps
+ * it in, so a stack of another profile serving web/dist at the same time never sees a half-written build.
+ */
+async function ensureWebBuild(): Promise<void> {
+  const web = `${ROOT}/web`;
+  const built = newest(`${web}/dist/index.html`);
+  const sources = Math.max(newest(`${web}/src`), newest(`${web}/index.html`), newest(`${web}/vite.config.ts`), newest(`${ROOT}/package-lock.json`));
+  if (built && built >= sources) return;
+  const t0 = Date.now();
+  const tmp = `${web}/.dist-${Deno.pid}`;
+  const r = await run(`${ROOT}/node_modules/.bin/vite`, ["build", "--config", `${web}/vite.config.ts`, "--outDir", tmp], {})
+    .catch((e) => ({ code: 1, stdout: "", stderr: `cannot run vite (npm run setup installs it): ${(e as Error).message}` }));
+  if (r.code !== 0) {
+    try {
+      Deno.removeSync(tmp, { recursive: true });
+    } catch { /* none */ }
+    const why = (r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | ");
+    if (!built) fail(`the dashboard build failed (npm run build:web): ${why}`);
+    say(`dashboard build failed, serving the previous build: ${why}`);
+    return;
+  }
+  const old = `${web}/.dist-old-${Deno.pid}`;
+  try {
+    Deno.renameSync(`${web}/dist`, old);
+  } catch { /* no previous build */ }
+  try {
+    Deno.renameSync(tmp, `${web}/dist`);
+  } catch {
+    Deno.removeSync(tmp, { recursive: true }); // another stack swapped in its (equally fresh) build first
+  }
+  try {
+    Deno.removeSync(old, { recursive: true });
+  } catch { /* none */ }
+  const size = /web bundle: .*/.exec(r.stdout)?.[0] ?? "";
+  say(`dashboard built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${size}`);
+}
+
 function services(env: Record<string, string>): Service[] {
   const all: Service[] = [
     { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: { LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm) } },
@@ -114,10 +167,15 @@ async function main() {
   Deno.addSignalListener("SIGINT", () => stop(0));
   Deno.addSignalListener("SIGTERM", () => stop(0));
   try {
+    const list = services(env);
+    // The dashboard builds while Postgres starts.
+    const webBuild = list.some((s) => s.name === "web") ? ensureWebBuild() : Promise.resolve();
+    webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
     cluster = await startCluster();
     Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: {} }));
     await applyDatabase(env);
-    for (const s of services(env)) {
+    await webBuild;
+    for (const s of list) {
       await startService(s, env);
       Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: pids() }));
     }

@@ -1,20 +1,37 @@
-// Serves the dashboard's static build (web/dist) for the local stack. Hosted deploys put web/dist on any
-// static host; Supabase functions do not serve HTML.
+// Serves the dashboard's static build (web/dist) for the local stack, plus /config.json built from this
+// process's env (the stack env), so one build works for any deployment. Hosted deploys put web/dist on any
+// static host with a config.json next to index.html (README, Dashboard); Supabase functions do not serve HTML.
 import { ROOT } from "./local-env.ts";
 
 const port = Number(Deno.env.get("STACK_WEB_PORT") ?? 54323);
 const dist = `${ROOT}/web/dist`;
 const types: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript", css: "text/css", svg: "image/svg+xml", json: "application/json", png: "image/png", ico: "image/x-icon" };
 
+// Public values only: the anon key is meant for browsers (RLS protects the rows).
+const config = JSON.stringify({
+  SUPABASE_URL: Deno.env.get("SUPABASE_URL") ?? "",
+  SUPABASE_ANON_KEY: Deno.env.get("SUPABASE_ANON_KEY") ?? "",
+  LITELLM_PUBLIC_URL: Deno.env.get("LITELLM_PUBLIC_URL") ?? "",
+});
+const security = { "x-content-type-options": "nosniff", "referrer-policy": "no-referrer" };
+
 Deno.serve({ port, hostname: "127.0.0.1", onListen: () => console.log(`dashboard on http://127.0.0.1:${port}`) }, async (req) => {
-  const path = decodeURIComponent(new URL(req.url).pathname);
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(req.url).pathname);
+  } catch {
+    return new Response("bad path", { status: 400 });
+  }
+  if (path === "/config.json") {
+    return new Response(config, { headers: { "content-type": "application/json", "cache-control": "no-cache", ...security } });
+  }
   const file = path.endsWith("/") || !path.includes(".") ? "/index.html" : path;
   if (file.includes("..")) return new Response("bad path", { status: 400 });
   try {
     const body = await Deno.readFile(`${dist}${file}`);
     const ext = file.split(".").pop() ?? "";
     const cache = file.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache";
-    return new Response(body, { headers: { "content-type": types[ext] ?? "application/octet-stream", "cache-control": cache } });
+    return new Response(body, { headers: { "content-type": types[ext] ?? "application/octet-stream", "cache-control": cache, ...security } });
   } catch {
     return new Response(`dashboard not built: run npm run build:web (${file})`, { status: 404 });
   }

@@ -1,0 +1,416 @@
+// The dashboard: sign-in, then the user's credit, key, usage, plans and payments. It reads the my_* views
+// and public.plans / public.checkouts through supabase-js (RLS limits every row to the signed-in user)
+// and calls the checkout function; nothing else. State lives here; views.ts renders it.
+//
+// Payments use Paystack's redirect flow: checkout returns authorization_url (Paystack's hosted page),
+// Paystack sends the user back to PAYSTACK_CALLBACK_URL (this page) with ?reference=..., and we wait for
+// the webhook's result in public.checkouts / my_payments. (@paystack/inline-js's resumeTransaction(access_code)
+// could open a popup instead, but it loads Paystack's script from the internet; the redirect needs nothing.)
+import "./style.css";
+import { createClient, FunctionsFetchError, FunctionsHttpError, type Session, type SupabaseClient } from "@supabase/supabase-js";
+import { usageChart, lastDays, type DayRow } from "./chart.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { $, esc, setHtml } from "./html.ts";
+import {
+  type Account,
+  account,
+  ACCOUNT_COLS,
+  banners,
+  buyCard,
+  type Key,
+  KEY_COLS,
+  keyCard,
+  LOT_COLS,
+  type Lot,
+  type Payment,
+  PAYMENT_COLS,
+  paymentResult,
+  paymentsCard,
+  type Plan,
+  PLAN_COLS,
+  lotsCard,
+  sentence,
+  snippet,
+  type SnippetLang,
+  updatedText,
+} from "./views.ts";
+
+const root = document.getElementById("app")!;
+const RETURN_KEY = "litellm-credits.return-reference";
+const REFRESH_MS = 15_000;
+const PENDING_KEY_REFRESH_MS = 1_000;
+
+let cfg: Config;
+let sb: SupabaseClient;
+let userId: string | null = null;
+let gen = 0; // bumped on every sign-in/out: answers for a previous user are dropped
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+interface State {
+  email: string;
+  account: Account | null;
+  lots: Lot[];
+  key: Key | null;
+  payments: Payment[];
+  usage: DayRow[];
+  plans: Plan[];
+  revealed: boolean;
+  lang: SnippetLang;
+  buying: string | null;
+  loadError: string | null;
+  loaded: boolean;
+}
+const fresh = (email = ""): State => ({
+  email, account: null, lots: [], key: null, payments: [], usage: [], plans: [], revealed: false, lang: "curl", buying: null, loadError: null, loaded: false,
+});
+let state = fresh();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- start
+
+function captureReturnReference() {
+  const q = new URLSearchParams(location.search);
+  const ref = q.get("reference") ?? q.get("trxref");
+  if (ref) {
+    sessionStorage.setItem(RETURN_KEY, ref);
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
+}
+
+async function start() {
+  captureReturnReference();
+  try {
+    cfg = await loadConfig();
+  } catch (e) {
+    root.innerHTML = `<main class="auth-page"><div class="banner danger" role="alert">${esc((e as Error).message)}</div></main>`;
+    return;
+  }
+  sb = createClient(cfg.SUPABASE_URL, cfg.SUPABASE_ANON_KEY, { auth: { detectSessionInUrl: false } });
+  // Supabase advises against awaiting other supabase calls inside this callback: hand off to a task.
+  sb.auth.onAuthStateChange((_event, session) => setTimeout(() => onSession(session), 0));
+  document.addEventListener("click", onClick);
+  document.addEventListener("change", onChange);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && userId) void load();
+  });
+  // Back from Paystack through the browser's back button restores this page from the bfcache.
+  globalThis.addEventListener("pageshow", (e: PageTransitionEvent) => {
+    if (e.persisted && state.buying) {
+      state.buying = null;
+      renderBuy();
+    }
+  });
+  setInterval(tick, 1000);
+}
+
+function onSession(session: Session | null) {
+  const id = session?.user.id ?? null;
+  if (id === userId && root.dataset.view) return; // token refresh or the same user: nothing to redraw
+  userId = id;
+  gen++;
+  clearTimeout(refreshTimer);
+  state = fresh(session?.user.email ?? "");
+  if (session) showDashboard();
+  else showAuth("signin");
+}
+
+// ---------------------------------------------------------------- sign in / sign up
+
+function showAuth(mode: "signin" | "signup", notice = "") {
+  root.dataset.view = "auth";
+  const signup = mode === "signup";
+  document.title = `${signup ? "Create an account" : "Sign in"} · LLM credit`;
+  root.innerHTML = `<main id="main" class="auth-page">
+  <h1 class="brand-big">LLM credit</h1>
+  <p class="tagline">Prepaid credit for the LiteLLM proxy. Sign up and get $2.00 free; every pack gives you twice what you pay.</p>
+  <form id="auth-form" class="card auth-card" novalidate data-mode="${mode}" aria-labelledby="auth-h">
+    <h2 id="auth-h">${signup ? "Create your account" : "Sign in"}</h2>
+    ${notice ? `<p class="banner ok" role="status">${esc(notice)}</p>` : ""}
+    <label for="email">Email</label>
+    <input id="email" name="email" type="email" autocomplete="email" required>
+    <label for="password">Password</label>
+    <input id="password" name="password" type="password" autocomplete="${signup ? "new-password" : "current-password"}" required minlength="6"
+      ${signup ? 'aria-describedby="password-hint"' : ""}>
+    ${signup ? `<p id="password-hint" class="hint">At least 6 characters.</p>` : ""}
+    <p id="auth-error" class="error" role="alert"></p>
+    <button type="submit" class="primary wide">${signup ? "Create account" : "Sign in"}</button>
+    <p class="switch">${signup ? "Already have an account?" : "New here?"}
+      <button type="button" class="link" data-action="auth-mode" data-mode="${signup ? "signin" : "signup"}">${signup ? "Sign in" : "Create an account"}</button></p>
+  </form>
+</main>`;
+  const form = $<HTMLFormElement>("#auth-form")!;
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    void submitAuth(form, signup);
+  });
+  $<HTMLInputElement>("#email")?.focus();
+}
+
+function authMessage(msg: string, signup: boolean): string {
+  if (/invalid login credentials/i.test(msg)) return "That email and password do not match an account. Check them, or create an account.";
+  if (/already registered|already exists/i.test(msg)) return "An account with this email already exists: sign in instead.";
+  if (/email not confirmed/i.test(msg)) return "Please confirm your email address first: open the link we sent you.";
+  if (/failed to fetch|network|load failed/i.test(msg)) return "We could not reach the server. Check your connection and try again.";
+  if (/password/i.test(msg) && signup) return `${msg.replace(/\.$/, "")}.`;
+  return msg || "Something went wrong. Please try again.";
+}
+
+async function submitAuth(form: HTMLFormElement, signup: boolean) {
+  const email = ($<HTMLInputElement>("#email", form)!.value || "").trim();
+  const password = $<HTMLInputElement>("#password", form)!.value;
+  const err = $("#auth-error", form)!;
+  const button = $<HTMLButtonElement>("button[type=submit]", form)!;
+  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) return showFieldError(err, "#email", "Enter your email address, like name@example.com.");
+  if (password.length < 6) return showFieldError(err, "#password", "Enter a password of at least 6 characters.");
+  err.textContent = "";
+  button.disabled = true;
+  button.textContent = signup ? "Creating account…" : "Signing in…";
+  const { data, error } = signup
+    ? await sb.auth.signUp({ email, password })
+    : await sb.auth.signInWithPassword({ email, password });
+  if (error) {
+    button.disabled = false;
+    button.textContent = signup ? "Create account" : "Sign in";
+    err.textContent = authMessage(error.message, signup);
+    return;
+  }
+  if (signup && !data.session) showAuth("signin", "Check your email and open the confirmation link, then sign in.");
+  // Otherwise onAuthStateChange(SIGNED_IN) shows the dashboard.
+}
+
+function showFieldError(err: HTMLElement, field: string, msg: string) {
+  err.textContent = msg;
+  const input = $<HTMLInputElement>(field)!;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", "auth-error");
+  input.focus();
+}
+
+// ---------------------------------------------------------------- dashboard
+
+function showDashboard() {
+  root.dataset.view = "dashboard";
+  document.title = "Your credit · LLM credit";
+  root.innerHTML = `<a class="skip" href="#main">Skip to content</a>
+<header class="topbar"><div class="wrap topbar-inner">
+  <span class="brand">LLM credit</span>
+  <span class="who" data-testid="user-email">${esc(state.email)}</span>
+  <button type="button" class="small" data-action="signout">Sign out</button>
+</div></header>
+<main id="main" class="wrap" tabindex="-1">
+  <h1 class="sr-only">Your LLM credit</h1>
+  <div id="payment-status" aria-live="polite"></div>
+  <div id="load-error" aria-live="polite"></div>
+  <div id="banners"></div>
+  <div class="grid">
+    <section id="account" class="card account" aria-labelledby="account-h"><h2 id="account-h">Your credit</h2><p class="muted">Loading…</p></section>
+    <section id="key" class="card" aria-labelledby="key-h"><h2 id="key-h">Your API key</h2><p class="muted">Loading…</p></section>
+    <section id="usage" class="card" aria-labelledby="usage-h"><h2 id="usage-h">Daily spend, last 30 days</h2><div id="chart"></div></section>
+    <section id="buy" class="card" aria-labelledby="buy-h" tabindex="-1"><h2 id="buy-h">Buy credit</h2></section>
+    <section id="lots" class="card" aria-labelledby="lots-h"><h2 id="lots-h">Where your credit comes from</h2></section>
+    <section id="payments" class="card" aria-labelledby="payments-h"><h2 id="payments-h">Payment history</h2></section>
+  </div>
+</main>
+<p id="announce" class="sr-only" role="status" aria-live="polite"></p>`;
+  void load();
+  const ref = sessionStorage.getItem(RETURN_KEY);
+  if (ref) void watchPayment(ref, gen);
+}
+
+async function load() {
+  const my = gen;
+  clearTimeout(refreshTimer);
+  const since = lastDays()[0];
+  const [acc, lots, key, pays, usage, plans] = await Promise.all([
+    sb.from("my_account").select(ACCOUNT_COLS).maybeSingle(),
+    sb.from("my_lots").select(LOT_COLS).order("created_at").order("lot_id"),
+    sb.from("my_key").select(KEY_COLS).maybeSingle(),
+    sb.from("my_payments").select(PAYMENT_COLS).order("created_at", { ascending: false }).limit(50),
+    sb.from("my_daily_usage").select("day,spend::text").gte("day", since).order("day"),
+    state.plans.length ? Promise.resolve({ data: state.plans, error: null }) : sb.from("plans").select(PLAN_COLS).order("sort_order"),
+  ]);
+  if (my !== gen) return;
+  const failed = [acc, lots, key, pays, usage, plans].find((r) => r.error)?.error;
+  state.loadError = failed ? failed.message : null;
+  if (!failed) {
+    state.account = acc.data as unknown as Account | null;
+    state.lots = (lots.data ?? []) as unknown as Lot[];
+    state.key = key.data as unknown as Key | null;
+    state.payments = (pays.data ?? []) as unknown as Payment[];
+    state.usage = (usage.data ?? []) as unknown as DayRow[];
+    state.plans = (plans.data ?? []) as unknown as Plan[];
+    state.loaded = true;
+  }
+  render();
+  const waitingForKey = !state.key || state.key.status === "pending";
+  refreshTimer = setTimeout(() => void load(), failed ? 5_000 : waitingForKey ? PENDING_KEY_REFRESH_MS : REFRESH_MS);
+}
+
+function render() {
+  setHtml($("#load-error"), state.loadError
+    ? `<div class="banner danger" role="alert">We could not load your account (${esc(state.loadError)}). Retrying in a few seconds…</div>`
+    : "");
+  if (!state.loaded) return;
+  setHtml($("#banners"), banners(state.account, state.key));
+  setHtml($("#account"), account(state.account, state.key));
+  tick();
+  renderKey();
+  setHtml($("#chart"), usageChart(state.usage));
+  renderBuy();
+  setHtml($("#lots"), lotsCard(state.lots, state.plans));
+  setHtml($("#payments"), paymentsCard(state.payments));
+}
+
+const renderKey = () => setHtml($("#key"), keyCard(state.key, cfg.LITELLM_PUBLIC_URL, state.revealed, state.lang));
+function renderBuy() {
+  const status = $("#buy-status")?.innerHTML ?? "";
+  setHtml($("#buy"), buyCard(state.plans, state.buying));
+  const el = $("#buy-status");
+  if (el && status && !el.innerHTML) el.innerHTML = status;
+}
+
+function tick() {
+  if (!state.account) return;
+  const el = $("[data-ago]");
+  const text = updatedText(state.account, state.key);
+  if (el && el.textContent !== text) el.textContent = text;
+}
+
+// ---------------------------------------------------------------- events
+
+function onClick(e: MouseEvent) {
+  const target = (e.target as HTMLElement).closest<HTMLElement>("[data-action]");
+  if (!target || target.tagName === "SELECT") return;
+  const action = target.dataset.action;
+  if (action === "auth-mode") return showAuth(target.dataset.mode as "signin" | "signup");
+  if (action === "signout") return void signOut(target as HTMLButtonElement);
+  if (action === "refresh") return void load();
+  if (action === "reveal") {
+    state.revealed = !state.revealed;
+    renderKey();
+    return;
+  }
+  if (action === "copy") return void copy(target as HTMLButtonElement, target.dataset.copy!);
+  if (action === "buy") return void buy(target.dataset.plan!);
+  if (action === "dismiss-payment") {
+    setHtml($("#payment-status"), "");
+    $<HTMLElement>("#main")?.focus();
+  }
+}
+
+function onChange(e: Event) {
+  const t = e.target as HTMLSelectElement;
+  if (t.dataset.action === "lang") {
+    state.lang = t.value as SnippetLang;
+    renderKey();
+  }
+}
+
+async function signOut(button: HTMLButtonElement) {
+  button.disabled = true;
+  sessionStorage.removeItem(RETURN_KEY);
+  // Local scope: this browser only. A failure (server down) still clears the local session.
+  const { error } = await sb.auth.signOut({ scope: "local" });
+  if (error) onSession(null);
+}
+
+async function copy(button: HTMLButtonElement, what: string) {
+  const key = state.key?.key_value ?? "";
+  const text = what === "base" ? cfg.LITELLM_PUBLIC_URL : what === "key" ? key : snippet(state.lang, cfg.LITELLM_PUBLIC_URL, key);
+  let ok = true;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard API (insecure context, permission): copy through a hidden selection.
+    const ta = document.createElement("textarea");
+    ta.value = text;
+    ta.setAttribute("readonly", "");
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.append(ta);
+    ta.select();
+    ok = document.execCommand("copy");
+    ta.remove();
+  }
+  const label = button.textContent;
+  button.textContent = ok ? "Copied" : "Copy failed";
+  $("#announce")!.textContent = ok ? `${what === "base" ? "Proxy URL" : what === "key" ? "Key" : "Example"} copied to the clipboard.` : "Copying failed: select the text and copy it by hand.";
+  setTimeout(() => {
+    if (button.isConnected) button.textContent = label;
+  }, 2000);
+}
+
+// ---------------------------------------------------------------- buying
+
+async function describeFunctionError(error: unknown): Promise<string> {
+  if (error instanceof FunctionsHttpError) {
+    const res = error.context as Response;
+    const body = await res.json().catch(() => null) as { message?: string } | null;
+    if (res.status === 401) return "Your session has expired. Please sign out and sign in again.";
+    if (body?.message) return sentence(body.message);
+    return `The checkout did not start (error ${res.status}). Please try again.`;
+  }
+  if (error instanceof FunctionsFetchError) return "We could not reach the payment service. Check your connection and try again.";
+  return "The checkout did not start. Please try again in a minute.";
+}
+
+async function buy(plan: string) {
+  if (state.buying) return;
+  const my = gen;
+  state.buying = plan;
+  renderBuy();
+  setHtml($("#buy-status"), "");
+  const { data, error } = await sb.functions.invoke<{ reference: string; authorization_url: string }>("checkout", { body: { plan } });
+  if (my !== gen) return;
+  if (error || !data?.authorization_url) {
+    state.buying = null;
+    renderBuy();
+    setHtml($("#buy-status"), `<p class="error" role="alert">${esc(await describeFunctionError(error))}</p>`);
+    return;
+  }
+  $("#buy-status")!.textContent = "Taking you to Paystack…";
+  location.assign(data.authorization_url);
+}
+
+/** Back from Paystack: wait for the webhook's verdict on this reference and say what happened. */
+async function watchPayment(reference: string, my: number) {
+  const show = (s: Parameters<typeof paymentResult>[0]) => my === gen && setHtml($("#payment-status"), paymentResult(s));
+  const done = () => sessionStorage.removeItem(RETURN_KEY);
+  show({ kind: "waiting", reference });
+  const started = Date.now();
+  let slow = false;
+  while (my === gen && Date.now() - started < 15 * 60_000) {
+    const [co, pay] = await Promise.all([
+      sb.from("checkouts").select("reference,status,status_reason,credit::text").eq("reference", reference).maybeSingle(),
+      sb.from("my_payments").select(PAYMENT_COLS).eq("reference", reference).maybeSingle(),
+    ]);
+    if (my !== gen) return;
+    const payment = pay.data as unknown as Payment | null;
+    const checkout = co.data as { status: string; status_reason: string | null; credit: string } | null;
+    if (payment) {
+      done();
+      await load();
+      return show({ kind: "paid", reference, credit: payment.credit, remaining: state.account?.remaining });
+    }
+    if (checkout?.status === "rejected") {
+      done();
+      return show({ kind: "rejected", reference, reason: checkout.status_reason });
+    }
+    if (checkout?.status === "failed") {
+      done();
+      return show({ kind: "failed", reference, reason: checkout.status_reason });
+    }
+    if (!co.error && !checkout) {
+      done();
+      return show({ kind: "unknown", reference });
+    }
+    if (!slow && Date.now() - started > 45_000) {
+      slow = true;
+      show({ kind: "slow", reference });
+    }
+    await sleep(slow ? 5_000 : 700);
+  }
+}
+
+void start();

@@ -1,0 +1,273 @@
+// Pure renderers: data from the views in, HTML out (every value escaped). main.ts owns state and events.
+import { ago, esc, fmtDate, fmtDateTime } from "./html.ts";
+import { isPositive, isZero, money, ratio, subunits } from "./money.ts";
+
+// Numerics are selected ::text, so they arrive as exact decimal strings.
+export interface Account {
+  email: string | null;
+  granted: string;
+  purchased: string;
+  paid: string;
+  spent: string;
+  remaining: string;
+  cost_of_spend: string;
+  savings: string;
+  remaining_percent: string;
+  last_synced_at: string | null;
+  stale: boolean;
+}
+export interface Lot {
+  lot_id: number;
+  kind: "signup_grant" | "purchase" | "adjustment" | string;
+  plan_code: string | null;
+  created_at: string;
+  credit: string;
+  cost: string;
+  used: string;
+  remaining: string;
+}
+export interface Key {
+  key_id: string;
+  key_value: string;
+  key_masked: string;
+  status: "pending" | "active" | "failed" | string;
+  sync_status: string;
+  blocked: boolean;
+  created_at: string;
+  activated_at: string | null;
+  last_sync_error: string | null;
+}
+export interface Payment {
+  reference: string;
+  plan_code: string;
+  plan_name: string;
+  amount_subunits: number;
+  currency: string;
+  credit: string;
+  refunded_subunits: number;
+  status: string;
+  paid_at: string | null;
+  created_at: string;
+}
+export interface Plan {
+  code: string;
+  name: string;
+  price_subunits: number;
+  currency: string;
+  credit: string;
+}
+
+export const ACCOUNT_COLS =
+  "email,granted::text,purchased::text,paid::text,spent::text,remaining::text,cost_of_spend::text,savings::text,remaining_percent::text,last_synced_at,stale";
+export const LOT_COLS = "lot_id,kind,plan_code,created_at,credit::text,cost::text,used::text,remaining::text";
+export const KEY_COLS = "key_id,key_value,key_masked,status,sync_status,blocked,created_at,activated_at,last_sync_error";
+export const PAYMENT_COLS = "reference,plan_code,plan_name,amount_subunits,currency,credit::text,refunded_subunits,status,paid_at,created_at";
+export const PLAN_COLS = "code,name,price_subunits,currency,credit::text";
+
+const LOW_PERCENT = 20;
+
+/** A server's reason as a sentence: capitalised, ending in a full stop ("" for none). */
+export function sentence(s: string | null | undefined): string {
+  const t = (s ?? "").trim();
+  if (!t) return "";
+  return `${t.charAt(0).toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? "" : "."}`;
+}
+
+// ---------- account ----------
+
+/** "Updated 12 s ago": main.ts writes it into [data-ago] every second (kept out of the HTML so a re-render is rare). */
+export function updatedText(a: Account, key: Key | null, now = Date.now()): string {
+  if (a.last_synced_at) return `Updated ${ago(a.last_synced_at, now)}`;
+  if (key?.status === "active") return "Waiting for the first usage sync (within a minute)";
+  return "";
+}
+
+/** The stale warning applies once the key has had time for a first sync (the view flags a never-synced key at once). */
+export function isStale(a: Account, key: Key | null, now = Date.now()): boolean {
+  if (!a.stale) return false;
+  if (a.last_synced_at || !key?.activated_at) return true;
+  return now - new Date(key.activated_at).getTime() > 3 * 60_000;
+}
+
+export function banners(a: Account | null, key: Key | null): string {
+  if (!a) return "";
+  const out: string[] = [];
+  const pct = Number(a.remaining_percent);
+  if (isPositive(a.granted) && !isPositive(a.remaining)) {
+    out.push(`<div class="banner danger" role="alert"><strong>You are out of credit.</strong> LiteLLM rejects calls with your key until you add more. <a href="#buy">Buy credit</a></div>`);
+  } else if (isPositive(a.granted) && pct < LOW_PERCENT) {
+    out.push(`<div class="banner warn" role="status" data-testid="low-balance"><strong>Low balance:</strong> ${esc(money(a.remaining))} left (${esc(a.remaining_percent)}% of your credit). When it runs out, LiteLLM rejects calls with your key. <a href="#buy">Buy credit</a></div>`);
+  }
+  if (isStale(a, key)) {
+    const when = a.last_synced_at ? `last synced ${ago(a.last_synced_at)}` : "not synced yet";
+    out.push(`<div class="banner warn" role="status" data-testid="stale"><strong>Usage figures may be behind</strong> (${esc(when)}). Your key keeps working and LiteLLM still enforces your budget; these numbers catch up when the sync resumes.</div>`);
+  }
+  return out.join("");
+}
+
+export function account(a: Account | null, key: Key | null): string {
+  if (!a) return `<h2 id="account-h">Your credit</h2><p>Your account is being set up…</p>`;
+  const usedShare = ratio(a.spent, a.granted);
+  const usedPct = (usedShare * 100).toFixed(1);
+  const remainingPct = Number(a.remaining_percent);
+  const savingsLine = isPositive(a.spent)
+    ? `You paid <strong>${esc(money(a.cost_of_spend, { tiny: true }))}</strong> for <strong>${esc(money(a.spent, { tiny: true }))}</strong> of usage${isPositive(a.savings) ? `: you saved <strong>${esc(money(a.savings, { tiny: true }))}</strong>` : ""}.`
+    : "No usage yet. Your first $2.00 is free, and every pack gives you twice what you pay.";
+  return `<div class="card-head"><h2 id="account-h">Your credit</h2>
+  <p class="updated"><span data-ago></span> <button type="button" class="small" data-action="refresh">Refresh</button></p></div>
+  <p class="headline"><span class="amount" data-testid="remaining">${esc(money(a.remaining))}</span> <span class="headline-label">remaining</span></p>
+  <div class="meter" role="progressbar" aria-label="Credit remaining" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${esc(remainingPct)}"
+       aria-valuetext="${esc(`${money(a.remaining)} of ${money(a.granted)} remaining`)}"><div class="meter-used" style="width:${usedPct}%"></div></div>
+  <p class="meter-legend"><span><span class="swatch used" aria-hidden="true"></span>Used ${esc(money(a.spent, { tiny: true }))}</span>
+     <span><span class="swatch left" aria-hidden="true"></span>Remaining ${esc(money(a.remaining))} of ${esc(money(a.granted))} (${esc(a.remaining_percent)}%)</span></p>
+  <dl class="stats">
+    <div><dt>Granted</dt><dd data-testid="granted">${esc(money(a.granted))}</dd></div>
+    <div><dt>You paid</dt><dd data-testid="paid">${esc(money(a.paid))}</dd></div>
+    <div><dt>Spent</dt><dd data-testid="spent">${esc(money(a.spent, { tiny: true }))}</dd></div>
+    <div><dt>Saved</dt><dd data-testid="savings">${esc(money(a.savings, { tiny: true }))}</dd></div>
+  </dl>
+  <p class="savings" data-testid="savings-line">${savingsLine}</p>`;
+}
+
+// ---------- key ----------
+
+export type SnippetLang = "curl" | "python" | "javascript";
+
+export function snippet(lang: SnippetLang, base: string, key: string): string {
+  if (lang === "python") {
+    return `from openai import OpenAI
+
+client = OpenAI(base_url="${base}", api_key="${key}")
+reply = client.chat.completions.create(
+    model="gpt-4o-mini",
+    messages=[{"role": "user", "content": "Hello"}],
+)
+print(reply.choices[0].message.content)`;
+  }
+  if (lang === "javascript") {
+    return `import OpenAI from "openai";
+
+const client = new OpenAI({ baseURL: "${base}", apiKey: "${key}" });
+const reply = await client.chat.completions.create({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: "Hello" }],
+});
+console.log(reply.choices[0].message.content);`;
+  }
+  return `curl ${base}/v1/chat/completions \\
+  -H "Authorization: Bearer ${key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'`;
+}
+
+export function keyCard(key: Key | null, base: string, revealed: boolean, lang: SnippetLang): string {
+  const head = `<h2 id="key-h">Your API key</h2>`;
+  if (!key || key.status === "pending") {
+    const retrying = key?.last_sync_error
+      ? `The last attempt did not succeed (${esc(key.last_sync_error)}); we keep retrying automatically.`
+      : "";
+    return `${head}<div class="key-state pending" role="status" data-testid="key-status"><p><span class="spinner" aria-hidden="true"></span><strong>Creating your key…</strong> This usually takes a few seconds.</p>${retrying ? `<p>${retrying}</p>` : ""}</div>`;
+  }
+  if (key.status === "failed") {
+    return `${head}<div class="key-state failed" role="alert" data-testid="key-status"><p><strong>We could not create your key.</strong>${key.last_sync_error ? ` The last error was: ${esc(sentence(key.last_sync_error))}` : ""}</p>
+      <p>Your credit is safe. Please contact support and quote the email you signed up with: we can retry it in one step, and your key appears here when it is ready.</p></div>`;
+  }
+  const shown = revealed ? key.key_value : key.key_masked;
+  const blocked = key.blocked
+    ? `<p class="key-state failed" role="status">Your key is paused while a payment dispute is open. It works again once the dispute is resolved.</p>`
+    : "";
+  return `${head}
+  <p class="key-state active" data-testid="key-status"><span class="dot" aria-hidden="true"></span>Active${key.activated_at ? ` since ${esc(fmtDate(key.activated_at))}` : ""}</p>
+  ${blocked}
+  <div class="field"><span class="field-label" id="base-label">Proxy base URL</span>
+    <div class="copyrow"><code aria-labelledby="base-label" data-testid="base-url">${esc(base)}</code>
+    <button type="button" class="small" data-action="copy" data-copy="base" aria-label="Copy the proxy base URL">Copy</button></div></div>
+  <div class="field"><span class="field-label" id="key-label">Key</span>
+    <div class="copyrow"><code aria-labelledby="key-label" data-testid="key-value">${esc(shown)}</code>
+    <button type="button" class="small" data-action="reveal" aria-pressed="${revealed}">${revealed ? "Hide" : "Reveal"}</button>
+    <button type="button" class="small" data-action="copy" data-copy="key" aria-label="Copy the key">Copy</button></div></div>
+  <div class="field snippet"><label class="field-label" for="snippet-lang">Example call</label>
+    <select id="snippet-lang" data-action="lang">
+      ${(["curl", "python", "javascript"] as const).map((l) => `<option value="${l}"${l === lang ? " selected" : ""}>${{ curl: "curl", python: "Python (OpenAI SDK)", javascript: "JavaScript (OpenAI SDK)" }[l]}</option>`).join("")}
+    </select>
+    <pre tabindex="0" aria-label="Example code"><code data-testid="snippet">${esc(snippet(lang, base, shown))}</code></pre>
+    <button type="button" class="small" data-action="copy" data-copy="snippet">Copy example${revealed ? "" : " (with your key)"}</button></div>
+  <p class="hint">Call the proxy directly with this key from any OpenAI-compatible client. Keep it secret: anyone with it can spend your credit.</p>`;
+}
+
+// ---------- plans ----------
+
+export function buyCard(plans: Plan[], busy: string | null): string {
+  const items = plans.map((p) => {
+    const price = subunits(p.price_subunits, p.currency);
+    return `<li class="plan"><h3>${esc(p.name)}</h3>
+      <p class="plan-price"><span class="sr-only">Pay </span>${esc(price)}</p>
+      <p class="plan-credit">${esc(money(p.credit, { currency: p.currency }))} of credit</p>
+      <button type="button" class="primary" data-action="buy" data-plan="${esc(p.code)}"${busy ? " disabled" : ""}>${busy === p.code ? "Opening checkout…" : `Buy ${esc(p.name)}<span class="sr-only"> for ${esc(price)}</span>`}</button></li>`;
+  }).join("");
+  return `<h2 id="buy-h">Buy credit</h2>
+  <p class="hint">Every pack adds twice what you pay to your key's budget. You pay on Paystack's secure page and come back here.</p>
+  ${plans.length ? `<ul class="plans">${items}</ul>` : `<p>No plans are on sale right now.</p>`}
+  <div id="buy-status" role="status" aria-live="polite"></div>`;
+}
+
+// ---------- lots and payments ----------
+
+export function lotName(l: Lot, plans: Plan[]): string {
+  if (l.kind === "signup_grant") return "Sign-up credit";
+  if (l.kind === "purchase") return `${plans.find((p) => p.code === l.plan_code)?.name ?? l.plan_code ?? "Credit"} pack`;
+  return "Adjustment";
+}
+
+export function lotsCard(lots: Lot[], plans: Plan[]): string {
+  const cell = (label: string, html: string) => `<td role="cell" class="num" data-label="${label}">${html}</td>`;
+  const rows = lots.map((l) => `<tr role="row"><th scope="row" role="rowheader">${esc(lotName(l, plans))}<span class="sub">${esc(fmtDate(l.created_at))}</span></th>
+    ${cell("Credit", esc(money(l.credit)))}${cell("Used", esc(money(l.used, { tiny: true })))}
+    ${cell("Remaining", esc(money(l.remaining)))}${cell("Cost", isZero(l.cost) ? "Free" : esc(money(l.cost)))}</tr>`).join("");
+  const col = (label: string, cls = "") => `<th scope="col" role="columnheader"${cls ? ` class="${cls}"` : ""}>${label}</th>`;
+  return `<h2 id="lots-h">Where your credit comes from</h2>
+  <p class="hint">Usage is taken from the oldest credit first: the free sign-up credit, then each pack in order.</p>
+  ${lots.length ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="lots-h"><table class="stack" role="table" aria-labelledby="lots-h" data-testid="lots">
+    <thead role="rowgroup"><tr role="row">${col("Credit lot")}${col("Credit", "num")}${col("Used", "num")}${col("Remaining", "num")}${col("Cost", "num")}</tr></thead>
+    <tbody role="rowgroup">${rows}</tbody></table></div>` : "<p>No credit yet.</p>"}`;
+}
+
+const PAYMENT_STATUS: Record<string, string> = {
+  credited: "Credited",
+  partially_refunded: "Partly refunded",
+  refunded: "Refunded",
+  disputed: "Disputed",
+  reversed: "Reversed",
+};
+
+export function paymentsCard(pays: Payment[]): string {
+  const cell = (label: string, html: string, cls = "") => `<td role="cell" data-label="${label}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+  const rows = pays.map((p) => `<tr role="row">${cell("Date", esc(fmtDateTime(p.paid_at ?? p.created_at)))}${cell("Plan", esc(p.plan_name))}
+    ${cell("Paid", esc(subunits(p.amount_subunits, p.currency)), "num")}${cell("Credit", esc(money(p.credit)), "num")}
+    ${cell("Status", `${esc(PAYMENT_STATUS[p.status] ?? p.status)}${p.refunded_subunits > 0 ? ` (${esc(subunits(p.refunded_subunits, p.currency))} back)` : ""}`)}
+    ${cell("Reference", `<code class="ref">${esc(p.reference)}</code>`)}</tr>`).join("");
+  const col = (label: string, cls = "") => `<th scope="col" role="columnheader"${cls ? ` class="${cls}"` : ""}>${label}</th>`;
+  return `<h2 id="payments-h">Payment history</h2>
+  ${pays.length ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="payments-h"><table class="stack" role="table" aria-labelledby="payments-h" data-testid="payments">
+    <thead role="rowgroup"><tr role="row">${col("Date")}${col("Plan")}${col("Paid", "num")}${col("Credit", "num")}${col("Status")}${col("Reference")}</tr></thead>
+    <tbody role="rowgroup">${rows}</tbody></table></div>` : `<p>No payments yet.</p>`}`;
+}
+
+/** The outcome of a return from Paystack, in words. */
+export function paymentResult(state: { kind: "waiting" | "paid" | "rejected" | "failed" | "unknown" | "slow"; reference: string; credit?: string; reason?: string | null; remaining?: string }): string {
+  const ref = `<code>${esc(state.reference)}</code>`;
+  switch (state.kind) {
+    case "waiting":
+      return `<div class="banner info" data-testid="payment-result"><span class="spinner" aria-hidden="true"></span>Confirming your payment with Paystack… (reference ${ref})</div>`;
+    case "slow":
+      return `<div class="banner warn" data-testid="payment-result">Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute; this page updates by itself when it does. If you cancelled the payment, nothing was charged.</div>`;
+    case "paid":
+      return `<div class="banner ok" data-testid="payment-result"><strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added to your key${state.remaining ? `; you now have ${esc(money(state.remaining))}` : ""}. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
+    case "rejected":
+      return `<div class="banner danger" data-testid="payment-result"><strong>This payment was not credited.</strong> ${esc(sentence(state.reason))} If money left your account, contact support and quote reference ${ref}. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
+    case "failed":
+      return `<div class="banner danger" data-testid="payment-result"><strong>The checkout could not be started.</strong> ${esc(sentence(state.reason))} Nothing was charged; please try again. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
+    default:
+      return `<div class="banner warn" data-testid="payment-result">We could not find payment ${ref} on this account. If you paid while signed in as someone else, sign in with that account. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
+  }
+}
