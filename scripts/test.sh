@@ -48,11 +48,22 @@ echo "== vitest"
 node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
 [ $? -eq 0 ] || failed=1
 if [ -f test-results/vitest.json ]; then
-  read -r vp vf < <(node -e 'const r=require("./test-results/vitest.json");console.log(r.numPassedTests,r.numFailedTests+(r.numRuntimeErrorTestSuites||0))')
+  read -r vp vf < <(node -e 'const r=require("./test-results/vitest.json");const broken=r.testResults.filter((f)=>f.status==="failed"&&!f.assertionResults.some((a)=>a.status==="failed")).length;console.log(r.numPassedTests,r.numFailedTests+broken)')
   passed_total=$((passed_total + vp)); failed_total=$((failed_total + vf))
 else
   failed_total=$((failed_total + 1))
 fi
+
+# ---- BEGIN log hygiene (operations; scripts/check-logs.mjs) ----
+# After every test ran: no log the stack wrote ($STACK_LOCAL_DIR: service logs, stack output, Postgres
+# log) and no test result holds a full LiteLLM key, the master key or the Paystack secret. One test.
+echo "== log hygiene"
+if node scripts/check-logs.mjs "$STACK_LOCAL_DIR" test-results; then
+  passed_total=$((passed_total + 1))
+else
+  failed=1; failed_total=$((failed_total + 1))
+fi
+# ---- END log hygiene ----
 
 echo
 echo "tests: $passed_total passed, $failed_total failed"

@@ -84,7 +84,7 @@ begin
            r.token is not null as is_found, r.spend, r.max_budget, r.blocked,
            r.token is not null and (r.spend is distinct from k.spend or r.max_budget is distinct from k.observed_max_budget
                                     or r.blocked is distinct from k.litellm_blocked) as changed,
-           coalesce(l.total, 0) - coalesce(rt.total, 0) as target
+           greatest(coalesce(l.total, 0) - coalesce(rt.total, 0), 0) as target -- as private.key_target_budget: LiteLLM refuses a negative max_budget
       from public.api_keys k
       left join jsonb_to_recordset(p_rows) as r(token text, spend numeric, max_budget numeric, blocked boolean)
         on r.token = k.key_token

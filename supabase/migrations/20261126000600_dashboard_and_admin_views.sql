@@ -48,9 +48,14 @@ select p.id as user_id,
        case when coalesce(g.granted, 0) > 0
             then round(greatest(coalesce(g.granted, 0) - coalesce(k.spent, 0), 0) / g.granted * 100, 1) else 0 end as remaining_percent,
        live.last_synced_at,
-       -- Stale after 3 missed one-minute reconcile cycles.
+       -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
        (live.id is not null and live.status = 'active'
-         and (live.last_synced_at is null or live.last_synced_at < now() - interval '3 minutes')) as stale
+         and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
+       -- The low-balance banner: 20 or 5 while remaining credit is at or below that percentage of what was
+       -- granted, else null (the same exact rule as the alerts, private.evaluate_low_balance).
+       case when coalesce(g.granted, 0) <= 0 then null::integer
+            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 5 then 5
+            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 20 then 20 end as low_balance_level
   from public.profiles p
   left join lateral (select sum(l.amount) as granted,
                             sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
@@ -59,7 +64,7 @@ select p.id as user_id,
                        from public.payments pm where pm.user_id = p.id) pay on true
   left join lateral (select sum(coalesce(k.retired_spend, k.spend)) as spent from public.api_keys k where k.user_id = p.id) k on true
   left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
-  left join lateral (select k.id, k.status, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
+  left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
                        from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
                       where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
 

@@ -20,7 +20,17 @@ const schema = z.object({
   PAYSTACK_TIMEOUT_MS: z.coerce.number().int().positive().default(8000),
   PAYSTACK_CALLBACK_URL: url.optional(),
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
+  // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
+  // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
+  ALERT_WEBHOOK_URL: z.preprocess((v) => (v === "" ? undefined : v), url.optional()),
+  ALERT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
+
+/** The schema itself, for scripts/deploy-check.ts (which env names a deploy needs). */
+export const configSchema = schema;
+
+/** Set by hosted Supabase for every function: never put them in `supabase secrets set`. */
+export const PLATFORM_INJECTED = ["SUPABASE_URL", "SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY"] as const;
 
 export type Config = z.infer<typeof schema>;
 

@@ -83,6 +83,7 @@ export interface GenerateKeyRequest {
   tpm_limit?: number;
   user_id?: string;
   metadata: Record<string, unknown>;
+  blocked?: boolean; // created blocked (a rotation while a dispute is open)
 }
 
 export async function sha256Hex(text: string): Promise<string> {
@@ -216,6 +217,7 @@ export class LiteLLMClient {
       tpm_limit: req.tpm_limit,
       user_id: req.user_id,
       metadata: req.metadata,
+      ...(req.blocked ? { blocked: true } : {}),
     }, generateResponse, stats);
   }
 
@@ -283,6 +285,23 @@ export class LiteLLMClient {
     } catch (e) {
       if (e instanceof LiteLLMError && e.status === 404) return []; // already gone: deleting is idempotent
       throw e;
+    }
+  }
+
+  /**
+   * Liveness for the health check: one GET, no retries, no circuit breaker (it reports the breaker
+   * separately), no credentials sent. ok = LiteLLM answered 2xx within the timeout.
+   */
+  async liveliness(timeoutMs = Math.min(this.opts.timeoutMs, 3000)): Promise<{ ok: boolean; status: number | null; latency_ms: number; error?: string }> {
+    const started = performance.now();
+    try {
+      const res = await this.doFetch(`${this.opts.baseUrl.replace(/\/$/, "")}/health/liveliness`, { signal: AbortSignal.timeout(timeoutMs) });
+      await res.body?.cancel();
+      const latency = Math.round(performance.now() - started);
+      return res.ok ? { ok: true, status: res.status, latency_ms: latency } : { ok: false, status: res.status, latency_ms: latency, error: `http ${res.status}` };
+    } catch (e) {
+      const timeout = e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError");
+      return { ok: false, status: null, latency_ms: Math.round(performance.now() - started), error: timeout ? `no answer within ${timeoutMs} ms` : "unreachable" };
     }
   }
 

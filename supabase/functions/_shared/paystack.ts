@@ -84,6 +84,25 @@ export async function refundTransaction(transaction: string | number, amountSubu
   return body.data;
 }
 
+/**
+ * Health check: Paystack has no ping route, so this is the cheapest authenticated read there is, a verify
+ * of a reference that cannot exist. Paystack answers "not found" (400/404) when our secret key is
+ * accepted and 401 when it is not; nothing is created or changed.
+ */
+export async function pingPaystack(): Promise<{ ok: boolean; status: number | null; latency_ms: number; error?: string }> {
+  const started = performance.now();
+  const latency = () => Math.round(performance.now() - started);
+  try {
+    const { status } = await call("GET", `/transaction/verify/health-check-${crypto.randomUUID()}`);
+    if (status === 401 || status === 403) return { ok: false, status, latency_ms: latency(), error: "Paystack rejected our secret key" };
+    if (status >= 500 || status === 429) return { ok: false, status, latency_ms: latency(), error: `http ${status}` };
+    return { ok: true, status, latency_ms: latency() };
+  } catch (e) {
+    const status = e instanceof PaystackError ? e.status : null;
+    return { ok: false, status, latency_ms: latency(), error: status === null ? "unreachable" : `http ${status}` };
+  }
+}
+
 function hex(bytes: ArrayBuffer): string {
   return Array.from(new Uint8Array(bytes)).map((b) => b.toString(16).padStart(2, "0")).join("");
 }

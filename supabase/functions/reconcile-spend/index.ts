@@ -7,6 +7,7 @@
 // hosted Edge Functions. pg_cron fans out as many invocations per minute as there are chunk groups
 // (private.kick_reconcile), and overlapping runs never take the same chunk.
 import { z } from "zod";
+import { deliverAlerts } from "../_shared/alerts.ts";
 import { db } from "../_shared/db.ts";
 import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
@@ -54,8 +55,13 @@ Deno.serve(handler("reconcile-spend", async (req) => {
 
   const [{ id: runId }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;
   const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
-  const chunks = await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
-    select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false})`;
+  // user_id: an operator's "reconcile this user now" (`npm run admin -- reconcile <user>`): the chunks
+  // holding that user's keys, due or not.
+  const chunks = opts.user_id
+    ? await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
+        select * from private.claim_reconcile_chunks_for_user(${opts.user_id}, 120)`
+    : await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
+        select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false})`;
   sqlCalls += 3;
 
   let failure: string | null = null;
@@ -102,8 +108,16 @@ Deno.serve(handler("reconcile-spend", async (req) => {
     ${totals.repairs}, ${stats.requests ?? 0}, ${failure})`;
   sqlCalls++;
   if (failure) log.warn("reconcile failed", { error: failure, chunks_done: totals.chunks, chunks_released: chunks.length - i });
+  // Low-balance alerts: the spend written above fired them (SQL triggers); send them now. Whatever is not
+  // delivered stays pending for the next run (and ops-sweep).
+  const alerts = await deliverAlerts({ budgetMs: 10_000 }).catch((e) => {
+    log.warn("alert delivery failed", { error: (e as Error).message });
+    return null;
+  });
+  sqlCalls += alerts?.sql_round_trips ?? 0;
   return json({
     outcome,
+    alerts,
     error: failure,
     claimed: chunks.length,
     ...totals,

@@ -17,7 +17,8 @@ type Json = any;
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const API_PORT = 54360;
 const ADMIN_PORT = 54361;
-const RECEIVER_PORT = 54362;
+/** The webhook receiver takes any free port (set in beforeAll). */
+let RECEIVER_PORT = 0;
 const API = `http://127.0.0.1:${API_PORT}`;
 const ADMIN = `http://127.0.0.1:${ADMIN_PORT}`;
 const SECRET = "sk_test_emulator_secret";
@@ -222,7 +223,7 @@ let emuOutput = "";
 let emuExit: Promise<number | null>;
 
 beforeAll(async () => {
-  await receiver.start(RECEIVER_PORT);
+  RECEIVER_PORT = await receiver.start(0);
   emu = spawn(`${ROOT}node_modules/.bin/deno`, [
     "run",
     "-A",

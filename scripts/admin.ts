@@ -1,0 +1,390 @@
+// `npm run admin -- <command>`: the operator's command line, for the local stack or a hosted project.
+//
+// Database: --db-url, else SUPABASE_DB_URL, else the local stack's .local/stack.env (npm start).
+// Functions (anything that talks to LiteLLM: push-budget, reconcile, rotate, requeue's provisioning run):
+// --url or SUPABASE_URL, with SUPABASE_SERVICE_ROLE_KEY (from the environment, --env-file, or the stack
+// env). The CLI itself never calls LiteLLM: it goes through the same functions and SQL as production.
+// Credit changes are ledger rows (kind 'adjustment', with the reason and who made them), never edits.
+// Users are given by id or email. Run `npm run admin -- help`.
+import postgres from "postgres";
+
+const HELP = `usage: npm run admin -- <command> [args] [options]
+
+reading
+  failures                       keys whose budget sync failed, failed provisioning, flagged keys
+  drift                          active keys whose LiteLLM max_budget differs from the ledger target
+  dead-jobs                      provisioning jobs that gave up
+  rejected [--limit N]           rejected or failed webhook deliveries (newest first, default 50)
+  rotations                      key rotations that have not finished
+  alerts [--all] [--limit N]     low-balance alerts not delivered yet (--all: every alert)
+  user <user>                    one user's balance, keys (masked) and latest ledger rows
+
+changing (each changes only what it says)
+  requeue [user]                 re-queue dead provisioning jobs (all, or one user's), then run provisioning
+  push-budget <user>             push the ledger target (and block state) of the user's key to LiteLLM now
+  reconcile <user|all>           pull spend from LiteLLM now, for one user or every key
+  grant <user> <amount> --reason "..."    add credit: one ledger row (adjustment), then a budget push
+  deduct <user> <amount> --reason "..."   remove credit: one ledger row (adjustment), then a budget push
+  rotate <user>                  new key carrying the remaining credit; the old key is deleted on LiteLLM
+
+<user> is a user id or an email address. <amount> is USD, e.g. 5 or 2.50.
+
+options
+  --db-url <url>         Postgres URL (hosted: the project's connection string; else SUPABASE_DB_URL)
+  --url <url>            project URL for the functions (else SUPABASE_URL)
+  --env-file <path>      read SUPABASE_* variables from this file first
+  --by <name>            who makes a change (recorded in the ledger; default admin-cli:$USER)
+  --idempotency-key <k>  for grant/deduct: repeating the command with the same key adds nothing
+  --json                 machine-readable output
+`;
+
+class UsageError extends Error {}
+class AdminError extends Error {}
+
+// ------------------------------------------------------------------ arguments and environment
+const VALUE_FLAGS = new Set(["db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key"]);
+const BOOL_FLAGS = new Set(["json", "all", "help"]);
+
+function parseArgs(argv: string[]) {
+  const positional: string[] = [];
+  const flags: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") continue;
+    if (a.startsWith("--")) {
+      const [name, inline] = a.slice(2).split(/=(.*)/s, 2) as [string, string | undefined];
+      if (BOOL_FLAGS.has(name)) flags[name] = true;
+      else if (VALUE_FLAGS.has(name)) {
+        const v = inline ?? argv[++i];
+        if (v === undefined) throw new UsageError(`--${name} needs a value`);
+        flags[name] = v;
+      } else throw new UsageError(`unknown option --${name}`);
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function readEnvFile(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    throw new UsageError(`cannot read the env file ${path}`);
+  }
+  const out: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m || line.trim().startsWith("#")) continue;
+    out[m[1]] = m[2].replace(/^(['"])(.*)\1$/, "$2");
+  }
+  return out;
+}
+
+function settings(flags: Record<string, string | boolean>) {
+  const root = new URL("..", import.meta.url).pathname;
+  let stack: Record<string, string> = {};
+  try {
+    stack = readEnvFile(`${root}.local/stack.env`);
+  } catch { /* no local stack */ }
+  const file = typeof flags["env-file"] === "string" ? readEnvFile(flags["env-file"]) : {};
+  const get = (name: string) => file[name] ?? Deno.env.get(name) ?? stack[name];
+  return {
+    dbUrl: (flags["db-url"] as string | undefined) ?? get("SUPABASE_DB_URL"),
+    url: (flags["url"] as string | undefined) ?? get("SUPABASE_URL"),
+    serviceKey: get("SUPABASE_SERVICE_ROLE_KEY"),
+    by: (flags["by"] as string | undefined) ?? Deno.env.get("ADMIN_NAME") ?? `admin-cli:${Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown"}`,
+  };
+}
+
+// ------------------------------------------------------------------ output
+let asJson = false;
+
+function mask(text: string): string {
+  return text.replace(/\bsk-[A-Za-z0-9_-]{4,}/g, (k) => `sk-...${k.slice(-4)}`);
+}
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, "Z");
+  if (typeof v === "object") return JSON.stringify(v);
+  return mask(String(v));
+}
+
+function table(rows: Record<string, unknown>[], empty: string) {
+  if (rows.length === 0) return console.log(empty);
+  const cols = Object.keys(rows[0]);
+  const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  const fmt = (vals: string[]) => vals.map((v, i) => (v.length > widths[i] ? v.slice(0, widths[i] - 1) + "…" : v.padEnd(widths[i]))).join("  ").trimEnd();
+  console.log(fmt(cols));
+  console.log(fmt(widths.map((w) => "-".repeat(w))));
+  for (const r of rows) console.log(fmt(cols.map((c) => cell(r[c]))));
+  console.log(`(${rows.length} row${rows.length === 1 ? "" : "s"})`);
+}
+
+function out(data: unknown, human: () => void) {
+  if (asJson) console.log(JSON.stringify(data, (_k, v) => (typeof v === "string" ? mask(v) : v), 2));
+  else human();
+}
+
+// ------------------------------------------------------------------ database and functions
+type Sql = postgres.Sql;
+
+function connect(dbUrl: string | undefined): Sql {
+  if (!dbUrl) throw new UsageError("no database: give --db-url (or set SUPABASE_DB_URL, or start the local stack)");
+  return postgres(dbUrl, {
+    max: 2,
+    prepare: false,
+    connect_timeout: 10,
+    idle_timeout: 5,
+    onnotice: () => {},
+    types: { numeric: { to: 1700, from: [1700], serialize: (v: unknown) => String(v), parse: (v: string) => v } },
+  });
+}
+
+async function userOf(sql: Sql, ref: string | undefined): Promise<{ id: string; email: string | null }> {
+  if (!ref) throw new UsageError("give a user (id or email)");
+  const [{ id }] = await sql<{ id: string }[]>`select private.find_user(${ref}) as id`;
+  const [u] = await sql<{ email: string | null }[]>`select email from auth.users where id = ${id}`;
+  return { id, email: u?.email ?? null };
+}
+
+// deno-lint-ignore no-explicit-any
+type Answer = { status: number; body: any }; // a function's JSON answer, shape per function
+
+async function callFunction(s: ReturnType<typeof settings>, name: string, body: unknown): Promise<Answer> {
+  if (!s.url) throw new AdminError(`cannot call ${name}: no project URL (give --url or set SUPABASE_URL)`);
+  if (!s.serviceKey) throw new AdminError(`cannot call ${name}: SUPABASE_SERVICE_ROLE_KEY is not set (environment or --env-file)`);
+  let res: Response;
+  try {
+    res = await fetch(`${s.url.replace(/\/$/, "")}/functions/v1/${name}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${s.serviceKey}`, "Content-Type": "application/json", "x-client-info": "litellm-credits-admin" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(90_000),
+    });
+  } catch (e) {
+    throw new AdminError(`cannot reach ${name} at ${s.url}: ${(e as Error).name === "TimeoutError" ? "timed out" : "unreachable"}`);
+  }
+  const text = await res.text();
+  let parsed: Answer["body"] = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, body: parsed ?? { message: text.slice(0, 300) } };
+}
+
+function functionError(name: string, r: Answer): never {
+  throw new AdminError(`${name} answered ${r.status}: ${r.body?.message ?? r.body?.error ?? JSON.stringify(r.body)}`);
+}
+
+// ------------------------------------------------------------------ commands
+function parseAmount(raw: string | undefined): string {
+  if (!raw) throw new UsageError("give an amount in USD, e.g. 5 or 2.50");
+  if (!/^\d{1,7}(\.\d{1,2})?$/.test(raw) || Number(raw) === 0) {
+    throw new UsageError(`"${raw}" is not an amount: a positive number of USD with at most 2 decimals, e.g. 5 or 2.50`);
+  }
+  return raw;
+}
+
+async function adjust(sql: Sql, s: ReturnType<typeof settings>, flags: Record<string, string | boolean>, args: string[], sign: 1 | -1) {
+  const verb = sign > 0 ? "grant" : "deduct";
+  if (args.length > 2) throw new UsageError(`${verb} takes a user and an amount (put the reason in --reason "...")`);
+  const amount = parseAmount(args[1]);
+  const reason = typeof flags.reason === "string" ? flags.reason.trim() : "";
+  if (reason.length < 3) throw new UsageError(`${verb} needs --reason "..." (at least 3 characters): it is recorded in the ledger`);
+  const user = await userOf(sql, args[0]);
+  const signed = sign > 0 ? amount : `-${amount}`;
+  const [r] = await sql<{ ledger_id: string; is_new: boolean; key_id: string | null; granted: string; remaining: string; target_max_budget: string | null }[]>`
+    select * from private.adjust_credit(${user.id}, ${signed}::numeric, ${reason}, ${s.by}, ${(flags["idempotency-key"] as string | undefined) ?? null})`;
+  // The ledger row is committed. Push the new absolute target now; if that fails, reconcile repairs it.
+  let push: { outcome: string; detail?: string } = { outcome: "skipped", detail: "the user has no key yet" };
+  if (r.key_id) {
+    try {
+      const p = await callFunction(s, "push-budget", { user_id: user.id });
+      push = p.status === 200 ? { outcome: p.body.budget_push } : { outcome: "failed", detail: p.body?.message ?? `status ${p.status}` };
+    } catch (e) {
+      push = { outcome: "failed", detail: (e as Error).message };
+    }
+  }
+  out({ command: verb, user_id: user.id, amount: signed, ...r, budget_push: push }, () => {
+    console.log(`${r.is_new ? (sign > 0 ? "granted" : "deducted") : "already recorded (same idempotency key)"}: ${amount} USD ${sign > 0 ? "to" : "from"} ${user.email ?? user.id}`);
+    console.log(`ledger row ${r.ledger_id} (adjustment, by ${s.by}): "${reason}"`);
+    console.log(`granted in total ${r.granted} USD, remaining ${Number(r.remaining).toFixed(2)} USD; key target ${r.target_max_budget ?? "-"}`);
+    console.log(`budget push: ${push.outcome}${push.detail ? ` (${push.detail})` : ""}`);
+  });
+  if (push.outcome === "failed") console.error("admin: warning: the budget push failed; reconcile-spend pushes the new budget within a minute");
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv);
+  asJson = flags.json === true;
+  const [command, ...args] = positional;
+  if (!command || command === "help" || flags.help) {
+    console.log(HELP);
+    return command || flags.help ? 0 : 2;
+  }
+  const s = settings(flags);
+  const limit = flags.limit === undefined ? 50 : Number(flags.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError("--limit must be a whole number from 1 to 10000");
+  const noArgs = () => {
+    if (args.length) throw new UsageError(`${command} takes no arguments`);
+  };
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "user", "requeue", "push-budget", "reconcile", "grant", "deduct", "rotate"];
+  if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
+
+  const sql = connect(s.dbUrl);
+  try {
+    switch (command) {
+      case "failures": {
+        noArgs();
+        const rows = await sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`;
+        out(rows, () => table(rows, "no sync failures"));
+        return 0;
+      }
+      case "drift": {
+        noArgs();
+        const rows = await sql`select * from public.admin_drift order by key_id`;
+        out(rows, () => table(rows, "no drift: every active key's LiteLLM budget matches the ledger"));
+        return 0;
+      }
+      case "dead-jobs": {
+        noArgs();
+        const rows = await sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`;
+        out(rows, () => table(rows, "no dead provisioning jobs"));
+        return 0;
+      }
+      case "rejected": {
+        noArgs();
+        const rows = await sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`;
+        out(rows, () => table(rows, "no rejected deliveries"));
+        return 0;
+      }
+      case "rotations": {
+        noArgs();
+        const rows = await sql`select * from public.admin_key_rotations order by rotation_id`;
+        out(rows, () => table(rows, "no unfinished rotations"));
+        return 0;
+      }
+      case "alerts": {
+        noArgs();
+        const rows = flags.all
+          ? await sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
+          : await sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`;
+        out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
+        return 0;
+      }
+      case "user": {
+        if (args.length !== 1) throw new UsageError("user takes one user (id or email)");
+        const u = await userOf(sql, args[0]);
+        const [account] = await sql`select * from public.my_account where user_id = ${u.id}`;
+        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, retired_spend,
+                                      blocked, flag, created_at from public.api_keys where user_id = ${u.id} order by seq`;
+        const ledger = await sql`select id, kind, amount, reason, created_by, created_at from public.credit_ledger
+                                  where user_id = ${u.id} order by id desc limit ${limit}`;
+        out({ account, keys, ledger }, () => {
+          table(account ? [account] : [], "no profile");
+          console.log();
+          table(keys, "no keys");
+          console.log();
+          table(ledger, "no ledger rows");
+        });
+        return 0;
+      }
+      case "requeue": {
+        if (args.length > 1) throw new UsageError("requeue takes at most one user");
+        const u = args[0] ? await userOf(sql, args[0]) : null;
+        const [{ n }] = await sql<{ n: number }[]>`select private.requeue_provisioning(${u?.id ?? null}) as n`;
+        let run: unknown = null;
+        if (n > 0) {
+          try {
+            const r = await callFunction(s, "provision-key", {});
+            run = r.status === 200 ? r.body : { error: r.body?.message ?? `status ${r.status}` };
+          } catch (e) {
+            run = { error: `${(e as Error).message}; the provisioning sweep (pg_cron) runs them within a minute` };
+          }
+        }
+        out({ requeued: n, provisioning: run }, () => {
+          console.log(`re-queued ${n} dead provisioning job${n === 1 ? "" : "s"}${u ? ` of ${u.email ?? u.id}` : ""}`);
+          if (run) console.log(`provisioning run: ${JSON.stringify(run)}`);
+        });
+        return 0;
+      }
+      case "push-budget": {
+        if (args.length !== 1) throw new UsageError("push-budget takes one user (id or email)");
+        const u = await userOf(sql, args[0]);
+        const r = await callFunction(s, "push-budget", { user_id: u.id });
+        if (r.status !== 200) functionError("push-budget", r);
+        out(r.body, () => console.log(`budget push for ${u.email ?? u.id}: ${r.body.budget_push} (target ${r.body.target_max_budget}), block: ${r.body.block_push}`));
+        return 0;
+      }
+      case "reconcile": {
+        if (args.length !== 1) throw new UsageError("reconcile takes one user (id or email) or \"all\"");
+        const results: Answer["body"][] = [];
+        if (args[0] === "all") {
+          // Every chunk, 100 per call, until a call finds none left (force: due or not).
+          for (let i = 0; i < 1000; i++) {
+            const r = await callFunction(s, "reconcile-spend", { force: true, max_chunks: 100, source: "admin" });
+            if (r.status !== 200) functionError("reconcile-spend", r);
+            results.push(r.body);
+            if (r.body.claimed < 100) break;
+          }
+        } else {
+          const u = await userOf(sql, args[0]);
+          // A cron run may hold the user's chunk for a moment: try a few times.
+          for (let i = 0; i < 10; i++) {
+            const r = await callFunction(s, "reconcile-spend", { user_id: u.id, source: "admin" });
+            if (r.status !== 200) functionError("reconcile-spend", r);
+            if (r.body.claimed > 0 || i === 9) {
+              results.push(r.body);
+              break;
+            }
+            await new Promise((res) => setTimeout(res, 500));
+          }
+        }
+        const sum = (k: string) => results.reduce((a, r) => a + (Number(r[k]) || 0), 0);
+        const summary = { runs: results.length, chunks: sum("chunks"), keys: sum("keys"), snapshots: sum("snapshots"), repairs: sum("repairs"),
+          repair_failures: sum("repair_failures"), missing: sum("missing"), outcome: results.every((r) => r.outcome === "ok") ? "ok" : "partial" };
+        out({ ...summary, results }, () => {
+          console.log(`reconciled ${summary.keys} key${summary.keys === 1 ? "" : "s"} in ${summary.chunks} chunk(s): ${summary.snapshots} snapshot(s), ` +
+            `${summary.repairs} budget repair(s), ${summary.repair_failures} repair failure(s), ${summary.missing} missing on LiteLLM (${summary.outcome})`);
+          if (summary.chunks === 0) console.log("nothing claimed: the user has no active key, or a cron run holds the chunk (try again)");
+        });
+        return 0;
+      }
+      case "grant":
+        await adjust(sql, s, flags, args, 1);
+        return 0;
+      case "deduct":
+        await adjust(sql, s, flags, args, -1);
+        return 0;
+      case "rotate": {
+        if (args.length !== 1) throw new UsageError("rotate takes one user (id or email)");
+        const u = await userOf(sql, args[0]);
+        const r = await callFunction(s, "rotate-key", { user_id: u.id, requested_by: s.by });
+        if (r.status !== 200 && r.status !== 202) functionError("rotate-key", r);
+        out(r.body, () => {
+          if (r.body.state === "done") console.log(`rotated the key of ${u.email ?? u.id}: new key ${r.body.key_masked} with max_budget ${r.body.max_budget}; old key deleted`);
+          else console.log(`rotation ${r.body.rotation_id} is waiting ${r.body.resume_in_seconds} s for the old key's spend to settle; ops-sweep finishes it (or run this again)`);
+          for (const step of r.body.steps ?? []) console.log(`  - ${step}`);
+        });
+        return 0;
+      }
+    }
+    return 2;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+try {
+  Deno.exit(await run(Deno.args));
+} catch (e) {
+  if (e instanceof UsageError) {
+    console.error(`admin: ${e.message}`);
+    Deno.exit(2);
+  }
+  const err = e as { message?: string; code?: string; hint?: string };
+  const connection = ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "CONNECT_TIMEOUT", "28P01", "3D000"].includes(err.code ?? "");
+  console.error(`admin: ${connection ? `cannot connect to the database (${err.code}): check --db-url` : mask(err.message ?? String(e))}`);
+  Deno.exit(1);
+}

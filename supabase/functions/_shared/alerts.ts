@@ -1,0 +1,102 @@
+// Low-balance alert delivery. Detection is in SQL (migrations/20261126001000_low_balance_alerts.sql):
+// one event per crossing of 20 % and 5 % of what a user was granted. This POSTs each pending event to
+// the alert webhook as Slack-compatible JSON ({"text": "..."}), a few quick tries per run; what is still
+// undelivered backs off and is retried by later runs (reconcile-spend, ops-sweep), then given up after
+// alert_max_attempts. Claims are leased (SKIP LOCKED), so overlapping runs never send an alert twice.
+//
+// The webhook URL (a vault secret alert_webhook_url, else ALERT_WEBHOOK_URL) is a secret: it is never
+// logged, and errors are reduced to "http <status>" / "timeout" / "unreachable" (fetch errors name the URL).
+import { config } from "./config.ts";
+import { db } from "./db.ts";
+import { log, mask } from "./log.ts";
+
+interface Due {
+  alert_id: string;
+  user_id: string;
+  email: string | null;
+  level: number;
+  granted: string;
+  spent: string;
+  remaining: string;
+  crossed_at: Date;
+  attempts: number;
+}
+
+export interface DeliveryReport {
+  configured: boolean;
+  claimed: number;
+  delivered: number;
+  retrying: number;
+  failed: number;
+  skipped: number;
+  sql_round_trips: number;
+}
+
+const TRIES_PER_RUN = 3;
+
+/** The Slack-compatible message of one alert (no key, masked email). */
+export function alertText(a: Pick<Due, "user_id" | "email" | "level" | "granted" | "remaining" | "crossed_at">): string {
+  const granted = Number(a.granted);
+  const remaining = Number(a.remaining);
+  const pct = granted > 0 ? (Math.max(remaining, 0) / granted) * 100 : 0;
+  const who = a.email ? `${mask(a.email)} (${a.user_id})` : a.user_id;
+  return `:warning: Low balance: ${who} has ${remaining.toFixed(2)} of ${granted.toFixed(2)} USD credit left ` +
+    `(${pct.toFixed(1)} %), at or below ${a.level} % since ${new Date(a.crossed_at).toISOString()}.`;
+}
+
+async function post(url: string, text: string, timeoutMs: number): Promise<{ ok: boolean; error?: string; retry: boolean }> {
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.body?.cancel();
+    if (res.ok) return { ok: true, retry: false };
+    return { ok: false, error: `http ${res.status}`, retry: res.status >= 500 || res.status === 429 };
+  } catch (e) {
+    const timeout = e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError");
+    return { ok: false, error: timeout ? `no answer within ${timeoutMs} ms` : "unreachable", retry: true };
+  }
+}
+
+/** Delivers due alerts until budgetMs is spent. Never throws for a delivery problem (it is recorded). */
+export async function deliverAlerts(opts: { budgetMs?: number } = {}): Promise<DeliveryReport> {
+  const sql = db();
+  const started = performance.now();
+  const budget = opts.budgetMs ?? 10_000;
+  const report: DeliveryReport = { configured: true, claimed: 0, delivered: 0, retrying: 0, failed: 0, skipped: 0, sql_round_trips: 2 };
+  const [{ url: vaultUrl }] = await sql<{ url: string | null }[]>`select private.alert_webhook_url() as url`;
+  const url = vaultUrl || config().ALERT_WEBHOOK_URL;
+  if (!url) {
+    const [{ n }] = await sql<{ n: number }[]>`select private.skip_alert_deliveries('no alert webhook configured (ALERT_WEBHOOK_URL)') as n`;
+    return { ...report, configured: false, skipped: n };
+  }
+  const timeoutMs = config().ALERT_WEBHOOK_TIMEOUT_MS;
+  const due = await sql<Due[]>`select * from private.claim_alert_deliveries(null, ${Math.ceil((budget + TRIES_PER_RUN * timeoutMs) / 1000)})`;
+  report.claimed = due.length;
+  report.sql_round_trips += due.length;
+  for (const a of due) {
+    // Out of time: the rest stay claimed until their short lease ends, then the next run takes them
+    // (no attempt is counted for them).
+    if (performance.now() - started > budget) break;
+    const text = alertText(a);
+    let tries = 0;
+    let result: { ok: boolean; error?: string; retry: boolean } = { ok: false, retry: true };
+    while (tries < TRIES_PER_RUN) {
+      tries++;
+      result = await post(url, text, timeoutMs);
+      if (result.ok || !result.retry) break;
+      if (tries < TRIES_PER_RUN) await new Promise((r) => setTimeout(r, 300 * 3 ** (tries - 1)));
+    }
+    const [{ status }] = await sql<{ status: string | null }[]>`
+      select private.finish_alert_delivery(${a.alert_id}, ${result.ok}, ${tries}, ${result.error ?? null}) as status`;
+    if (status === "delivered") report.delivered++;
+    else if (status === "failed") report.failed++;
+    else report.retrying++;
+    if (!result.ok) log.warn("alert not delivered", { alert_id: a.alert_id, user_id: a.user_id, level: a.level, tries, error: result.error, status });
+    else log.info("alert delivered", { alert_id: a.alert_id, user_id: a.user_id, level: a.level, tries });
+  }
+  return report;
+}

@@ -1,0 +1,217 @@
+-- Low-balance alerts: when a user's remaining credit (ledger total - spend of all their keys) falls to
+-- 20 % and then 5 % of what was granted, one event per crossing is recorded; the alert is POSTed to
+-- ALERT_WEBHOOK_URL (Slack-compatible) by supabase/functions/_shared/alerts.ts, with retries.
+--
+-- Once per crossing: an event stays "open" (rearmed_at is null) while the balance is at or below its
+-- level, and a unique index allows one open event per user and level, so reconcile runs that see the
+-- same low balance again add nothing. The level re-arms when the balance goes back above it (a purchase,
+-- a grant); the next fall below it is a new crossing and a new event.
+--
+-- Detection runs in the database, on the two things that move the balance: statement triggers on
+-- credit_ledger inserts (grants, purchases, refunds, adjustments) and on api_keys updates that change
+-- spend (reconcile-spend writing what LiteLLM reported; rotation freezing a retired key's spend).
+-- A fall from above 20 % straight to 5 % or less records both levels, but only the 5 % one is sent
+-- (the 20 % one is 'superseded').
+
+insert into private.settings (key, value, description) values
+  ('alert_max_attempts', '10', 'delivery attempts of one alert before it is given up (failed)'),
+  ('alert_backoff_base_seconds', '30', 'first retry delay of an undelivered alert; doubles per attempt'),
+  ('alert_backoff_cap_seconds', '3600', 'longest retry delay of an undelivered alert'),
+  ('alert_batch_size', '20', 'alerts one function run delivers at most'),
+  ('reconcile_stale_seconds', '180', 'the health check fails when the last successful reconcile is older than this')
+on conflict (key) do nothing;
+
+create table private.alert_events (
+  id bigint generated always as identity primary key,
+  user_id uuid not null references auth.users (id),
+  kind text not null default 'low_balance' check (kind = 'low_balance'),
+  level integer not null check (level in (20, 5)), -- percent of what was granted
+  granted numeric not null,
+  spent numeric not null,
+  remaining numeric not null,
+  crossed_at timestamptz not null default now(),
+  rearmed_at timestamptz, -- the balance went back above the level: the next fall is a new event
+  delivery_status text not null default 'pending'
+    check (delivery_status in ('pending', 'delivered', 'failed', 'skipped', 'superseded')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  locked_until timestamptz,
+  last_error text,
+  delivered_at timestamptz
+);
+create unique index alert_events_one_open_per_level on private.alert_events (user_id, level) where rearmed_at is null;
+create index alert_events_due_idx on private.alert_events (next_attempt_at) where delivery_status = 'pending';
+create index alert_events_user_idx on private.alert_events (user_id, crossed_at);
+revoke all on table private.alert_events from public, anon, authenticated;
+grant select on table private.alert_events to service_role;
+
+-- The rule, for a set of users. The comparison is exact (numeric): low at level L when
+-- remaining * 100 <= granted * L, with granted > 0. public.my_account.low_balance_level uses the same one.
+create function private.evaluate_low_balance(p_user_ids uuid[]) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_fired integer;
+begin
+  if p_user_ids is null or cardinality(p_user_ids) = 0 then
+    return 0;
+  end if;
+  with bal as (
+    select u.user_id,
+           coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = u.user_id), 0) as granted,
+           coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
+      from (select distinct x.user_id from unnest(p_user_ids) as x(user_id)) u
+  ), lvl as (
+    select b.user_id, b.granted, b.spent, v.level,
+           b.granted > 0 and (b.granted - b.spent) * 100 <= b.granted * v.level as is_low,
+           exists (select 1 from private.alert_events e
+                    where e.user_id = b.user_id and e.level = v.level and e.rearmed_at is null) as is_open
+      from bal b cross join (values (20), (5)) as v(level)
+  ), rearmed as (
+    update private.alert_events e set rearmed_at = now()
+      from lvl
+     where e.user_id = lvl.user_id and e.level = lvl.level and e.rearmed_at is null and not lvl.is_low
+    returning e.id
+  ), fired as (
+    insert into private.alert_events (user_id, level, granted, spent, remaining, delivery_status)
+    select l.user_id, l.level, l.granted, l.spent, l.granted - l.spent,
+           case when l.level = 20 and exists (select 1 from lvl f where f.user_id = l.user_id and f.level = 5
+                                                                       and f.is_low and not f.is_open)
+                then 'superseded' else 'pending' end
+      from lvl l
+     where l.is_low and not l.is_open
+    on conflict (user_id, level) where rearmed_at is null do nothing
+    returning id
+  )
+  select count(*) into v_fired from fired;
+  return v_fired;
+end
+$$;
+
+-- A credit (amount > 0) can only lift a balance, so it matters only to a user with an open alert (to
+-- re-arm it); sign-ups and most purchases skip the evaluation. A debit (refund, reversal, deduction) may
+-- cause a crossing.
+create function private.low_balance_after_ledger_insert() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.evaluate_low_balance(array(
+    select distinct n.user_id from new_rows n
+     where n.amount < 0
+        or exists (select 1 from private.alert_events e where e.user_id = n.user_id and e.rearmed_at is null)));
+  return null;
+end
+$$;
+
+-- Spend moving (reconcile), a key retired with its final spend (rotation) or a status change.
+create function private.low_balance_after_key_update() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.evaluate_low_balance(array(
+    select distinct n.user_id from new_rows n join old_rows o on o.id = n.id
+     where n.spend is distinct from o.spend or n.retired_spend is distinct from o.retired_spend
+        or n.status is distinct from o.status));
+  return null;
+end
+$$;
+
+create trigger credit_ledger_low_balance after insert on public.credit_ledger
+  referencing new table as new_rows for each statement execute function private.low_balance_after_ledger_insert();
+create trigger api_keys_low_balance after update on public.api_keys
+  referencing old table as old_rows new table as new_rows for each statement execute function private.low_balance_after_key_update();
+
+-- Where alerts go: a vault secret named alert_webhook_url when present (operators can change it without a
+-- redeploy; the tests point it at a local receiver), else the ALERT_WEBHOOK_URL function secret.
+create function private.alert_webhook_url() returns text
+language sql stable security definer set search_path = '' as $$
+  select s.decrypted_secret from vault.decrypted_secrets s where s.name = 'alert_webhook_url' order by s.created_at desc limit 1
+$$;
+
+-- Alerts due for delivery, leased to one run (SKIP LOCKED: overlapping runs never send one twice).
+create function private.claim_alert_deliveries(p_limit integer default null, p_lease_seconds integer default 60)
+returns table (alert_id bigint, user_id uuid, email text, level integer, granted numeric, spent numeric, remaining numeric,
+               crossed_at timestamptz, attempts integer)
+language sql volatile security definer set search_path = '' as $$
+  with due as (
+    select e.id from private.alert_events e
+     where e.delivery_status = 'pending' and e.next_attempt_at <= now() and (e.locked_until is null or e.locked_until < now())
+     order by e.id
+     limit coalesce(p_limit, private.setting_numeric('alert_batch_size')::integer)
+     for update skip locked
+  ), claimed as (
+    update private.alert_events e set locked_until = now() + make_interval(secs => p_lease_seconds)
+      from due where e.id = due.id
+    returning e.*
+  )
+  select c.id, c.user_id, u.email::text, c.level, c.granted, c.spent, c.remaining, c.crossed_at, c.attempts
+    from claimed c left join auth.users u on u.id = c.user_id
+   order by c.id
+$$;
+
+-- The outcome of delivering one alert (p_tries = HTTP attempts made in this run). Undelivered alerts back
+-- off exponentially and are given up after alert_max_attempts.
+create function private.finish_alert_delivery(p_alert_id bigint, p_delivered boolean, p_tries integer, p_error text default null)
+returns text language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_event private.alert_events;
+  v_max integer := private.setting_numeric('alert_max_attempts')::integer;
+  v_base numeric := private.setting_numeric('alert_backoff_base_seconds');
+  v_cap numeric := private.setting_numeric('alert_backoff_cap_seconds');
+begin
+  update private.alert_events e
+     set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
+         last_error = case when p_delivered then null else left(p_error, 500) end,
+         delivered_at = case when p_delivered then now() end,
+         delivery_status = case when p_delivered then 'delivered'
+                                when e.attempts + greatest(p_tries, 1) >= v_max then 'failed' else 'pending' end
+   where e.id = p_alert_id and e.delivery_status = 'pending'
+  returning * into v_event;
+  if v_event.id is null then
+    return null;
+  end if;
+  if v_event.delivery_status = 'pending' then
+    update private.alert_events
+       set next_attempt_at = now() + make_interval(secs => least(v_cap, v_base * power(2, greatest(v_event.attempts - 1, 0)))::double precision)
+     where id = p_alert_id;
+  end if;
+  return v_event.delivery_status;
+end
+$$;
+
+-- No webhook configured: pending alerts are marked skipped (kept as a record, never sent later in a flood).
+create function private.skip_alert_deliveries(p_reason text) returns integer
+language sql volatile security definer set search_path = '' as $$
+  with skipped as (
+    update private.alert_events set delivery_status = 'skipped', last_error = left(p_reason, 500), locked_until = null
+     where delivery_status = 'pending'
+    returning 1
+  )
+  select count(*)::integer from skipped
+$$;
+
+-- Alerts still to deliver or given up, for operators (service_role only).
+create view public.admin_alerts as
+select e.id as alert_id, e.user_id, e.level, e.remaining, e.granted, e.crossed_at, e.rearmed_at, e.delivery_status,
+       e.attempts, e.last_error, e.next_attempt_at, e.delivered_at
+  from private.alert_events e;
+revoke all on public.admin_alerts from anon, authenticated;
+grant select on public.admin_alerts to service_role;
+
+-- The dashboard banner is public.my_account.low_balance_level (migration 000600), by the same rule.
+
+revoke execute on function
+  private.evaluate_low_balance(uuid[]),
+  private.low_balance_after_ledger_insert(),
+  private.low_balance_after_key_update(),
+  private.alert_webhook_url(),
+  private.claim_alert_deliveries(integer, integer),
+  private.finish_alert_delivery(bigint, boolean, integer, text),
+  private.skip_alert_deliveries(text)
+from public, anon, authenticated;
+grant execute on function
+  private.evaluate_low_balance(uuid[]),
+  private.low_balance_after_ledger_insert(),
+  private.low_balance_after_key_update(),
+  private.alert_webhook_url(),
+  private.claim_alert_deliveries(integer, integer),
+  private.finish_alert_delivery(bigint, boolean, integer, text),
+  private.skip_alert_deliveries(text)
+to service_role;
