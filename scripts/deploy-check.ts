@@ -24,6 +24,7 @@ export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "health": false, // uptime monitors
   "ops-sweep": false, // pg_cron / pg_net with the cron secret
   "push-budget": false, // operators, with the service role key (checked by the function)
+  "litellm-spend-callback": false, // LiteLLM's logging callback with LITELLM_CALLBACK_SECRET
   "checkout": true, // signed-in users
   "rotate-key": true, // signed-in users, operators with the service role key
 };

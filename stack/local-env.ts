@@ -40,6 +40,7 @@ export async function localEnv(): Promise<Record<string, string>> {
     LITELLM_BASE_URL: `http://127.0.0.1:${PORTS.litellm}`,
     LITELLM_PUBLIC_URL: `http://127.0.0.1:${PORTS.litellm}`,
     LITELLM_MASTER_KEY: "sk-local-master-key",
+    LITELLM_CALLBACK_SECRET: "local-litellm-callback-secret",
     PAYSTACK_BASE_URL: `http://127.0.0.1:${PORTS.paystack}`,
     PAYSTACK_SECRET_KEY: "sk_test_emulator_secret",
     PAYSTACK_MODE: "test",

@@ -23,6 +23,10 @@ create table public.api_keys (
   -- Spend as LiteLLM last reported it (snapshots hold the history).
   spend numeric not null default 0,
   spend_observed_at timestamptz,
+  -- A lower bound of spend pushed by LiteLLM's logging callback (seconds old, while the pull lags by
+  -- its batch-write interval). Views show the larger of the two; see public.key_spend.
+  hinted_spend numeric,
+  hinted_at timestamptz,
   observed_max_budget numeric,
   -- Set by reconcile when LiteLLM disagrees in a way we must not silently undo.
   flag text check (flag in ('blocked_externally', 'deleted_externally')),

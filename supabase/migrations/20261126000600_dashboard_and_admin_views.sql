@@ -1,6 +1,19 @@
 -- Views the dashboard reads (security_invoker: the caller's RLS applies, so a user sees only their rows)
 -- and admin views (service_role only).
 
+-- What a key has spent, as the user should see it now: the pulled spend (LiteLLM's truth, lagging by its
+-- batch-write interval plus a reconcile cycle), or the callback's hint when that is larger. A hint is a
+-- lower bound of the real cumulative spend (spend seen at the request's auth + that request's cost), so
+-- taking the larger of two lower bounds never counts anything twice. Hints older than 10 minutes are
+-- ignored: by then the pull has caught up, and it stays the final word. Retired keys: frozen spend.
+create function public.key_spend(k public.api_keys) returns numeric
+language sql stable set search_path = '' as $$
+  select coalesce(k.retired_spend,
+                  greatest(k.spend, case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end))
+$$;
+revoke execute on function public.key_spend(public.api_keys) from public, anon;
+grant execute on function public.key_spend(public.api_keys) to authenticated, service_role;
+
 -- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
 -- for it (net of refunds) and holds its credit net of refunds / lost disputes. Deductions (negative
 -- adjustments) are consumed first, then spend, lot by lot (product rules, "Savings").
@@ -18,7 +31,7 @@ with lot as (
   select u.user_id,
          coalesce((select -sum(d.amount) from public.credit_ledger d
                     where d.user_id = u.user_id and d.amount < 0 and d.payment_id is null), 0) as deducted,
-         coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
+         coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
     from (select distinct user_id from lot) u
 ), placed as (
   select lot.*, usage.deducted, usage.spent,
@@ -62,7 +75,7 @@ select p.id as user_id,
                        from public.credit_ledger l where l.user_id = p.id) g on true
   left join lateral (select sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100 as paid
                        from public.payments pm where pm.user_id = p.id) pay on true
-  left join lateral (select sum(coalesce(k.retired_spend, k.spend)) as spent from public.api_keys k where k.user_id = p.id) k on true
+  left join lateral (select sum(public.key_spend(k)) as spent from public.api_keys k where k.user_id = p.id) k on true
   left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
   left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
                        from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
@@ -71,7 +84,7 @@ select p.id as user_id,
 -- The user's live key. The full key value is shown only to its owner (RLS on api_keys).
 create view public.my_key with (security_invoker = true) as
 select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4) as key_masked, k.key_alias,
-       k.status, k.sync_status, k.blocked, k.litellm_max_budget as max_budget, k.spend,
+       k.status, k.sync_status, k.blocked, k.litellm_max_budget as max_budget, public.key_spend(k) as spend,
        k.created_at, k.activated_at, k.last_sync_error
   from public.api_keys k
  where k.status <> 'retired';

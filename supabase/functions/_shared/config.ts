@@ -22,6 +22,8 @@ const schema = z.object({
   DB_POOL_MAX: z.coerce.number().int().positive().default(10),
   // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
   // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
+  // Shared with LiteLLM's generic API logging callback (Authorization: Bearer <secret>); unset = off.
+  LITELLM_CALLBACK_SECRET: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "must be at least 16 characters").optional()),
   ALERT_WEBHOOK_URL: z.preprocess((v) => (v === "" ? undefined : v), url.optional()),
   ALERT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });

@@ -316,6 +316,46 @@ export class LiteLLMClient {
   }
 }
 
+// --- inbound: LiteLLM's generic API logging callback (StandardLoggingPayload, batched) ---
+const loggingPayload = z.object({
+  response_cost: num.nullish(),
+  status: z.string().nullish(),
+  metadata: z.object({
+    user_api_key_hash: z.string().nullish(),
+    user_api_key_spend: num.nullish(), // the key's spend when this request was authorised
+  }).passthrough().nullish(),
+}).passthrough();
+
+/** A lower bound of a key's cumulative spend taken from one logged request. */
+export interface SpendHint {
+  token: string;
+  spend: number;
+}
+
+/**
+ * Reads a callback body (log_format json_array, ndjson or single) into spend hints: spend at the
+ * request's authorisation plus the request's cost. Entries without both are skipped: adding bare costs
+ * to a total could count a request twice, a cumulative lower bound cannot. Throws on a body that is not
+ * JSON at all.
+ */
+export function spendHintsFromLogs(body: string): { hints: SpendHint[]; entries: number } {
+  const text = body.trim();
+  let items: unknown[];
+  if (text.startsWith("[")) items = JSON.parse(text);
+  else if (text.includes("\n")) items = text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  else items = [JSON.parse(text)];
+  const hints: SpendHint[] = [];
+  for (const item of items) {
+    const p = loggingPayload.safeParse(item);
+    if (!p.success) continue;
+    const m = p.data.metadata;
+    const cost = p.data.response_cost;
+    if (!m?.user_api_key_hash || m.user_api_key_spend == null || cost == null || cost < 0) continue;
+    hints.push({ token: m.user_api_key_hash, spend: m.user_api_key_spend + cost });
+  }
+  return { hints, entries: items.length };
+}
+
 let shared: LiteLLMClient | undefined;
 
 /** The client for this isolate, configured from env (LITELLM_BASE_URL, LITELLM_MASTER_KEY, timeouts). */

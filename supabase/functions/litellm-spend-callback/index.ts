@@ -1,0 +1,29 @@
+// litellm-spend-callback: LiteLLM's generic API logging callback posts batches of logged requests here,
+// so a user's balance moves within seconds. Each entry gives a lower bound of its key's spend; the SQL
+// keeps the largest. The minute-by-minute pull (reconcile-spend) stays the truth and the two never add up.
+// LiteLLM config: callback_settings: {<name>: {callback_type: generic_api, endpoint:
+// <SUPABASE_URL>/functions/v1/litellm-spend-callback, headers: {Authorization: "Bearer <secret>"}}}.
+import { config } from "../_shared/config.ts";
+import { db } from "../_shared/db.ts";
+import { handler, HttpError, json, timingSafeEqual } from "../_shared/http.ts";
+import { spendHintsFromLogs } from "../_shared/litellm.ts";
+
+Deno.serve(handler("litellm-spend-callback", async (req) => {
+  if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
+  const secret = config().LITELLM_CALLBACK_SECRET;
+  if (!secret) throw new HttpError(404, "not_configured", "the spend callback is off (LITELLM_CALLBACK_SECRET is not set)");
+  const auth = req.headers.get("Authorization") ?? "";
+  if (!auth.startsWith("Bearer ") || !timingSafeEqual(auth.slice(7), secret)) {
+    throw new HttpError(401, "unauthorized", "wrong or missing callback secret");
+  }
+  let parsed;
+  try {
+    parsed = spendHintsFromLogs(await req.text());
+  } catch {
+    throw new HttpError(400, "invalid_json", "the body is not a JSON array, NDJSON or a JSON object of logged requests");
+  }
+  if (parsed.hints.length === 0) return json({ entries: parsed.entries, hints: 0, updated: 0 });
+  const [{ result }] = await db()<{ result: { matched: number; updated: number } }[]>`
+    select private.record_spend_hints(${db().json(parsed.hints as never)}) as result`;
+  return json({ entries: parsed.entries, hints: parsed.hints.length, ...result });
+}));

@@ -1,0 +1,30 @@
+-- Spend hints from LiteLLM's generic API logging callback (litellm-spend-callback): the balance moves
+-- within seconds of a request instead of after the next pull. Each hint is a lower bound of the key's
+-- cumulative spend; we keep the largest. The pull (record_spend_batch) remains the truth: hints only
+-- raise what views show (public.key_spend), never the ledger, a budget or a snapshot.
+create function private.record_spend_hints(p_rows jsonb) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_matched integer;
+  v_updated integer;
+begin
+  with hints as (
+    select r.token, max(r.spend) as spend
+      from jsonb_to_recordset(p_rows) as r(token text, spend numeric)
+     where r.token is not null and r.spend is not null and r.spend >= 0
+     group by r.token
+  ), matched as (
+    select k.id, h.spend, greatest(k.spend, coalesce(k.hinted_spend, 0)) as known
+      from hints h join public.api_keys k on k.key_token = h.token and k.status = 'active'
+  ), updated as (
+    update public.api_keys k set hinted_spend = m.spend, hinted_at = now()
+      from matched m where m.id = k.id and m.spend > m.known
+    returning 1
+  )
+  select (select count(*) from matched), (select count(*) from updated) into v_matched, v_updated;
+  return jsonb_build_object('matched', v_matched, 'updated', v_updated);
+end
+$$;
+
+revoke execute on function private.record_spend_hints(jsonb) from public, anon, authenticated;
+grant execute on function private.record_spend_hints(jsonb) to service_role;
