@@ -36,7 +36,7 @@ create table public.api_keys (
   created_at timestamptz not null default now(),
   activated_at timestamptz,
   retired_at timestamptz
-);
+) with (fillfactor = 80); -- room for HOT updates: reconcile rewrites ~1% of rows a minute
 create unique index api_keys_one_live_per_user on public.api_keys (user_id) where status <> 'retired';
 create index api_keys_user_id_idx on public.api_keys (user_id);
 alter table public.api_keys enable row level security;
@@ -251,9 +251,11 @@ $$;
 -- confirmed only if no newer change happened meanwhile, so a slow push that lands late is followed by a
 -- fresh one (two concurrent payments end at the sum of both, never at one).
 create function private.budget_push_target(p_key_id uuid)
-returns table (key_id uuid, key_value text, target_max_budget numeric, budget_version bigint, status text, blocked boolean)
+returns table (key_id uuid, key_value text, target_max_budget numeric, budget_version bigint, status text, blocked boolean,
+               sync_status text, litellm_max_budget numeric)
 language sql stable security definer set search_path = '' as $$
-  select k.id, k.key_value, private.key_target_budget(k.id), k.budget_version, k.status, k.blocked
+  select k.id, k.key_value, private.key_target_budget(k.id), k.budget_version, k.status, k.blocked,
+         k.sync_status, k.litellm_max_budget
     from public.api_keys k where k.id = p_key_id
 $$;
 

@@ -123,7 +123,7 @@ begin
            last_sync_error = case when not j.is_found then 'key not found on LiteLLM'
                                   when j.new_sync = 'synced' then null else k.last_sync_error end
       from judged j
-     where j.key_id = k.id
+     where j.key_id = k.id and k.reconcile_chunk = p_chunk and k.status = 'active' -- lets the planner use the chunk index
        and (j.changed or j.new_flag is distinct from k.flag or j.new_sync is distinct from k.sync_status)
     returning 1
   )

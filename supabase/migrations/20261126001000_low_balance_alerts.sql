@@ -60,12 +60,17 @@ begin
            coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = u.user_id), 0) as granted,
            coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
       from (select distinct x.user_id from unnest(p_user_ids) as x(user_id)) u
-  ), lvl as (
+  ), lvl0 as (
     select b.user_id, b.granted, b.spent, v.level,
            b.granted > 0 and (b.granted - b.spent) * 100 <= b.granted * v.level as is_low,
            exists (select 1 from private.alert_events e
                     where e.user_id = b.user_id and e.level = v.level and e.rearmed_at is null) as is_open
       from bal b cross join (values (20), (5)) as v(level)
+  ), lvl as (
+    -- fires_5: this user's 5% alert fires now (then a 20% one firing at the same time is superseded).
+    -- A window over the user's two rows, not a rescan of lvl per fired alert (docs/benchmarks.md).
+    select l.*, bool_or(l.level = 5 and l.is_low and not l.is_open) over (partition by l.user_id) as fires_5
+      from lvl0 l
   ), rearmed as (
     update private.alert_events e set rearmed_at = now()
       from lvl
@@ -74,9 +79,7 @@ begin
   ), fired as (
     insert into private.alert_events (user_id, level, granted, spent, remaining, delivery_status)
     select l.user_id, l.level, l.granted, l.spent, l.granted - l.spent,
-           case when l.level = 20 and exists (select 1 from lvl f where f.user_id = l.user_id and f.level = 5
-                                                                       and f.is_low and not f.is_open)
-                then 'superseded' else 'pending' end
+           case when l.level = 20 and l.fires_5 then 'superseded' else 'pending' end
       from lvl l
      where l.is_low and not l.is_open
     on conflict (user_id, level) where rearmed_at is null do nothing

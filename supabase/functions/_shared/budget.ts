@@ -14,14 +14,25 @@ interface Target {
   budget_version: string;
   status: string;
   blocked: boolean;
+  sync_status: string;
+  litellm_max_budget: string | null;
 }
 
-/** Sets max_budget on LiteLLM to the ledger target, retrying while newer ledger changes keep arriving. */
-export async function pushBudget(keyId: string, stats?: CallStats): Promise<{ outcome: PushOutcome; target?: string; error?: string }> {
+/**
+ * Sets max_budget on LiteLLM to the ledger target, retrying while newer ledger changes keep arriving.
+ * skipIfSynced: no call when LiteLLM already confirmed this exact target (a duplicate delivery, a key
+ * just created at its target). Reconcile's drift repair never skips: it pushes because LiteLLM differs.
+ */
+export async function pushBudget(keyId: string, stats?: CallStats, opts: { skipIfSynced?: boolean } = {}):
+  Promise<{ outcome: PushOutcome; target?: string; error?: string }> {
   const sql = db();
   for (let round = 0; round < 3; round++) {
     const [t] = await sql<Target[]>`select * from private.budget_push_target(${keyId})`;
     if (!t || t.status !== "active") return { outcome: "skipped" }; // provisioning will create it with the target
+    if (opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&
+        Number(t.litellm_max_budget) === Number(t.target_max_budget)) {
+      return { outcome: "synced", target: t.target_max_budget };
+    }
     try {
       const row = await litellm().setMaxBudget(t.key_value, Number(t.target_max_budget), stats);
       const confirmed = row.max_budget ?? Number(t.target_max_budget);

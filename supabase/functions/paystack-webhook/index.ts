@@ -48,7 +48,8 @@ async function onCharge(data: unknown, deliveryId: string) {
     select * from private.apply_payment(${reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
       ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId})`;
   let push = "skipped";
-  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id)).outcome;
+  // A duplicate only needs a push if the first delivery could not make one.
+  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
   log.info("charge", { reference, outcome: r.outcome, reason: r.reason, budget_push: push });
   return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
 }
@@ -70,7 +71,7 @@ async function onRefund(event: string, data: unknown, deliveryId: string) {
   const [r] = await sql<Outcome[]>`
     select * from private.apply_refund(${d.transaction_reference}, ${refundId}, ${d.amount}, ${d.currency}, ${deliveryId})`;
   let push = "skipped";
-  if (r.key_id && r.outcome !== "rejected") push = (await pushBudget(r.key_id)).outcome;
+  if (r.key_id && r.outcome !== "rejected") push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
   return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
 }
 

@@ -51,7 +51,7 @@ async function provision(job: Job, limits: { rpm: number; tpm: number }): Promis
     }
     await sql`select private.complete_provisioning(${job.job_id}, ${stats.attempts}, ${String(confirmed)})`;
     // A payment may have landed meanwhile: make sure LiteLLM has the latest target.
-    await pushBudget(job.key_id);
+    await pushBudget(job.key_id, undefined, { skipIfSynced: true });
     log.info("key provisioned", { key: maskKey(job.key_value), job_id: job.job_id, tries: stats.attempts });
     return "done";
   } catch (e) {
