@@ -95,7 +95,12 @@ async function ensureWebBuild(): Promise<void> {
 
 function services(env: Record<string, string>): Service[] {
   const all: Service[] = [
-    { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: { LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm) } },
+    { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: {
+      LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm),
+      // Like a proxy configured with our generic API logging callback (callback_type: generic_api).
+      LITELLM_CALLBACK_URL: `${env.SUPABASE_URL}/functions/v1/litellm-spend-callback`,
+      LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
+    } },
     { name: "paystack", entry: "stack/emulators/paystack/main.ts", port: PORTS.paystack, env: { PAYSTACK_EMULATOR_PORT: String(PORTS.paystack), PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack) } },
     { name: "gateway", entry: "stack/platform/gateway.ts", port: PORTS.gateway, readyPath: "/health" },
     { name: "web", entry: "stack/web-server.ts", port: PORTS.web },

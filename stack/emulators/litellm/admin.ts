@@ -143,6 +143,29 @@ export function adminHandler(state: EmulatorState, main: MainListener) {
       return jsonResponse(200, state.applyConfig(patch));
     },
 
+    // The generic API logging callback: {endpoint: url | null, headers?: {...}, flush_ms?: n}.
+    "GET /admin/callback": () => jsonResponse(200, { ...state.callback.config, sent: state.callback.sent, failed: state.callback.failed }),
+    "POST /admin/callback": (b) => {
+      const patch: Record<string, unknown> = {};
+      if ("endpoint" in b) {
+        if (b.endpoint !== null && (typeof b.endpoint !== "string" || !/^https?:\/\//.test(b.endpoint))) {
+          throw new BadRequest("endpoint must be an http(s) URL or null");
+        }
+        patch.endpoint = b.endpoint;
+      }
+      if ("headers" in b) {
+        if (typeof b.headers !== "object" || b.headers === null || Array.isArray(b.headers)) throw new BadRequest("headers must be an object");
+        patch.headers = b.headers;
+      }
+      const flush = num(b, "flush_ms", { min: 10, max: 600_000, int: true });
+      if (flush !== undefined) patch.flush_ms = flush;
+      return jsonResponse(200, state.callback.configure(patch));
+    },
+    "POST /admin/callback/flush": async () => {
+      await state.callback.flush();
+      return jsonResponse(200, { sent: state.callback.sent, failed: state.callback.failed });
+    },
+
     "GET /admin/faults": () =>
       jsonResponse(200, { faults: state.faults.list() }),
     "POST /admin/faults": (b) => {

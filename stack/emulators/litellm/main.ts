@@ -11,6 +11,8 @@
 //   LITELLM_BUDGET_EXCEEDED_STATUS  status of budget_exceeded errors, default 400 (429 = newest)
 //   LITELLM_EMULATOR_SEED_KEYS      keys to bulk-create at start, default 0
 //   LITELLM_EMULATOR_LOG            "1" logs every main-port request
+//   LITELLM_CALLBACK_URL            generic API logging callback endpoint (off when unset)
+//   LITELLM_CALLBACK_AUTH           its Authorization header value; LITELLM_CALLBACK_FLUSH_MS batch interval (1000)
 //
 // See README.md in this folder for the routes and the admin API.
 
@@ -32,6 +34,10 @@ export interface EmulatorOptions {
   streamChunkDelayMs?: number;
   budgetResetCheckMs?: number;
   log?: boolean;
+  /** Generic API logging callback: where costed requests are POSTed in batches (off when unset). */
+  callbackUrl?: string;
+  callbackHeaders?: Record<string, string>;
+  callbackFlushMs?: number;
 }
 
 export interface RunningEmulator {
@@ -73,7 +79,11 @@ export function startLiteLLMEmulator(
     }
   }
 
-  const state = new EmulatorState(masterKey, config);
+  const state = new EmulatorState(masterKey, config, {
+    endpoint: opts.callbackUrl || null,
+    headers: opts.callbackHeaders ?? {},
+    flush_ms: opts.callbackFlushMs ?? 1000,
+  });
   if (opts.seedKeys && opts.seedKeys > 0) {
     state.store.seed({ count: opts.seedKeys });
   }
@@ -131,6 +141,9 @@ if (import.meta.main) {
     budgetExceededStatus: envInt("LITELLM_BUDGET_EXCEEDED_STATUS", 400),
     seedKeys: envInt("LITELLM_EMULATOR_SEED_KEYS", 0),
     log: Deno.env.get("LITELLM_EMULATOR_LOG") === "1",
+    callbackUrl: Deno.env.get("LITELLM_CALLBACK_URL") || undefined,
+    callbackHeaders: Deno.env.get("LITELLM_CALLBACK_AUTH") ? { Authorization: Deno.env.get("LITELLM_CALLBACK_AUTH")! } : {},
+    callbackFlushMs: envInt("LITELLM_CALLBACK_FLUSH_MS", 1000),
   });
   console.log(
     `litellm-emulator listening on ${emu.url} (admin ${emu.adminUrl}, batch_write_ms=${emu.state.config.batch_write_ms}, ` +

@@ -2,6 +2,7 @@
 // through the admin port), faults, rate-limit windows, request counters and the two
 // background jobs of the real proxy (the spend batch writer and the budget reset job).
 
+import { type CallbackConfig, GenericApiLogger } from "./callback.ts";
 import { durationMs } from "./duration.ts";
 import { Faults } from "./faults.ts";
 import { RateLimits } from "./ratelimit.ts";
@@ -32,6 +33,7 @@ export class EmulatorState {
   readonly store = new KeyStore();
   readonly faults = new Faults();
   readonly limits = new RateLimits();
+  readonly callback: GenericApiLogger;
   readonly masterKey: string;
   config: RuntimeConfig;
   private readonly initialConfig: RuntimeConfig;
@@ -40,8 +42,9 @@ export class EmulatorState {
   private flushTimer: ReturnType<typeof setInterval> | undefined;
   private resetTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(masterKey: string, config: RuntimeConfig) {
+  constructor(masterKey: string, config: RuntimeConfig, callback: CallbackConfig = { endpoint: null, headers: {}, flush_ms: 1000 }) {
     this.masterKey = masterKey;
+    this.callback = new GenericApiLogger(callback);
     this.initialConfig = { ...config };
     this.config = { ...config };
     this.startJobs();
@@ -100,6 +103,7 @@ export class EmulatorState {
   }
 
   dispose(): void {
+    this.callback.dispose();
     clearInterval(this.flushTimer);
     clearInterval(this.resetTimer);
     this.faults.clear();

@@ -64,3 +64,29 @@ describe("litellm-spend-callback", () => {
     expect(k.b).toBe("2");
   });
 });
+
+describe("end to end: a chat through the proxy moves the balance before any reconcile", () => {
+  it("the emulator's logging callback reaches the function and the account shows the spend; the pull then agrees", async () => {
+    const { default: OpenAI } = await import("openai");
+    const u = await activeUser("e2e-hint");
+    const client = new OpenAI({ apiKey: u.key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
+    await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "x".repeat(400) }] });
+    await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "y".repeat(400) }] });
+    const litellmSpend = async () => (await (await fetch(`${env("LITELLM_BASE_URL")}/key/info?key=${u.key}`, {
+      headers: { Authorization: `Bearer ${env("LITELLM_MASTER_KEY")}` } })).json()).info.spend as number;
+    const truth = await litellmSpend();
+    expect(truth).toBeGreaterThan(0);
+    // No reconcile has run for this user: the callback alone moves the balance, within seconds.
+    const seen = await waitFor(async () => {
+      const s = await spent(u);
+      return s.spent > 0 ? s : null;
+    }, "the callback to move the balance", 8_000, 200);
+    expect(seen.spent).toBeCloseTo(truth, 9);
+    // It came through the callback (a cron-started pull may also have landed meanwhile; either way the same number).
+    const [k] = await sql()`select hinted_spend::float8 as hinted from public.api_keys where id = ${u.keyId}`;
+    expect(k.hinted).toBeCloseTo(truth, 9);
+    // The pull catches up to the same number: nothing is counted twice.
+    await reconcileNow();
+    expect((await spent(u)).spent).toBeCloseTo(truth, 9);
+  });
+});

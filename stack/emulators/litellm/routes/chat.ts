@@ -63,10 +63,18 @@ function recordUsage(
   row: KeyRow | null,
   cost: number,
   tokens: number,
+  logged?: { model: string; prompt: number; completion: number; startTime: number },
 ): void {
   if (!row || state.store.get(row.token) !== row) return;
+  const spendBefore = row.spend;
   state.store.addSpend(row, cost, state.immediateWrites);
   state.limits.addTokens(row, tokens);
+  if (logged) {
+    state.callback.log({
+      token: row.token, alias: row.key_alias, userId: row.user_id, spendAtAuth: spendBefore, maxBudget: row.max_budget,
+      cost, model: logged.model, promptTokens: logged.prompt, completionTokens: logged.completion, startTime: logged.startTime,
+    });
+  }
 }
 
 function replyFor(
@@ -164,7 +172,9 @@ const chat: Handler = async (req, _url, state) => {
     }, headers);
   }
 
-  recordUsage(state, row, cost, usage.total_tokens);
+  recordUsage(state, row, cost, usage.total_tokens, {
+    model, prompt: usage.prompt_tokens, completion: usage.completion_tokens, startTime: created * 1000,
+  });
   headers["x-litellm-response-cost"] = pyFloat(cost);
   return jsonResponse(200, {
     id,
@@ -252,7 +262,9 @@ function streamResponse(
       if (cancelled) return;
       controller.enqueue(enc.encode("data: [DONE]\n\n"));
       // Costed at the end of the stream (synchronously, before the client can read [DONE]).
-      recordUsage(state, row, p.cost, p.usage.total_tokens);
+      recordUsage(state, row, p.cost, p.usage.total_tokens, {
+        model: p.model, prompt: p.usage.prompt_tokens, completion: p.usage.completion_tokens, startTime: p.created * 1000,
+      });
       controller.close();
     },
     cancel() {
