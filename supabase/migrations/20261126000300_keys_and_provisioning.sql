@@ -145,12 +145,15 @@ $$;
 
 -- The absolute max_budget a key must have on LiteLLM (invariant 4): ledger total minus what retired keys
 -- of the same user spent. Retired keys themselves get what they spent (nothing more to use).
+-- Never below 0: LiteLLM refuses a negative max_budget (such a push would fail forever) and 0 already
+-- blocks the key. It could go below 0 only through rotation: LiteLLM lets a key's last request overshoot
+-- its budget, so a retired key's spend can exceed the ledger by that overshoot.
 create function private.key_target_budget(p_key_id uuid) returns numeric
 language sql stable security definer set search_path = '' as $$
   select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
-    else coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
-       - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
-                    where r.user_id = k.user_id and r.status = 'retired'), 0)
+    else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
+                   - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
+                                where r.user_id = k.user_id and r.status = 'retired'), 0))
     end
   from public.api_keys k where k.id = p_key_id
 $$;

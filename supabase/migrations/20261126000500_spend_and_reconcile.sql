@@ -37,7 +37,10 @@ grant select (chunk, last_finished_at) on public.reconcile_chunks to authenticat
 grant select on public.reconcile_chunks to service_role;
 
 -- Claim up to p_max due chunks; returns each chunk with the LiteLLM tokens (sha256) of its live keys.
-create function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120, p_force boolean default false)
+-- p_force: due or not (an operator's "reconcile now"); p_user_id: only the chunks holding that user's
+-- keys, due or not (`npm run admin -- reconcile <user>`).
+create function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120,
+                                               p_force boolean default false, p_user_id uuid default null)
 returns table (chunk integer, keys jsonb)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -51,8 +54,11 @@ begin
   with due as (
     select c.chunk from public.reconcile_chunks c
      where (c.lease_until is null or c.lease_until < now())
+       and (p_user_id is null or c.chunk in (select k.reconcile_chunk from public.api_keys k
+                                              where k.user_id = p_user_id and k.status = 'active'))
        -- a few seconds of slack so a chunk finished by last minute's run is due again this minute
-       and (p_force or c.last_finished_at is null or c.last_finished_at <= now() - make_interval(secs => (v_interval - 10)::double precision))
+       and (p_force or p_user_id is not null or c.last_finished_at is null
+            or c.last_finished_at <= now() - make_interval(secs => (v_interval - 10)::double precision))
      order by c.last_finished_at nulls first, c.chunk
      limit p_max
      for update skip locked

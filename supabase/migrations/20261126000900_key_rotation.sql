@@ -37,20 +37,6 @@ insert into private.settings (key, value, description) values
   ('rotation_backoff_cap_seconds', '900', 'longest retry delay of a failed rotation')
 on conflict (key) do nothing;
 
--- The target never goes below 0: LiteLLM refuses a negative max_budget (so such a push would fail
--- forever), and 0 already blocks the key. It can only go below 0 through rotation: LiteLLM lets a key's
--- last request overshoot its budget, so a retired key's spend can exceed the ledger by that overshoot.
--- Same definition as in 20261126000300 otherwise (CREATE OR REPLACE keeps its grants).
-create or replace function private.key_target_budget(p_key_id uuid) returns numeric
-language sql stable security definer set search_path = '' as $$
-  select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
-    else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
-                   - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
-                                where r.user_id = k.user_id and r.status = 'retired'), 0))
-    end
-  from public.api_keys k where k.id = p_key_id
-$$;
-
 create table private.key_rotations (
   id bigint generated always as identity primary key,
   user_id uuid not null references auth.users (id),

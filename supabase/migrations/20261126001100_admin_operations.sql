@@ -103,37 +103,6 @@ language sql stable security definer set search_path = '' as $$
     from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired'
 $$;
 
--- reconcile-spend for one user: claims the chunks holding the user's active keys now (due or not), with
--- the same lease and answer shape as private.claim_reconcile_chunks.
-create function private.claim_reconcile_chunks_for_user(p_user_id uuid, p_lease_seconds integer default 120)
-returns table (chunk integer, keys jsonb)
-language plpgsql volatile security definer set search_path = '' as $$
-begin
-  insert into public.reconcile_chunks (chunk)
-  select distinct k.reconcile_chunk from public.api_keys k where k.user_id = p_user_id and k.status = 'active'
-  on conflict do nothing;
-
-  return query
-  with due as (
-    select c.chunk from public.reconcile_chunks c
-     where c.chunk in (select k.reconcile_chunk from public.api_keys k where k.user_id = p_user_id and k.status = 'active')
-       and (c.lease_until is null or c.lease_until < now())
-     order by c.chunk
-     for update skip locked
-  ), claimed as (
-    update public.reconcile_chunks c
-       set lease_until = now() + make_interval(secs => p_lease_seconds), last_started_at = now(), runs = c.runs + 1
-      from due where c.chunk = due.chunk
-    returning c.chunk
-  )
-  select cl.chunk,
-         coalesce((select jsonb_agg(jsonb_build_object('id', k.id, 'token', k.key_token) order by k.seq)
-                     from public.api_keys k
-                    where k.reconcile_chunk = cl.chunk and k.status = 'active'), '[]'::jsonb)
-    from claimed cl;
-end
-$$;
-
 -- What the health function reports from the database (one round trip; no secrets).
 create function private.health_status()
 returns table (last_successful_reconcile_at timestamptz, last_successful_reconcile_age_seconds numeric,
@@ -167,7 +136,6 @@ revoke execute on function
   private.find_user(text),
   private.adjust_credit(uuid, numeric, text, text, text),
   private.live_key_of(uuid),
-  private.claim_reconcile_chunks_for_user(uuid, integer),
   private.health_status(),
   private.ops_work_due()
 from public, anon, authenticated;
@@ -175,7 +143,6 @@ grant execute on function
   private.find_user(text),
   private.adjust_credit(uuid, numeric, text, text, text),
   private.live_key_of(uuid),
-  private.claim_reconcile_chunks_for_user(uuid, integer),
   private.health_status(),
   private.ops_work_due()
 to service_role;

@@ -57,11 +57,8 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
   // user_id: an operator's "reconcile this user now" (`npm run admin -- reconcile <user>`): the chunks
   // holding that user's keys, due or not.
-  const chunks = opts.user_id
-    ? await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
-        select * from private.claim_reconcile_chunks_for_user(${opts.user_id}, 120)`
-    : await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
-        select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false})`;
+  const chunks = await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
+    select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false}, ${opts.user_id ?? null})`;
   sqlCalls += 3;
 
   let failure: string | null = null;

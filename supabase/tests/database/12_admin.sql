@@ -83,13 +83,13 @@ select is((select count(*) from public.credit_ledger), (select n from t_rows), '
 select results_eq($$ select status, blocked from private.live_key_of('12000000-0000-4000-8000-000000000001') $$,
                   $$ values ('active'::text, false) $$, 'live_key_of: the user''s live key');
 update public.reconcile_chunks set lease_until = null;
-create temp table t_c as select * from private.claim_reconcile_chunks_for_user('12000000-0000-4000-8000-000000000001', 120);
+create temp table t_c as select * from private.claim_reconcile_chunks(10, 120, false, '12000000-0000-4000-8000-000000000001');
 select is((select count(*)::int from t_c), 1, 'one user''s reconcile claims the chunk of their key');
 select ok((select exists (select 1 from t_c c, jsonb_array_elements(c.keys) e, public.api_keys k
                            where k.user_id = '12000000-0000-4000-8000-000000000001' and e ->> 'token' = k.key_token)),
           'the claim lists the user''s key token');
 select ok((select lease_until > now() from public.reconcile_chunks where chunk = (select chunk from t_c)), 'the chunk is leased');
-select is_empty($$ select * from private.claim_reconcile_chunks_for_user('12000000-0000-4000-8000-000000000001', 120) $$,
+select is_empty($$ select * from private.claim_reconcile_chunks(10, 120, false, '12000000-0000-4000-8000-000000000001') $$,
                 'a second claim while leased gets nothing (no two runs on one chunk)');
 
 -- ---------------------------------------------------------------- health facts and the ops-sweep job
