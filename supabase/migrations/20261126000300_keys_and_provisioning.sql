@@ -31,6 +31,9 @@ create table public.api_keys (
   -- Set by reconcile when LiteLLM disagrees in a way we must not silently undo.
   flag text check (flag in ('blocked_externally', 'deleted_externally')),
   flag_detail text,
+  -- True while a rotation of this user's key is unfinished (maintained from private.key_rotations), so the
+  -- dashboard can say "being replaced" instead of "blocked" after a reload.
+  rotating boolean not null default false,
   -- Spend of a retired key is frozen here (rotation carries the rest of the credit to the new key).
   retired_spend numeric,
   created_at timestamptz not null default now(),

@@ -85,7 +85,7 @@ select p.id as user_id,
 create view public.my_key with (security_invoker = true) as
 select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4) as key_masked, k.key_alias,
        k.status, k.sync_status, k.blocked, k.litellm_max_budget as max_budget, public.key_spend(k) as spend,
-       k.created_at, k.activated_at, k.last_sync_error
+       k.created_at, k.activated_at, k.last_sync_error, k.rotating
   from public.api_keys k
  where k.status <> 'retired';
 

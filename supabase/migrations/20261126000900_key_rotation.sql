@@ -350,3 +350,18 @@ grant execute on function
   private.rotation_failed(bigint, text, timestamptz),
   private.claim_stalled_rotations(integer)
 to service_role;
+
+-- public.api_keys.rotating mirrors "this key is part of an unfinished rotation" (old and new key), so a
+-- user's view can show it without reading private.key_rotations.
+create function private.key_rotations_mark_keys() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  update public.api_keys k set rotating = (new.state <> 'done')
+   where k.id in (new.old_key_id, new.new_key_id) and k.rotating is distinct from (new.state <> 'done');
+  return null;
+end
+$$;
+create trigger key_rotations_mark_keys after insert or update of state, new_key_id on private.key_rotations
+  for each row execute function private.key_rotations_mark_keys();
+revoke execute on function private.key_rotations_mark_keys() from public, anon, authenticated;
+grant execute on function private.key_rotations_mark_keys() to service_role;

@@ -1,6 +1,6 @@
 // The dashboard: sign-in, then the user's credit, key, usage, plans and payments. It reads the my_* views
 // and public.plans / public.checkouts through supabase-js (RLS limits every row to the signed-in user)
-// and calls the checkout function; nothing else. State lives here; views.ts renders it.
+// and calls the checkout and rotate-key functions; nothing else. State lives here; views.ts renders it.
 //
 // Payments use Paystack's redirect flow: checkout returns authorization_url (Paystack's hosted page),
 // Paystack sends the user back to PAYSTACK_CALLBACK_URL (this page) with ?reference=..., and we wait for
@@ -11,6 +11,7 @@ import { createClient, FunctionsFetchError, FunctionsHttpError, type Session, ty
 import { usageChart, lastDays, type DayRow } from "./chart.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { $, esc, setHtml } from "./html.ts";
+import { money } from "./money.ts";
 import {
   type Account,
   account,
@@ -29,6 +30,10 @@ import {
   type Plan,
   PLAN_COLS,
   lotsCard,
+  rotateDialog,
+  type Rotation,
+  rotationBusy,
+  rotationText,
   sentence,
   snippet,
   type SnippetLang,
@@ -45,6 +50,8 @@ let sb: SupabaseClient;
 let userId: string | null = null;
 let gen = 0; // bumped on every sign-in/out: answers for a previous user are dropped
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+let loadSeq = 0; // loads overlap (timer, Refresh, a rotation finishing): an older answer never overwrites a newer one
+let appliedSeq = 0;
 
 interface State {
   email: string;
@@ -57,11 +64,12 @@ interface State {
   revealed: boolean;
   lang: SnippetLang;
   buying: string | null;
+  rotation: Rotation | null;
   loadError: string | null;
   loaded: boolean;
 }
 const fresh = (email = ""): State => ({
-  email, account: null, lots: [], key: null, payments: [], usage: [], plans: [], revealed: false, lang: "curl", buying: null, loadError: null, loaded: false,
+  email, account: null, lots: [], key: null, payments: [], usage: [], plans: [], revealed: false, lang: "curl", buying: null, rotation: null, loadError: null, loaded: false,
 });
 let state = fresh();
 
@@ -212,7 +220,13 @@ function showDashboard() {
     <section id="payments" class="card" aria-labelledby="payments-h"><h2 id="payments-h">Payment history</h2></section>
   </div>
 </main>
-<p id="announce" class="sr-only" role="status" aria-live="polite"></p>`;
+<p id="announce" class="sr-only" role="status" aria-live="polite"></p>
+${rotateDialog()}`;
+  const dialog = $<HTMLDialogElement>("#rotate-dialog")!;
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "rotate") return void rotate();
+    $<HTMLElement>('[data-action="rotate"]')?.focus();
+  });
   void load();
   const ref = sessionStorage.getItem(RETURN_KEY);
   if (ref) void watchPayment(ref, gen);
@@ -220,6 +234,7 @@ function showDashboard() {
 
 async function load() {
   const my = gen;
+  const seq = ++loadSeq;
   clearTimeout(refreshTimer);
   const since = lastDays()[0];
   const [acc, lots, key, pays, usage, plans] = await Promise.all([
@@ -230,7 +245,8 @@ async function load() {
     sb.from("my_daily_usage").select("day,spend::text").gte("day", since).order("day"),
     state.plans.length ? Promise.resolve({ data: state.plans, error: null }) : sb.from("plans").select(PLAN_COLS).order("sort_order"),
   ]);
-  if (my !== gen) return;
+  if (my !== gen || seq < appliedSeq) return;
+  appliedSeq = seq;
   const failed = [acc, lots, key, pays, usage, plans].find((r) => r.error)?.error;
   state.loadError = failed ? failed.message : null;
   if (!failed) {
@@ -241,6 +257,9 @@ async function load() {
     state.usage = (usage.data ?? []) as unknown as DayRow[];
     state.plans = (plans.data ?? []) as unknown as Plan[];
     state.loaded = true;
+    // A rotation that stopped here (LiteLLM down, connection lost) and was finished by ops-sweep meanwhile.
+    const r = state.rotation;
+    if (r && (r.phase === "saved" || r.phase === "error") && rotatedAway(state.key, r.oldKeyId)) void rotationDone();
   }
   render();
   const waitingForKey = !state.key || state.key.status === "pending";
@@ -262,7 +281,10 @@ function render() {
   setHtml($("#payments"), paymentsCard(state.payments));
 }
 
-const renderKey = () => setHtml($("#key"), keyCard(state.key, cfg.LITELLM_PUBLIC_URL, state.revealed, state.lang));
+function renderKey() {
+  setHtml($("#key"), keyCard(state.key, cfg.LITELLM_PUBLIC_URL, state.revealed, state.lang, state.rotation));
+  tickRotation();
+}
 function renderBuy() {
   const status = $("#buy-status")?.innerHTML ?? "";
   setHtml($("#buy"), buyCard(state.plans, state.buying));
@@ -271,6 +293,7 @@ function renderBuy() {
 }
 
 function tick() {
+  tickRotation();
   if (!state.account) return;
   const el = $("[data-ago]");
   const text = updatedText(state.account, state.key);
@@ -293,6 +316,13 @@ function onClick(e: MouseEvent) {
   }
   if (action === "copy") return void copy(target as HTMLButtonElement, target.dataset.copy!);
   if (action === "buy") return void buy(target.dataset.plan!);
+  if (action === "rotate") return confirmRotation();
+  if (action === "dismiss-rotation") {
+    state.rotation = null;
+    renderKey();
+    $<HTMLElement>('[data-action="rotate"]')?.focus();
+    return;
+  }
   if (action === "dismiss-payment") {
     setHtml($("#payment-status"), "");
     $<HTMLElement>("#main")?.focus();
@@ -339,6 +369,137 @@ async function copy(button: HTMLButtonElement, what: string) {
   setTimeout(() => {
     if (button.isConnected) button.textContent = label;
   }, 2000);
+}
+
+// ---------------------------------------------------------------- key rotation
+//
+// rotate-key answers 200 {state: "done", key_masked}, 202 {state: "waiting", resume_in_seconds} (call again
+// then), 409 no_active_key | rotation_in_progress, 429 too_soon, 503 (LiteLLM down: the rotation is saved
+// and ops-sweep finishes it). The state machine is in SQL, so calling again always continues the same
+// rotation; the only care here is never to call again once it is done (that would start a second one), so
+// before every repeat call my_key is read: a new active key means someone (ops-sweep) finished it.
+
+interface RotateAnswer {
+  state: "done" | "waiting";
+  key_masked?: string;
+  max_budget?: number;
+  resume_in_seconds?: number;
+}
+const WATCH_MS = 3 * 60_000;
+const WATCH_EVERY_MS = 2_000;
+
+const rotatedAway = (key: Key | null, oldKeyId: string | null) => !!key && key.key_id !== oldKeyId && key.status === "active";
+
+function setRotation(r: Rotation | null, say = "") {
+  state.rotation = r;
+  renderKey();
+  if (say) $("#announce")!.textContent = say;
+}
+
+function tickRotation() {
+  const el = $("[data-rotation-text]");
+  const text = rotationText(state.rotation);
+  if (el && el.textContent !== text) el.textContent = text;
+}
+
+function confirmRotation() {
+  if (rotationBusy(state.rotation) || !state.key) return;
+  // After a stop (LiteLLM down) the user already confirmed: "Finish rotating" continues at once.
+  if (state.rotation?.phase === "saved") return void rotate();
+  const dialog = $<HTMLDialogElement>("#rotate-dialog")!;
+  const remaining = state.account ? ` (${money(state.account.remaining)})` : "";
+  $("[data-rotate-remaining]", dialog)!.textContent = remaining;
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+/** A function's error answer: HTTP status and the JSON body's error code and message (0 = no answer). */
+async function functionError(error: unknown): Promise<{ status: number; code: string; message: string }> {
+  if (error instanceof FunctionsHttpError) {
+    const res = error.context as Response;
+    const body = await res.json().catch(() => null) as { error?: string; message?: string } | null;
+    return { status: res.status, code: body?.error ?? "", message: body?.message ?? "" };
+  }
+  return { status: 0, code: "", message: error instanceof Error ? error.message : "" };
+}
+
+async function rotate() {
+  if (rotationBusy(state.rotation) || !state.key) return;
+  const my = gen;
+  const oldKeyId = state.rotation?.phase === "saved" ? state.rotation.oldKeyId : state.key.key_id;
+  state.revealed = false; // the key on screen is about to stop working
+  const running = () => setRotation({ phase: "running", since: Date.now(), oldKeyId }, "Rotating your key. This usually takes under a minute.");
+  running();
+  $<HTMLElement>("#rotation-status")?.focus();
+  /** Done by someone else meanwhile? (my_key shows a new active key.) */
+  const finishedElsewhere = async () => {
+    const { data } = await sb.from("my_key").select(KEY_COLS).maybeSingle();
+    return my === gen && rotatedAway(data as unknown as Key | null, oldKeyId);
+  };
+  for (let call = 0; ; call++) {
+    const { data, error } = await sb.functions.invoke<RotateAnswer>("rotate-key", { body: {} });
+    if (my !== gen) return;
+    if (!error && data?.state === "done") return void rotationDone(my);
+    if (!error && data?.state === "waiting") {
+      const seconds = Math.min(600, Math.max(1, Math.ceil(Number(data.resume_in_seconds) || 5)));
+      setRotation({ phase: "waiting", since: Date.now(), until: Date.now() + seconds * 1000, oldKeyId },
+        `Rotating: waiting for LiteLLM to settle the old key's spend (${seconds} s).`);
+      await sleep(seconds * 1000);
+      if (my !== gen) return;
+      if (await finishedElsewhere()) return void rotationDone(my);
+      if (my !== gen) return;
+      running();
+      continue;
+    }
+    const e = await functionError(error);
+    if (my !== gen) return;
+    // A repeat call refused: the rotation we were waiting for most likely finished elsewhere.
+    if (call > 0 && (e.status === 429 || e.code === "no_active_key") && await finishedElsewhere()) return void rotationDone(my);
+    if (my !== gen) return;
+    if (e.code === "rotation_in_progress" || (call > 0 && e.status === 429)) return void watchRotation(my, oldKeyId);
+    const fail = (message: string, phase: "saved" | "error" = "error") => setRotation({ phase, since: Date.now(), oldKeyId, message });
+    if (e.status === 401) return fail("Your session has expired. Please sign out and sign in again, then rotate your key.");
+    if (e.status === 429) return fail("Your key was rotated less than a minute ago. Please try again in a minute.");
+    if (e.code === "no_active_key") return fail("Your key cannot be rotated right now: it is not active yet. Please try again once it shows as active.");
+    if (e.status === 503) {
+      return fail("LiteLLM is not answering right now. Your rotation is saved; it will finish automatically, or try again in a minute.", "saved");
+    }
+    if (e.status === 0) {
+      return fail("We lost the connection to the server. If the rotation started, it is saved and finishes automatically within a few minutes; this page shows the new key when it does. Otherwise try again.", "saved");
+    }
+    return fail(`The rotation stopped (${e.message ? sentence(e.message) : `error ${e.status}`}) It is saved and finishes automatically within a few minutes, or try again in a minute.`, "saved");
+  }
+}
+
+/** Another run owns the rotation (ops-sweep, another tab): wait for the new key to show up in my_key. */
+async function watchRotation(my: number, oldKeyId: string | null) {
+  setRotation({ phase: "watching", since: Date.now(), oldKeyId }, "Your key is being rotated; it finishes by itself.");
+  const started = Date.now();
+  while (my === gen && Date.now() - started < WATCH_MS) {
+    await sleep(WATCH_EVERY_MS);
+    if (my !== gen) return;
+    const { data } = await sb.from("my_key").select(KEY_COLS).maybeSingle();
+    if (my !== gen) return;
+    if (rotatedAway(data as unknown as Key | null, oldKeyId)) return void rotationDone(my);
+  }
+  if (my === gen) {
+    setRotation({ phase: "saved", since: Date.now(), oldKeyId,
+      message: "Your key is still being rotated. It finishes automatically; this page shows the new key when it does, or try again in a minute." });
+  }
+}
+
+/** The new key is active: read it (my_key) and the balance, and say so. */
+async function rotationDone(my = gen) {
+  const oldKeyId = state.rotation?.oldKeyId ?? null;
+  if (!rotatedAway(state.key, oldKeyId)) {
+    await load();
+    if (my !== gen) return;
+  }
+  const key = state.key;
+  state.revealed = false;
+  setRotation({ phase: "done", since: Date.now(), oldKeyId, masked: key?.key_masked ?? "", remaining: state.account?.remaining },
+    `Key rotated. Your new key ends in ${key?.key_masked.slice(-4) ?? ""}; the old key no longer works.`);
+  $<HTMLElement>("#rotation-status")?.focus();
 }
 
 // ---------------------------------------------------------------- buying

@@ -15,6 +15,8 @@ export interface Account {
   remaining_percent: string;
   last_synced_at: string | null;
   stale: boolean;
+  /** 20 or 5 while the remaining credit is at or below that % of what was granted, else null (the alerts' rule). */
+  low_balance_level: 20 | 5 | null;
 }
 export interface Lot {
   lot_id: number;
@@ -36,6 +38,8 @@ export interface Key {
   created_at: string;
   activated_at: string | null;
   last_sync_error: string | null;
+  /** An unfinished rotation involves this key (kept by the database, so it survives a reload). */
+  rotating?: boolean;
 }
 export interface Payment {
   reference: string;
@@ -58,13 +62,11 @@ export interface Plan {
 }
 
 export const ACCOUNT_COLS =
-  "email,granted::text,purchased::text,paid::text,spent::text,remaining::text,cost_of_spend::text,savings::text,remaining_percent::text,last_synced_at,stale";
+  "email,granted::text,purchased::text,paid::text,spent::text,remaining::text,cost_of_spend::text,savings::text,remaining_percent::text,last_synced_at,stale,low_balance_level";
 export const LOT_COLS = "lot_id,kind,plan_code,created_at,credit::text,cost::text,used::text,remaining::text";
-export const KEY_COLS = "key_id,key_value,key_masked,status,sync_status,blocked,created_at,activated_at,last_sync_error";
+export const KEY_COLS = "key_id,key_value,key_masked,status,sync_status,blocked,created_at,activated_at,last_sync_error,rotating";
 export const PAYMENT_COLS = "reference,plan_code,plan_name,amount_subunits,currency,credit::text,refunded_subunits,status,paid_at,created_at";
 export const PLAN_COLS = "code,name,price_subunits,currency,credit::text";
-
-const LOW_PERCENT = 20;
 
 /** A server's reason as a sentence: capitalised, ending in a full stop ("" for none). */
 export function sentence(s: string | null | undefined): string {
@@ -92,11 +94,12 @@ export function isStale(a: Account, key: Key | null, now = Date.now()): boolean 
 export function banners(a: Account | null, key: Key | null): string {
   if (!a) return "";
   const out: string[] = [];
-  const pct = Number(a.remaining_percent);
   if (isPositive(a.granted) && !isPositive(a.remaining)) {
     out.push(`<div class="banner danger" role="alert"><strong>You are out of credit.</strong> LiteLLM rejects calls with your key until you add more. <a href="#buy">Buy credit</a></div>`);
-  } else if (isPositive(a.granted) && pct < LOW_PERCENT) {
-    out.push(`<div class="banner warn" role="status" data-testid="low-balance"><strong>Low balance:</strong> ${esc(money(a.remaining))} left (${esc(a.remaining_percent)}% of your credit). When it runs out, LiteLLM rejects calls with your key. <a href="#buy">Buy credit</a></div>`);
+  } else if (a.low_balance_level === 20 || a.low_balance_level === 5) {
+    // The level comes from my_account (the same exact rule as the operator alerts: 20 % and 5 % of what was granted).
+    const title = a.low_balance_level === 5 ? "Almost out of credit:" : "Low balance:";
+    out.push(`<div class="banner warn" role="status" data-testid="low-balance" data-level="${a.low_balance_level}"><strong>${title}</strong> ${esc(money(a.remaining))} left (${esc(a.remaining_percent)}% of your credit). When it runs out, LiteLLM rejects calls with your key. <a href="#buy">Buy credit</a></div>`);
   }
   if (isStale(a, key)) {
     const when = a.last_synced_at ? `last synced ${ago(a.last_synced_at)}` : "not synced yet";
@@ -160,9 +163,71 @@ console.log(reply.choices[0].message.content);`;
   -d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'`;
 }
 
-export function keyCard(key: Key | null, base: string, revealed: boolean, lang: SnippetLang): string {
+// ---------- key rotation ----------
+
+/**
+ * A rotation the user started on this page (main.ts drives it; see supabase/functions/rotate-key):
+ *   running   the rotate-key call is in flight (it blocks the old key, waits for its spend to settle, creates the new one)
+ *   waiting   the function answered 202: call again at `until`
+ *   watching  another run owns the rotation (or the answer was lost): watch my_key until the new key is active
+ *   done      the new key is active (masked, remaining: what to tell the user)
+ *   saved     LiteLLM was down: the rotation is saved; ops-sweep finishes it, or the user tries again
+ *   error     nothing happened (too soon, no active key, ...): `message` says why
+ */
+export interface Rotation {
+  phase: "running" | "waiting" | "watching" | "done" | "saved" | "error";
+  since: number;
+  until?: number;
+  oldKeyId: string | null;
+  message?: string;
+  masked?: string;
+  remaining?: string;
+}
+
+export const rotationBusy = (r: Rotation | null): boolean => !!r && (r.phase === "running" || r.phase === "waiting" || r.phase === "watching");
+
+/** The progress line of a running rotation, in words; main.ts rewrites it into [data-rotation-text] every second. */
+export function rotationText(r: Rotation | null, now = Date.now()): string {
+  if (!r) return "";
+  const elapsed = Math.max(0, Math.floor((now - r.since) / 1000));
+  if (r.phase === "running") return `Rotating your key (${elapsed} s): the old key is blocked, LiteLLM settles its spend, then the new key is created. This usually takes under a minute.`;
+  if (r.phase === "waiting") return `Rotating: waiting for LiteLLM to settle the old key's spend (${Math.max(0, Math.ceil(((r.until ?? now) - now) / 1000))} s)`;
+  if (r.phase === "watching") return `Rotating: your key is being rotated and finishes by itself; waiting for the new key (${elapsed} s).`;
+  return "";
+}
+
+function rotationStatus(r: Rotation | null): string {
+  const attrs = `id="rotation-status" tabindex="-1" data-testid="rotation-status" data-phase="${r?.phase ?? "idle"}"`;
+  if (!r) return `<div ${attrs}></div>`;
+  const dismiss = `<button type="button" class="small" data-action="dismiss-rotation">Dismiss</button>`;
+  if (rotationBusy(r)) return `<div ${attrs} class="banner info"><span class="spinner" aria-hidden="true"></span><span data-rotation-text></span></div>`;
+  if (r.phase === "done") {
+    return `<div ${attrs} class="banner ok"><strong>Key rotated.</strong> Your new key is <code>${esc(r.masked)}</code>${r.remaining === undefined ? "" : ` and carries your remaining credit, ${esc(money(r.remaining))}`}. The old key no longer works: put the new one in every app that used it. ${dismiss}</div>`;
+  }
+  if (r.phase === "saved") return `<div ${attrs} class="banner warn" role="alert">${esc(r.message)} ${dismiss}</div>`;
+  return `<div ${attrs} class="banner danger" role="alert">${esc(r.message)} ${dismiss}</div>`;
+}
+
+function rotateSection(r: Rotation | null): string {
+  const busy = rotationBusy(r);
+  const label = busy ? "Rotating…" : r?.phase === "saved" ? "Finish rotating" : "Rotate key";
+  return `<div class="rotate">
+    <h3 class="field-label">Key leaked?</h3>
+    <p class="hint" id="rotate-hint">Rotate it: the current key stops working at once and a new key takes over your remaining credit.</p>
+    <button type="button" class="danger-outline" data-action="rotate" aria-haspopup="dialog" aria-describedby="rotate-hint"${busy ? " disabled" : ""}>${label}</button>
+    ${rotationStatus(r)}
+  </div>`;
+}
+
+export function keyCard(key: Key | null, base: string, revealed: boolean, lang: SnippetLang, rotation: Rotation | null = null): string {
   const head = `<h2 id="key-h">Your API key</h2>`;
+  const rotating = rotationBusy(rotation) || !!key?.rotating;
   if (!key || key.status === "pending") {
+    // Mid-rotation the new key's row is pending for a moment: show the rotation, not "creating your key".
+    if (rotating) return `${head}${rotationStatus(rotation)}`;
+    if (rotation?.phase === "saved") {
+      return `${head}${rotationStatus(rotation)}<button type="button" class="danger-outline" data-action="rotate">Finish rotating</button>`;
+    }
     const retrying = key?.last_sync_error
       ? `The last attempt did not succeed (${esc(key.last_sync_error)}); we keep retrying automatically.`
       : "";
@@ -173,11 +238,16 @@ export function keyCard(key: Key | null, base: string, revealed: boolean, lang: 
       <p>Your credit is safe. Please contact support and quote the email you signed up with: we can retry it in one step, and your key appears here when it is ready.</p></div>`;
   }
   const shown = revealed ? key.key_value : key.key_masked;
-  const blocked = key.blocked
+  // A rotation blocks the old key first: that is not the dispute pause.
+  const blocked = key.blocked && !rotating && rotation?.phase !== "saved"
     ? `<p class="key-state failed" role="status">Your key is paused while a payment dispute is open. It works again once the dispute is resolved.</p>`
     : "";
+  const replacing = rotating || rotation?.phase === "saved";
+  const keyState = replacing
+    ? `<p class="key-state replacing" data-testid="key-status"><span class="dot" aria-hidden="true"></span>Being replaced by a new key</p>`
+    : `<p class="key-state active" data-testid="key-status"><span class="dot" aria-hidden="true"></span>Active${key.activated_at ? ` since ${esc(fmtDate(key.activated_at))}` : ""}</p>`;
   return `${head}
-  <p class="key-state active" data-testid="key-status"><span class="dot" aria-hidden="true"></span>Active${key.activated_at ? ` since ${esc(fmtDate(key.activated_at))}` : ""}</p>
+  ${keyState}
   ${blocked}
   <div class="field"><span class="field-label" id="base-label">Proxy base URL</span>
     <div class="copyrow"><code aria-labelledby="base-label" data-testid="base-url">${esc(base)}</code>
@@ -192,7 +262,23 @@ export function keyCard(key: Key | null, base: string, revealed: boolean, lang: 
     </select>
     <pre tabindex="0" aria-label="Example code"><code data-testid="snippet">${esc(snippet(lang, base, shown))}</code></pre>
     <button type="button" class="small" data-action="copy" data-copy="snippet">Copy example${revealed ? "" : " (with your key)"}</button></div>
-  <p class="hint">Call the proxy directly with this key from any OpenAI-compatible client. Keep it secret: anyone with it can spend your credit.</p>`;
+  <p class="hint">Call the proxy directly with this key from any OpenAI-compatible client. Keep it secret: anyone with it can spend your credit.</p>
+  ${rotateSection(rotation)}`;
+}
+
+/** The confirmation for a rotation (a modal <dialog>: Esc or Cancel closes it; focus starts on Cancel). */
+export function rotateDialog(): string {
+  return `<dialog id="rotate-dialog" class="dialog" aria-labelledby="rotate-dialog-h" aria-describedby="rotate-dialog-text">
+  <form method="dialog">
+    <h2 id="rotate-dialog-h">Rotate your API key?</h2>
+    <p id="rotate-dialog-text">Your current key stops working now; a new key carries your remaining credit<span data-rotate-remaining></span>.
+      Every app that uses the old key needs the new one. It takes about half a minute.</p>
+    <div class="dialog-actions">
+      <button type="submit" value="cancel" autofocus>Cancel</button>
+      <button type="submit" value="rotate" class="danger">Rotate key now</button>
+    </div>
+  </form>
+</dialog>`;
 }
 
 // ---------- plans ----------
