@@ -307,3 +307,34 @@ describe("refunds and disputes", () => {
     expect((await postWebhook(pending, sign(pending))).body.outcome).toBe("ignored");
   });
 });
+
+describe("transient failures", () => {
+  it("database unreachable: 503 so Paystack retries, and nothing is lost once it is back", async () => {
+    const { spawn } = await import("node:child_process");
+    const u = await activeUser("db-down");
+    const charge = await paidCharge(u, "starter");
+    // The same function, served alone with a database URL that refuses connections.
+    const port = 54990 + Math.floor(Math.random() * 9);
+    const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "paystack-webhook", String(port)], {
+      env: { ...process.env, SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:1/postgres", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (c) => (out += c));
+    child.stderr!.on("data", (c) => (out += c));
+    try {
+      await waitFor(async () => out.includes("serving paystack-webhook"), "the function to listen", 15_000);
+      const r = await fetch(`http://127.0.0.1:${port}/functions/v1/paystack-webhook`, {
+        method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": sign(charge.body) }, body: charge.body,
+      });
+      expect(r.status).toBe(503);
+      expect((await r.json()).error).toBe("database_unavailable");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
+    // Paystack's retry reaches a healthy deployment: credited once.
+    const retry = await postWebhook(charge.body, sign(charge.body));
+    expect(retry.body.outcome).toBe("credited");
+  });
+});

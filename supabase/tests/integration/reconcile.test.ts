@@ -83,6 +83,30 @@ describe("reconcile-spend", () => {
     expect((await sql()`select * from public.admin_drift where key_id = ${user.keyId}`)).toHaveLength(0);
   });
 
+  it("two runs at the same time never process the same chunk", async () => {
+    await waitFor(async () => {
+      const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
+      return n === 0;
+    }, "no chunk leased by a cron-started run", 15_000, 200);
+    await litellmAdmin("/admin/spend", { key: user.key, spend: 3.75 });
+    const [{ n: before }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
+    // LiteLLM answers the batch read slowly, so the two runs really overlap while holding their chunks.
+    await litellmAdmin("/admin/faults", { route: "/v2/key/info", count: 50, mode: "timeout", delay_ms: 700 });
+    const [a, b] = await Promise.all([
+      invoke("reconcile-spend", { force: true, max_chunks: 100 }),
+      new Promise((r) => setTimeout(r, 150)).then(() => invoke("reconcile-spend", { force: true, max_chunks: 100 })),
+    ]);
+    await litellmAdmin("/admin/faults", undefined, "DELETE");
+    const [{ chunks }] = await sql()`select count(*)::int as chunks from public.reconcile_chunks`;
+    // Between them every chunk was taken exactly once (SKIP LOCKED + lease), whoever got it.
+    expect(a.body.outcome).toBe("ok");
+    expect(b.body.outcome).toBe("ok");
+    expect(a.body.claimed + b.body.claimed).toBe(chunks);
+    expect(a.body.chunks + b.body.chunks).toBe(chunks);
+    const [{ n: after }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
+    expect(after - before).toBe(1);
+  });
+
   it("LiteLLM down: runs fail fast, the account turns stale after 3 missed cycles, and recovers", async () => {
     await reconcileNow();
     await litellmAdmin("/admin/down", { down: true });
