@@ -9,7 +9,7 @@ ROOT=$PWD
 profile=${STACK_PROFILE:-test}
 case "$profile" in
   test) base=4; llm=4010 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack
-  bench) base=5; llm=4020 ;;  # 54521, 54522, 54523, 4020, 54530
+  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} ;;  # 54521, 54522, 54523, 4020, 54530
   *) echo "with-stack: unknown STACK_PROFILE $profile"; exit 2 ;;
 esac
 export STACK_LOCAL_DIR=${STACK_LOCAL_DIR:-"$ROOT/.local/$profile"}

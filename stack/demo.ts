@@ -1,19 +1,79 @@
-// The demo user `npm start` creates through the Auth stand-in, so the dashboard has someone to sign in as.
+// The demo user `npm start` creates, so the dashboard has something to show: signed up through the Auth
+// stand-in (the real trigger and provisioning run), one Starter pack paid on the Paystack emulator (the real
+// checkout and webhook run), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
+// through the product's own paths; if one fails the stack still starts and says so.
 import { say } from "./log.ts";
 
 export const DEMO = { email: "demo@example.com", password: "demo-password-1" };
 
-export async function createDemoUser(env: Record<string, string>): Promise<string> {
-  try {
-    const r = await fetch(`${env.SUPABASE_URL}/auth/v1/signup`, {
-      method: "POST",
-      headers: { apikey: env.SUPABASE_ANON_KEY, "Content-Type": "application/json" },
-      body: JSON.stringify(DEMO),
+async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
+  const r = await fetch(url, {
+    ...init,
+    headers: { "Content-Type": "application/json", ...(init.headers ?? {}) },
+    body: init.json === undefined ? init.body : JSON.stringify(init.json),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${new URL(url).pathname} answered ${r.status}: ${text.slice(0, 200)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | null | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function adminUrl(base: string): string {
+  const u = new URL(base);
+  u.port = String(Number(u.port) + 1);
+  return u.origin;
+}
+
+async function seedActivity(env: Record<string, string>, token: string) {
+  const rest = { apikey: env.SUPABASE_ANON_KEY, Authorization: `Bearer ${token}` };
+  const key = await until("the demo key to turn active", async () => {
+    const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_key?select=key_value,status`, { headers: rest });
+    return rows[0]?.status === "active" ? rows[0].key_value as string : null;
+  });
+  const checkout = await call(`${env.SUPABASE_URL}/functions/v1/checkout`, {
+    method: "POST", headers: { Authorization: `Bearer ${token}` }, json: { plan: "starter" },
+  });
+  await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
+    method: "POST", headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` }, json: { reference: checkout.reference },
+  });
+  await until("the payment to be credited", async () => {
+    const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_payments?select=reference`, { headers: rest });
+    return rows.length > 0;
+  });
+  for (const content of ["Summarise the plot of Hamlet.", "Write a haiku about budgets.", "x".repeat(1500)]) {
+    await call(`${env.LITELLM_PUBLIC_URL}/chat/completions`, {
+      method: "POST", headers: { Authorization: `Bearer ${key}` },
+      json: { model: "test-expensive", messages: [{ role: "user", content }] },
     });
-    await r.body?.cancel();
-    if (!r.ok) say(`demo user not created (auth answered ${r.status})`);
-  } catch {
-    say("demo user not created (auth not running)");
+  }
+  await until("a reconcile run", async () => {
+    const r = await call(`${env.SUPABASE_URL}/functions/v1/reconcile-spend`, {
+      method: "POST", headers: { Authorization: `Bearer ${env.CRON_SECRET}` }, json: { force: true, max_chunks: 100 },
+    });
+    return r.claimed > 0;
+  });
+}
+
+export async function createDemoUser(env: Record<string, string>, opts: { activity: boolean }): Promise<string> {
+  try {
+    const session = await call(`${env.SUPABASE_URL}/auth/v1/signup`, {
+      method: "POST", headers: { apikey: env.SUPABASE_ANON_KEY }, json: DEMO,
+    });
+    if (opts.activity) {
+      await seedActivity(env, session.access_token);
+      say("demo user: signed up, bought the Starter pack, made a few chat calls, reconciled");
+    }
+  } catch (e) {
+    say(`demo user not fully set up: ${(e as Error).message}`);
   }
   return `${DEMO.email} / ${DEMO.password}`;
 }

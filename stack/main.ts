@@ -184,7 +184,11 @@ async function main() {
       await startService(s, env);
       Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: pids() }));
     }
-    const demo = await createDemoUser(env);
+    // Demo activity needs both emulators (it pays and chats); against real services only the user is made.
+    const names = list.map((s) => s.name);
+    const demo = await createDemoUser(env, {
+      activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) && Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
+    });
     Deno.writeTextFileSync(`${LOCAL_DIR}/stack.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
     Deno.writeTextFileSync(READY, String(Date.now()));
     const secs = ((Date.now() - started) / 1000).toFixed(1);

@@ -23,7 +23,7 @@ with lot as (
          l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
                                where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0) as credit,
          case when l.payment_id is null then 0::numeric
-              else (pm.amount_subunits - pm.refunded_subunits)::numeric / 100 end as cost
+              else ((pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) end as cost
     from public.credit_ledger l
     left join public.payments pm on pm.id = l.payment_id
    where l.amount > 0
@@ -73,7 +73,7 @@ select p.id as user_id,
   left join lateral (select sum(l.amount) as granted,
                             sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
                        from public.credit_ledger l where l.user_id = p.id) g on true
-  left join lateral (select sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100 as paid
+  left join lateral (select (sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) as paid
                        from public.payments pm where pm.user_id = p.id) pay on true
   left join lateral (select sum(public.key_spend(k)) as spent from public.api_keys k where k.user_id = p.id) k on true
   left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
@@ -91,7 +91,7 @@ select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4)
 
 create view public.my_payments with (security_invoker = true) as
 select pm.id, pm.user_id, pm.reference, pm.plan_code, pl.name as plan_name, pm.amount_subunits, pm.currency,
-       pm.amount_subunits::numeric / 100 as amount, pm.credit, pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at
+       (pm.amount_subunits::numeric / 100)::numeric(12, 2) as amount, pm.credit, pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at
   from public.payments pm join public.plans pl on pl.code = pm.plan_code;
 
 -- Daily spend from snapshot deltas (spend is cumulative on LiteLLM; a drop, which should not happen
