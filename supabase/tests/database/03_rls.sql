@@ -4,20 +4,6 @@ begin;
 select plan(63);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
-create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
-declare
-  v_ref text;
-  v_outcome text;
-begin
-  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
-  select r.outcome into v_outcome
-    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
-   where pl.code = p_plan;
-  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
-  return v_ref;
-end
-$$;
-
 insert into auth.users (id, email, aud, role) values
   ('03000000-0000-4000-8000-00000000000a', 'rls-a@pgtap.test', 'authenticated', 'authenticated'),
   ('03000000-0000-4000-8000-00000000000b', 'rls-b@pgtap.test', 'authenticated', 'authenticated');
@@ -28,7 +14,7 @@ begin
   foreach u in array array['03000000-0000-4000-8000-00000000000a', '03000000-0000-4000-8000-00000000000b']::uuid[] loop
     -- LiteLLM confirmed the 2.00 of sign-up, then the user bought a pack: the key drifts until the next push.
     perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id = u;
-    perform pg_temp.buy(u, 'starter');
+    perform tests.buy(u, 'starter');
     update public.api_keys set spend = 1.25, spend_observed_at = now() where user_id = u;
     insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
     select k.id, k.user_id, 1.25, 2.00 from public.api_keys k where k.user_id = u;

@@ -5,19 +5,6 @@
 begin;
 select plan(33);
 
-create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
-declare
-  v_ref text;
-  v_outcome text;
-begin
-  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
-  select r.outcome into v_outcome
-    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
-   where pl.code = p_plan;
-  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
-  return v_ref;
-end
-$$;
 create function pg_temp.refund(p_ref text, p_refund_id text, p_subunits integer) returns void language plpgsql as $$
 declare
   v_outcome text;
@@ -42,31 +29,31 @@ begin
   perform pg_temp.spend('06000000-0000-4000-8000-000000000002', 1.50);
   perform pg_temp.spend('06000000-0000-4000-8000-000000000003', 2.00);
   -- sign-up + starter (paid 5.00, credit 10.00), spend 1, 3, 6, 11
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000011', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000011', 'starter');
   perform pg_temp.spend('06000000-0000-4000-8000-000000000011', 1);
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000013', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000013', 'starter');
   perform pg_temp.spend('06000000-0000-4000-8000-000000000013', 3);
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000016', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000016', 'starter');
   perform pg_temp.spend('06000000-0000-4000-8000-000000000016', 6);
-  perform pg_temp.buy('06000000-0000-4000-8000-00000000001b', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-00000000001b', 'starter');
   perform pg_temp.spend('06000000-0000-4000-8000-00000000001b', 11);
   -- starter then pro, spend 20 crosses into the pro pack
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000020', 'starter');
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000020', 'pro');
+  perform tests.buy('06000000-0000-4000-8000-000000000020', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000020', 'pro');
   perform pg_temp.spend('06000000-0000-4000-8000-000000000020', 20);
   -- pro fully refunded, spend 1.50
-  v_ref := pg_temp.buy('06000000-0000-4000-8000-000000000030', 'pro');
+  v_ref := tests.buy('06000000-0000-4000-8000-000000000030', 'pro');
   perform pg_temp.refund(v_ref, 'rf-lots-full', 1500);
   perform pg_temp.spend('06000000-0000-4000-8000-000000000030', 1.50);
   -- pro half refunded (750 of 1500), spend 10
-  v_ref := pg_temp.buy('06000000-0000-4000-8000-000000000031', 'pro');
+  v_ref := tests.buy('06000000-0000-4000-8000-000000000031', 'pro');
   perform pg_temp.refund(v_ref, 'rf-lots-half', 750);
   perform pg_temp.spend('06000000-0000-4000-8000-000000000031', 10);
   -- starter, spend 13 above the 12.00 budget (LiteLLM lets the last request overshoot)
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000040', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000040', 'starter');
   perform pg_temp.spend('06000000-0000-4000-8000-000000000040', 13);
   -- starter, then the key was rotated: the retired key spent 3.00, the new one 1.00
-  perform pg_temp.buy('06000000-0000-4000-8000-000000000050', 'starter');
+  perform tests.buy('06000000-0000-4000-8000-000000000050', 'starter');
   update public.api_keys set status = 'retired', spend = 3.00, retired_spend = 3.00, retired_at = now()
    where user_id = '06000000-0000-4000-8000-000000000050';
   insert into public.api_keys (user_id, key_alias, key_value, key_token, status, spend)

@@ -3,19 +3,6 @@
 begin;
 select plan(43);
 
-create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
-declare
-  v_ref text;
-  v_outcome text;
-begin
-  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
-  select r.outcome into v_outcome
-    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
-   where pl.code = p_plan;
-  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
-  return v_ref;
-end
-$$;
 create function pg_temp.delivery(p_event text, p_ref text) returns bigint language sql as $$
   select private.record_delivery(p_event, p_ref, true, '{}'::jsonb, null, null)
 $$;
@@ -25,12 +12,12 @@ select ('07000000-0000-4000-8000-0000000000' || tag)::uuid, 'rd-' || tag || '@pg
   from unnest(array['0a', '0b', '0d', '0e', '0f']) tag;
 create temp table t_ref (who text primary key, reference text);
 insert into t_ref values
-  ('r', pg_temp.buy('07000000-0000-4000-8000-00000000000a', 'pro')),
-  ('over', pg_temp.buy('07000000-0000-4000-8000-00000000000b', 'starter')),
-  ('d', pg_temp.buy('07000000-0000-4000-8000-00000000000d', 'starter')),
-  ('l', pg_temp.buy('07000000-0000-4000-8000-00000000000e', 'pro')),
-  ('m1', pg_temp.buy('07000000-0000-4000-8000-00000000000f', 'starter')),
-  ('m2', pg_temp.buy('07000000-0000-4000-8000-00000000000f', 'pro'));
+  ('r', tests.buy('07000000-0000-4000-8000-00000000000a', 'pro')),
+  ('over', tests.buy('07000000-0000-4000-8000-00000000000b', 'starter')),
+  ('d', tests.buy('07000000-0000-4000-8000-00000000000d', 'starter')),
+  ('l', tests.buy('07000000-0000-4000-8000-00000000000e', 'pro')),
+  ('m1', tests.buy('07000000-0000-4000-8000-00000000000f', 'starter')),
+  ('m2', tests.buy('07000000-0000-4000-8000-00000000000f', 'pro'));
 do $$
 begin
   perform private.complete_provisioning(j.id, 1, private.key_target_budget(j.key_id))

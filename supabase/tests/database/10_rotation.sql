@@ -4,19 +4,6 @@
 begin;
 select plan(46);
 
-create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
-declare
-  v_ref text;
-  v_outcome text;
-begin
-  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
-  select r.outcome into v_outcome
-    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
-   where pl.code = p_plan;
-  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
-  return v_ref;
-end
-$$;
 create function pg_temp.live(p_user uuid) returns public.api_keys language sql as $$
   select * from public.api_keys where user_id = p_user and status <> 'retired'
 $$;
@@ -34,7 +21,7 @@ begin
   perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j
    where j.user_id in ('10000000-0000-4000-8000-000000000001', '10000000-0000-4000-8000-000000000003',
                        '10000000-0000-4000-8000-000000000004', '10000000-0000-4000-8000-000000000005');
-  perform pg_temp.buy('10000000-0000-4000-8000-000000000001', 'starter');
+  perform tests.buy('10000000-0000-4000-8000-000000000001', 'starter');
 end
 $$;
 -- User 1: 12.00 granted, 3.50 spent as reconcile last saw it.
@@ -91,7 +78,7 @@ select throws_like(format('select * from private.rotation_retire_old(%s, 3.5)', 
 update private.settings set value = '0' where key = 'rotation_settle_seconds';
 
 -- a payment lands mid-rotation: it is on the old key's ledger total, and moves with the credit
-select lives_ok($$ select pg_temp.buy('10000000-0000-4000-8000-000000000001', 'starter') $$, 'a payment during the rotation is credited');
+select lives_ok($$ select tests.buy('10000000-0000-4000-8000-000000000001', 'starter') $$, 'a payment during the rotation is credited');
 
 -- ---------------------------------------------------------------- step 3: retire with the final spend
 create temp table t_r3 as select * from private.rotation_retire_old((select rotation_id from t_s1), 3.75);
@@ -165,7 +152,7 @@ select results_eq(
 update public.api_keys set spend = 0.5 where user_id = '10000000-0000-4000-8000-000000000004';
 do $$
 declare
-  v_ref text := pg_temp.buy('10000000-0000-4000-8000-000000000004', 'starter');
+  v_ref text := tests.buy('10000000-0000-4000-8000-000000000004', 'starter');
 begin
   perform private.apply_dispute(10004, v_ref, 'create', null);
   perform private.start_key_rotation('10000000-0000-4000-8000-000000000004', 'pgtap');

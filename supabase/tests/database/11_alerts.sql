@@ -4,19 +4,6 @@
 begin;
 select plan(33);
 
-create function pg_temp.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
-declare
-  v_ref text;
-  v_outcome text;
-begin
-  select c.reference into v_ref from private.create_checkout(p_user, p_plan) c;
-  select r.outcome into v_outcome
-    from public.plans pl, private.apply_payment(v_ref, 'success', pl.price_subunits, null, pl.currency, 'test', 'test', 1, now()) r
-   where pl.code = p_plan;
-  if v_outcome is distinct from 'credited' then raise exception 'fixture: payment of % not credited (%)', p_plan, v_outcome; end if;
-  return v_ref;
-end
-$$;
 -- What reconcile does when LiteLLM reports new spend: an UPDATE of api_keys.spend.
 create function pg_temp.spend(p_user uuid, p_spend numeric) returns void language sql as $$
   update public.api_keys set spend = p_spend, spend_observed_at = now() where user_id = p_user and status <> 'retired'
@@ -31,7 +18,7 @@ select ('11000000-0000-4000-8000-00000000000' || n)::uuid, 'alert-' || n || '@pg
 do $$
 begin
   perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id::text like '11000000-%';
-  perform pg_temp.buy('11000000-0000-4000-8000-000000000001', 'starter'); -- user 1: 12.00 granted
+  perform tests.buy('11000000-0000-4000-8000-000000000001', 'starter'); -- user 1: 12.00 granted
 end
 $$;
 
@@ -69,7 +56,7 @@ select is((select count(*)::int from private.alert_events where user_id = '11000
           'going further down (even past 0) adds nothing');
 
 -- ---------------------------------------------------------------- a purchase re-arms; the next fall is a new crossing
-do $$ begin perform pg_temp.buy('11000000-0000-4000-8000-000000000001', 'starter'); end $$; -- 22.00 granted, 9.70 left = 44 %
+do $$ begin perform tests.buy('11000000-0000-4000-8000-000000000001', 'starter'); end $$; -- 22.00 granted, 9.70 left = 44 %
 select results_eq($$ select * from pg_temp.events('11000000-0000-4000-8000-000000000001') $$,
                   $$ values (20, false, 'pending'::text), (5, false, 'pending'::text) $$, 'a purchase lifts the balance above both levels: both re-armed');
 select is((select low_balance_level from public.my_account where user_id = '11000000-0000-4000-8000-000000000001'), null::integer, 'no banner');
