@@ -161,6 +161,17 @@ language sql stable security definer set search_path = '' as $$
   from public.api_keys k where k.id = p_key_id
 $$;
 
+-- LiteLLM confirmed the key exists with this max_budget: the key is usable (provisioning and rotation).
+create function private.mark_key_active(p_key_id uuid, p_confirmed_max_budget numeric) returns void
+language sql volatile security definer set search_path = '' as $$
+  update public.api_keys
+     set status = 'active', activated_at = coalesce(activated_at, now()),
+         litellm_max_budget = p_confirmed_max_budget, observed_max_budget = p_confirmed_max_budget,
+         sync_status = case when p_confirmed_max_budget = private.key_target_budget(id) then 'synced' else 'pending' end,
+         last_sync_at = now(), last_sync_error = null, flag = null, flag_detail = null
+   where id = p_key_id
+$$;
+
 -- Provisioning succeeded: LiteLLM confirmed the key with this max_budget.
 create function private.complete_provisioning(p_job_id bigint, p_tries integer, p_confirmed_max_budget numeric)
 returns void language plpgsql volatile security definer set search_path = '' as $$
@@ -175,12 +186,7 @@ begin
   if v_key_id is null then
     raise exception 'provisioning job % not found', p_job_id using errcode = 'P0002';
   end if;
-  update public.api_keys
-     set status = 'active', activated_at = coalesce(activated_at, now()),
-         litellm_max_budget = p_confirmed_max_budget, observed_max_budget = p_confirmed_max_budget,
-         sync_status = case when p_confirmed_max_budget = private.key_target_budget(id) then 'synced' else 'pending' end,
-         last_sync_at = now(), last_sync_error = null, flag = null, flag_detail = null
-   where id = v_key_id;
+  perform private.mark_key_active(v_key_id, p_confirmed_max_budget);
 end
 $$;
 

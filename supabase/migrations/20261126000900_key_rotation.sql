@@ -252,12 +252,7 @@ begin
     raise exception 'rotation %: the new key cannot be active before the old one is retired', p_rotation_id
       using errcode = 'P0001', hint = 'wrong_state';
   end if;
-  update public.api_keys
-     set status = 'active', activated_at = coalesce(activated_at, now()),
-         litellm_max_budget = p_confirmed_max_budget, observed_max_budget = p_confirmed_max_budget,
-         sync_status = case when p_confirmed_max_budget = private.key_target_budget(id) then 'synced' else 'pending' end,
-         last_sync_at = now(), last_sync_error = null, flag = null, flag_detail = null
-   where id = v_rot.new_key_id;
+  perform private.mark_key_active(v_rot.new_key_id, p_confirmed_max_budget);
   update private.key_rotations set state = 'activated', activated_at = now(), updated_at = now() where id = p_rotation_id;
 end
 $$;
@@ -327,30 +322,6 @@ select r.id as rotation_id, r.user_id, r.state, r.old_key_id, r.new_key_id, r.re
 revoke all on public.admin_key_rotations from anon, authenticated;
 grant select on public.admin_key_rotations to service_role;
 
--- Every function above is for the service role only (see 20261126000800).
-revoke execute on function
-  private.key_rotation_context(bigint),
-  private.start_key_rotation(uuid, text, boolean),
-  private.rotation_block_intent(bigint),
-  private.rotation_old_blocked(bigint, boolean),
-  private.rotation_retire_old(bigint, numeric),
-  private.rotation_new_key_active(bigint, numeric),
-  private.rotation_finish(bigint),
-  private.rotation_failed(bigint, text, timestamptz),
-  private.claim_stalled_rotations(integer)
-from public, anon, authenticated;
-grant execute on function
-  private.key_rotation_context(bigint),
-  private.start_key_rotation(uuid, text, boolean),
-  private.rotation_block_intent(bigint),
-  private.rotation_old_blocked(bigint, boolean),
-  private.rotation_retire_old(bigint, numeric),
-  private.rotation_new_key_active(bigint, numeric),
-  private.rotation_finish(bigint),
-  private.rotation_failed(bigint, text, timestamptz),
-  private.claim_stalled_rotations(integer)
-to service_role;
-
 -- public.api_keys.rotating mirrors "this key is part of an unfinished rotation" (old and new key), so a
 -- user's view can show it without reading private.key_rotations.
 create function private.key_rotations_mark_keys() returns trigger
@@ -363,5 +334,7 @@ end
 $$;
 create trigger key_rotations_mark_keys after insert or update of state, new_key_id on private.key_rotations
   for each row execute function private.key_rotations_mark_keys();
-revoke execute on function private.key_rotations_mark_keys() from public, anon, authenticated;
-grant execute on function private.key_rotations_mark_keys() to service_role;
+
+-- Every function above is for the service role only (see 20261126000800).
+revoke execute on all functions in schema private from public, anon, authenticated;
+grant execute on all functions in schema private to service_role;

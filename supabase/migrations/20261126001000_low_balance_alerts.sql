@@ -200,21 +200,5 @@ grant select on public.admin_alerts to service_role;
 
 -- The dashboard banner is public.my_account.low_balance_level (migration 000600), by the same rule.
 
-revoke execute on function
-  private.evaluate_low_balance(uuid[]),
-  private.low_balance_after_ledger_insert(),
-  private.low_balance_after_key_update(),
-  private.alert_webhook_url(),
-  private.claim_alert_deliveries(integer, integer),
-  private.finish_alert_delivery(bigint, boolean, integer, text),
-  private.skip_alert_deliveries(text)
-from public, anon, authenticated;
-grant execute on function
-  private.evaluate_low_balance(uuid[]),
-  private.low_balance_after_ledger_insert(),
-  private.low_balance_after_key_update(),
-  private.alert_webhook_url(),
-  private.claim_alert_deliveries(integer, integer),
-  private.finish_alert_delivery(bigint, boolean, integer, text),
-  private.skip_alert_deliveries(text)
-to service_role;
+revoke execute on all functions in schema private from public, anon, authenticated;
+grant execute on all functions in schema private to service_role;

@@ -132,17 +132,5 @@ select cron.schedule('ops-sweep', '* * * * *', $$
   select private.invoke_function('ops-sweep', '{"source":"cron"}'::jsonb) where private.ops_work_due()
 $$);
 
-revoke execute on function
-  private.find_user(text),
-  private.adjust_credit(uuid, numeric, text, text, text),
-  private.live_key_of(uuid),
-  private.health_status(),
-  private.ops_work_due()
-from public, anon, authenticated;
-grant execute on function
-  private.find_user(text),
-  private.adjust_credit(uuid, numeric, text, text, text),
-  private.live_key_of(uuid),
-  private.health_status(),
-  private.ops_work_due()
-to service_role;
+revoke execute on all functions in schema private from public, anon, authenticated;
+grant execute on all functions in schema private to service_role;

@@ -26,5 +26,5 @@ begin
 end
 $$;
 
-revoke execute on function private.record_spend_hints(jsonb) from public, anon, authenticated;
-grant execute on function private.record_spend_hints(jsonb) to service_role;
+revoke execute on all functions in schema private from public, anon, authenticated;
+grant execute on all functions in schema private to service_role;
