@@ -11,7 +11,9 @@ const REAL = !!(process.env.LITELLM_CONTRACT_URL && process.env.LITELLM_CONTRACT
 const BASE = REAL ? process.env.LITELLM_CONTRACT_URL! : process.env.LITELLM_BASE_URL!;
 const MASTER = REAL ? process.env.LITELLM_CONTRACT_MASTER_KEY! : process.env.LITELLM_MASTER_KEY!;
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-if (!REAL) console.log("litellm-client contract: against the emulator (set LITELLM_CONTRACT_URL and LITELLM_CONTRACT_MASTER_KEY for a real LiteLLM)");
+console.log(REAL
+  ? `litellm-client contract: against the real LiteLLM at ${BASE} (fault-injection tests skipped: they need the emulator)`
+  : "litellm-client contract: real-LiteLLM run SKIPPED (set LITELLM_CONTRACT_URL and LITELLM_CONTRACT_MASTER_KEY); running against the emulator");
 
 /** Every request body the client sent, to check what it never sends. */
 const sent: { url: string; body: any }[] = [];
