@@ -37,6 +37,14 @@ else
   passed_total=$((passed_total + tests))
 fi
 
+echo "== deno check and deno lint (functions, stack, scripts)"
+if node_modules/.bin/deno check supabase/functions/*/index.ts stack/main.ts stack/platform/gateway.ts scripts/admin.ts scripts/deploy-check.ts \
+   && node_modules/.bin/deno lint supabase/functions stack scripts; then
+  passed_total=$((passed_total + 1))
+else
+  failed=1; failed_total=$((failed_total + 1))
+fi
+
 echo "== supabase db lint"
 if node_modules/.bin/supabase db lint --db-url "$db_url?sslmode=disable" --schema public,private --fail-on error --level warning; then
   passed_total=$((passed_total + 1))

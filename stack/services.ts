@@ -28,7 +28,7 @@ async function pipe(stream: ReadableStream<Uint8Array>, prefix: string, logFile:
   }
 }
 
-export async function portFree(port: number): Promise<boolean> {
+export function portFree(port: number): boolean {
   try {
     const l = Deno.listen({ hostname: "127.0.0.1", port });
     l.close();
