@@ -42,12 +42,14 @@ begin
        p_schedule ~* '^\s*@(yearly|annually|monthly|weekly|daily|hourly|reboot)\s*$'
     or p_schedule ~* '^\s*([1-9]|[1-5][0-9])\s+seconds?\s*$'
     or p_schedule ~* '^\s*[0-9a-z*,/$-]+(\s+[0-9a-z*,/$-]+){4}\s*$') then
-    raise exception 'invalid schedule: %', p_schedule;
+    raise exception 'invalid schedule: %', p_schedule using errcode = 'invalid_parameter_value',
+      hint = 'Use cron format (e.g. 5 4 * * *), or interval format ''[1-59] seconds''';
   end if;
 end
 $$;
 
 -- session_user stands for pg_cron's caller (GetUserId() in C; a SQL security definer sees only its owner).
+-- A job without a name never conflicts (NULLs are distinct in the unique constraint), as in pg_cron.
 create function cron.schedule(job_name text, schedule text, command text) returns bigint
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -62,34 +64,25 @@ begin
 end
 $$;
 
-create function cron.schedule(schedule text, command text) returns bigint
-language plpgsql security definer set search_path = '' as $$
-declare
-  v_jobid bigint;
-begin
-  perform cron._check_schedule(schedule);
-  insert into cron.job (schedule, command, username) values (schedule, command, session_user) returning jobid into v_jobid;
-  return v_jobid;
-end
+create function cron.schedule(schedule text, command text) returns bigint language sql as $$
+  select cron.schedule(null::text, schedule, command)
 $$;
 
-create function cron.unschedule(job_id bigint) returns boolean
+-- Deletes the caller's job given by id or by name; pg_cron raises when there is none.
+create function cron._unschedule(p_job_id bigint, p_job_name text) returns boolean
 language plpgsql security definer set search_path = '' as $$
 begin
-  delete from cron.job j where j.jobid = job_id and j.username = session_user;
-  if not found then raise exception 'could not find valid entry for job %', job_id; end if;
+  delete from cron.job j
+   where (j.jobid = p_job_id or j.jobname = p_job_name) and j.username = session_user;
+  if not found then
+    raise exception 'could not find valid entry for job %', coalesce(p_job_id::text, quote_literal(p_job_name));
+  end if;
   return true;
 end
 $$;
 
-create function cron.unschedule(job_name text) returns boolean
-language plpgsql security definer set search_path = '' as $$
-begin
-  delete from cron.job j where j.jobname = job_name and j.username = session_user;
-  if not found then raise exception 'could not find valid entry for job ''%''', job_name; end if;
-  return true;
-end
-$$;
+create function cron.unschedule(job_id bigint) returns boolean language sql as $$ select cron._unschedule(job_id, null) $$;
+create function cron.unschedule(job_name text) returns boolean language sql as $$ select cron._unschedule(null, job_name) $$;
 
 -- pg_cron's own grants, then what hosted Supabase's pg_cron after-create script gives postgres: everything
 -- in cron except writing cron.job directly (jobs change only through schedule/unschedule).
