@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: installs what it needs, starts its own local stack (on test ports, so a running `npm start`
 # is not disturbed), runs every test (pgTAP with pg_prove, supabase db lint, vitest), stops what it
-# started, and exits non-zero on any failure.
+# started, and exits non-zero on any failure. pgTAP also runs on PostgreSQL 17 (PGlite, scripts/pg17).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,6 +36,15 @@ if [ "$prove_rc" -ne 0 ]; then
 else
   passed_total=$((passed_total + tests))
 fi
+
+# ---- BEGIN pgTAP on PostgreSQL 17 (PGlite, in process; scripts/pg17/run.mjs, needs no stack) ----
+echo "== pgTAP on PostgreSQL 17 (PGlite)"
+pg17_out="$STACK_LOCAL_DIR/pg17.out"
+node scripts/pg17/run.mjs 2>&1 | tee "$pg17_out"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+read -r pg17_passed pg17_failed < <(sed -n 's/^# pg17: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$pg17_out")
+passed_total=$((passed_total + ${pg17_passed:-0})); failed_total=$((failed_total + ${pg17_failed:-1}))
+# ---- END pgTAP on PostgreSQL 17 ----
 
 echo "== deno check and deno lint (functions, stack, scripts)"
 if node_modules/.bin/deno check supabase/functions/*/index.ts stack/main.ts stack/platform/gateway.ts scripts/admin.ts scripts/deploy-check.ts \
