@@ -16,17 +16,21 @@ import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/c
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** The flags we intend (README, "Deploying"): a change here is a security decision. */
+/**
+ * The flags we intend (README, "Deploying"): a change here is a security decision. All false: the
+ * platform check refuses the new API keys and asymmetric user tokens, so every function checks its
+ * callers itself (supabase/config.toml says how).
+ */
 export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "provision-key": false, // pg_cron / pg_net with the cron secret
   "reconcile-spend": false, // pg_cron / pg_net with the cron secret
   "paystack-webhook": false, // Paystack signs with HMAC, it cannot send a JWT
   "health": false, // uptime monitors
   "ops-sweep": false, // pg_cron / pg_net with the cron secret
-  "push-budget": false, // operators, with the service role key (checked by the function)
+  "push-budget": false, // operators, with a secret key (checked by the function)
   "litellm-spend-callback": false, // LiteLLM's logging callback with LITELLM_CALLBACK_SECRET
-  "checkout": true, // signed-in users
-  "rotate-key": true, // signed-in users, operators with the service role key
+  "checkout": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
+  "rotate-key": false, // signed-in users (JWT verified by the function), operators with a secret key
 };
 const REQUIRED_CRON_JOBS = ["provision-key-sweep", "reconcile-spend", "cleanup", "ops-sweep"];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
