@@ -80,6 +80,12 @@ function writePrivate(path: string, text: string) {
   Deno.chmodSync(path, 0o600); // mode applies on create only: an older file keeps its mode otherwise
 }
 
+/** stack.env for tools and tests (it holds the keys: only our user reads it). Values quoted for the shell when needed (JSON). */
+export function writeEnvFile(path: string, env: Record<string, string>) {
+  const quote = (v: string) => (/^[A-Za-z0-9_./:@,+=-]*$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
+  writePrivate(path, Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join("\n") + "\n");
+}
+
 // Process settings the gateway may inherit (none secret); everything else it gets is named below.
 const SYSTEM_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "TZ", "LANG", "NO_COLOR"];
 // The function secrets a deploy sets (`supabase secrets set`): every name _shared/config.ts reads, and LOG_LEVEL.

@@ -1,7 +1,7 @@
 // `npm start`: the Docker-free local stack. Starts Postgres, applies the platform stand-ins and our
 // migrations, starts the gateway (Auth/REST/Functions stand-ins + pg_net worker), the emulators and the
 // dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
-import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT } from "./local-env.ts";
+import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFile } from "./local-env.ts";
 import { fail, say, StackError } from "./log.ts";
 import { type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
@@ -190,7 +190,7 @@ async function main() {
     const demo = await createDemoUser(env, {
       activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) && Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
     });
-    Deno.writeTextFileSync(`${LOCAL_DIR}/stack.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    writeEnvFile(`${LOCAL_DIR}/stack.env`, env);
     Deno.writeTextFileSync(READY, String(Date.now()));
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     console.log(`

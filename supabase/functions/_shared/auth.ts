@@ -85,9 +85,9 @@ async function verifyWithAuth(token: string): Promise<JWTPayload> {
   } catch {
     throw authUnavailable();
   }
-  const user = await res.json().catch(() => null) as { id?: string } | null;
+  const body = await res.json().catch(() => null) as { id?: string; error_code?: string } | null;
   if (res.status >= 500) throw authUnavailable();
-  if (!res.ok || user?.id !== claims.sub) throw notSignedIn("signature");
+  if (!res.ok || body?.id !== claims.sub) throw notSignedIn(body?.error_code === "session_not_found" ? "signed out" : "refused by Auth");
   return claims;
 }
 
