@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey, secretKey, sql, type TestUser, uniqueEmail,
+  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, keysMode, liveKey, publishableKey, secretKey, sql, type TestUser, uniqueEmail,
   waitFor,
 } from "./helpers.ts";
 
@@ -575,6 +575,8 @@ describe("health and logs", () => {
     expect(run().stdout).toContain("the LiteLLM master key");
     writeFileSync(join(dir, "leak.log"), `secret=${env("PAYSTACK_SECRET_KEY")}\n`);
     expect(run().stdout).toContain("the Paystack secret key");
+    writeFileSync(join(dir, "leak.log"), `apikey: ${secretKey()}\n`);
+    expect(run().stdout).toContain("the Supabase secret key");
   });
 });
 
@@ -600,7 +602,10 @@ describe("deploy:check", () => {
     expect(r.code, JSON.stringify(r.json?.missing ?? r.stderr)).toBe(0);
     expect(r.json.ok).toBe(true);
     const groups = new Set(r.json.checks.map((c: { group: string }) => c.group));
-    for (const g of ["database", "extensions", "vault", "cron", "migrations", "verify_jwt", "env file", "functions"]) expect(groups).toContain(g);
+    for (const g of ["database", "extensions", "vault", "cron", "migrations", "verify_jwt", "env file", "keys", "functions"]) expect(groups).toContain(g);
+    // It reads which key mode the project's Auth signs in from the discovery endpoint.
+    const tokens = r.json.checks.find((c: { name: string }) => c.name === "user tokens");
+    expect(tokens.detail).toMatch(keysMode() === "new" ? /^asymmetric signing keys \(ES256\)/ : /^legacy JWT secret/);
     const text = JSON.stringify(r.json);
     for (const n of ["CRON_SECRET", "LITELLM_MASTER_KEY", "PAYSTACK_SECRET_KEY"]) expect(text).not.toContain(env(n));
   }, 120_000);
