@@ -2,7 +2,7 @@
 // here because verify_jwt is off for every function (the platform check accepts neither the new API keys
 // nor asymmetric user tokens; see supabase/config.toml).
 //
-//   asymmetric token (ES256/RS256, header kid): checked locally against the project's public keys,
+//   asymmetric token (ES256, RS256 or EdDSA, header kid): checked locally against the project's public keys,
 //     SUPABASE_JWKS when it has keys, else <SUPABASE_URL>/auth/v1/.well-known/jwks.json (cached per
 //     isolate, fetched again for a kid it does not know): issuer, audience "authenticated", expiry.
 //   HS256 token (a project still on the legacy JWT secret, whose JWKS publishes no symmetric key): Auth
@@ -20,7 +20,7 @@ export interface CallerUser {
   sessionId: string;
 }
 
-// The asymmetric algorithms of Supabase's JWT signing keys (docs: guides/auth/signing-keys).
+// The asymmetric algorithms of Supabase's JWT signing keys (https://supabase.com/docs/guides/auth/signing-keys).
 const ASYMMETRIC = ["ES256", "RS256", "EdDSA"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const AUTH_TIMEOUT_MS = 5000;

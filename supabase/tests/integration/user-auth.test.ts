@@ -127,7 +127,7 @@ describe("operator callers: a secret key works, the publishable key does not", (
 describe("keys from the discovery endpoint when SUPABASE_JWKS is not injected", () => {
   // Legacy mode never injects SUPABASE_JWKS, so there every test above already takes this path.
   it.skipIf(keysMode() === "legacy")("checkout served alone without SUPABASE_JWKS fetches <SUPABASE_URL>/auth/v1/.well-known/jwks.json", async () => {
-    const port = 54980 + Math.floor(Math.random() * 9);
+    const port = Number(env("STACK_GATEWAY_PORT")) + 70; // in this stack's own range (the gateway's port + 70)
     const fnEnv = { ...process.env, NO_COLOR: "1" } as Record<string, string>;
     delete fnEnv.SUPABASE_JWKS;
     const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "checkout", String(port)], {
