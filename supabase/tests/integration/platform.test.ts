@@ -467,12 +467,15 @@ describe("functions host", () => {
     await r.body?.cancel();
   });
 
-  it("serves stats to the service role only", async () => {
+  it("serves stats to a secret key (service role) only", async () => {
     expect((await stats()).status).toBe(401);
     expect((await stats(ANON)).status).toBe(401);
     const ok = await stats(SERVICE);
     expect(ok.status).toBe(200);
     expect(typeof (await ok.json())).toBe("object");
+    const byApikey = await fetch(`${URL_}/_stack/functions/stats`, { headers: { apikey: SERVICE } }); // how the benches send it
+    expect(byApikey.status).toBe(200);
+    await byApikey.body?.cancel();
   });
 
   it.skipIf(!open)("routes to a verify_jwt = false function without a JWT and measures it", async () => {
