@@ -2,8 +2,9 @@
 //
 // Database: --db-url, else SUPABASE_DB_URL, else the local stack's .local/stack.env (npm start).
 // Functions (anything that talks to LiteLLM: push-budget, reconcile, rotate, requeue's provisioning run):
-// --url or SUPABASE_URL, with SUPABASE_SERVICE_ROLE_KEY (from the environment, --env-file, or the stack
-// env). The CLI itself never calls LiteLLM: it goes through the same functions and SQL as production.
+// --url or SUPABASE_URL, with a secret API key: SUPABASE_SECRET_KEY, else the default of SUPABASE_SECRET_KEYS,
+// else the legacy SUPABASE_SERVICE_ROLE_KEY (from --env-file, the environment, or the stack env). The CLI
+// itself never calls LiteLLM: it goes through the same functions and SQL as production.
 // Credit changes are ledger rows (kind 'adjustment', with the reason and who made them), never edits.
 // Users are given by id or email. Run `npm run admin -- help`.
 import postgres from "postgres";
@@ -32,7 +33,7 @@ changing (each changes only what it says)
 options
   --db-url <url>         Postgres URL (hosted: the project's connection string; else SUPABASE_DB_URL)
   --url <url>            project URL for the functions (else SUPABASE_URL)
-  --env-file <path>      read SUPABASE_* variables from this file first
+  --env-file <path>      read SUPABASE_* variables from this file first (SUPABASE_URL, SUPABASE_SECRET_KEY)
   --by <name>            who makes a change (recorded in the ledger; default admin-cli:$USER)
   --idempotency-key <k>  for grant/deduct: repeating the command with the same key adds nothing
   --json                 machine-readable output
@@ -80,6 +81,16 @@ function readEnvFile(path: string): Record<string, string> {
   return out;
 }
 
+/** The "default" key of a JSON dictionary like SUPABASE_SECRET_KEYS ({"default":"sb_secret_..."}). */
+function defaultKey(json: string | undefined): string | undefined {
+  try {
+    const keys = JSON.parse(json ?? "") as Record<string, string>;
+    return keys.default ?? Object.values(keys)[0];
+  } catch {
+    return undefined;
+  }
+}
+
 function settings(flags: Record<string, string | boolean>) {
   const root = new URL("..", import.meta.url).pathname;
   let stack: Record<string, string> = {};
@@ -91,7 +102,7 @@ function settings(flags: Record<string, string | boolean>) {
   return {
     dbUrl: (flags["db-url"] as string | undefined) ?? get("SUPABASE_DB_URL"),
     url: (flags["url"] as string | undefined) ?? get("SUPABASE_URL"),
-    serviceKey: get("SUPABASE_SERVICE_ROLE_KEY"),
+    serviceKey: get("SUPABASE_SECRET_KEY") ?? defaultKey(get("SUPABASE_SECRET_KEYS")) ?? get("SUPABASE_SERVICE_ROLE_KEY"),
     by: (flags["by"] as string | undefined) ?? Deno.env.get("ADMIN_NAME") ?? `admin-cli:${Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown"}`,
   };
 }
@@ -153,12 +164,13 @@ type Answer = { status: number; body: any }; // a function's JSON answer, shape 
 
 async function callFunction(s: ReturnType<typeof settings>, name: string, body: unknown): Promise<Answer> {
   if (!s.url) throw new AdminError(`cannot call ${name}: no project URL (give --url or set SUPABASE_URL)`);
-  if (!s.serviceKey) throw new AdminError(`cannot call ${name}: SUPABASE_SERVICE_ROLE_KEY is not set (environment or --env-file)`);
+  if (!s.serviceKey) throw new AdminError(`cannot call ${name}: no secret API key (set SUPABASE_SECRET_KEY, or the legacy SUPABASE_SERVICE_ROLE_KEY, in the environment or --env-file)`);
   let res: Response;
   try {
     res = await fetch(`${s.url.replace(/\/$/, "")}/functions/v1/${name}`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${s.serviceKey}`, "Content-Type": "application/json", "x-client-info": "litellm-credits-admin" },
+      // Hosted wants the new keys in apikey (they are not JWTs); Authorization carries the same value.
+      headers: { apikey: s.serviceKey, Authorization: `Bearer ${s.serviceKey}`, "Content-Type": "application/json", "x-client-info": "litellm-credits-admin" },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(90_000),
     });

@@ -5,21 +5,24 @@
 // Looks for
 //   - full LiteLLM virtual keys: "sk-" followed by 20 or more key characters (the masked form
 //     "sk-...abcd" never matches: "." is not a key character);
-//   - the LiteLLM master key and the Paystack secret key (values from LITELLM_MASTER_KEY and
-//     PAYSTACK_SECRET_KEY in the environment), anywhere, even inside a longer string.
-// Skips stack.env (it holds the secrets on purpose), the Postgres data directory and binary files.
+//   - the LiteLLM master key, the Paystack secret key and the Supabase secret key (values from
+//     LITELLM_MASTER_KEY, PAYSTACK_SECRET_KEY and SUPABASE_SECRET_KEY, else the legacy
+//     SUPABASE_SERVICE_ROLE_KEY, in the environment), anywhere, even inside a longer string.
+// Skips stack.env and platform-keys.json (they hold secrets on purpose), the Postgres data directory
+// and binary files.
 // Prints file:line and a masked excerpt of each finding (never the secret itself); exit 1 if any.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
 const KEY = /sk-[A-Za-z0-9_-]{20,}/g;
-const SKIP_NAMES = new Set(["stack.env", "stack.json", "stack.ready"]);
+const SKIP_NAMES = new Set(["stack.env", "stack.json", "stack.ready", "platform-keys.json"]);
 const SKIP_DIRS = new Set(["data", "run", "node_modules", ".git"]);
 const MAX_BYTES = 200 * 1024 * 1024;
 
 const secrets = [
   ["LiteLLM master key", process.env.LITELLM_MASTER_KEY],
   ["Paystack secret key", process.env.PAYSTACK_SECRET_KEY],
+  ["Supabase secret key", process.env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SERVICE_ROLE_KEY],
 ].filter(([, v]) => v && v.length >= 8);
 
 const maskAll = (line) => {
@@ -74,6 +77,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { scanned, findings } = scan(paths);
   for (const f of findings) console.log(`${f.file}:${f.line}: ${f.what}: ${f.excerpt}`);
   console.log(`log hygiene: ${scanned} file(s) scanned, ${findings.length} line(s) with a secret in the clear` +
-    (secrets.length < 2 ? " (LITELLM_MASTER_KEY / PAYSTACK_SECRET_KEY not both set: only checked what was)" : ""));
+    (secrets.length < 3 ? " (LITELLM_MASTER_KEY / PAYSTACK_SECRET_KEY / SUPABASE_SECRET_KEY not all set: only checked what was)" : ""));
   process.exit(findings.length ? 1 : 0);
 }

@@ -9,6 +9,9 @@
 //   migrations   every supabase/migrations file is recorded in supabase_migrations.schema_migrations
 //   verify_jwt   supabase/config.toml has the intended flag for every function (and no function without one)
 //   env file     every variable the functions require (from _shared/config.ts) is set and well-formed
+//   keys         what each API key mode needs (new: publishable/secret keys and asymmetric JWT signing
+//                keys; legacy: anon/service_role keys and the JWT secret), and (when probing) which one
+//                the project's Auth uses, read from <url>/auth/v1/.well-known/jwks.json
 //   functions    (when project_url is reachable, or --url) each function answers at /functions/v1/<name>,
 //                and /health says ok
 import postgres from "postgres";
@@ -16,17 +19,21 @@ import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/c
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** The flags we intend (README, "Deploying"): a change here is a security decision. */
+/**
+ * The flags we intend (README, "Deploying"): a change here is a security decision. All false: the
+ * platform check refuses the new API keys and asymmetric user tokens, so every function checks its
+ * callers itself (supabase/config.toml says how).
+ */
 export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "provision-key": false, // pg_cron / pg_net with the cron secret
   "reconcile-spend": false, // pg_cron / pg_net with the cron secret
   "paystack-webhook": false, // Paystack signs with HMAC, it cannot send a JWT
   "health": false, // uptime monitors
   "ops-sweep": false, // pg_cron / pg_net with the cron secret
-  "push-budget": false, // operators, with the service role key (checked by the function)
+  "push-budget": false, // operators, with a secret key (checked by the function)
   "litellm-spend-callback": false, // LiteLLM's logging callback with LITELLM_CALLBACK_SECRET
-  "checkout": true, // signed-in users
-  "rotate-key": true, // signed-in users, operators with the service role key
+  "checkout": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
+  "rotate-key": false, // signed-in users (JWT verified by the function), operators with a secret key
 };
 const REQUIRED_CRON_JOBS = ["provision-key-sweep", "reconcile-spend", "cleanup", "ops-sweep"];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
@@ -203,6 +210,32 @@ function checkEnv(checks: Check[], env: Record<string, string> | null, envPath: 
   }
 }
 
+/** What a deploy needs in each API key mode; with a project URL, which mode its Auth signs tokens in. */
+async function checkKeys(checks: Check[], base: string | undefined) {
+  const info = (name: string, detail: string) => checks.push({ group: "keys", name, ok: true, info: true, detail });
+  info("functions", "nothing to set: hosted injects SUPABASE_PUBLISHABLE_KEYS, SUPABASE_SECRET_KEYS and SUPABASE_JWKS (new keys) " +
+    "or SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY (legacy keys); verify_jwt stays off in both");
+  info("operators (npm run admin)", "SUPABASE_SECRET_KEY=sb_secret_... (new keys) or SUPABASE_SERVICE_ROLE_KEY (legacy keys) in its --env-file");
+  info("dashboard config.json", "SUPABASE_PUBLISHABLE_KEY=sb_publishable_... (new keys) or SUPABASE_ANON_KEY (legacy keys)");
+  if (!base) return;
+  const url = `${base.replace(/\/$/, "")}/auth/v1/.well-known/jwks.json`;
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    const jwks = await r.json().catch(() => null) as { keys?: { alg?: string; kid?: string }[] } | null;
+    if (!r.ok || !Array.isArray(jwks?.keys)) {
+      checks.push({ group: "keys", name: "JWT signing keys discoverable", ok: false, detail: `${url} answered ${r.status} without a key set` });
+      return;
+    }
+    checks.push({ group: "keys", name: "JWT signing keys discoverable", ok: true });
+    const algs = [...new Set(jwks!.keys.map((k) => k.alg ?? "?"))].join(", ");
+    info("user tokens", jwks!.keys.length
+      ? `asymmetric signing keys (${algs}): checkout and rotate-key verify user tokens locally`
+      : "legacy JWT secret (HS256, no public key): checkout and rotate-key ask Auth for each user token");
+  } catch {
+    checks.push({ group: "keys", name: "JWT signing keys discoverable", ok: false, detail: `${url} unreachable` });
+  }
+}
+
 async function probeFunctions(checks: Check[], base: string) {
   const root = base.replace(/\/$/, "");
   for (const fn of Object.keys(INTENDED_VERIFY_JWT)) {
@@ -272,7 +305,9 @@ async function main(): Promise<number> {
       await sql.end({ timeout: 5 });
     }
   }
-  if (projectUrl && !flags["no-probe"]) await probeFunctions(checks, projectUrl);
+  const probe = projectUrl && !flags["no-probe"] ? projectUrl : undefined;
+  await checkKeys(checks, probe);
+  if (probe) await probeFunctions(checks, probe);
 
   const failed = checks.filter((c) => !c.ok);
   if (flags.json) {

@@ -2,6 +2,8 @@
 # `npm test`: installs what it needs, starts its own local stack (on test ports, so a running `npm start`
 # is not disturbed), runs every test (pgTAP with pg_prove, supabase db lint, vitest), stops what it
 # started, and exits non-zero on any failure. pgTAP also runs on PostgreSQL 17 (PGlite, scripts/pg17).
+# Everything runs with the new API keys (STACK_KEYS=new);
+# then a second stack with the legacy keys (STACK_KEYS=legacy) runs the tests of what depends on them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,13 +16,68 @@ export PAYSTACK_WEBHOOK_RETRY_MS=${PAYSTACK_WEBHOOK_RETRY_MS:-300,600,1200}
 mkdir -p test-results
 if [ -z "${STACK_READY_FOR_TESTS:-}" ]; then
   # Re-run this script inside a private stack (scripts/with-stack.sh starts and stops it).
-  STACK_PROFILE=test STACK_READY_FOR_TESTS=1 exec bash scripts/with-stack.sh bash scripts/test.sh
+  # ---- BEGIN key modes (stack/local-env.ts): each run leaves its counts in test-results/totals-<mode> ----
+  rm -f test-results/totals-*
+  STACK_PROFILE=test STACK_KEYS=new STACK_READY_FOR_TESTS=all bash scripts/with-stack.sh bash scripts/test.sh
+  STACK_PROFILE=test STACK_KEYS=legacy STACK_READY_FOR_TESTS=legacy bash scripts/with-stack.sh bash scripts/test.sh
+  runs=$(cat test-results/totals-new test-results/totals-legacy 2>/dev/null | wc -l)
+  read -r p f < <(cat test-results/totals-* 2>/dev/null | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+  [ "$runs" -eq 2 ] || f=$((f + 1)) # a run that did not get to count (its stack did not start) is a failure
+  echo
+  echo "tests: $p passed, $f failed (new API keys, then legacy API keys)"
+  [ "$f" -eq 0 ]
+  exit
+  # ---- END key modes ----
 fi
 db_url="postgresql://postgres:postgres@127.0.0.1:$STACK_DB_PORT/postgres"
 
 failed=0
 passed_total=0
 failed_total=0
+
+# vitest over the given files (all when none), JSON report to $1; adds to the totals.
+run_vitest() {
+  local report=$1
+  shift
+  node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+  [ $? -eq 0 ] || failed=1
+  if [ -f "$report" ]; then
+    read -r vp vf < <(node -e 'const r=require(process.argv[1]);const broken=r.testResults.filter((f)=>f.status==="failed"&&!f.assertionResults.some((a)=>a.status==="failed")).length;console.log(r.numPassedTests,r.numFailedTests+broken)' "$PWD/$report")
+    passed_total=$((passed_total + vp)); failed_total=$((failed_total + vf))
+  else
+    failed_total=$((failed_total + 1))
+  fi
+}
+
+# After the tests: no log the stack wrote ($STACK_LOCAL_DIR: service logs, stack output, Postgres log) and
+# no test result holds a full LiteLLM key, the master key or a Paystack or Supabase secret. One test.
+check_logs() {
+  echo "== log hygiene"
+  if node scripts/check-logs.mjs "$STACK_LOCAL_DIR" test-results; then
+    passed_total=$((passed_total + 1))
+  else
+    failed=1; failed_total=$((failed_total + 1))
+  fi
+}
+
+# ---- BEGIN legacy key mode run ----
+# The tests of what depends on the key mode, against a stack with anon/service_role keys and HS256 user
+# tokens: user and operator auth, the platform stand-ins, rotation from the dashboard, then (by name) the
+# admin CLI, deploy:check and checkout. About 1.5 minutes with the stack's start.
+if [ "$STACK_READY_FOR_TESTS" = legacy ]; then
+  echo "== vitest (legacy API keys)"
+  rm -f test-results/vitest-legacy*.json
+  run_vitest test-results/vitest-legacy.json supabase/tests/integration/user-auth.test.ts supabase/tests/integration/function-auth.test.ts \
+    supabase/tests/integration/platform.test.ts web/tests/rotation.test.ts
+  run_vitest test-results/vitest-legacy-named.json supabase/tests/integration/ops.test.ts supabase/tests/integration/paystack-webhook.test.ts \
+    -t "^(admin command line|deploy:check|checkout) "
+  check_logs
+  echo "tests (legacy API keys): $passed_total passed, $failed_total failed"
+  echo "$passed_total $failed_total" >test-results/totals-legacy
+  [ "$failed" -eq 0 ] && [ "$failed_total" -eq 0 ]
+  exit
+fi
+# ---- END legacy key mode run ----
 
 echo "== pgTAP (pg_prove, as supabase test db runs it)"
 psql -X -q "$db_url" -c 'create extension if not exists pgtap with schema extensions' >/dev/null || failed=1
@@ -62,26 +119,13 @@ else
 fi
 
 echo "== vitest"
-node_modules/.bin/vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
-[ $? -eq 0 ] || failed=1
-if [ -f test-results/vitest.json ]; then
-  read -r vp vf < <(node -e 'const r=require("./test-results/vitest.json");const broken=r.testResults.filter((f)=>f.status==="failed"&&!f.assertionResults.some((a)=>a.status==="failed")).length;console.log(r.numPassedTests,r.numFailedTests+broken)')
-  passed_total=$((passed_total + vp)); failed_total=$((failed_total + vf))
-else
-  failed_total=$((failed_total + 1))
-fi
+run_vitest test-results/vitest.json
 
 # ---- BEGIN log hygiene (operations; scripts/check-logs.mjs) ----
-# After every test ran: no log the stack wrote ($STACK_LOCAL_DIR: service logs, stack output, Postgres
-# log) and no test result holds a full LiteLLM key, the master key or the Paystack secret. One test.
-echo "== log hygiene"
-if node scripts/check-logs.mjs "$STACK_LOCAL_DIR" test-results; then
-  passed_total=$((passed_total + 1))
-else
-  failed=1; failed_total=$((failed_total + 1))
-fi
+check_logs
 # ---- END log hygiene ----
 
 echo
-echo "tests: $passed_total passed, $failed_total failed"
+echo "tests (new API keys): $passed_total passed, $failed_total failed"
+echo "$passed_total $failed_total" >test-results/totals-new
 [ "$failed" -eq 0 ] && [ "$failed_total" -eq 0 ]

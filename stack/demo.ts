@@ -33,14 +33,17 @@ function adminUrl(base: string): string {
   return u.origin;
 }
 
+/** The browser-safe API key: publishable (new key mode), anon (legacy). */
+const publicKey = (env: Record<string, string>) => env.SUPABASE_PUBLISHABLE_KEY ?? env.SUPABASE_ANON_KEY;
+
 async function seedActivity(env: Record<string, string>, token: string) {
-  const rest = { apikey: env.SUPABASE_ANON_KEY, Authorization: `Bearer ${token}` };
+  const rest = { apikey: publicKey(env), Authorization: `Bearer ${token}` };
   const key = await until("the demo key to turn active", async () => {
     const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_key?select=key_value,status`, { headers: rest });
     return rows[0]?.status === "active" ? rows[0].key_value as string : null;
   });
   const checkout = await call(`${env.SUPABASE_URL}/functions/v1/checkout`, {
-    method: "POST", headers: { Authorization: `Bearer ${token}` }, json: { plan: "starter" },
+    method: "POST", headers: { apikey: publicKey(env), Authorization: `Bearer ${token}` }, json: { plan: "starter" },
   });
   await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
     method: "POST", headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` }, json: { reference: checkout.reference },
@@ -66,7 +69,7 @@ async function seedActivity(env: Record<string, string>, token: string) {
 export async function createDemoUser(env: Record<string, string>, opts: { activity: boolean }): Promise<string> {
   try {
     const session = await call(`${env.SUPABASE_URL}/auth/v1/signup`, {
-      method: "POST", headers: { apikey: env.SUPABASE_ANON_KEY }, json: DEMO,
+      method: "POST", headers: { apikey: publicKey(env) }, json: DEMO,
     });
     if (opts.activity) {
       await seedActivity(env, session.access_token);

@@ -1,5 +1,12 @@
-// The local stack's fixed development values. Never used by deployed code: hosted Supabase injects its own.
-import { SignJWT } from "jose";
+// The local stack's development values. Never used by deployed code: hosted Supabase injects its own.
+// STACK_KEYS picks how the project's API keys and JWTs look (default new):
+//   new     publishable/secret API keys (sb_publishable_..., sb_secret_..., made per start) and user JWTs
+//           signed with an ES256 key (made per start, with a kid) whose public half is served as JWKS;
+//           the legacy anon/service_role keys do not exist. Like a project created on hosted Supabase today.
+//   legacy  anon/service_role keys that are HS256 JWTs and user JWTs signed with the same JWT secret.
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/config.ts";
+import { fail } from "./log.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const LOCAL_DIR = Deno.env.get("STACK_LOCAL_DIR") ?? `${ROOT}/.local`;
@@ -14,27 +21,89 @@ export const PORTS = {
 // Each emulator has an admin API on the next port (so "down" can refuse connections on the main one).
 export const ADMIN_PORTS = { litellm: PORTS.litellm + 1, paystack: PORTS.paystack + 1 };
 
-// Supabase CLI's well-known local JWT secret: local only, public on purpose.
-export const JWT_SECRET = Deno.env.get("SUPABASE_JWT_SECRET") ?? "super-secret-jwt-token-with-at-least-32-characters-long";
+// Supabase CLI's well-known local JWT secret: local only, public on purpose (legacy mode).
+export const LEGACY_JWT_SECRET = Deno.env.get("SUPABASE_JWT_SECRET") ?? "super-secret-jwt-token-with-at-least-32-characters-long";
 export const DB_URL = `postgresql://postgres:postgres@127.0.0.1:${PORTS.db}/postgres`;
+// What only the gateway (the stand-in Auth) may hold, the way hosted keeps it out of functions: the ES256
+// private key or the legacy JWT secret. A file only our user can read, never an env var.
+export const PLATFORM_KEYS_FILE = `${LOCAL_DIR}/platform-keys.json`;
 
-async function apiKey(role: "anon" | "service_role"): Promise<string> {
+export type KeysMode = "new" | "legacy";
+export interface PlatformKeys {
+  mode: KeysMode;
+  signing_key?: JWK; // new: the ES256 private key (with kid)
+  jwt_secret?: string; // legacy
+}
+
+export function keysMode(): KeysMode {
+  const mode = Deno.env.get("STACK_KEYS") ?? "new";
+  if (mode !== "new" && mode !== "legacy") fail(`STACK_KEYS must be new or legacy (got ${mode})`);
+  return mode;
+}
+
+async function legacyApiKey(role: "anon" | "service_role"): Promise<string> {
   // Fixed iat/exp so the keys are the same on every start (like the CLI's demo keys).
   return await new SignJWT({ role, iss: "supabase-demo" })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setIssuedAt(1641769200)
     .setExpirationTime(1983812996)
-    .sign(new TextEncoder().encode(JWT_SECRET));
+    .sign(new TextEncoder().encode(LEGACY_JWT_SECRET));
 }
 
-/** Environment for every process of the local stack (functions read the same names as on hosted Supabase). */
-export async function localEnv(): Promise<Record<string, string>> {
+const randomToken = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24)))).replace(/[+/=]/g, "");
+
+/** The project's keys for this start: what hosted injects into functions, what tools use, what only Auth holds. */
+async function projectKeys(mode: KeysMode): Promise<{ injected: Record<string, string>; tools: Record<string, string>; platform: PlatformKeys }> {
+  if (mode === "legacy") {
+    const keys = { SUPABASE_ANON_KEY: await legacyApiKey("anon"), SUPABASE_SERVICE_ROLE_KEY: await legacyApiKey("service_role") };
+    return { injected: keys, tools: {}, platform: { mode, jwt_secret: LEGACY_JWT_SECRET } };
+  }
+  const publishable = `sb_publishable_${randomToken()}`;
+  const secret = `sb_secret_${randomToken()}`;
+  const kid = crypto.randomUUID();
+  const pair = await generateKeyPair("ES256", { extractable: true });
+  const publicJwk = { ...(await exportJWK(pair.publicKey)), kid, alg: "ES256", use: "sig" };
+  return {
+    // The names and shapes hosted Supabase gives Edge Functions (docs: guides/functions/secrets).
+    injected: {
+      SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: publishable }),
+      SUPABASE_SECRET_KEYS: JSON.stringify({ default: secret }),
+      SUPABASE_JWKS: JSON.stringify({ keys: [publicJwk] }),
+    },
+    tools: { SUPABASE_PUBLISHABLE_KEY: publishable, SUPABASE_SECRET_KEY: secret },
+    platform: { mode, signing_key: { ...(await exportJWK(pair.privateKey)), kid, alg: "ES256" } },
+  };
+}
+
+function writePrivate(path: string, text: string) {
+  Deno.writeTextFileSync(path, text, { mode: 0o600 });
+  Deno.chmodSync(path, 0o600); // mode applies on create only: an older file keeps its mode otherwise
+}
+
+/** stack.env for tools and tests (it holds the keys: only our user reads it). Values quoted for the shell when needed (JSON). */
+export function writeEnvFile(path: string, env: Record<string, string>) {
+  const quote = (v: string) => (/^[A-Za-z0-9_./:@,+=-]*$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
+  writePrivate(path, Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`).join("\n") + "\n");
+}
+
+// Process settings the gateway may inherit (none secret); everything else it gets is named below.
+const SYSTEM_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "TZ", "LANG", "NO_COLOR"];
+// The function secrets a deploy sets (`supabase secrets set`): every name _shared/config.ts reads, and LOG_LEVEL.
+const FUNCTION_SECRETS = [...Object.keys(configSchema.shape).filter((n) => !(PLATFORM_INJECTED as readonly string[]).includes(n)), "LOG_LEVEL"];
+
+/**
+ * Environment of the local stack (functions read the same names as on hosted Supabase), made once per
+ * start; writes the platform's private key material to PLATFORM_KEYS_FILE (mode 0600).
+ *   env     every process and tool (also written to stack.env): includes SUPABASE_PUBLISHABLE_KEY and
+ *           SUPABASE_SECRET_KEY (new) or SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY (legacy);
+ *   gateway the gateway, where the functions run: only what hosted injects into functions plus the
+ *           function secrets (no legacy key in new mode, no private key or JWT secret in any mode).
+ */
+export async function localEnv(): Promise<{ env: Record<string, string>; gateway: Record<string, string> }> {
+  const mode = keysMode();
   const base = `http://127.0.0.1:${PORTS.gateway}`;
   const defaults: Record<string, string> = {
     SUPABASE_URL: base,
-    SUPABASE_ANON_KEY: await apiKey("anon"),
-    SUPABASE_SERVICE_ROLE_KEY: await apiKey("service_role"),
-    SUPABASE_JWT_SECRET: JWT_SECRET,
     SUPABASE_DB_URL: DB_URL,
     CRON_SECRET: "local-cron-secret-change-me",
     LITELLM_BASE_URL: `http://127.0.0.1:${PORTS.litellm}`,
@@ -49,7 +118,19 @@ export async function localEnv(): Promise<Record<string, string>> {
     LITELLM_BATCH_WRITE_MS: "10000",
   };
   // Anything set in the environment wins (e.g. a real LiteLLM for contract tests).
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(defaults)) env[k] = Deno.env.get(k) ?? v;
-  return env;
+  const settings: Record<string, string> = {};
+  for (const [k, v] of Object.entries(defaults)) settings[k] = Deno.env.get(k) ?? v;
+  const keys = await projectKeys(mode);
+  writePrivate(PLATFORM_KEYS_FILE, JSON.stringify(keys.platform));
+
+  const inherited = Deno.env.toObject();
+  const gateway: Record<string, string> = {};
+  const pick = (name: string, from: Record<string, string>) => {
+    if (from[name] !== undefined) gateway[name] = from[name];
+  };
+  for (const n of SYSTEM_ENV) pick(n, inherited);
+  for (const n of Object.keys(inherited).filter((k) => k.startsWith("STACK_"))) pick(n, inherited);
+  for (const n of FUNCTION_SECRETS) pick(n, { ...inherited, ...settings });
+  Object.assign(gateway, { SUPABASE_URL: settings.SUPABASE_URL, SUPABASE_DB_URL: settings.SUPABASE_DB_URL }, keys.injected);
+  return { env: { ...settings, ...keys.injected, ...keys.tools, STACK_KEYS: mode }, gateway };
 }

@@ -1,7 +1,7 @@
 // `npm start`: the Docker-free local stack. Starts Postgres, applies the platform stand-ins and our
 // migrations, starts the gateway (Auth/REST/Functions stand-ins + pg_net worker), the emulators and the
 // dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
-import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT } from "./local-env.ts";
+import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFile } from "./local-env.ts";
 import { fail, say, StackError } from "./log.ts";
 import { type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
@@ -93,7 +93,7 @@ async function ensureWebBuild(): Promise<void> {
   say(`dashboard built in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${size}`);
 }
 
-function services(env: Record<string, string>): Service[] {
+function services(env: Record<string, string>, gatewayEnv: Record<string, string>): Service[] {
   const all: Service[] = [
     { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: {
       LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm),
@@ -102,7 +102,8 @@ function services(env: Record<string, string>): Service[] {
       LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
     } },
     { name: "paystack", entry: "stack/emulators/paystack/main.ts", port: PORTS.paystack, env: { PAYSTACK_EMULATOR_PORT: String(PORTS.paystack), PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack) } },
-    { name: "gateway", entry: "stack/platform/gateway.ts", port: PORTS.gateway, readyPath: "/health" },
+    // The functions run in the gateway: it gets only what hosted injects into functions (local-env.ts).
+    { name: "gateway", entry: "stack/platform/gateway.ts", port: PORTS.gateway, readyPath: "/health", onlyEnv: gatewayEnv },
     { name: "web", entry: "stack/web-server.ts", port: PORTS.web },
   ];
   const external = { litellm: !env.LITELLM_BASE_URL.includes(`:${PORTS.litellm}`), paystack: !env.PAYSTACK_BASE_URL.includes(`:${PORTS.paystack}`) };
@@ -151,7 +152,7 @@ async function main() {
   preflight();
   killStale();
   await stopStaleCluster();
-  const env = await localEnv();
+  const { env, gateway: gatewayEnv } = await localEnv();
   for (const [name, port] of [...Object.entries(PORTS), ...Object.entries(ADMIN_PORTS).map(([n, p]) => [`${n} admin`, p] as const)]) {
     if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
   }
@@ -172,7 +173,7 @@ async function main() {
   Deno.addSignalListener("SIGINT", () => stop(0));
   Deno.addSignalListener("SIGTERM", () => stop(0));
   try {
-    const list = services(env);
+    const list = services(env, gatewayEnv);
     // The dashboard builds while Postgres starts.
     const webBuild = list.some((s) => s.name === "web") ? ensureWebBuild() : Promise.resolve();
     webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
@@ -189,7 +190,7 @@ async function main() {
     const demo = await createDemoUser(env, {
       activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) && Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
     });
-    Deno.writeTextFileSync(`${LOCAL_DIR}/stack.env`, Object.entries(env).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    writeEnvFile(`${LOCAL_DIR}/stack.env`, env);
     Deno.writeTextFileSync(READY, String(Date.now()));
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     console.log(`

@@ -7,6 +7,7 @@ export interface Service {
   entry: string; // path relative to the repo root, run with deno
   port: number;
   env?: Record<string, string>;
+  onlyEnv?: Record<string, string>; // this environment and nothing else (no stack env, nothing inherited)
   readyPath?: string; // GET this path until it answers
 }
 
@@ -45,7 +46,8 @@ export async function startService(s: Service, env: Record<string, string>): Pro
   const child = new Deno.Command(deno, {
     args: ["run", "-A", `${ROOT}/${s.entry}`],
     cwd: ROOT,
-    env: { ...env, ...s.env },
+    env: s.onlyEnv ?? { ...env, ...s.env },
+    clearEnv: s.onlyEnv !== undefined,
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -7,10 +7,11 @@ const port = Number(Deno.env.get("STACK_WEB_PORT") ?? 54323);
 const dist = `${ROOT}/web/dist`;
 const types: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript", css: "text/css", svg: "image/svg+xml", json: "application/json", png: "image/png", ico: "image/x-icon" };
 
-// Public values only: the anon key is meant for browsers (RLS protects the rows).
+// Public values only: the publishable key (legacy projects: the anon key) is meant for browsers (RLS
+// protects the rows).
 const config = JSON.stringify({
   SUPABASE_URL: Deno.env.get("SUPABASE_URL") ?? "",
-  SUPABASE_ANON_KEY: Deno.env.get("SUPABASE_ANON_KEY") ?? "",
+  SUPABASE_PUBLISHABLE_KEY: Deno.env.get("SUPABASE_PUBLISHABLE_KEY") ?? Deno.env.get("SUPABASE_ANON_KEY") ?? "",
   LITELLM_PUBLIC_URL: Deno.env.get("LITELLM_PUBLIC_URL") ?? "",
 });
 const security = { "x-content-type-options": "nosniff", "referrer-policy": "no-referrer" };

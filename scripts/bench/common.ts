@@ -10,6 +10,10 @@ export function env(name: string): string {
   return v;
 }
 
+/** The project's API keys: publishable and secret (new key mode), else the legacy anon and service_role keys. */
+export const publishableKey = () => Deno.env.get("SUPABASE_PUBLISHABLE_KEY") ?? env("SUPABASE_ANON_KEY");
+export const secretKey = () => Deno.env.get("SUPABASE_SECRET_KEY") ?? env("SUPABASE_SERVICE_ROLE_KEY");
+
 let _sql: postgres.Sql | undefined;
 /** Postgres as the postgres user (fixtures and reading outcomes). Numerics stay strings (exact). */
 export function sql(): postgres.Sql {
@@ -124,16 +128,16 @@ export interface FnStats {
   max_rss_mb: number;
   total_wall_ms: number;
 }
-/** The gateway's per-function stats (GET /_stack/functions/stats, service role key). */
+/** The gateway's per-function stats (GET /_stack/functions/stats, secret key). */
 export async function functionStats(): Promise<Record<string, FnStats>> {
-  const r = await fetch(`${env("SUPABASE_URL")}/_stack/functions/stats`, { headers: { Authorization: `Bearer ${env("SUPABASE_SERVICE_ROLE_KEY")}` } });
+  const r = await fetch(`${env("SUPABASE_URL")}/_stack/functions/stats`, { headers: { apikey: secretKey() } });
   if (!r.ok) throw new BenchError(`functions stats -> ${r.status}`);
   return await r.json();
 }
 export async function resetFunctionStats() {
   const r = await fetch(`${env("SUPABASE_URL")}/_stack/functions/stats/reset`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${env("SUPABASE_SERVICE_ROLE_KEY")}` },
+    headers: { apikey: secretKey() },
   });
   await r.body?.cancel();
   if (!r.ok) throw new BenchError(`functions stats reset -> ${r.status}`);
@@ -224,13 +228,13 @@ export function printMachine(title: string) {
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.date}; Deno ${Deno.version.deno}; load average ${loadAvg()}`);
 }
 
-/** Sign-up through the Auth stand-in (POST /auth/v1/signup with the anon key), as the dashboard does. */
+/** Sign-up through the Auth stand-in (POST /auth/v1/signup with the publishable key), as the dashboard does. */
 export async function signUp(email: string, password = "bench-password-1"): Promise<{ ok: true; id: string; token: string; ms: number } | { ok: false; error: string; ms: number }> {
   const t0 = performance.now();
   try {
     const r = await fetch(`${env("SUPABASE_URL")}/auth/v1/signup`, {
       method: "POST",
-      headers: { apikey: env("SUPABASE_ANON_KEY"), Authorization: `Bearer ${env("SUPABASE_ANON_KEY")}`, "Content-Type": "application/json" },
+      headers: { apikey: publishableKey(), Authorization: `Bearer ${publishableKey()}`, "Content-Type": "application/json" },
       body: JSON.stringify({ email, password }),
     });
     const body = await r.json().catch(() => null);

@@ -1,5 +1,5 @@
 // bench:provision — sign-up to active key. 200 sign-ups through the Auth stand-in (POST /auth/v1/signup with
-// the anon key, ~10 at a time); the sign-up trigger queues a pg_net call to provision-key, which creates the
+// the publishable key, ~10 at a time); the sign-up trigger queues a pg_net call to provision-key, which creates the
 // LiteLLM key. Latency per user = api_keys.activated_at - auth.users.created_at (both stamped by Postgres),
 // cross-checked by polling api_keys.status until every key is active (or a timeout).
 //   npm run bench:provision          (BENCH_USERS=200 BENCH_CONCURRENCY=10 BENCH_TIMEOUT_MS=60000)

@@ -18,6 +18,7 @@ import {
   paystackAdmin,
   pool,
   printMachine,
+  publishableKey,
   resetFunctionStats,
   runBench,
   runId,
@@ -105,7 +106,7 @@ runBench(async () => {
     const t0 = performance.now();
     const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, {
       method: "POST",
-      headers: { apikey: env("SUPABASE_ANON_KEY"), Authorization: `Bearer ${u.token}`, "Content-Type": "application/json" },
+      headers: { apikey: publishableKey(), Authorization: `Bearer ${u.token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ plan: PLAN }),
     });
     const body = await r.json().catch(() => null);

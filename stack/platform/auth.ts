@@ -3,7 +3,7 @@
 // auth.users, sessions in auth.sessions, rotating refresh tokens in auth.refresh_tokens.
 import { adminSql, type Tx } from "./db.ts";
 import { bearer, json, log } from "./http.ts";
-import { checkApiKey, signJwt, SUPABASE_URL, verifyJwt } from "./jwt.ts";
+import { authenticate, checkApiKey, JWKS, signJwt, SUPABASE_URL, verifyJwt } from "./jwt.ts";
 
 const sql = adminSql(5, "stack-gateway-auth");
 
@@ -221,9 +221,8 @@ async function logout(req: Request) {
 
 /** The service-role admin endpoints tests commonly use (auth.admin.createUser / getUserById / deleteUser). */
 async function admin(req: Request, path: string) {
-  const token = bearer(req);
-  const v = token ? await verifyJwt(token) : undefined;
-  if (!v?.ok || !["service_role", "supabase_admin"].includes(String(v.claims.role))) fail(403, "not_admin", "User not allowed");
+  const caller = await authenticate(req); // a secret key, or a JWT with role service_role
+  if (!caller.ok || !["service_role", "supabase_admin"].includes(caller.role)) fail(403, "not_admin", "User not allowed");
   const id = path.match(/^\/admin\/users\/([^/]+)$/)?.[1];
   if (path === "/admin/users" && req.method === "POST") {
     const b = await body(req);
@@ -265,6 +264,8 @@ const SETTINGS = {
 };
 
 export async function handleAuth(req: Request, path: string): Promise<Response> {
+  // The signing keys' discovery endpoint is public (no apikey): legacy HS256 projects publish no key.
+  if (["/.well-known/jwks.json", "/jwks"].includes(path) && req.method === "GET") return json(JWKS, 200, { "cache-control": "public, max-age=600" });
   const keyError = checkApiKey(req);
   if (keyError) return keyError;
   try {

@@ -1,11 +1,12 @@
 // Edge-runtime stand-in at /functions/v1/<name>: every supabase/functions/<name>/index.ts is imported
 // into this process with Deno.serve replaced by a shim that records the handler instead of binding a
 // port. Requests reach it as on hosted Supabase: path /<name>/<rest>, same method, headers and body
-// bytes (webhook signatures are computed over them), after verify_jwt from supabase/config.toml.
+// bytes (webhook signatures are computed over them), after verify_jwt from supabase/config.toml (which,
+// as on hosted, only knows legacy HS256 JWTs: in the new key mode it lets nothing through).
 // Deviation from hosted: functions share one isolate (module state, env and memory are shared).
 import process from "node:process";
 import { bearer, json, log } from "./http.ts";
-import { SERVICE_KEY, verifyJwt } from "./jwt.ts";
+import { isServiceKey, platformVerifyJwt } from "./jwt.ts";
 
 // STACK_SUPABASE_DIR lets the stand-in itself be tried against a scratch folder of functions.
 const SUPABASE_DIR = Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
@@ -142,7 +143,7 @@ export async function invokeFunction(req: Request, subpath: string, info: Deno.S
   if (req.method !== "OPTIONS" && (verifyJwtFor.get(name) ?? true)) {
     if (!req.headers.get("authorization")) return { res: json({ code: 401, message: "Missing authorization header" }, 401), own: true };
     const token = bearer(req);
-    if (!token || !(await verifyJwt(token)).ok) return { res: json({ code: 401, message: "Invalid JWT" }, 401), own: true };
+    if (!token || !(await platformVerifyJwt(token))) return { res: json({ code: 401, message: "Invalid JWT" }, 401), own: true };
   }
 
   await loading.get(name);
@@ -177,9 +178,9 @@ export async function invokeFunction(req: Request, subpath: string, info: Deno.S
   }
 }
 
-/** GET|POST /_stack/functions/stats[/reset], service role key only. */
+/** GET|POST /_stack/functions/stats[/reset], secret key (or legacy service role key) only. */
 export function statsRoute(req: Request, path: string): Response {
-  if (bearer(req) !== SERVICE_KEY) return json({ code: 401, message: "the service role key is required" }, 401);
+  if (!isServiceKey(bearer(req)) && !isServiceKey(req.headers.get("apikey"))) return json({ code: 401, message: "a secret API key is required" }, 401);
   if (path === "/_stack/functions/stats" && req.method === "GET") return json(stats);
   if (path === "/_stack/functions/stats/reset" && req.method === "POST") {
     stats = {};

@@ -1,10 +1,10 @@
-// PostgREST stand-in at /rest/v1: the caller's JWT picks the role, and each request runs in its own
+// PostgREST stand-in at /rest/v1: the caller's JWT (or API key, jwt.ts) picks the role, and each request runs in its own
 // transaction as `authenticator` after PostgREST's `set local role` + request.jwt.claims, so grants and
 // RLS decide everything, exactly as on hosted Supabase. Only schema public. Response bodies are built
 // as JSON by Postgres itself (json_agg), so numbers and timestamps look like PostgREST's.
 import { authenticatorSql, type Tx } from "./db.ts";
-import { bearer, log, rawJson } from "./http.ts";
-import { checkApiKey, type Claims, verifyJwt } from "./jwt.ts";
+import { log, rawJson } from "./http.ts";
+import { authenticate as callerOf, checkApiKey, type Claims } from "./jwt.ts";
 import {
   aggregate,
   catalogColumns,
@@ -185,18 +185,16 @@ function rejectLimit(ctx: Ctx) {
   }
 }
 
-/** The JWT from Authorization, else the apikey (PostgREST's view after hosted's gateway). */
+/** The role and claims PostgREST sees after hosted's gateway (jwt.ts), or PostgREST's 401. */
 async function authenticate(req: Request): Promise<{ role: string; claims: Claims } | Response> {
-  const token = bearer(req) ?? req.headers.get("apikey") ?? new URL(req.url).searchParams.get("apikey")!;
-  const v = await verifyJwt(token);
+  const v = await callerOf(req);
   if (!v.ok) {
     const code = v.expired ? "PGRST303" : "PGRST301";
     const message = v.expired ? "JWT expired" : `JWSError: ${v.message}`;
     return error(401, code, message, null, null, { "www-authenticate": `Bearer error="invalid_token", error_description="${message.replaceAll('"', "'")}"` });
   }
-  const role = v.claims.role ?? "anon";
-  if (!ROLES.has(role)) return error(401, "PGRST301", `role "${role}" is not allowed by the local REST stand-in`);
-  return { role, claims: v.claims };
+  if (!ROLES.has(v.role)) return error(401, "PGRST301", `role "${v.role}" is not allowed by the local REST stand-in`);
+  return { role: v.role, claims: v.claims };
 }
 
 function mediaType(req: Request): { single: boolean; stripNulls: boolean } | undefined {

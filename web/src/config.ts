@@ -1,10 +1,11 @@
 // Runtime configuration, fetched at start so one build serves any deployment. The local stack serves
 // /config.json from its env (stack/web-server.ts); on a static host, write config.json next to index.html:
-//   {"SUPABASE_URL": "https://<ref>.supabase.co", "SUPABASE_ANON_KEY": "<anon key>", "LITELLM_PUBLIC_URL": "https://llm.example.com"}
+//   {"SUPABASE_URL": "https://<ref>.supabase.co", "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_...", "LITELLM_PUBLIC_URL": "https://llm.example.com"}
+// A project still on legacy API keys may give "SUPABASE_ANON_KEY" instead of SUPABASE_PUBLISHABLE_KEY.
 
 export interface Config {
   SUPABASE_URL: string;
-  SUPABASE_ANON_KEY: string;
+  SUPABASE_PUBLISHABLE_KEY: string;
   LITELLM_PUBLIC_URL: string;
 }
 
@@ -12,8 +13,9 @@ export async function loadConfig(): Promise<Config> {
   // Relative to the page, so the build works under any path. index.html preloads it in parallel with the JS.
   const r = await fetch("config.json").catch(() => null);
   if (!r || !r.ok) throw new Error("config.json could not be loaded: the dashboard needs it next to index.html (see README, Dashboard).");
-  const c = (await r.json().catch(() => ({}))) as Partial<Config>;
-  const missing = (["SUPABASE_URL", "SUPABASE_ANON_KEY", "LITELLM_PUBLIC_URL"] as const).filter((k) => typeof c[k] !== "string" || !c[k]);
+  const c = (await r.json().catch(() => ({}))) as Partial<Config> & { SUPABASE_ANON_KEY?: string };
+  const given = { ...c, SUPABASE_PUBLISHABLE_KEY: c.SUPABASE_PUBLISHABLE_KEY || c.SUPABASE_ANON_KEY };
+  const missing = (["SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY", "LITELLM_PUBLIC_URL"] as const).filter((k) => typeof given[k] !== "string" || !given[k]);
   if (missing.length) throw new Error(`config.json is missing ${missing.join(", ")} (see README, Dashboard).`);
-  return { ...(c as Config), LITELLM_PUBLIC_URL: c.LITELLM_PUBLIC_URL!.replace(/\/+$/, "") };
+  return { SUPABASE_URL: given.SUPABASE_URL!, SUPABASE_PUBLISHABLE_KEY: given.SUPABASE_PUBLISHABLE_KEY!, LITELLM_PUBLIC_URL: given.LITELLM_PUBLIC_URL!.replace(/\/+$/, "") };
 }

@@ -94,7 +94,7 @@ async function start() {
     root.innerHTML = `<main class="auth-page"><div class="banner danger" role="alert">${esc((e as Error).message)}</div></main>`;
     return;
   }
-  sb = createClient(cfg.SUPABASE_URL, cfg.SUPABASE_ANON_KEY, { auth: { detectSessionInUrl: false } });
+  sb = createClient(cfg.SUPABASE_URL, cfg.SUPABASE_PUBLISHABLE_KEY, { auth: { detectSessionInUrl: false } });
   // Supabase advises against awaiting other supabase calls inside this callback: hand off to a task.
   sb.auth.onAuthStateChange((_event, session) => setTimeout(() => onSession(session), 0));
   document.addEventListener("click", onClick);

@@ -3,11 +3,40 @@
 import { z } from "zod";
 
 const url = z.string().url();
+const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
+/** SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS: a JSON dictionary of named keys, e.g. {"default":"sb_secret_..."}. */
+const namedKeys = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
+  try {
+    const v = JSON.parse(text);
+    if (v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((k) => typeof k === "string" && k !== "")) {
+      return v as Record<string, string>;
+    }
+  } catch { /* reported below */ }
+  ctx.addIssue({ code: "custom", message: 'must be a JSON object of named keys, e.g. {"default":"sb_..."}' });
+  return z.NEVER;
+}).optional());
+/** SUPABASE_JWKS: {"keys":[...]} (or a bare array of JWKs). */
+const jwks = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
+  try {
+    const v = JSON.parse(text);
+    const keys = Array.isArray(v) ? v : v?.keys;
+    if (Array.isArray(keys) && keys.every((k) => k && typeof k === "object")) return { keys: keys as Record<string, unknown>[] };
+  } catch { /* reported below */ }
+  ctx.addIssue({ code: "custom", message: 'must be a JSON Web Key Set, {"keys":[...]}' });
+  return z.NEVER;
+}).optional());
+const optionalKey = z.preprocess(unsetIfEmpty, z.string().min(1).optional());
+
 const schema = z.object({
   SUPABASE_URL: url,
   SUPABASE_DB_URL: z.string().min(1),
-  SUPABASE_SERVICE_ROLE_KEY: z.string().min(1),
-  SUPABASE_ANON_KEY: z.string().min(1),
+  // API keys as hosted Supabase injects them: the new keys (JSON dictionaries) and the legacy JWT-based
+  // keys, either of which may be absent (new projects may have no legacy keys; old ones no new keys).
+  SUPABASE_PUBLISHABLE_KEYS: namedKeys,
+  SUPABASE_SECRET_KEYS: namedKeys,
+  SUPABASE_JWKS: jwks,
+  SUPABASE_ANON_KEY: optionalKey,
+  SUPABASE_SERVICE_ROLE_KEY: optionalKey,
   CRON_SECRET: z.string().min(16, "must be at least 16 characters"),
   LITELLM_BASE_URL: url,
   LITELLM_MASTER_KEY: z.string().min(1),
@@ -32,7 +61,10 @@ const schema = z.object({
 export const configSchema = schema;
 
 /** Set by hosted Supabase for every function: never put them in `supabase secrets set`. */
-export const PLATFORM_INJECTED = ["SUPABASE_URL", "SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY"] as const;
+export const PLATFORM_INJECTED = [
+  "SUPABASE_URL", "SUPABASE_DB_URL", "SUPABASE_PUBLISHABLE_KEYS", "SUPABASE_SECRET_KEYS", "SUPABASE_JWKS",
+  "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY",
+] as const;
 
 export type Config = z.infer<typeof schema>;
 
@@ -55,4 +87,24 @@ export function config(): Config {
 /** Paystack mode follows the secret key: test keys only see test payments, live keys live ones. */
 export function paystackMode(c: Config = config()): "test" | "live" {
   return c.PAYSTACK_SECRET_KEY.startsWith("sk_live_") ? "live" : "test";
+}
+
+/** The key named "default" (else the first one) of a SUPABASE_*_KEYS dictionary. */
+function defaultKey(keys: Record<string, string> | undefined): string | undefined {
+  return keys ? keys.default ?? Object.values(keys)[0] : undefined;
+}
+
+/**
+ * Every key that grants service access: all current secret keys, plus the legacy service role key.
+ * Operator callers may send any of them (a secret key can be rotated without redeploying).
+ */
+export function serviceKeys(c: Config = config()): string[] {
+  return [...Object.values(c.SUPABASE_SECRET_KEYS ?? {}), ...(c.SUPABASE_SERVICE_ROLE_KEY ? [c.SUPABASE_SERVICE_ROLE_KEY] : [])];
+}
+
+/** The key our outgoing calls to the project's APIs carry as `apikey`: the default publishable key, else the anon key. */
+export function publishableKey(c: Config = config()): string {
+  const key = defaultKey(c.SUPABASE_PUBLISHABLE_KEYS) ?? c.SUPABASE_ANON_KEY;
+  if (!key) throw new ConfigError("configuration error (SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: missing): hosted Supabase injects one of them");
+  return key;
 }

@@ -1,6 +1,6 @@
 // Request plumbing shared by every function: JSON responses, CORS, caller authentication, and the one
 // structured log line per invocation.
-import { config, ConfigError } from "./config.ts";
+import { config, ConfigError, serviceKeys } from "./config.ts";
 import { log } from "./log.ts";
 
 export const corsHeaders = {
@@ -32,14 +32,34 @@ export function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Functions called by pg_cron/pg_net or operators: the cron secret or the service role key, nothing else. */
+/** The token of an `Authorization: Bearer <token>` header ("" when there is none). */
+export function bearerToken(req: Request): string {
+  return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.get("Authorization") ?? "")?.[1] ?? "";
+}
+
+/** Whether `value` equals one of `candidates`, each compared in constant time. */
+function matchesAny(value: string, candidates: string[]): boolean {
+  let hit = false;
+  for (const c of candidates) hit = timingSafeEqual(value, c) || hit; // no early exit: every comparison runs
+  return hit;
+}
+
+/**
+ * The caller is an operator: it sent a current secret key or the legacy service role key, in
+ * `Authorization: Bearer` or in `apikey` (hosted Supabase wants the new keys in `apikey`; they are not JWTs).
+ */
+export function isServiceCaller(req: Request): boolean {
+  const keys = serviceKeys();
+  const sent = [bearerToken(req), req.headers.get("apikey") ?? ""].filter(Boolean);
+  return keys.length > 0 && sent.some((t) => matchesAny(t, keys));
+}
+
+/** Functions called by pg_cron/pg_net or operators: the cron secret or a service key, nothing else. */
 export function requireCronOrService(req: Request): "cron" | "service_role" {
-  const c = config();
-  const auth = req.headers.get("Authorization") ?? "";
-  const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-  if (token && timingSafeEqual(token, c.CRON_SECRET)) return "cron";
-  if (token && timingSafeEqual(token, c.SUPABASE_SERVICE_ROLE_KEY)) return "service_role";
-  throw new HttpError(401, "unauthorized", "this function needs the cron secret or the service role key");
+  const token = bearerToken(req);
+  if (token && timingSafeEqual(token, config().CRON_SECRET)) return "cron";
+  if (isServiceCaller(req)) return "service_role";
+  throw new HttpError(401, "unauthorized", "this function needs the cron secret or a secret API key");
 }
 
 export async function readJson<T>(req: Request, parse: (v: unknown) => T): Promise<T> {

@@ -1,8 +1,9 @@
-// The one logger: JSON lines, with every LiteLLM key, Paystack secret and email masked, whatever
+// The one logger: JSON lines, with every LiteLLM key, Paystack or Supabase secret and email masked, whatever
 // message or field they appear in.
 
 const KEY = /\bsk-[A-Za-z0-9_-]{4,}/g;
 const PAYSTACK_SECRET = /\bsk_(test|live)_[A-Za-z0-9]+/g;
+const SUPABASE_SECRET = /\bsb_secret_[A-Za-z0-9_-]+/g;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const EMAIL = /\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g;
 const HEX_TOKEN = /\b[a-f0-9]{64}\b/g;
@@ -12,6 +13,7 @@ export function mask(text: string): string {
   return text
     .replace(KEY, (k) => `sk-...${k.slice(-4)}`)
     .replace(PAYSTACK_SECRET, (_m, mode) => `sk_${mode}_***`)
+    .replace(SUPABASE_SECRET, "sb_secret_***")
     .replace(BEARER, "$1***")
     .replace(HEX_TOKEN, (h) => `${h.slice(0, 6)}...`)
     .replace(EMAIL, "$1***@$2");

@@ -23,12 +23,14 @@ Deno.serve(handler("checkout", async (req) => {
   try {
     [checkout] = await sql`select * from private.create_checkout(${user.id}, ${plan})`;
   } catch (e) {
-    if ((e as { hint?: string }).hint === "unknown_plan") throw new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
+    const hint = (e as { hint?: string }).hint;
+    if (hint === "unknown_plan") throw new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
+    if (hint === "unknown_user") throw new HttpError(400, "no_email", "your account has no email address, which Paystack requires");
     throw e;
   }
   try {
     const tx = await initializeTransaction({
-      email: user.email,
+      email: checkout.email, // from auth.users, not from the token (an old token may carry an old address)
       amount: checkout.amount_subunits,
       currency: checkout.currency,
       reference: checkout.reference,

@@ -7,10 +7,11 @@
 //   reconcile   the age of the last successful reconcile-spend run: stale after reconcile_stale_seconds
 //               ("idle" when there is no active key to reconcile yet)
 // 200 when all are ok, else 503. LiteLLM and Paystack answers are cached for 10 s for anonymous callers
-// (a public URL must not become a way to hammer Paystack); the service role key gets fresh checks.
-import { config, ConfigError } from "../_shared/config.ts";
+// (a public URL must not become a way to hammer Paystack); a secret API key (or the legacy service role
+// key) gets fresh checks.
+import { ConfigError } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
-import { handler, HttpError, json, timingSafeEqual } from "../_shared/http.ts";
+import { handler, HttpError, isServiceCaller, json } from "../_shared/http.ts";
 import { litellm } from "../_shared/litellm.ts";
 import { pingPaystack } from "../_shared/paystack.ts";
 
@@ -53,8 +54,7 @@ Deno.serve(handler("health", async (req) => {
   await req.body?.cancel();
   let serviceRole = false;
   try {
-    const auth = req.headers.get("Authorization") ?? "";
-    serviceRole = auth.startsWith("Bearer ") && timingSafeEqual(auth.slice(7), config().SUPABASE_SERVICE_ROLE_KEY);
+    serviceRole = isServiceCaller(req);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // Names the missing variables, never their values.

@@ -5,15 +5,15 @@
 // <SUPABASE_URL>/functions/v1/litellm-spend-callback, headers: {Authorization: "Bearer <secret>"}}}.
 import { config } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
-import { handler, HttpError, json, timingSafeEqual } from "../_shared/http.ts";
+import { bearerToken, handler, HttpError, json, timingSafeEqual } from "../_shared/http.ts";
 import { spendHintsFromLogs } from "../_shared/litellm.ts";
 
 Deno.serve(handler("litellm-spend-callback", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const secret = config().LITELLM_CALLBACK_SECRET;
   if (!secret) throw new HttpError(404, "not_configured", "the spend callback is off (LITELLM_CALLBACK_SECRET is not set)");
-  const auth = req.headers.get("Authorization") ?? "";
-  if (!auth.startsWith("Bearer ") || !timingSafeEqual(auth.slice(7), secret)) {
+  const token = bearerToken(req);
+  if (!token || !timingSafeEqual(token, secret)) {
     throw new HttpError(401, "unauthorized", "wrong or missing callback secret");
   }
   let parsed;

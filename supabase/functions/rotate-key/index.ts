@@ -1,9 +1,9 @@
 // rotate-key: replaces a user's LiteLLM key with a new one that carries the remaining credit exactly; the
-// old key is deleted on LiteLLM. verify_jwt is on:
-//   - a signed-in user (dashboard) rotates their own key: POST {} with their session JWT; at most one
-//     rotation per rotation_user_min_interval_seconds;
-//   - an operator rotates any user's key: POST {"user_id": "..."} with the service role key
-//     (`npm run admin -- rotate <user>`).
+// old key is deleted on LiteLLM. verify_jwt is off; the function checks its callers itself:
+//   - a signed-in user (dashboard) rotates their own key: POST {} with their session JWT (verified in
+//     _shared/auth.ts); at most one rotation per rotation_user_min_interval_seconds;
+//   - an operator rotates any user's key: POST {"user_id": "..."} with a secret API key (or the legacy
+//     service role key) in `apikey` or `Authorization: Bearer` (`npm run admin -- rotate <user>`).
 // Safe to interrupt: the state machine is in SQL and every step is idempotent, so calling this again
 // continues an unfinished rotation (ops-sweep also finishes it within minutes). The answer never holds
 // the full key; the dashboard reads it from my_key.
@@ -11,8 +11,7 @@
 //   409 no_active_key | rotation_in_progress   429 too_soon   503 LiteLLM unavailable (rerun continues)
 import { z } from "zod";
 import { requireUser } from "../_shared/auth.ts";
-import { config } from "../_shared/config.ts";
-import { handler, HttpError, json, readJson, timingSafeEqual } from "../_shared/http.ts";
+import { handler, HttpError, isServiceCaller, json, readJson } from "../_shared/http.ts";
 import { LiteLLMError } from "../_shared/litellm.ts";
 import { rotateUserKey } from "../_shared/rotation.ts";
 
@@ -25,15 +24,13 @@ Deno.serve(handler("rotate-key", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const opts = await readJson(req, (v) => {
     const r = body.safeParse(v);
-    if (!r.success) throw new HttpError(400, "invalid_request", "send {} (your own key) or, with the service role key, {\"user_id\": \"<uuid>\"}");
+    if (!r.success) throw new HttpError(400, "invalid_request", "send {} (your own key) or, with a secret API key, {\"user_id\": \"<uuid>\"}");
     return r.data;
   });
-  const auth = req.headers.get("Authorization") ?? "";
-  const token = auth.startsWith("Bearer ") ? auth.slice(7) : "";
   let userId: string;
   let requestedBy: string;
   let rateLimited: boolean;
-  if (token && timingSafeEqual(token, config().SUPABASE_SERVICE_ROLE_KEY)) {
+  if (isServiceCaller(req)) {
     if (!opts.user_id) throw new HttpError(400, "invalid_request", "give the user_id whose key to rotate");
     userId = opts.user_id;
     requestedBy = `admin:${opts.requested_by ?? "service_role"}`;

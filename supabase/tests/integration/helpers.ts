@@ -1,11 +1,63 @@
 // Shared test helpers. The stack is started by scripts/test.sh, which exports its env (.local/test/stack.env).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
 import postgres from "postgres";
 
 export function env(name: string): string {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its env)`);
   return v;
+}
+
+// ---- API keys and JWTs of the stack's key mode (STACK_KEYS in stack.env, see stack/local-env.ts)
+export const keysMode = (): "new" | "legacy" => (process.env.STACK_KEYS === "legacy" ? "legacy" : "new");
+/** The browser-safe key: publishable (new mode), anon (legacy). */
+export const publishableKey = () => process.env.SUPABASE_PUBLISHABLE_KEY ?? env("SUPABASE_ANON_KEY");
+/** The server key: secret (new mode), service_role (legacy). */
+export const secretKey = () => process.env.SUPABASE_SECRET_KEY ?? env("SUPABASE_SERVICE_ROLE_KEY");
+/** The Supabase CLI's well-known local JWT secret: what legacy-style keys and tokens are signed with. */
+export const WELL_KNOWN_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/** The stand-in Auth's private key material (the gateway's 0600 file): tests sign tokens as the project would. */
+export function platformKeys(): { mode: "new" | "legacy"; signing_key?: JWK & { kid: string }; jwt_secret?: string } {
+  return JSON.parse(readFileSync(join(env("STACK_LOCAL_DIR"), "platform-keys.json"), "utf8"));
+}
+
+type Claims = Record<string, unknown>;
+const unixNow = () => Math.floor(Date.now() / 1000);
+
+/** A JWT signed with the project's own key: ES256 with its kid (new mode) or HS256 (legacy); 1 h unless exp is given. */
+export async function signAsProject(claims: Claims): Promise<string> {
+  const p = platformKeys();
+  const jwt = new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt();
+  if (p.signing_key) return await jwt.setProtectedHeader({ alg: "ES256", kid: p.signing_key.kid, typ: "JWT" }).sign(await importJWK(p.signing_key, "ES256"));
+  return await jwt.setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(p.jwt_secret));
+}
+
+/** A JWT signed with a key the project does not have (a fresh ES256 pair), under the given kid. */
+export async function signWithForeignKey(claims: Claims, kid?: string): Promise<string> {
+  const { privateKey } = await generateKeyPair("ES256");
+  return await new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt()
+    .setProtectedHeader({ alg: "ES256", typ: "JWT", ...(kid ? { kid } : {}) }).sign(privateKey);
+}
+
+/** An HS256 JWT signed with the given secret. */
+export async function signHs256(claims: Claims, secret: string): Promise<string> {
+  return await new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt().setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(new TextEncoder().encode(secret));
+}
+
+/** An unsecured JWT ("alg": "none"): header and claims, empty signature. */
+export function unsignedJwt(claims: Claims): string {
+  const part = (o: unknown) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${part({ alg: "none", typ: "JWT" })}.${part({ exp: unixNow() + 3600, ...claims })}.`;
+}
+
+/** The claims of a JWT (not verified). */
+export function claimsOf(token: string): Claims {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
 }
 
 let _sql: postgres.Sql | undefined;
@@ -55,11 +107,11 @@ export async function keyOnLiteLLM(key: string) {
   return r.status === 200 ? r.body.info : null;
 }
 
-/** POST to one of our functions. */
+/** POST to one of our functions. An API key (sb_...) also goes in apikey, as supabase-js sends it. */
 export async function invoke(name: string, body: unknown = {}, token = env("CRON_SECRET"), headers: Record<string, string> = {}) {
   const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...headers },
+    headers: { Authorization: `Bearer ${token}`, ...(token.startsWith("sb_") ? { apikey: token } : {}), "Content-Type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await r.text();
@@ -79,7 +131,7 @@ class NoWebSocket {
 }
 
 export function anonClient(): SupabaseClient {
-  return createClient(env("SUPABASE_URL"), env("SUPABASE_ANON_KEY"), {
+  return createClient(env("SUPABASE_URL"), publishableKey(), {
     auth: { persistSession: false, autoRefreshToken: false },
     realtime: { transport: NoWebSocket as never },
   });

@@ -10,11 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, sql, type TestUser, uniqueEmail, waitFor,
+  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, keysMode, liveKey, publishableKey, secretKey, sql, type TestUser, uniqueEmail,
+  waitFor,
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
-const SERVICE = () => env("SUPABASE_SERVICE_ROLE_KEY");
+const SERVICE = () => secretKey();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BREAKER_COOLDOWN = () => sleep(1600); // the test stack's circuit breaker cooldown is 1.5 s
 
@@ -145,9 +146,9 @@ describe("key rotation", () => {
     const u = await activeUser("rot-limits");
     const other = await activeUser("rot-other");
     expect((await invoke("rotate-key", { user_id: other.id }, u.token)).status).toBe(403);
-    expect((await invoke("rotate-key", {}, env("SUPABASE_ANON_KEY"))).status).toBe(401);
+    expect((await invoke("rotate-key", {}, publishableKey())).status).toBe(401);
     expect((await invoke("rotate-key", {}, "not-a-jwt")).status).toBe(401);
-    expect((await invoke("rotate-key", { user_id: other.id }, env("CRON_SECRET"))).status).toBe(401); // verify_jwt: a JWT is needed
+    expect((await invoke("rotate-key", { user_id: other.id }, env("CRON_SECRET"))).status).toBe(401); // operators need a secret key
     const first = await invoke("rotate-key", {}, u.token);
     expect(first.status).toBe(200);
     const again = await invoke("rotate-key", {}, u.token);
@@ -526,7 +527,7 @@ describe("health and logs", () => {
     expect(body.database.latency_ms).toBeGreaterThanOrEqual(0);
     expect(body.last_successful_reconcile_age_seconds).toBeLessThan(120);
     const text = JSON.stringify(body);
-    for (const secret of ["LITELLM_MASTER_KEY", "PAYSTACK_SECRET_KEY", "CRON_SECRET", "SUPABASE_SERVICE_ROLE_KEY"]) expect(text).not.toContain(env(secret));
+    for (const secret of [env("LITELLM_MASTER_KEY"), env("PAYSTACK_SECRET_KEY"), env("CRON_SECRET"), secretKey()]) expect(text).not.toContain(secret);
     expect(r.headers.get("x-request-id")).toBe(requestId);
 
     // One JSON log line for the invocation: function, duration, outcome, request id.
@@ -574,6 +575,8 @@ describe("health and logs", () => {
     expect(run().stdout).toContain("the LiteLLM master key");
     writeFileSync(join(dir, "leak.log"), `secret=${env("PAYSTACK_SECRET_KEY")}\n`);
     expect(run().stdout).toContain("the Paystack secret key");
+    writeFileSync(join(dir, "leak.log"), `apikey: ${secretKey()}\n`);
+    expect(run().stdout).toContain("the Supabase secret key");
   });
 });
 
@@ -599,7 +602,10 @@ describe("deploy:check", () => {
     expect(r.code, JSON.stringify(r.json?.missing ?? r.stderr)).toBe(0);
     expect(r.json.ok).toBe(true);
     const groups = new Set(r.json.checks.map((c: { group: string }) => c.group));
-    for (const g of ["database", "extensions", "vault", "cron", "migrations", "verify_jwt", "env file", "functions"]) expect(groups).toContain(g);
+    for (const g of ["database", "extensions", "vault", "cron", "migrations", "verify_jwt", "env file", "keys", "functions"]) expect(groups).toContain(g);
+    // It reads which key mode the project's Auth signs in from the discovery endpoint.
+    const tokens = r.json.checks.find((c: { name: string }) => c.name === "user tokens");
+    expect(tokens.detail).toMatch(keysMode() === "new" ? /^asymmetric signing keys \(ES256\)/ : /^legacy JWT secret/);
     const text = JSON.stringify(r.json);
     for (const n of ["CRON_SECRET", "LITELLM_MASTER_KEY", "PAYSTACK_SECRET_KEY"]) expect(text).not.toContain(env(n));
   }, 120_000);
@@ -610,7 +616,7 @@ describe("deploy:check", () => {
     await sql()`update cron.job set active = false where jobname = 'cleanup'`;
     try {
       writeFileSync(join(dir, "partial.env"), names.filter((n) => n !== "PAYSTACK_SECRET_KEY").map((n) => `${n}=${env(n)}`).join("\n") + "\nLITELLM_BASE_URL=not a url\n");
-      const toml = readFileSync("supabase/config.toml", "utf8").replace(/(\[functions\.checkout\]\s*\nverify_jwt = )true/, "$1false");
+      const toml = readFileSync("supabase/config.toml", "utf8").replace(/(\[functions\.checkout\]\s*\nverify_jwt = )false/, "$1true");
       writeFileSync(join(dir, "config.toml"), toml);
       const r = check("--env-file", join(dir, "partial.env"), "--config", join(dir, "config.toml"), "--no-probe");
       expect(r.code).toBe(1);
@@ -620,7 +626,7 @@ describe("deploy:check", () => {
       expect(missing).toContain("cron: job cleanup (scheduled but inactive");
       expect(missing).toContain("env file: PAYSTACK_SECRET_KEY (missing)");
       expect(missing).toContain("env file: LITELLM_BASE_URL (malformed");
-      expect(missing).toContain("verify_jwt: checkout = true (config.toml says false)");
+      expect(missing).toContain("verify_jwt: checkout = false (config.toml says true)");
       expect(r.json.missing).toHaveLength(5);
     } finally {
       await sql()`select vault.create_secret(${saved.decrypted_secret}, 'cron_secret')`;

@@ -5,7 +5,7 @@ import { createHmac } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../functions/_shared/paystack.ts";
 import {
-  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, liveKey, paystackAdmin, sql, type TestUser, waitFor,
+  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, liveKey, paystackAdmin, publishableKey, sql, type TestUser, waitFor,
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
@@ -89,7 +89,7 @@ describe("checkout", () => {
     expect((await invoke("checkout", { plan: "platinum" }, user.token)).status).toBe(400);
     const withAmount = await invoke("checkout", { plan: "starter", amount: 1 }, user.token);
     expect(withAmount.status).toBe(400);
-    expect((await invoke("checkout", { plan: "starter" }, env("SUPABASE_ANON_KEY"))).status).toBe(401);
+    expect((await invoke("checkout", { plan: "starter" }, publishableKey())).status).toBe(401);
     const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, { method: "POST", body: '{"plan":"starter"}' });
     expect(r.status).toBe(401);
     await r.body?.cancel();

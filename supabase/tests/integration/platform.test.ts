@@ -1,24 +1,22 @@
 // The local stack's platform stand-ins (stack/platform/gateway.ts) behave like hosted Supabase where our
-// code depends on it: Auth sessions, REST under RLS, the functions host's routing and verify_jwt, and
-// pg_net delivering only committed requests. Needs the stack running (the test command starts it and
-// exports .local/stack.env).
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+// code depends on it: Auth sessions, REST under RLS, API keys and signing keys in both key modes (new:
+// sb_publishable_/sb_secret_ and ES256; legacy: anon/service_role and HS256), the functions host's
+// routing and environment, and pg_net delivering only committed requests. Needs the stack running (the
+// test command starts it and exports .local/stack.env).
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { SignJWT } from "jose";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  env, keysMode, platformKeys, publishableKey, secretKey, signAsProject, signHs256, signWithForeignKey, WELL_KNOWN_JWT_SECRET,
+} from "./helpers.ts";
 
-function env(name: string): string {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: start the stack and export .local/stack.env (the test command does both)`);
-  return v;
-}
 const URL_ = env("SUPABASE_URL");
-const ANON = env("SUPABASE_ANON_KEY");
-const SERVICE = env("SUPABASE_SERVICE_ROLE_KEY");
-const SECRET = env("SUPABASE_JWT_SECRET");
+const ANON = publishableKey();
+const SERVICE = secretKey();
 const sql = postgres(env("SUPABASE_DB_URL"), { max: 4, onnotice: () => {} });
 
 // Node 20 has no global WebSocket and supabase-js refuses to build its (unused here) realtime client without one.
@@ -46,10 +44,9 @@ async function signedUp(tag: string): Promise<{ db: SupabaseClient; id: string; 
   return { db, id: data.user!.id, email: email.toLowerCase(), access: data.session!.access_token, refresh: data.session!.refresh_token };
 }
 
-async function forge(claims: Record<string, unknown>, secret = SECRET, expiresIn = "1h") {
-  return await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setIssuedAt().setExpirationTime(expiresIn)
-    .sign(new TextEncoder().encode(secret));
-}
+/** A JWT the project did not sign: another ES256 key (new mode) or another HS256 secret (legacy). */
+const forged = (claims: Record<string, unknown>) =>
+  keysMode() === "new" ? signWithForeignKey(claims, "another-kid") : signHs256(claims, "another-secret-another-secret-another");
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
   const deadline = Date.now() + ms;
@@ -148,7 +145,7 @@ describe("auth stand-in", () => {
   });
 
   it("rejects a forged access token on /user", async () => {
-    const r = await fetch(`${URL_}/auth/v1/user`, { headers: { apikey: ANON, authorization: `Bearer ${await forge({ sub: crypto.randomUUID(), role: "authenticated" }, "another-secret-another-secret-another")}` } });
+    const r = await fetch(`${URL_}/auth/v1/user`, { headers: { apikey: ANON, authorization: `Bearer ${await forged({ sub: crypto.randomUUID(), role: "authenticated" })}` } });
     expect(r.status).toBe(403);
     expect((await r.json()).error_code).toBe("bad_jwt");
   });
@@ -193,17 +190,16 @@ describe("REST stand-in: profiles under RLS", () => {
   });
 
   it("refuses forged, expired and unknown-role JWTs with 401", async () => {
-    const forged = withToken(await forge({ sub: a.id, role: "authenticated" }, "another-secret-another-secret-another"));
-    const f = await forged.from("profiles").select("id");
+    const f = await withToken(await forged({ sub: a.id, role: "authenticated" })).from("profiles").select("id");
     expect(f.status).toBe(401);
     expect(f.error?.code).toBe("PGRST301");
     expect(f.data).toBeNull();
 
-    const expired = withToken(await forge({ sub: a.id, role: "authenticated" }, SECRET, "-10s"));
+    const expired = withToken(await signAsProject({ sub: a.id, role: "authenticated", exp: Math.floor(Date.now() / 1000) - 10 }));
     const e = await expired.from("profiles").select("id");
     expect([e.status, e.error?.code]).toEqual([401, "PGRST303"]);
 
-    const odd = withToken(await forge({ sub: a.id, role: "postgres" }));
+    const odd = withToken(await signAsProject({ sub: a.id, role: "postgres" }));
     expect((await odd.from("profiles").select("id")).status).toBe(401);
   });
 
@@ -324,6 +320,69 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
   });
 });
 
+describe("API keys and signing keys (STACK_KEYS)", () => {
+  const isNew = keysMode() === "new";
+  const rest = (headers: Record<string, string>) => fetch(`${URL_}/rest/v1/plans?select=code&limit=1`, { headers }); // anon may read plans
+
+  it("serves the public signing key at /auth/v1/.well-known/jwks.json (no apikey needed); Auth signs with it", async () => {
+    const jwks = await (await fetch(`${URL_}/auth/v1/.well-known/jwks.json`)).json();
+    const u = await signedUp("jwks");
+    const header = JSON.parse(Buffer.from(u.access.split(".")[0], "base64url").toString());
+    if (isNew) {
+      expect(jwks.keys).toHaveLength(1);
+      expect(jwks.keys[0]).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256", kid: platformKeys().signing_key!.kid });
+      expect(jwks.keys[0].d).toBeUndefined(); // never the private part
+      expect(header).toMatchObject({ alg: "ES256", kid: jwks.keys[0].kid });
+      expect(JSON.parse(env("SUPABASE_JWKS"))).toEqual(jwks); // what functions get injected
+    } else {
+      expect(jwks).toEqual({ keys: [] }); // a legacy HS256 project publishes no key
+      expect(header.alg).toBe("HS256");
+    }
+  });
+
+  it("an API key alone (or the same key in Authorization) runs as its role; a user JWT decides otherwise", async () => {
+    const u = await signedUp("keys");
+    expect((await rest({ apikey: ANON })).status).toBe(200);
+    const asService = await (await fetch(`${URL_}/rest/v1/profiles?select=id&id=eq.${u.id}`, { headers: { apikey: SERVICE, authorization: `Bearer ${SERVICE}` } })).json();
+    expect(asService).toEqual([{ id: u.id }]); // service_role reads any row
+    const asUser = await (await fetch(`${URL_}/rest/v1/profiles?select=id`, { headers: { apikey: ANON, authorization: `Bearer ${u.access}` } })).json();
+    expect(asUser).toEqual([{ id: u.id }]);
+    const admin = createClient(URL_, SERVICE, options());
+    expect((await admin.auth.admin.getUserById(u.id)).data.user?.id).toBe(u.id); // Auth's admin API takes the secret key
+    expect((await client().auth.admin.getUserById(u.id)).error?.status).toBe(403);
+  });
+
+  it.skipIf(!isNew)("new mode: the legacy JWT keys are not accepted; an sb_ key in Authorization must equal apikey; no secret key from a browser", async () => {
+    const legacyAnon = await signHs256({ role: "anon", iss: "supabase-demo" }, WELL_KNOWN_JWT_SECRET);
+    expect((await rest({ apikey: legacyAnon })).status).toBe(401);
+    expect((await rest({ apikey: ANON, authorization: `Bearer ${legacyAnon}` })).status).toBe(401);
+    expect((await rest({ apikey: ANON, authorization: `Bearer ${SERVICE}` })).status).toBe(401); // not a JWT, not the apikey
+    const browser = await rest({ apikey: SERVICE, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" });
+    expect(browser.status).toBe(401);
+    expect((await rest({ apikey: SERVICE, "user-agent": "node" })).status).toBe(200);
+    expect((await rest({ apikey: ANON, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" })).status).toBe(200);
+  });
+
+  it("the gateway, where the functions run, holds only what hosted injects: no legacy key in new mode, no private key or JWT secret", () => {
+    const pid = JSON.parse(readFileSync(join(env("STACK_LOCAL_DIR"), "stack.json"), "utf8")).pids.gateway;
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+    const names = environ.map((e) => e.slice(0, e.indexOf("=")));
+    const keys = platformKeys();
+    const forbiddenNames = ["SUPABASE_JWT_SECRET", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
+      ...(isNew ? ["SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"] : [])];
+    for (const n of forbiddenNames) expect(names).not.toContain(n);
+    const forbiddenValues = [WELL_KNOWN_JWT_SECRET, keys.jwt_secret, keys.signing_key?.d].filter((v): v is string => !!v);
+    expect(forbiddenValues.length).toBeGreaterThan(0);
+    for (const v of forbiddenValues) expect(environ.some((e) => e.includes(v))).toBe(false);
+    const supabase = names.filter((n) => n.startsWith("SUPABASE_")).sort();
+    expect(supabase).toEqual(isNew
+      ? ["SUPABASE_DB_URL", "SUPABASE_JWKS", "SUPABASE_PUBLISHABLE_KEYS", "SUPABASE_SECRET_KEYS", "SUPABASE_URL"]
+      : ["SUPABASE_ANON_KEY", "SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_URL"]);
+    // The private material lives in a file only the stack's user can read.
+    expect(statSync(join(env("STACK_LOCAL_DIR"), "platform-keys.json")).mode & 0o777).toBe(0o600);
+  });
+});
+
 describe("pg_net worker", () => {
   let server: http.Server;
   let base = "";
@@ -399,7 +458,6 @@ describe("functions host", () => {
     ? readdirSync(functionsDir).filter((n) => !n.startsWith("_") && existsSync(`${functionsDir}/${n}/index.ts`))
     : [];
   const verifyJwt = (name: string) => !new RegExp(`\\[functions\\.${name}\\][^\\[]*verify_jwt\\s*=\\s*false`).test(config);
-  const guarded = present.find(verifyJwt);
   const open = present.find((n) => !verifyJwt(n));
   const stats = (key?: string) => fetch(`${URL_}/_stack/functions/stats`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
 
@@ -409,20 +467,15 @@ describe("functions host", () => {
     await r.body?.cancel();
   });
 
-  it("serves stats to the service role only", async () => {
+  it("serves stats to a secret key (service role) only", async () => {
     expect((await stats()).status).toBe(401);
     expect((await stats(ANON)).status).toBe(401);
     const ok = await stats(SERVICE);
     expect(ok.status).toBe(200);
     expect(typeof (await ok.json())).toBe("object");
-  });
-
-  it.skipIf(!guarded)("enforces verify_jwt = true", async () => {
-    const url = `${URL_}/functions/v1/${guarded}`;
-    const missing = await fetch(url, { method: "POST" });
-    expect([missing.status, await missing.json()]).toEqual([401, { code: 401, message: "Missing authorization header" }]);
-    const forged = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${await forge({ role: "anon" }, "another-secret-another-secret-another")}` } });
-    expect([forged.status, await forged.json()]).toEqual([401, { code: 401, message: "Invalid JWT" }]);
+    const byApikey = await fetch(`${URL_}/_stack/functions/stats`, { headers: { apikey: SERVICE } }); // how the benches send it
+    expect(byApikey.status).toBe(200);
+    await byApikey.body?.cancel();
   });
 
   it.skipIf(!open)("routes to a verify_jwt = false function without a JWT and measures it", async () => {

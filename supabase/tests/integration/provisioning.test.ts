@@ -2,7 +2,7 @@
 // LiteLLM emulator), fault handling, and the official openai client using the provisioned key.
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, signUp, sql, uniqueEmail, waitFor } from "./helpers.ts";
+import { activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey, signUp, sql, uniqueEmail, waitFor } from "./helpers.ts";
 
 async function jobOf(userId: string) {
   const [j] = await sql()`select * from private.provisioning_jobs where user_id = ${userId} order by id desc limit 1`;
@@ -55,7 +55,7 @@ describe("provision-key", () => {
 
   it("rejects callers without the cron secret or service key", async () => {
     expect((await invoke("provision-key", {}, "not-the-secret")).status).toBe(401);
-    expect((await invoke("provision-key", {}, env("SUPABASE_ANON_KEY"))).status).toBe(401);
+    expect((await invoke("provision-key", {}, publishableKey())).status).toBe(401);
     const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/provision-key`, { method: "POST" });
     expect(r.status).toBe(401);
     await r.body?.cancel();
