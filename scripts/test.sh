@@ -45,13 +45,15 @@ count_prove "$prove_out" "${PIPESTATUS[0]}"
 # ---- BEGIN legacy grants (hosted roles; stack/platform/legacy-default-grants.sql) ----
 # The same suite on a second, database-only stack whose public schema has the default privileges of
 # projects created before 2026 (everything granted to the API roles): the allow-lists must still hold.
-# Its ports are ours + 100.
+# Its ports are ours + 100; the URLs of this stack are unset so that it derives its own.
 echo "== pgTAP again, with the legacy default grants (STACK_GRANTS=legacy)"
 legacy_out="$STACK_LOCAL_DIR/pg_prove-legacy.out"
-STACK_GRANTS=legacy STACK_SERVICES=none STACK_LOCAL_DIR="$STACK_LOCAL_DIR/legacy-grants" \
+env -u SUPABASE_URL -u SUPABASE_DB_URL -u LITELLM_BASE_URL -u LITELLM_PUBLIC_URL -u PAYSTACK_BASE_URL -u PAYSTACK_CALLBACK_URL -u PAYSTACK_WEBHOOK_URL \
+  STACK_GRANTS=legacy STACK_SERVICES=none STACK_LOCAL_DIR="$STACK_LOCAL_DIR/legacy-grants" \
   STACK_GATEWAY_PORT=$((STACK_GATEWAY_PORT + 100)) STACK_DB_PORT=$((STACK_DB_PORT + 100)) STACK_WEB_PORT=$((STACK_WEB_PORT + 100)) \
   STACK_LITELLM_PORT=$((STACK_LITELLM_PORT + 100)) STACK_PAYSTACK_PORT=$((STACK_PAYSTACK_PORT + 100)) \
   bash scripts/with-stack.sh bash -c '
+    [ "$SUPABASE_DB_URL" = "postgresql://postgres:postgres@127.0.0.1:$STACK_DB_PORT/postgres" ] || { echo "not the legacy database: $SUPABASE_DB_URL"; exit 1; }
     n=$(psql -XAt "$SUPABASE_DB_URL" -c "select count(*) from pg_default_acl where defaclnamespace = '"'public'::regnamespace"'")
     [ "$n" = 3 ] || { echo "the legacy default privileges are not in place ($n of 3)"; exit 1; }
     pg_prove -d "$SUPABASE_DB_URL" --ext .sql -r supabase/tests/database' >"$legacy_out" 2>&1

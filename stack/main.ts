@@ -156,9 +156,9 @@ async function main() {
   killStale();
   await stopStaleCluster();
   const env = await localEnv();
-  const list = services(env);
-  // Only the ports this stack will take (STACK_SERVICES=none needs the database's alone).
-  const taken = (name: string) => name === "db" || list.some((s) => s.name === name);
+  // Only the ports this stack may take (STACK_SERVICES=none needs the database's alone).
+  const only = Deno.env.get("STACK_SERVICES")?.split(",");
+  const taken = (name: string) => name === "db" || !only || only.includes(name);
   for (const [name, port] of [...Object.entries(PORTS).filter(([n]) => taken(n)), ...Object.entries(ADMIN_PORTS).filter(([n]) => taken(n)).map(([n, p]) => [`${n} admin`, p] as const)]) {
     if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
   }
@@ -179,6 +179,7 @@ async function main() {
   Deno.addSignalListener("SIGINT", () => stop(0));
   Deno.addSignalListener("SIGTERM", () => stop(0));
   try {
+    const list = services(env);
     // The dashboard builds while Postgres starts.
     const webBuild = list.some((s) => s.name === "web") ? ensureWebBuild() : Promise.resolve();
     webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
