@@ -5,30 +5,24 @@
 -- exists` find them in place (a no-op, checked before any privilege). Sources: docs/architecture.md,
 -- "Hosted roles".
 
--- pg_net: hosted's event trigger (grant_pg_net_access) creates supabase_functions_admin and gives
--- postgres and the API roles USAGE on schema net whenever pg_net is created.
-create or replace function extensions.grant_pg_net_access() returns event_trigger language plpgsql as $$
+-- Hosted's event triggers grant_pg_net_access and grant_pg_cron_access, here as one trigger after
+-- CREATE EXTENSION:
+-- * pg_net: create supabase_functions_admin; postgres, the API roles and it get USAGE on schema net.
+-- * pg_cron: postgres gets the cron schema, its functions and tables with grant option, except that
+--   cron.job is read-only for postgres (jobs change only through cron.schedule / alter_job / unschedule)
+--   and cron.job_run_details takes no triggers.
+create or replace function extensions.grant_extension_access() returns event_trigger language plpgsql as $$
+declare
+  v_created text[] := array(select e.extname::text from pg_event_trigger_ddl_commands() c
+                             join pg_extension e on e.oid = c.objid);
 begin
-  if exists (select 1 from pg_event_trigger_ddl_commands() c join pg_extension e on e.oid = c.objid
-              where e.extname = 'pg_net') then
+  if 'pg_net' = any(v_created) then
     if not exists (select 1 from pg_roles where rolname = 'supabase_functions_admin') then
       create role supabase_functions_admin login noinherit createrole noreplication;
     end if;
     grant usage on schema net to supabase_functions_admin, postgres, anon, authenticated, service_role;
   end if;
-end
-$$;
-drop event trigger if exists issue_pg_net_access;
-create event trigger issue_pg_net_access on ddl_command_end when tag in ('CREATE EXTENSION')
-  execute function extensions.grant_pg_net_access();
-
--- pg_cron: hosted's event trigger (grant_pg_cron_access) gives postgres the cron schema, its functions
--- and tables with grant option, except that cron.job is read-only for postgres (jobs change only
--- through cron.schedule / cron.unschedule) and cron.job_run_details takes no triggers.
-create or replace function extensions.grant_pg_cron_access() returns event_trigger language plpgsql as $$
-begin
-  if exists (select 1 from pg_event_trigger_ddl_commands() c join pg_extension e on e.oid = c.objid
-              where e.extname = 'pg_cron') then
+  if 'pg_cron' = any(v_created) then
     grant usage on schema cron to postgres with grant option;
     grant all on all functions in schema cron to postgres with grant option;
     grant all on all tables in schema cron to postgres with grant option;
@@ -42,9 +36,9 @@ begin
   end if;
 end
 $$;
-drop event trigger if exists issue_pg_cron_access;
-create event trigger issue_pg_cron_access on ddl_command_end when tag in ('CREATE EXTENSION')
-  execute function extensions.grant_pg_cron_access();
+drop event trigger if exists issue_extension_access;
+create event trigger issue_extension_access on ddl_command_end when tag in ('CREATE EXTENSION')
+  execute function extensions.grant_extension_access();
 
 create extension if not exists pgcrypto with schema extensions;
 
