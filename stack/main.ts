@@ -31,7 +31,7 @@ async function applyDatabase(env: Record<string, string>) {
   for (const f of [...Deno.readDirSync(`${ROOT}/stack/platform/sql`)].map((e) => e.name).sort()) {
     await psql({ file: `${ROOT}/stack/platform/sql/${f}` }, BOOTSTRAP_ROLE);
   }
-  // STACK_GRANTS=legacy: the default grants of projects created before 2026, before our migrations run.
+  // STACK_GRANTS=legacy: the default grants of projects created before May 30, 2026, before our migrations run.
   if (Deno.env.get("STACK_GRANTS") === "legacy") await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
   else if (Deno.env.get("STACK_GRANTS")) fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
   // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (see README).

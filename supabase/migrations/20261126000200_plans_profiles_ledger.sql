@@ -1,6 +1,6 @@
 -- Plans, profiles and the append-only credit ledger (product rules, invariants 1 and 2).
 -- Every table, view, sequence and function these migrations create in public is first revoked from
--- PUBLIC and the API roles, then granted exactly what it is for: Supabase projects created before 2026
+-- PUBLIC and the API roles, then granted exactly what it is for: Supabase projects created before May 30, 2026
 -- have default privileges that grant all of them on every new object in public (docs/architecture.md,
 -- "Hosted roles"), and the same migrations must expose the same on every project.
 

@@ -38,7 +38,7 @@ alter database postgres owner to postgres;
 revoke create on schema public from public;
 grant usage on schema public to anon, authenticated, service_role;
 
--- No default privileges in public: hosted projects created since 2026 grant new public objects to
+-- No default privileges in public: hosted projects created since May 30, 2026 grant new public objects to
 -- nobody (STACK_GRANTS=legacy adds the older projects' grants, stack/platform/legacy-default-grants.sql).
 
 -- Schema extensions is postgres's (hosted's init scripts ran as postgres); the extensions in it are
