@@ -44,7 +44,7 @@ count_prove "$prove_out" "${PIPESTATUS[0]}"
 
 # ---- BEGIN legacy grants (hosted roles; stack/platform/legacy-default-grants.sql) ----
 # The same suite on a second, database-only stack whose public schema has the default privileges of
-# projects created before 2026 (everything granted to the API roles): the allow-lists must still hold.
+# projects created before May 30, 2026 (everything granted to the API roles): the allow-lists must still hold.
 # Its ports are ours + 100; the URLs of this stack are unset so that it derives its own.
 echo "== pgTAP again, with the legacy default grants (STACK_GRANTS=legacy)"
 legacy_out="$STACK_LOCAL_DIR/pg_prove-legacy.out"
