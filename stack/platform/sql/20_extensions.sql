@@ -73,6 +73,13 @@ grant all on all sequences in schema net to public;
 -- Hosted's Cron module installs pg_cron in pg_catalog (its schema `cron` holds the jobs).
 create extension if not exists pg_cron with schema pg_catalog;
 
--- pgTAP (supabase test db) and plpgsql_check (supabase db lint) in extensions, never in public.
+-- pgTAP (supabase test db) and plpgsql_check (supabase db lint) in extensions, never in public;
+-- plpgsql_check where the server ships it (the stack's preflight requires it; an embedded Postgres may not).
 create extension if not exists pgtap with schema extensions;
-create extension if not exists plpgsql_check with schema extensions;
+do $$
+begin
+  if exists (select 1 from pg_available_extensions where name = 'plpgsql_check') then
+    create extension if not exists plpgsql_check with schema extensions;
+  end if;
+end
+$$;

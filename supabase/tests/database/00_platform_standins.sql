@@ -85,7 +85,7 @@ select is_empty($$ select 1 from net.http_request_queue where url = 'https://hoo
 
 -- As on hosted (pg_net 0.12+ grants schema net and its functions to PUBLIC, SECURITY INVOKER), any
 -- role may queue a request; the API cannot reach it because PostgREST exposes only public, and no
--- function in public calls pg_net (15_hosted_roles.sql checks the grants).
+-- function in public calls pg_net (16_hosted_roles.sql checks the grants).
 set local role authenticated;
 select lives_ok($$ select net.http_post(url := 'https://hooks.pgtap.test/as-authenticated') $$,
                 'authenticated may call net.http_post in SQL, as on hosted');

@@ -1,6 +1,6 @@
 -- Catalog-wide rules every migration must keep: a policy on every table in public, pinned search_path on
 -- security-definer functions, private functions closed to the API roles, exact money columns (RLS itself
--- and the other security lints: 15_hosted_roles.sql).
+-- and the other security lints: 16_hosted_roles.sql).
 begin;
 select plan(13);
 
