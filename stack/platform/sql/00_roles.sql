@@ -29,6 +29,8 @@ end
 $$;
 
 grant anon, authenticated, service_role to authenticator;
+-- Predefined roles hosted grants postgres (2023 and 2024 migrations).
+grant pg_read_all_data, pg_signal_backend, pg_monitor to postgres;
 -- Postgres 16+ projects: postgres may grant the API roles on (with admin option).
 grant anon, authenticated, service_role to postgres with admin option;
 
