@@ -141,7 +141,7 @@ async function checkDatabase(sql: postgres.Sql, checks: Check[], env: Record<str
   for (const j of REQUIRED_CRON_JOBS) {
     const active = jobs.get(j);
     add({ group: "cron", name: `job ${j}`, ok: active === true,
-      detail: active === undefined ? "not scheduled (apply the migrations)" : active ? undefined : "scheduled but inactive (update cron.job set active = true ...)" });
+      detail: active === undefined ? "not scheduled (apply the migrations)" : active ? undefined : "scheduled but inactive (select cron.alter_job(<jobid>, active := true))" });
   }
 
   // Migrations

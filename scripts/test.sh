@@ -79,20 +79,45 @@ if [ "$STACK_READY_FOR_TESTS" = legacy ]; then
 fi
 # ---- END legacy key mode run ----
 
+# Adds one pg_prove run to the totals: $1 its output file, $2 its exit code.
+count_prove() {
+  local tests bad
+  tests=$(grep -oE 'Tests=[0-9]+' "$1" | grep -oE '[0-9]+' || echo 0)
+  if [ "$2" -ne 0 ]; then
+    failed=1
+    bad=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$1" | awk -F'[ /]' '{s+=$2} END {print s+0}')
+    failed_total=$((failed_total + (bad > 0 ? bad : 1)))
+    passed_total=$((passed_total + tests - bad))
+  else
+    passed_total=$((passed_total + tests))
+  fi
+}
+
 echo "== pgTAP (pg_prove, as supabase test db runs it)"
 psql -X -q "$db_url" -c 'create extension if not exists pgtap with schema extensions' >/dev/null || failed=1
 prove_out="$STACK_LOCAL_DIR/pg_prove.out"
 pg_prove -d "$db_url" --ext .sql -r supabase/tests/database 2>&1 | tee "$prove_out"
-prove_rc=${PIPESTATUS[0]}
-tests=$(grep -oE 'Tests=[0-9]+' "$prove_out" | grep -oE '[0-9]+' || echo 0)
-if [ "$prove_rc" -ne 0 ]; then
-  failed=1
-  bad=$(grep -oE 'Failed [0-9]+/[0-9]+ subtests' "$prove_out" | awk -F'[ /]' '{s+=$2} END {print s+0}')
-  failed_total=$((failed_total + (bad > 0 ? bad : 1)))
-  passed_total=$((passed_total + tests - bad))
-else
-  passed_total=$((passed_total + tests))
-fi
+count_prove "$prove_out" "${PIPESTATUS[0]}"
+
+# ---- BEGIN legacy grants (hosted roles; stack/platform/legacy-default-grants.sql) ----
+# The same suite on a second, database-only stack whose public schema has the default privileges of
+# projects created before May 30, 2026 (everything granted to the API roles): the allow-lists must still hold.
+# Its ports are ours + 100; the URLs of this stack are unset so that it derives its own.
+echo "== pgTAP again, with the legacy default grants (STACK_GRANTS=legacy)"
+legacy_out="$STACK_LOCAL_DIR/pg_prove-legacy.out"
+env -u SUPABASE_URL -u SUPABASE_DB_URL -u LITELLM_BASE_URL -u LITELLM_PUBLIC_URL -u PAYSTACK_BASE_URL -u PAYSTACK_CALLBACK_URL -u PAYSTACK_WEBHOOK_URL \
+  STACK_GRANTS=legacy STACK_SERVICES=none STACK_LOCAL_DIR="$STACK_LOCAL_DIR/legacy-grants" \
+  STACK_GATEWAY_PORT=$((STACK_GATEWAY_PORT + 100)) STACK_DB_PORT=$((STACK_DB_PORT + 100)) STACK_WEB_PORT=$((STACK_WEB_PORT + 100)) \
+  STACK_LITELLM_PORT=$((STACK_LITELLM_PORT + 100)) STACK_PAYSTACK_PORT=$((STACK_PAYSTACK_PORT + 100)) \
+  bash scripts/with-stack.sh bash -c '
+    [ "$SUPABASE_DB_URL" = "postgresql://postgres:postgres@127.0.0.1:$STACK_DB_PORT/postgres" ] || { echo "not the legacy database: $SUPABASE_DB_URL"; exit 1; }
+    n=$(psql -XAt "$SUPABASE_DB_URL" -c "select count(*) from pg_default_acl where defaclnamespace = '"'public'::regnamespace"'")
+    [ "$n" = 3 ] || { echo "the legacy default privileges are not in place ($n of 3)"; exit 1; }
+    pg_prove -d "$SUPABASE_DB_URL" --ext .sql -r supabase/tests/database' >"$legacy_out" 2>&1
+legacy_rc=$?
+grep -vE '^supabase/tests/database/.* ok$' "$legacy_out"
+count_prove "$legacy_out" "$legacy_rc"
+# ---- END legacy grants ----
 
 # ---- BEGIN pgTAP on PostgreSQL 17 (PGlite, in process; scripts/pg17/run.mjs, needs no stack) ----
 echo "== pgTAP on PostgreSQL 17 (PGlite)"

@@ -3,7 +3,7 @@
 // dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
 import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFile } from "./local-env.ts";
 import { fail, say, StackError } from "./log.ts";
-import { type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
+import { BOOTSTRAP_ROLE, type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
 import { createDemoUser } from "./demo.ts";
 
@@ -27,9 +27,13 @@ function killStale() {
 }
 
 async function applyDatabase(env: Record<string, string>) {
+  // The platform's part runs as its superuser, like hosted's init scripts; the project's part as postgres.
   for (const f of [...Deno.readDirSync(`${ROOT}/stack/platform/sql`)].map((e) => e.name).sort()) {
-    await psql({ file: `${ROOT}/stack/platform/sql/${f}` });
+    await psql({ file: `${ROOT}/stack/platform/sql/${f}` }, BOOTSTRAP_ROLE);
   }
+  // STACK_GRANTS=legacy: the default grants of projects created before May 30, 2026, before our migrations run.
+  if (Deno.env.get("STACK_GRANTS") === "legacy") await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
+  else if (Deno.env.get("STACK_GRANTS")) fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
   // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (see README).
   await psql({
     sql: `select vault.create_secret('${env.SUPABASE_URL}', 'project_url');
@@ -153,7 +157,10 @@ async function main() {
   killStale();
   await stopStaleCluster();
   const { env, gateway: gatewayEnv } = await localEnv();
-  for (const [name, port] of [...Object.entries(PORTS), ...Object.entries(ADMIN_PORTS).map(([n, p]) => [`${n} admin`, p] as const)]) {
+  // Only the ports this stack may take (STACK_SERVICES=none needs the database's alone).
+  const only = Deno.env.get("STACK_SERVICES")?.split(",");
+  const taken = (name: string) => name === "db" || !only || only.includes(name);
+  for (const [name, port] of [...Object.entries(PORTS).filter(([n]) => taken(n)), ...Object.entries(ADMIN_PORTS).filter(([n]) => taken(n)).map(([n, p]) => [`${n} admin`, p] as const)]) {
     if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
   }
   let cluster: Cluster | undefined;

@@ -1,9 +1,13 @@
 // An ephemeral Debian PostgreSQL cluster for the local stack: created fresh on every start (so a crash
-// leaves nothing to clean), pg_cron preloaded, run as the postgres user when we are root.
+// leaves nothing to clean), pg_cron preloaded, run as the postgres OS user when we are root. As on hosted
+// Supabase, the bootstrap superuser is `supabase_admin`; the `postgres` role (stack/platform/sql) is not
+// a superuser.
 import { LOCAL_DIR, PORTS } from "./local-env.ts";
 import { fail, say } from "./log.ts";
 
 const isRoot = Deno.uid() === 0;
+/** initdb's superuser, as on hosted Supabase: only the platform (stack/platform/sql) connects as it. */
+export const BOOTSTRAP_ROLE = "supabase_admin";
 
 export function pgMajor(): string {
   const dirs = [...Deno.readDirSync("/usr/lib/postgresql")].filter((d) => d.isDirectory).map((d) => d.name);
@@ -79,7 +83,7 @@ export async function startCluster(): Promise<Cluster> {
   Deno.mkdirSync(socketDir, { recursive: true });
   if (isRoot) await run("chown", ["-R", "postgres:postgres", dir]);
 
-  const init = await run(pgBin("initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], { asPostgres: true });
+  const init = await run(pgBin("initdb"), ["-D", data, "-U", BOOTSTRAP_ROLE, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], { asPostgres: true });
   if (init.code !== 0) fail(`initdb failed: ${init.stderr.trim().split("\n").pop()}`);
 
   const conf = [
@@ -115,9 +119,9 @@ export async function stopCluster(c: Cluster): Promise<void> {
   await run(pgBin("pg_ctl"), ["-D", c.data, "stop", "-m", "fast", "-w"], { asPostgres: true });
 }
 
-/** Run a SQL file (or text) with psql as postgres; stops at the first error. */
-export async function psql(sqlOrFile: { file?: string; sql?: string }, db = "postgres"): Promise<string> {
-  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(PORTS.db), "-U", "postgres", "-d", db];
+/** Run a SQL file (or text) with psql as `role` (the project's postgres unless the platform's superuser); stops at the first error. */
+export async function psql(sqlOrFile: { file?: string; sql?: string }, role: "postgres" | typeof BOOTSTRAP_ROLE = "postgres"): Promise<string> {
+  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(PORTS.db), "-U", role, "-d", "postgres"];
   if (sqlOrFile.file) args.push("-f", sqlOrFile.file);
   const r = await run("psql", args, { stdin: sqlOrFile.sql });
   if (r.code !== 0) fail(`SQL failed${sqlOrFile.file ? ` in ${sqlOrFile.file}` : ""}: ${r.stderr.trim()}`);

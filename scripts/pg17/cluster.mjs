@@ -12,10 +12,6 @@ const ROOT = join(HERE, '..', '..');
 const STACK_EXTENSIONS = join(ROOT, 'stack/platform/extensions');
 const STACK_SQL = join(ROOT, 'stack/platform/sql');
 const OWN_EXTENSIONS = join(HERE, 'extensions');
-// Extensions our migrations create as postgres: hosted lets postgres create them through supautils'
-// privileged_extensions (run as supabase_admin); PGlite has no supautils, so their stand-ins are marked
-// trusted, which runs the script as the bootstrap superuser in the same way.
-const CREATED_BY_MIGRATIONS = ['pg_net', 'pg_cron'];
 // PGlite signs in any session named "postgres" as the bootstrap superuser (its postinit.c), so the
 // bootstrap user is renamed and sessions sign in as supabase_admin, then SET SESSION AUTHORIZATION postgres.
 const SETUP_ROLE = 'pglite_setup';
@@ -84,20 +80,15 @@ async function installStandInExtensions(pg) {
   const target = join(shareDir, 'extension');
   for (const dir of [STACK_EXTENSIONS, OWN_EXTENSIONS]) {
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.control') || f.endsWith('.sql'))) {
-      let text = readFileSync(join(dir, file), 'utf8');
-      const name = file.replace(/\.control$/, '');
-      if (file.endsWith('.control') && CREATED_BY_MIGRATIONS.includes(name) && !/^\s*trusted\s*=\s*true/m.test(text)) {
-        text += '\ntrusted = true\n';
-      }
-      pg.Module.FS.writeFile(join(target, file), text);
+      pg.Module.FS.writeFile(join(target, file), readFileSync(join(dir, file), 'utf8'));
     }
   }
 }
 
 /**
  * Boots the cluster: a fresh PGlite whose bootstrap superuser becomes supabase_admin, restarted from that
- * data directory signed in as supabase_admin on database postgres, then hosted's role sequence around the
- * platform stand-ins (stack/platform/sql, run as postgres while it is still a superuser).
+ * data directory signed in as supabase_admin on database postgres, which then runs the platform stand-ins
+ * (stack/platform/sql: hosted's roles, with postgres a non-superuser, and the extensions).
  */
 export async function bootCluster() {
   const first = await PGlite.create();
@@ -111,11 +102,10 @@ export async function bootCluster() {
   const pg = await PGlite.create({ loadDataDir: dataDir, username: 'supabase_admin', database: 'postgres', extensions: { pgcrypto, pgtap } });
   await runOrThrow(pg, `drop role ${SETUP_ROLE}`, 'drop the setup role');
   await installStandInExtensions(pg);
-  await runOrThrow(pg, readFileSync(join(HERE, 'sql/postgres-role.sql'), 'utf8'), 'postgres-role.sql');
-  await freshSession(pg, 'postgres');
-  for (const file of sqlFiles(STACK_SQL)) await runOrThrow(pg, readFileSync(file, 'utf8'), file.slice(ROOT.length + 1));
+  // The platform stand-ins run as supabase_admin, as on the Debian stack: they create postgres as a
+  // non-superuser with hosted's attributes and the extensions with hosted's grants.
   await freshSession(pg, 'supabase_admin');
-  await runOrThrow(pg, readFileSync(join(HERE, 'sql/demote-postgres.sql'), 'utf8'), 'demote-postgres.sql');
+  for (const file of sqlFiles(STACK_SQL)) await runOrThrow(pg, readFileSync(file, 'utf8'), file.slice(ROOT.length + 1));
   return pg;
 }
 

@@ -1,7 +1,7 @@
 -- Schemas, extensions and runtime settings.
 -- private: internal tables and security-definer functions, never exposed through the API.
 create extension if not exists pg_net with schema extensions;
-create extension if not exists pg_cron;
+create extension if not exists pg_cron with schema pg_catalog;
 
 create schema if not exists private;
 revoke all on schema private from public, anon, authenticated;

@@ -1,4 +1,8 @@
 -- Plans, profiles and the append-only credit ledger (product rules, invariants 1 and 2).
+-- Every table, view, sequence and function these migrations create in public is first revoked from
+-- PUBLIC and the API roles, then granted exactly what it is for: Supabase projects created before May 30, 2026
+-- have default privileges that grant all of them on every new object in public (docs/architecture.md,
+-- "Hosted roles"), and the same migrations must expose the same on every project.
 
 create table public.plans (
   code text primary key check (code ~ '^[a-z0-9_]+$'),
@@ -11,8 +15,8 @@ create table public.plans (
 );
 alter table public.plans enable row level security;
 create policy "plans are public while active" on public.plans for select to anon, authenticated using (active);
-grant select on public.plans to anon, authenticated;
-grant select on public.plans to service_role;
+revoke all on table public.plans from public, anon, authenticated, service_role;
+grant select on table public.plans to anon, authenticated, service_role;
 
 insert into public.plans (code, name, price_subunits, currency, credit, sort_order) values
   ('starter', 'Starter', 500, 'USD', 10.00, 1),
@@ -27,7 +31,8 @@ create table public.profiles (
 );
 alter table public.profiles enable row level security;
 create policy "own profile" on public.profiles for select to authenticated using ((select auth.uid()) = id);
-grant select on public.profiles to authenticated, service_role;
+revoke all on table public.profiles from public, anon, authenticated, service_role;
+grant select on table public.profiles to authenticated, service_role;
 
 -- Payments are defined here because ledger rows reference them.
 create table public.payments (
@@ -52,7 +57,9 @@ create table public.payments (
 create index payments_user_id_idx on public.payments (user_id);
 alter table public.payments enable row level security;
 create policy "own payments" on public.payments for select to authenticated using ((select auth.uid()) = user_id);
-grant select on public.payments to authenticated, service_role;
+revoke all on table public.payments from public, anon, authenticated, service_role;
+revoke all on sequence public.payments_id_seq from public, anon, authenticated, service_role;
+grant select on table public.payments to authenticated, service_role;
 
 create table public.credit_ledger (
   id bigint generated always as identity primary key,
@@ -74,7 +81,9 @@ create index credit_ledger_user_id_idx on public.credit_ledger (user_id);
 create index credit_ledger_payment_id_idx on public.credit_ledger (payment_id) where payment_id is not null;
 alter table public.credit_ledger enable row level security;
 create policy "own ledger" on public.credit_ledger for select to authenticated using ((select auth.uid()) = user_id);
-grant select on public.credit_ledger to authenticated, service_role;
+revoke all on table public.credit_ledger from public, anon, authenticated, service_role;
+revoke all on sequence public.credit_ledger_id_seq from public, anon, authenticated, service_role;
+grant select on table public.credit_ledger to authenticated, service_role;
 
 -- Append-only: nobody (service_role and postgres included) updates or deletes a ledger row.
 -- Corrections are new rows. Only a migration that drops this trigger could change history.

@@ -44,7 +44,9 @@ create unique index api_keys_one_live_per_user on public.api_keys (user_id) wher
 create index api_keys_user_id_idx on public.api_keys (user_id);
 alter table public.api_keys enable row level security;
 create policy "own keys" on public.api_keys for select to authenticated using ((select auth.uid()) = user_id);
-grant select on public.api_keys to authenticated, service_role;
+revoke all on table public.api_keys from public, anon, authenticated, service_role;
+revoke all on sequence public.api_keys_seq_seq from public, anon, authenticated, service_role;
+grant select on table public.api_keys to authenticated, service_role;
 
 create table private.provisioning_jobs (
   id bigint generated always as identity primary key,

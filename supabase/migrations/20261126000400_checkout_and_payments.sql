@@ -17,7 +17,8 @@ create table public.checkouts (
 create index checkouts_user_id_idx on public.checkouts (user_id, created_at desc);
 alter table public.checkouts enable row level security;
 create policy "own checkouts" on public.checkouts for select to authenticated using ((select auth.uid()) = user_id);
-grant select on public.checkouts to authenticated, service_role;
+revoke all on table public.checkouts from public, anon, authenticated, service_role;
+grant select on table public.checkouts to authenticated, service_role;
 
 -- Every webhook delivery, rejected ones included (a public URL gets forgeries; we want to see them).
 create table private.webhook_deliveries (

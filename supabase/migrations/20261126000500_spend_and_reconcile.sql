@@ -13,7 +13,9 @@ create index spend_snapshots_key_idx on public.spend_snapshots (key_id, observed
 create index spend_snapshots_user_idx on public.spend_snapshots (user_id, observed_at);
 alter table public.spend_snapshots enable row level security;
 create policy "own snapshots" on public.spend_snapshots for select to authenticated using ((select auth.uid()) = user_id);
-grant select on public.spend_snapshots to authenticated, service_role;
+revoke all on table public.spend_snapshots from public, anon, authenticated, service_role;
+revoke all on sequence public.spend_snapshots_id_seq from public, anon, authenticated, service_role;
+grant select on table public.spend_snapshots to authenticated, service_role;
 
 -- Keys are reconciled in chunks of 1000 consecutive seq numbers: one LiteLLM batch read and one SQL write
 -- each. The chunk is a stored column so views (run as the user) can tell when a key was last synced.
@@ -33,8 +35,9 @@ create table public.reconcile_chunks (
 -- Readable by signed-in users: it only says when each chunk was last synced (the "updated N s ago").
 alter table public.reconcile_chunks enable row level security;
 create policy "sync times are public to users" on public.reconcile_chunks for select to authenticated using (true);
-grant select (chunk, last_finished_at) on public.reconcile_chunks to authenticated;
-grant select on public.reconcile_chunks to service_role;
+revoke all on table public.reconcile_chunks from public, anon, authenticated, service_role;
+grant select (chunk, last_finished_at) on table public.reconcile_chunks to authenticated;
+grant select on table public.reconcile_chunks to service_role;
 
 -- Claim up to p_max due chunks; returns each chunk with the LiteLLM tokens (sha256) of its live keys.
 -- p_force: due or not (an operator's "reconcile now"); p_user_id: only the chunks holding that user's

@@ -11,7 +11,7 @@ language sql stable set search_path = '' as $$
   select coalesce(k.retired_spend,
                   greatest(k.spend, case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end))
 $$;
-revoke execute on function public.key_spend(public.api_keys) from public, anon;
+revoke all on function public.key_spend(public.api_keys) from public, anon, authenticated, service_role;
 grant execute on function public.key_spend(public.api_keys) to authenticated, service_role;
 
 -- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
@@ -105,7 +105,9 @@ with deltas as (
 select user_id, (observed_at at time zone 'utc')::date as day, sum(delta) as spend
   from deltas group by user_id, (observed_at at time zone 'utc')::date;
 
-grant select on public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
+revoke all on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
+  from public, anon, authenticated, service_role;
+grant select on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
   to authenticated, service_role;
 
 -- Admin views: service_role only (and postgres). They live in public so the admin CLI and REST can read
@@ -128,7 +130,7 @@ create view public.admin_rejected_deliveries as
 select d.id, d.provider, d.event, d.reference, d.signature_valid, d.outcome, d.reason, d.source_ip, d.received_at
   from private.webhook_deliveries d where d.outcome in ('rejected', 'error') or not d.signature_valid;
 
-revoke all on public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
-  from anon, authenticated;
-grant select on public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+revoke all on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+  from public, anon, authenticated, service_role;
+grant select on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
   to service_role;

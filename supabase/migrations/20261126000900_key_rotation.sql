@@ -319,8 +319,8 @@ create view public.admin_key_rotations as
 select r.id as rotation_id, r.user_id, r.state, r.old_key_id, r.new_key_id, r.requested_by, r.attempts, r.last_error,
        r.created_at, r.next_attempt_at, r.locked_until
   from private.key_rotations r where r.state <> 'done';
-revoke all on public.admin_key_rotations from anon, authenticated;
-grant select on public.admin_key_rotations to service_role;
+revoke all on table public.admin_key_rotations from public, anon, authenticated, service_role;
+grant select on table public.admin_key_rotations to service_role;
 
 -- public.api_keys.rotating mirrors "this key is part of an unfinished rotation" (old and new key), so a
 -- user's view can show it without reading private.key_rotations.

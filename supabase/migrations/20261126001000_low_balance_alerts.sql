@@ -195,8 +195,8 @@ create view public.admin_alerts as
 select e.id as alert_id, e.user_id, e.level, e.remaining, e.granted, e.crossed_at, e.rearmed_at, e.delivery_status,
        e.attempts, e.last_error, e.next_attempt_at, e.delivered_at
   from private.alert_events e;
-revoke all on public.admin_alerts from anon, authenticated;
-grant select on public.admin_alerts to service_role;
+revoke all on table public.admin_alerts from public, anon, authenticated, service_role;
+grant select on table public.admin_alerts to service_role;
 
 -- The dashboard banner is public.my_account.low_balance_level (migration 000600), by the same rule.
 

@@ -1,7 +1,9 @@
 -- Stand-in for Supabase Auth's schema (supabase/auth migrations): the columns and helper functions
--- that migrations and RLS policies rely on. Not deployed.
-create schema if not exists auth;
+-- that migrations and RLS policies rely on. Not deployed. As on hosted, supabase_auth_admin (GoTrue's
+-- role) owns the schema and everything in it; postgres may use the tables but not create in the schema.
+create schema if not exists auth authorization supabase_auth_admin;
 grant usage on schema auth to anon, authenticated, service_role;
+set role supabase_auth_admin;
 
 create table if not exists auth.users (
   instance_id uuid,
@@ -91,6 +93,13 @@ create or replace function auth.jwt() returns jsonb language sql stable as $$
 $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt() to anon, authenticated, service_role;
--- The API roles cannot read auth.users; only the auth server (postgres here) and service_role can.
+reset role;
+-- postgres: usage on the schema and everything on its tables (hosted's "demote postgres" grants, less
+-- CREATE on the schema, revoked in 2025). The Auth stand-in connects as postgres (GoTrue itself connects
+-- as supabase_auth_admin), so these grants are all it has.
+grant usage on schema auth to postgres;
+grant all on all tables in schema auth to postgres;
+grant all on all sequences in schema auth to postgres;
+-- The API roles cannot read auth.users; only the auth server and service_role can.
 revoke all on auth.users, auth.sessions, auth.refresh_tokens from anon, authenticated;
 grant select on auth.users to service_role;

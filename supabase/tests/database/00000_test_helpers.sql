@@ -8,7 +8,7 @@ create schema if not exists tests;
 
 -- A purchase of a plan through the same SQL the webhook uses (create_checkout + apply_payment of a
 -- verified, matching payment); fails loudly if it is not credited. Returns the reference.
-create or replace function tests.buy(p_user uuid, p_plan text) returns text language plpgsql as $$
+create or replace function tests.buy(p_user uuid, p_plan text) returns text language plpgsql set search_path = '' as $$
 declare
   v_ref text;
   v_outcome text;

@@ -13,8 +13,9 @@ import OpenAI, { APIError } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const PORT = 4160;
-const ADMIN_PORT = 4161;
+// Derived from the stack's LiteLLM port, so that test runs on other ports (other stacks) never share it.
+const PORT = Number(process.env.STACK_LITELLM_PORT ?? 4010) + 150;
+const ADMIN_PORT = PORT + 1;
 const BASE = `http://127.0.0.1:${PORT}`;
 const ADMIN = `http://127.0.0.1:${ADMIN_PORT}`;
 const MASTER = "sk-emulator-test-master";

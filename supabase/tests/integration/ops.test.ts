@@ -613,7 +613,8 @@ describe("deploy:check", () => {
   it("reports what is missing: a vault secret, a cron job, an env variable, a verify_jwt flag", async () => {
     const [saved] = await sql()`select decrypted_secret from vault.decrypted_secrets where name = 'cron_secret'`;
     await sql()`delete from vault.secrets where name = 'cron_secret'`;
-    await sql()`update cron.job set active = false where jobname = 'cleanup'`;
+    // As on hosted, postgres may read cron.job but changes a job only through pg_cron's functions.
+    await sql()`select cron.alter_job(jobid, active := false) from cron.job where jobname = 'cleanup'`;
     try {
       writeFileSync(join(dir, "partial.env"), names.filter((n) => n !== "PAYSTACK_SECRET_KEY").map((n) => `${n}=${env(n)}`).join("\n") + "\nLITELLM_BASE_URL=not a url\n");
       const toml = readFileSync("supabase/config.toml", "utf8").replace(/(\[functions\.checkout\]\s*\nverify_jwt = )false/, "$1true");
@@ -630,7 +631,7 @@ describe("deploy:check", () => {
       expect(r.json.missing).toHaveLength(5);
     } finally {
       await sql()`select vault.create_secret(${saved.decrypted_secret}, 'cron_secret')`;
-      await sql()`update cron.job set active = true where jobname = 'cleanup'`;
+      await sql()`select cron.alter_job(jobid, active := true) from cron.job where jobname = 'cleanup'`;
     }
     const env2 = names.map((n) => `${n}=${n === "CRON_SECRET" ? "a-different-secret-of-enough-length" : env(n)}`).join("\n");
     writeFileSync(join(dir, "other.env"), env2);
