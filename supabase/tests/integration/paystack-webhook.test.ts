@@ -313,10 +313,11 @@ describe("transient failures", () => {
     const { spawn } = await import("node:child_process");
     const u = await activeUser("db-down");
     const charge = await paidCharge(u, "starter");
-    // The same function, served alone with a database URL that refuses connections.
+    // The same function, served alone with database URLs (direct and pooled) that refuse connections.
     const port = 54990 + Math.floor(Math.random() * 9);
+    const dead = "postgresql://postgres:postgres@127.0.0.1:1/postgres";
     const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "paystack-webhook", String(port)], {
-      env: { ...process.env, SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:1/postgres", NO_COLOR: "1" },
+      env: { ...process.env, SUPABASE_DB_URL: dead, DB_POOLER_URL: dead, NO_COLOR: "1" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
