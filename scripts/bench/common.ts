@@ -222,6 +222,8 @@ export function printMachine(title: string) {
   const m = machine();
   console.log(`\n== ${title}`);
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.date}; Deno ${Deno.version.deno}; load average ${loadAvg()}`);
+  const pooled = Deno.env.get("DB_POOLER_URL");
+  console.log(`functions' database: ${pooled ? `through PgBouncer (transaction mode, :${new URL(pooled).port})` : "direct (SUPABASE_DB_URL)"}, DB_POOL_MAX ${Deno.env.get("DB_POOL_MAX") ?? "default"}`);
 }
 
 /** Sign-up through the Auth stand-in (POST /auth/v1/signup with the anon key), as the dashboard does. */
