@@ -1,11 +1,10 @@
 // Functions reach Postgres through the transaction pooler (PgBouncer locally, Supavisor on hosted), and
 // still work without one. Proof from both ends: PgBouncer's admin console (SHOW STATS / POOLS / SERVERS /
 // CLIENTS) and pg_stat_activity (which backend ran the function's SQL, and who opened it).
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
-import { env, sql, waitFor } from "./helpers.ts";
+import { env, serveAlone, sql, waitFor } from "./helpers.ts";
 
 const APP = "litellm-credits-functions"; // the functions' application_name (_shared/db.ts)
 
@@ -22,8 +21,8 @@ async function backendsThatRan(fragment: string) {
      where backend_type = 'client backend' and application_name = ${APP} and query like ${"%" + fragment + "%"}`;
 }
 
-async function health(base: string) {
-  const r = await fetch(`${base}/functions/v1/health`);
+async function health(url = `${env("SUPABASE_URL")}/functions/v1/health`) {
+  const r = await fetch(url);
   return { status: r.status, body: await r.json() as { database: { status: string } } };
 }
 
@@ -37,7 +36,7 @@ describe("functions through the transaction pooler", () => {
     // Other traffic (pg_cron's reconcile) may reuse that server connection in between: invoke until the
     // function's own query is the one pg_stat_activity shows.
     const ran = await waitFor(async () => {
-      expect((await health(env("SUPABASE_URL"))).body.database.status).toBe("ok");
+      expect((await health()).body.database.status).toBe("ok");
       const rows = await backendsThatRan("private.health_status()");
       return rows.length ? rows : null;
     }, "health's query to show in pg_stat_activity", 15_000);
@@ -71,25 +70,17 @@ describe("functions through the transaction pooler", () => {
   });
 
   it("without DB_POOLER_URL a function connects directly with SUPABASE_DB_URL and still works", async () => {
-    const port = 55010 + Math.floor(Math.random() * 9);
     const { DB_POOLER_URL: _unset, ...withoutPooler } = process.env;
-    const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "health", String(port)], {
-      env: { ...withoutPooler, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (c) => (out += c));
-    child.stderr!.on("data", (c) => (out += c));
+    const fn = await serveAlone("health", withoutPooler);
     try {
-      await waitFor(async () => out.includes("serving health"), "the function to listen", 15_000);
-      const r = await health(`http://127.0.0.1:${port}`);
-      expect(r.body.database.status, out).toBe("ok");
+      const r = await health(fn.url);
+      expect(r.body.database.status, fn.output()).toBe("ok");
       // Its connection is still open (idle_timeout 20 s): a backend of the functions that PgBouncer did not open.
       const pooled = new Set((await show("SERVERS")).map((s) => Number(s.remote_pid)));
       const direct = (await backendsThatRan("private.health_status()")).filter((b) => !pooled.has(b.pid));
       expect(direct.length, "no direct backend ran health's query").toBeGreaterThan(0);
     } finally {
-      child.kill("SIGTERM");
+      fn.stop();
     }
   });
 });
