@@ -22,6 +22,10 @@ export function db(): postgres.Sql {
       // A transaction pooler gives each transaction whichever server connection is free, so a named
       // prepared statement made on one would be missing on the next: unnamed statements only.
       prepare: false,
+      // No pipelining: postgres.js would send the next query before the previous one's ReadyForQuery, the
+      // pooler hands the server connection back at that ReadyForQuery, and the next query's replies are
+      // lost: the query hangs (PgBouncer and Supavisor alike). One query at a time per connection.
+      max_pipeline: 0,
       idle_timeout: 20,
       connect_timeout: 5,
       // Names the functions' connections in pg_stat_activity (and in the pooler's SHOW CLIENTS).

@@ -1,6 +1,7 @@
 // Functions reach Postgres through the transaction pooler (PgBouncer locally, Supavisor on hosted), and
 // still work without one. Proof from both ends: PgBouncer's admin console (SHOW STATS / POOLS / SERVERS /
 // CLIENTS) and pg_stat_activity (which backend ran the function's SQL, and who opened it).
+import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
@@ -57,6 +58,18 @@ describe("functions through the transaction pooler", () => {
     expect((await show("CLIENTS")).some((c) => c.database === "postgres" && c.application_name === APP)).toBe(true);
     expect(await xacts()).toBeGreaterThan(before);
   });
+
+  it("the functions' client answers a burst of queries through the pooler, with and without parameters", () => {
+    // postgres.js would pipeline queued queries onto busy connections. A query with parameters sent behind
+    // one without is answered after the pooler has given that server connection back at the first one's
+    // ReadyForQuery: its replies are lost and it hangs (hence max_pipeline: 0 in _shared/db.ts).
+    const r = spawnSync(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/db-burst.ts", "200"], {
+      env: { ...process.env, NO_COLOR: "1" },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(JSON.parse(r.stdout.trim().split("\n").pop() || "null"), r.stderr).toEqual({ sent: 200, answered: 200 });
+  }, 60_000);
 
   it("PgBouncer asks for the password (SCRAM), it does not trust", async () => {
     const wrong = new URL(env("DB_POOLER_URL"));
