@@ -7,7 +7,8 @@ import { PORTS } from "./local-env.ts";
 import { fail, say } from "./log.ts";
 import { type Cluster, run } from "./pg.ts";
 
-export const PGBOUNCER = "/usr/sbin/pgbouncer";
+// Debian's pgbouncer package (STACK_PGBOUNCER: another binary, or a missing one to try the preflight).
+export const PGBOUNCER = Deno.env.get("STACK_PGBOUNCER") ?? "/usr/sbin/pgbouncer";
 
 /** STACK_SERVICES picks what starts, as for the other services (main.ts); without "pooler", functions connect directly. */
 export function poolerWanted(): boolean {
