@@ -194,11 +194,12 @@ async function main() {
     webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
     cluster = await startCluster();
     saveState();
+    await applyDatabase(env);
+    // After the platform SQL: the pooler signs in as postgres, which the platform creates.
     if (poolerWanted()) {
       pooler = await startPooler(cluster, env.SUPABASE_DB_URL);
       saveState();
     }
-    await applyDatabase(env);
     await webBuild;
     for (const s of list) {
       await startService(s, env);
