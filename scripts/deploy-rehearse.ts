@@ -12,7 +12,7 @@
 // (DEPLOY_REHEARSE_DIR).
 import postgres from "postgres";
 import { PLATFORM_INJECTED } from "../supabase/functions/_shared/config.ts";
-import { INTENDED_VERIFY_JWT, parseEnvFile, verifyJwtFlags } from "./deploy-check.ts";
+import { INTENDED_VERIFY_JWT, parseEnvFile, REQUIRED_VAULT_SECRETS, verifyJwtFlags } from "./deploy-check.ts";
 import { DEPLOY_STEPS, type DeployStep, envNamesIn, SECRETS_TEMPLATE } from "./deploy-steps.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -237,7 +237,7 @@ async function vaultSecrets(): Promise<string> {
 
 async function missingVaultSecrets(): Promise<string[]> {
   const rows = await db()<{ name: string }[]>`select name from vault.secrets where name is not null`.catch(() => []);
-  return ["project_url", "cron_secret"].filter((n) => !rows.some((r) => r.name === n));
+  return REQUIRED_VAULT_SECRETS.filter((n) => !rows.some((r) => r.name === n));
 }
 
 // ---- 7. auth settings: email sign-up on; whether this Auth asks for email confirmation

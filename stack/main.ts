@@ -35,7 +35,7 @@ async function applyDatabase(env: Record<string, string>) {
   if (Deno.env.get("STACK_GRANTS") === "legacy") await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
   else if (Deno.env.get("STACK_GRANTS")) fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
   if (bare()) return say("bare project (STACK_BARE=1): platform only, no migrations, no vault secrets");
-  // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (see README).
+  // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (docs/deploy.md, step 6).
   await psql({
     sql: `select vault.create_secret('${env.SUPABASE_URL}', 'project_url');
           select vault.create_secret('${env.CRON_SECRET}', 'cron_secret');`,
