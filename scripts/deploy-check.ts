@@ -182,6 +182,11 @@ function checkConfig(checks: Check[], configPath: string, functionsDir: string) 
   }
 }
 
+// What an unset optional variable means, where "default used" would not say enough.
+const UNSET_DETAIL: Record<string, string> = {
+  DB_POOLER_URL: "not set: functions connect directly (SUPABASE_DB_URL); set the transaction pooler's URL (port 6543)",
+};
+
 function checkEnv(checks: Check[], env: Record<string, string> | null, envPath: string) {
   if (!env) {
     checks.push({ group: "env file", name: envPath, ok: false, detail: "cannot read it: give --env-file <path> (the file you pass to supabase secrets set)" });
@@ -197,11 +202,15 @@ function checkEnv(checks: Check[], env: Record<string, string> | null, envPath: 
   for (const name of optional) {
     const v = env[name];
     if (v === undefined || v === "") {
-      checks.push({ group: "env file", name: `${name} (optional)`, ok: true, info: true, detail: "not set: default used" });
+      checks.push({ group: "env file", name: `${name} (optional)`, ok: true, info: true, detail: UNSET_DETAIL[name] ?? "not set: default used" });
       continue;
     }
     const r = shape[name].safeParse(v);
     checks.push({ group: "env file", name: `${name} (optional)`, ok: r.success, detail: r.success ? undefined : `malformed: ${r.error?.issues[0]?.message}` });
+  }
+  const pooler = env.DB_POOLER_URL ? URL.parse(env.DB_POOLER_URL) : null;
+  if (pooler && pooler.port !== "6543") {
+    checks.push({ group: "env file", name: "DB_POOLER_URL port", ok: true, info: true, detail: `${pooler.port || "default"}: Supabase's transaction pooler listens on 6543 (5432 is session mode or direct)` });
   }
   for (const name of PLATFORM_INJECTED) {
     if (env[name] !== undefined && name !== "SUPABASE_DB_URL") {

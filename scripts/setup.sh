@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, idempotently: Debian packages (PostgreSQL extensions,
-# pg_prove, Chromium), npm packages, and the stand-in extensions (stack/platform/extensions).
+# pg_prove, PgBouncer, Chromium), npm packages, and the stand-in extensions (stack/platform/extensions).
 # Every failure ends in one line that says what to do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,7 @@ missing_for_major() {
 if [ -n "$PG_MAJOR" ]; then mapfile -t extra < <(missing_for_major "$PG_MAJOR"); pkgs+=("${extra[@]}"); fi
 command -v pg_prove >/dev/null || pkgs+=(libtap-parser-sourcehandler-pgtap-perl)
 command -v psql >/dev/null || pkgs+=(postgresql-client)
+[ -x /usr/sbin/pgbouncer ] || pkgs+=(pgbouncer)   # the local transaction pooler (stack/pooler.ts)
 if [ "${SETUP_SKIP_BROWSER:-}" != "1" ]; then command -v chromium >/dev/null || pkgs+=(chromium); fi
 
 if [ ${#pkgs[@]} -gt 0 ]; then

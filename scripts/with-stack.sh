@@ -8,13 +8,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 profile=${STACK_PROFILE:-test}
 case "$profile" in
-  test) base=4; llm=4010 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack
-  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} ;;  # 54521, 54522, 54523, 4020, 54530
+  test) base=4; llm=4010 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack, 54429 pooler
+  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} ;;  # 54521, 54522, 54523, 4020, 54530, 54529
   *) echo "with-stack: unknown STACK_PROFILE $profile"; exit 2 ;;
 esac
 export STACK_LOCAL_DIR=${STACK_LOCAL_DIR:-"$ROOT/.local/$profile"}
 export STACK_GATEWAY_PORT=${STACK_GATEWAY_PORT:-54${base}21} STACK_DB_PORT=${STACK_DB_PORT:-54${base}22} STACK_WEB_PORT=${STACK_WEB_PORT:-54${base}23}
 export STACK_LITELLM_PORT=${STACK_LITELLM_PORT:-$llm} STACK_PAYSTACK_PORT=${STACK_PAYSTACK_PORT:-54${base}30}
+export STACK_POOLER_PORT=${STACK_POOLER_PORT:-54${base}29}
 export STACK_QUIET=1
 mkdir -p "$STACK_LOCAL_DIR"
 log="$STACK_LOCAL_DIR/stack-output.log"

@@ -17,6 +17,7 @@ export const PORTS = {
   web: Number(Deno.env.get("STACK_WEB_PORT") ?? 54323),
   litellm: Number(Deno.env.get("STACK_LITELLM_PORT") ?? 4000),
   paystack: Number(Deno.env.get("STACK_PAYSTACK_PORT") ?? 54330),
+  pooler: Number(Deno.env.get("STACK_POOLER_PORT") ?? 54329), // PgBouncer (stack/pooler.ts)
 };
 // Each emulator has an admin API on the next port (so "down" can refuse connections on the main one).
 export const ADMIN_PORTS = { litellm: PORTS.litellm + 1, paystack: PORTS.paystack + 1 };

@@ -5,6 +5,7 @@ import { ADMIN_PORTS, bare, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFi
 import { fail, say, StackError } from "./log.ts";
 import { BOOTSTRAP_ROLE, type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
+import { PGBOUNCER, type Pooler, poolerUrl, poolerWanted, startPooler } from "./pooler.ts";
 import { createDemoUser } from "./demo.ts";
 
 const STATE = `${LOCAL_DIR}/stack.json`;
@@ -144,6 +145,7 @@ function preflight() {
     [`${extDir}/pg_net.control`, "the pg_net stand-in extension is not installed: run `npm run setup`"],
     [`${extDir}/supabase_vault.control`, "the supabase_vault stand-in extension is not installed: run `npm run setup`"],
     [`${ROOT}/node_modules/.bin/supabase`, "the Supabase CLI is missing from node_modules: run `npm run setup`"],
+    ...(poolerWanted() ? [[PGBOUNCER, "PgBouncer is missing: run `npm run setup` (or apt-get install pgbouncer)"] as [string, string]] : []),
   ];
   for (const [path, message] of needs) {
     try {
@@ -161,6 +163,10 @@ async function main() {
   killStale();
   await stopStaleCluster();
   const { env, gateway: gatewayEnv } = await localEnv();
+  // Functions connect through the transaction pooler, as on hosted Supabase (stack/pooler.ts); in a bare
+  // project it is only the Connect dialog's string until a deploy sets it as a secret (docs/deploy.md).
+  if (poolerWanted()) env.DB_POOLER_URL = poolerUrl(env.SUPABASE_DB_URL);
+  if (poolerWanted() && !bare()) gatewayEnv.DB_POOLER_URL = env.DB_POOLER_URL;
   // Only the ports this stack may take (STACK_SERVICES=none needs the database's alone).
   const only = Deno.env.get("STACK_SERVICES")?.split(",");
   const taken = (name: string) => name === "db" || !only || only.includes(name);
@@ -168,12 +174,16 @@ async function main() {
     if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
   }
   let cluster: Cluster | undefined;
+  let pooler: Pooler | undefined;
+  // Every process we started, so a later start can kill what a crashed run left behind (killStale).
+  const saveState = () => Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: { ...pids(), ...(pooler ? { pooler: pooler.pid } : {}) } }));
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say("stopping");
     await stopServices();
+    await pooler?.stop();
     if (cluster) await stopCluster(cluster);
     try {
       Deno.removeSync(READY);
@@ -189,12 +199,16 @@ async function main() {
     const webBuild = list.some((s) => s.name === "web") ? ensureWebBuild() : Promise.resolve();
     webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
     cluster = await startCluster();
-    Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: {} }));
+    saveState();
+    if (poolerWanted()) {
+      pooler = await startPooler(cluster, env.SUPABASE_DB_URL);
+      saveState();
+    }
     await applyDatabase(env);
     await webBuild;
     for (const s of list) {
       await startService(s, env);
-      Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: pids() }));
+      saveState();
     }
     // Demo activity needs both emulators (it pays and chats); against real services only the user is made.
     const names = list.map((s) => s.name);
@@ -208,7 +222,7 @@ async function main() {
 litellm-credits local stack is up (${secs} s)
   Dashboard        http://127.0.0.1:${PORTS.web}
   Supabase API     ${env.SUPABASE_URL}  (auth /auth/v1, rest /rest/v1, functions /functions/v1)
-  Postgres         ${DB_URL}
+  Postgres         ${DB_URL}${env.DB_POOLER_URL ? `\n  Pooler           ${env.DB_POOLER_URL}  (PgBouncer, transaction mode: what the functions use)` : ""}
   LiteLLM proxy    ${env.LITELLM_PUBLIC_URL}
   Paystack         ${env.PAYSTACK_BASE_URL}
   Demo login       ${demo}

@@ -143,6 +143,39 @@ export async function resetFunctionStats() {
   if (!r.ok) throw new BenchError(`functions stats reset -> ${r.status}`);
 }
 
+// --- the transaction pooler (PgBouncer, when the stack runs one) ---
+
+export interface PoolerTotals {
+  queries: number; // SQL queries PgBouncer passed on for the functions
+  waitMs: number; // time clients waited for a server connection
+  cpuMs: number | null; // PgBouncer's own CPU
+}
+
+/** PgBouncer's running totals for the functions' database (admin console SHOW STATS), null without a pooler. */
+export async function poolerTotals(): Promise<PoolerTotals | null> {
+  const url = Deno.env.get("DB_POOLER_URL");
+  if (!url) return null;
+  const u = new URL(url);
+  u.pathname = "/pgbouncer";
+  // The admin console speaks only the simple query protocol and has no pg_type to read.
+  const admin = postgres(u.toString(), { max: 1, fetch_types: false, onnotice: () => {} });
+  try {
+    const rows = await admin.unsafe("SHOW STATS");
+    const r = rows.find((x) => x.database === new URL(url).pathname.slice(1));
+    const pid = stackPids().pooler;
+    return { queries: Number(r?.total_query_count ?? 0), waitMs: Number(r?.total_wait_time ?? 0) / 1000, cpuMs: pid ? cpuMs(pid) : null };
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+}
+
+/** What the pooler did between two readings, as one table cell. */
+export function poolerDelta(a: PoolerTotals | null, b: PoolerTotals | null, requests: number): string {
+  if (!a || !b) return "n/a (no pooler)";
+  const cpu = a.cpuMs === null || b.cpuMs === null ? "n/a" : ms(b.cpuMs - a.cpuMs);
+  return `${int(b.queries - a.queries)} queries (${((b.queries - a.queries) / requests).toFixed(1)} per request), waited for a server ${ms(b.waitMs - a.waitMs)} in total, PgBouncer CPU ${cpu}`;
+}
+
 // --- processes of the stack (Linux /proc) ---
 
 /** Pids of the stack's services (gateway, litellm, paystack, web), from the stack's state file. */
@@ -226,6 +259,8 @@ export function printMachine(title: string) {
   const m = machine();
   console.log(`\n== ${title}`);
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.date}; Deno ${Deno.version.deno}; load average ${loadAvg()}`);
+  const pooled = Deno.env.get("DB_POOLER_URL");
+  console.log(`functions' database: ${pooled ? `through PgBouncer (transaction mode, :${new URL(pooled).port})` : "direct (SUPABASE_DB_URL)"}, DB_POOL_MAX ${Deno.env.get("DB_POOL_MAX") ?? "default"}`);
 }
 
 /** Sign-up through the Auth stand-in (POST /auth/v1/signup with the publishable key), as the dashboard does. */

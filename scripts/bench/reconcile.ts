@@ -120,7 +120,7 @@ interface CycleResult {
   gwMaxRssMb: number | null;
   gwInvocations: number;
   rss: { baseline: number | null; peak: number | null; end: number | null };
-  cpu: { gateway: number | null; litellm: number | null; postgres: number | null };
+  cpu: { gateway: number | null; litellm: number | null; postgres: number | null; pooler: number | null };
 }
 
 /** Low-balance alert events so far (null when the product has no alert table). */
@@ -161,7 +161,7 @@ async function cycle(label: string): Promise<CycleResult> {
            (select coalesce(max(id), 0) from private.reconcile_runs)::text as run`;
   const alerts0 = await alertEvents();
   const sampler = rssSampler(pids.gateway);
-  const cpu0 = { gateway: pids.gateway ? cpuMs(pids.gateway) : null, litellm: pids.litellm ? cpuMs(pids.litellm) : null, postgres: postgresCpuMs() };
+  const cpu0 = { gateway: pids.gateway ? cpuMs(pids.gateway) : null, litellm: pids.litellm ? cpuMs(pids.litellm) : null, postgres: postgresCpuMs(), pooler: pids.pooler ? cpuMs(pids.pooler) : null };
   const t0 = performance.now();
 
   let invocations: number;
@@ -219,7 +219,7 @@ async function cycle(label: string): Promise<CycleResult> {
   }
   const clientWallMs = performance.now() - t0;
   const rss = sampler.stop();
-  const cpu1 = { gateway: pids.gateway ? cpuMs(pids.gateway) : null, litellm: pids.litellm ? cpuMs(pids.litellm) : null, postgres: postgresCpuMs() };
+  const cpu1 = { gateway: pids.gateway ? cpuMs(pids.gateway) : null, litellm: pids.litellm ? cpuMs(pids.litellm) : null, postgres: postgresCpuMs(), pooler: pids.pooler ? cpuMs(pids.pooler) : null };
 
   const [after] = await db<{ wall_ms: number; snapshots: number; keys_updated: number }[]>`
     select (extract(epoch from (select max(last_finished_at) from public.reconcile_chunks) - ${before.t}::timestamptz) * 1000)::float8 as wall_ms,
@@ -257,7 +257,7 @@ async function cycle(label: string): Promise<CycleResult> {
     gwMaxRssMb: fn?.max_rss_mb ?? null,
     gwInvocations: fn?.invocations ?? 0,
     rss,
-    cpu: { gateway: delta(cpu0.gateway, cpu1.gateway), litellm: delta(cpu0.litellm, cpu1.litellm), postgres: delta(cpu0.postgres, cpu1.postgres) },
+    cpu: { gateway: delta(cpu0.gateway, cpu1.gateway), litellm: delta(cpu0.litellm, cpu1.litellm), postgres: delta(cpu0.postgres, cpu1.postgres), pooler: delta(cpu0.pooler, cpu1.pooler) },
   };
 }
 
@@ -452,7 +452,7 @@ async function run(db: any) {
     ["gateway max_cpu_ms per invocation (process-wide, overlapping)", ...cyc.map((c) => c.gwMaxCpuMs === null ? "n/a" : ms(c.gwMaxCpuMs))],
     ["gateway max_rss_mb after an invocation (whole process)", ...cyc.map((c) => mb(c.gwMaxRssMb))],
     ["gateway RSS baseline -> peak (sampled every 20 ms)", ...cyc.map((c) => `${mb(c.rss.baseline)} -> ${mb(c.rss.peak)}`)],
-    ["CPU during the cycle: gateway / LiteLLM emulator / Postgres", ...cyc.map((c) => `${ms(c.cpu.gateway ?? NaN)} / ${ms(c.cpu.litellm ?? NaN)} / ${ms(c.cpu.postgres ?? NaN)}`)],
+    ["CPU during the cycle: gateway / LiteLLM emulator / Postgres / PgBouncer", ...cyc.map((c) => `${ms(c.cpu.gateway ?? NaN)} / ${ms(c.cpu.litellm ?? NaN)} / ${ms(c.cpu.postgres ?? NaN)} / ${ms(c.cpu.pooler ?? NaN)}`)],
     ["gateway CPU per invocation (cycle total / invocations)", ...cyc.map((c) => c.cpu.gateway === null ? "n/a" : ms(c.cpu.gateway / c.invocations))],
   ]);
   console.log("");

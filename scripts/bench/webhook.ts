@@ -17,6 +17,8 @@ import {
   ms,
   paystackAdmin,
   pool,
+  poolerDelta,
+  poolerTotals,
   printMachine,
   publishableKey,
   resetFunctionStats,
@@ -135,9 +137,11 @@ runBench(async () => {
   // --- the benchmark: deliver, 20 in flight ---
   await resetFunctionStats();
   await litellmAdmin("/admin/stats/reset", {});
+  const pooler0 = await poolerTotals();
   t = performance.now();
   const first = await pool(batch, IN_FLIGHT, deliver);
   const firstWall = performance.now() - t;
+  const pooler1 = await poolerTotals();
   const fnFirst = (await functionStats())["paystack-webhook"];
   const llFirst = await litellmAdmin("/admin/stats");
 
@@ -160,9 +164,11 @@ runBench(async () => {
   // --- second pass: the same events again (Paystack retries / duplicates) ---
   await resetFunctionStats();
   await litellmAdmin("/admin/stats/reset", {});
+  const pooler2 = await poolerTotals();
   t = performance.now();
   const second = await pool(batch, IN_FLIGHT, deliver);
   const secondWall = performance.now() - t;
+  const pooler3 = await poolerTotals();
   const fnSecond = (await functionStats())["paystack-webhook"];
   const llSecond = await litellmAdmin("/admin/stats");
   const [{ n: purchasesAfter }] = await db<{ n: number }[]>`
@@ -193,6 +199,8 @@ runBench(async () => {
     ["LiteLLM requests during the first pass", `${int(llFirst.total)}: ${JSON.stringify(llFirst.requests)}`],
     ["LiteLLM requests during the duplicate pass", `${int(llSecond.total)}: ${JSON.stringify(llSecond.requests)}`],
     ["gateway max_cpu_ms / max_rss_mb, first pass (process-wide)", fnFirst ? `${fnFirst.max_cpu_ms} / ${fnFirst.max_rss_mb}` : "n/a"],
+    ["pooler during the first pass", poolerDelta(pooler0, pooler1, first.length)],
+    ["pooler during the duplicate pass", poolerDelta(pooler2, pooler3, second.length)],
     ["gateway max_cpu_ms / max_rss_mb, duplicates (process-wide)", fnSecond ? `${fnSecond.max_cpu_ms} / ${fnSecond.max_rss_mb}` : "n/a"],
   ]);
   console.log("");

@@ -48,7 +48,11 @@ const schema = z.object({
   PAYSTACK_SECRET_KEY: z.string().regex(/^sk_(test|live)_/, "must be a Paystack secret key (sk_test_... or sk_live_...)"),
   PAYSTACK_TIMEOUT_MS: z.coerce.number().int().positive().default(8000),
   PAYSTACK_CALLBACK_URL: url.optional(),
-  DB_POOL_MAX: z.coerce.number().int().positive().default(10),
+  // Hosted: the transaction pooler's URL (Supavisor, port 6543). Unset: SUPABASE_DB_URL (direct). A
+  // function secret may not start with SUPABASE_ (reserved), hence the name. See _shared/db.ts.
+  DB_POOLER_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
+  // Connections per isolate (each hosted isolate holds its own pool): see _shared/db.ts for the number.
+  DB_POOL_MAX: z.coerce.number().int().positive().default(3),
   // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
   // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
   // Shared with LiteLLM's generic API logging callback (Authorization: Bearer <secret>); unset = off.

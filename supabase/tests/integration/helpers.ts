@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { spawn } from "node:child_process";
 import postgres from "postgres";
 
 export function env(name: string): string {
@@ -185,4 +186,26 @@ export async function activeUser(tag = "user"): Promise<TestUser & { key: string
     return k?.status === "active" ? k : null;
   }, "the key to turn active", 15_000);
   return { ...u, key: k.key_value, keyId: k.id };
+}
+
+/**
+ * Serves ONE of our functions alone (fixtures/serve-function.ts) on a free port with the environment
+ * given, e.g. a broken or missing database URL, without touching the shared stack. Call stop() when done.
+ */
+export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
+  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", name, "0"], {
+    env: { ...fnEnv, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (c) => (out += c));
+  child.stderr!.on("data", (c) => (out += c));
+  const stop = () => child.kill("SIGTERM");
+  try {
+    const port = await waitFor(async () => new RegExp(`serving ${name} on (\\d+)`).exec(out)?.[1], `${name} to listen`, 15_000);
+    return { url: `http://127.0.0.1:${port}/functions/v1/${name}`, output: () => out, stop };
+  } catch (e) {
+    stop();
+    throw e;
+  }
 }

@@ -610,6 +610,17 @@ describe("deploy:check", () => {
     for (const n of ["CRON_SECRET", "LITELLM_MASTER_KEY", "PAYSTACK_SECRET_KEY"]) expect(text).not.toContain(env(n));
   }, 120_000);
 
+  it("says where the functions will connect: DB_POOLER_URL unset means direct, a port other than 6543 is pointed out", () => {
+    const detail = (r: ReturnType<typeof check>, name: string) => r.json.checks.find((c: { name: string }) => c.name === name)?.detail;
+    const unset = check("--env-file", envFile, "--no-probe");
+    expect(detail(unset, "DB_POOLER_URL (optional)")).toContain("connect directly (SUPABASE_DB_URL)");
+    writeFileSync(join(dir, "session.env"), `${readFileSync(envFile, "utf8")}DB_POOLER_URL=postgresql://postgres.ref:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres\n`);
+    const session = check("--env-file", join(dir, "session.env"), "--no-probe");
+    expect(session.code, JSON.stringify(session.json?.missing)).toBe(0); // advice, not a failure
+    expect(detail(session, "DB_POOLER_URL (optional)")).toBeUndefined();
+    expect(detail(session, "DB_POOLER_URL port")).toContain("transaction pooler listens on 6543");
+  }, 120_000);
+
   it("reports what is missing: a vault secret, a cron job, an env variable, a verify_jwt flag", async () => {
     const [saved] = await sql()`select decrypted_secret from vault.decrypted_secrets where name = 'cron_secret'`;
     await sql()`delete from vault.secrets where name = 'cron_secret'`;

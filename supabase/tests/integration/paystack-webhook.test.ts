@@ -5,7 +5,7 @@ import { createHmac } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../functions/_shared/paystack.ts";
 import {
-  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, liveKey, paystackAdmin, publishableKey, sql, type TestUser, waitFor,
+  activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, liveKey, paystackAdmin, publishableKey, serveAlone, sql, type TestUser, waitFor,
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
@@ -310,27 +310,19 @@ describe("refunds and disputes", () => {
 
 describe("transient failures", () => {
   it("database unreachable: 503 so Paystack retries, and nothing is lost once it is back", async () => {
-    const { spawn } = await import("node:child_process");
     const u = await activeUser("db-down");
     const charge = await paidCharge(u, "starter");
-    // The same function, served alone with a database URL that refuses connections.
-    const port = 54990 + Math.floor(Math.random() * 9);
-    const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "paystack-webhook", String(port)], {
-      env: { ...process.env, SUPABASE_DB_URL: "postgresql://postgres:postgres@127.0.0.1:1/postgres", NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (c) => (out += c));
-    child.stderr!.on("data", (c) => (out += c));
+    // The same function, served alone with database URLs (direct and pooled) that refuse connections.
+    const dead = "postgresql://postgres:postgres@127.0.0.1:1/postgres";
+    const fn = await serveAlone("paystack-webhook", { ...process.env, SUPABASE_DB_URL: dead, DB_POOLER_URL: dead });
     try {
-      await waitFor(async () => out.includes("serving paystack-webhook"), "the function to listen", 15_000);
-      const r = await fetch(`http://127.0.0.1:${port}/functions/v1/paystack-webhook`, {
+      const r = await fetch(fn.url, {
         method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": sign(charge.body) }, body: charge.body,
       });
       expect(r.status).toBe(503);
       expect((await r.json()).error).toBe("database_unavailable");
     } finally {
-      child.kill("SIGTERM");
+      fn.stop();
     }
     expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
     // Paystack's retry reaches a healthy deployment: credited once.

@@ -15,6 +15,7 @@ function runStack(env: Record<string, string>) {
       ...process.env, NO_COLOR: "1", STACK_LOCAL_DIR: "/tmp/litellm-credits-preflight",
       // Ports nobody uses, so only the one a test takes is busy (the test stack holds its own).
       STACK_GATEWAY_PORT: "54921", STACK_DB_PORT: "54922", STACK_WEB_PORT: "54923", STACK_LITELLM_PORT: "4090", STACK_PAYSTACK_PORT: "54930",
+      STACK_POOLER_PORT: "54929",
       ...env,
     }, encoding: "utf8", timeout: 30_000,
   });
@@ -27,6 +28,13 @@ describe("one clear line for start-up problems", () => {
     expect(r.code).toBe(1);
     expect(r.out.split("\n")).toHaveLength(1);
     expect(r.out).toMatch(/^\[stack\] error: Debian package postgresql-\d+-cron is missing: run `npm run setup`/);
+  });
+
+  it("PgBouncer missing", () => {
+    const r = runStack({ STACK_PGBOUNCER: "/nonexistent/pgbouncer" });
+    expect(r.code).toBe(1);
+    expect(r.out.split("\n")).toHaveLength(1);
+    expect(r.out).toBe("[stack] error: PgBouncer is missing: run `npm run setup` (or apt-get install pgbouncer)");
   });
 
   it("a port taken by another process", async () => {
