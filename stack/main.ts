@@ -200,11 +200,12 @@ async function main() {
     webBuild.catch(() => {}); // awaited below; keeps an early failure from being reported as unhandled
     cluster = await startCluster();
     saveState();
+    await applyDatabase(env);
+    // After the platform SQL: it creates the postgres role PgBouncer logs in as (initdb's is supabase_admin).
     if (poolerWanted()) {
       pooler = await startPooler(cluster, env.SUPABASE_DB_URL);
       saveState();
     }
-    await applyDatabase(env);
     await webBuild;
     for (const s of list) {
       await startService(s, env);
