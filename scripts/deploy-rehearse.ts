@@ -18,7 +18,9 @@ import { DEPLOY_STEPS, type DeployStep, envNamesIn, SECRETS_TEMPLATE } from "./d
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 // This run's ports and folder, set before the stack's modules read them. Variables of another stack or
 // deploy (SUPABASE_*, LITELLM_*, ...) are dropped: the rehearsal makes its own.
-const PORT_DEFAULTS = { STACK_GATEWAY_PORT: 54621, STACK_DB_PORT: 54622, STACK_WEB_PORT: 54623, STACK_LITELLM_PORT: 4210, STACK_PAYSTACK_PORT: 54630 };
+const PORT_DEFAULTS = {
+  STACK_GATEWAY_PORT: 54621, STACK_DB_PORT: 54622, STACK_WEB_PORT: 54623, STACK_LITELLM_PORT: 4210, STACK_PAYSTACK_PORT: 54630, STACK_POOLER_PORT: 54629,
+};
 for (const [k, v] of Object.entries(PORT_DEFAULTS)) if (!Deno.env.get(k)) Deno.env.set(k, String(v));
 for (const k of Object.keys(Deno.env.toObject())) {
   if (/^(SUPABASE_|LITELLM_|PAYSTACK_|ALERT_|DB_POOL|STACK_(BARE|SERVICES|GRANTS|DEMO))|^(CRON_SECRET|LOG_LEVEL)$/.test(k)) Deno.env.delete(k);
@@ -96,7 +98,7 @@ async function createProject(): Promise<string> {
   stack = new Deno.Command(`${ROOT}/node_modules/.bin/deno`, {
     args: ["run", "-A", "stack/main.ts"],
     cwd: ROOT,
-    env: { STACK_BARE: "1", STACK_SERVICES: "litellm,paystack,gateway", STACK_QUIET: "1", PAYSTACK_WEBHOOK_URL: WEBHOOK_UNSET },
+    env: { STACK_BARE: "1", STACK_SERVICES: "pooler,litellm,paystack,gateway", STACK_QUIET: "1", PAYSTACK_WEBHOOK_URL: WEBHOOK_UNSET },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -130,12 +132,15 @@ async function link(): Promise<string> {
   const [me] = await db()<{ role: string; superuser: boolean; version: string }[]>`
     select current_user as role, rolsuper as superuser, current_setting('server_version') as version from pg_roles where rolname = current_user`;
   if (me.role !== "postgres" || me.superuser) fail(`the database login is ${me.role}${me.superuser ? " (superuser)" : ""}: hosted gives postgres, not a superuser`);
+  const pooler = postgres(p.env.DB_POOLER_URL ?? fail("the project has no transaction pooler string"), { max: 1, prepare: false, onnotice: () => {} });
+  const [viaPooler] = await pooler<{ role: string }[]>`select current_user as role`.finally(() => pooler.end({ timeout: 2 }));
+  if (viaPooler.role !== "postgres") fail(`the transaction pooler logs in as ${viaPooler.role}`);
   await call(`${p.url}/auth/v1/settings`, { headers: { apikey: p.publishable } });
   const jwks = await call(`${p.url}/auth/v1/.well-known/jwks.json`) as { keys: { alg: string; kid: string }[] };
   if (!p.publishable.startsWith("sb_publishable_") || !p.secret.startsWith("sb_secret_") || jwks.keys[0]?.alg !== "ES256") {
     fail("not a project with the new API keys and asymmetric JWT signing keys");
   }
-  return `database as postgres (not a superuser), PostgreSQL ${me.version}; keys sb_publishable_/sb_secret_; user JWTs ES256 (kid ${jwks.keys[0].kid.slice(0, 8)}…)`;
+  return `database as postgres (not a superuser), PostgreSQL ${me.version}, direct and through the transaction pooler (port ${new URL(p.env.DB_POOLER_URL).port}); keys sb_publishable_/sb_secret_; user JWTs ES256 (kid ${jwks.keys[0].kid.slice(0, 8)}…)`;
 }
 
 // ---- 3. db push: the real Supabase CLI, as postgres, over the direct connection
@@ -162,6 +167,7 @@ function operatorValues(): Record<string, string> {
   const e = need().env;
   return {
     CRON_SECRET: randomHex(32),
+    DB_POOLER_URL: e.DB_POOLER_URL, // the Connect dialog's transaction pooler string (PgBouncer here)
     LITELLM_BASE_URL: e.LITELLM_BASE_URL,
     LITELLM_MASTER_KEY: e.LITELLM_MASTER_KEY, // the proxy's master key (the emulator's)
     LITELLM_CALLBACK_SECRET: randomHex(32),
@@ -358,12 +364,25 @@ async function smoke(): Promise<string> {
     return Number(k?.spend) > 0 ? k.spend : null;
   }, 30_000);
   const after = await account(rest);
+  if (!(await functionsUsePooler())) fail("PgBouncer has no client connection of the functions: DB_POOLER_URL is not in use");
   if (!(Number(after.remaining) < Number(before.remaining)) || Number(after.remaining) !== Number(after.granted) - Number(after.spent)) {
     fail(`the balance did not go down: remaining ${before.remaining} -> ${after.remaining}`);
   }
   return `sign-up (confirmation ${confirmation}) -> key active in ${activeIn} s -> checkout ${checkout.reference} -> paid on the hosted page -> ` +
     `credited ${credit} (ledger ${before.granted} = LiteLLM max_budget, no budget_duration) -> chat cost ${cost} -> ` +
-    `reconciled (spend ${pulled}) -> remaining ${before.remaining} -> ${after.remaining}`;
+    `reconciled (spend ${pulled}) -> remaining ${before.remaining} -> ${after.remaining}; the functions' SQL went through the pooler`;
+}
+
+/** The functions are PgBouncer's clients (their application_name, _shared/db.ts): DB_POOLER_URL is what they use. */
+async function functionsUsePooler(): Promise<boolean> {
+  // The admin console speaks only the simple query protocol and has no pg_type to read.
+  const admin = postgres(Object.assign(new URL(need().env.DB_POOLER_URL), { pathname: "/pgbouncer" }).toString(), { max: 1, fetch_types: false, onnotice: () => {} });
+  try {
+    const clients = await admin.unsafe("SHOW CLIENTS") as { database: string; application_name: string }[];
+    return clients.some((c) => c.database === "postgres" && c.application_name === "litellm-credits-functions");
+  } finally {
+    await admin.end({ timeout: 2 });
+  }
 }
 
 async function account(rest: Record<string, string>) {

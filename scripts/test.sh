@@ -25,7 +25,7 @@ if [ -z "${STACK_READY_FOR_TESTS:-}" ]; then
   echo "== deploy rehearsal (npm run deploy:rehearse)"
   STACK_GATEWAY_PORT=$((${STACK_GATEWAY_PORT:-54421} + 200)) STACK_DB_PORT=$((${STACK_DB_PORT:-54422} + 200)) \
     STACK_WEB_PORT=$((${STACK_WEB_PORT:-54423} + 200)) STACK_LITELLM_PORT=$((${STACK_LITELLM_PORT:-4010} + 200)) \
-    STACK_PAYSTACK_PORT=$((${STACK_PAYSTACK_PORT:-54430} + 200)) \
+    STACK_PAYSTACK_PORT=$((${STACK_PAYSTACK_PORT:-54430} + 200)) STACK_POOLER_PORT=$((${STACK_POOLER_PORT:-54429} + 200)) \
     node_modules/.bin/deno run -A scripts/deploy-rehearse.ts 2>&1 | tee test-results/deploy-rehearsal.txt
   if [ "${PIPESTATUS[0]}" -eq 0 ]; then echo "1 0" >test-results/totals-rehearsal; else echo "0 1" >test-results/totals-rehearsal; fi
   # ---- END deploy rehearsal ----
