@@ -20,7 +20,7 @@ import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/c
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /**
- * The flags we intend (README, "Deploying"): a change here is a security decision. All false: the
+ * The flags we intend (docs/deploy.md, step 5): a change here is a security decision. All false: the
  * platform check refuses the new API keys and asymmetric user tokens, so every function checks its
  * callers itself (supabase/config.toml says how).
  */
@@ -37,7 +37,7 @@ export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
 };
 const REQUIRED_CRON_JOBS = ["provision-key-sweep", "reconcile-spend", "cleanup", "ops-sweep"];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
-const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];
+export const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];
 
 interface Check {
   group: string;

@@ -3,7 +3,8 @@
 # is not disturbed), runs every test (pgTAP with pg_prove, supabase db lint, vitest), stops what it
 # started, and exits non-zero on any failure. pgTAP also runs on PostgreSQL 17 (PGlite, scripts/pg17).
 # Everything runs with the new API keys (STACK_KEYS=new);
-# then a second stack with the legacy keys (STACK_KEYS=legacy) runs the tests of what depends on them.
+# then a second stack with the legacy keys (STACK_KEYS=legacy) runs the tests of what depends on them;
+# then `npm run deploy:rehearse` plays docs/deploy.md on a bare stack of its own (about 20 s).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,11 +21,19 @@ if [ -z "${STACK_READY_FOR_TESTS:-}" ]; then
   rm -f test-results/totals-*
   STACK_PROFILE=test STACK_KEYS=new STACK_READY_FOR_TESTS=all bash scripts/with-stack.sh bash scripts/test.sh
   STACK_PROFILE=test STACK_KEYS=legacy STACK_READY_FOR_TESTS=legacy bash scripts/with-stack.sh bash scripts/test.sh
-  runs=$(cat test-results/totals-new test-results/totals-legacy 2>/dev/null | wc -l)
+  # ---- BEGIN deploy rehearsal (docs/deploy.md, scripts/deploy-rehearse.ts): its own bare stack, ports +200; one test ----
+  echo "== deploy rehearsal (npm run deploy:rehearse)"
+  STACK_GATEWAY_PORT=$((${STACK_GATEWAY_PORT:-54421} + 200)) STACK_DB_PORT=$((${STACK_DB_PORT:-54422} + 200)) \
+    STACK_WEB_PORT=$((${STACK_WEB_PORT:-54423} + 200)) STACK_LITELLM_PORT=$((${STACK_LITELLM_PORT:-4010} + 200)) \
+    STACK_PAYSTACK_PORT=$((${STACK_PAYSTACK_PORT:-54430} + 200)) STACK_POOLER_PORT=$((${STACK_POOLER_PORT:-54429} + 200)) \
+    node_modules/.bin/deno run -A scripts/deploy-rehearse.ts 2>&1 | tee test-results/deploy-rehearsal.txt
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then echo "1 0" >test-results/totals-rehearsal; else echo "0 1" >test-results/totals-rehearsal; fi
+  # ---- END deploy rehearsal ----
+  runs=$(cat test-results/totals-new test-results/totals-legacy test-results/totals-rehearsal 2>/dev/null | wc -l)
   read -r p f < <(cat test-results/totals-* 2>/dev/null | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
-  [ "$runs" -eq 2 ] || f=$((f + 1)) # a run that did not get to count (its stack did not start) is a failure
+  [ "$runs" -eq 3 ] || f=$((f + 1)) # a run that did not get to count (its stack did not start) is a failure
   echo
-  echo "tests: $p passed, $f failed (new API keys, then legacy API keys)"
+  echo "tests: $p passed, $f failed (new API keys, then legacy API keys, then the deploy rehearsal)"
   [ "$f" -eq 0 ]
   exit
   # ---- END key modes ----
@@ -129,7 +138,7 @@ passed_total=$((passed_total + ${pg17_passed:-0})); failed_total=$((failed_total
 # ---- END pgTAP on PostgreSQL 17 ----
 
 echo "== deno check and deno lint (functions, stack, scripts)"
-if node_modules/.bin/deno check supabase/functions/*/index.ts stack/main.ts stack/platform/gateway.ts scripts/admin.ts scripts/deploy-check.ts \
+if node_modules/.bin/deno check supabase/functions/*/index.ts stack/main.ts stack/platform/gateway.ts scripts/admin.ts scripts/deploy-check.ts scripts/deploy-rehearse.ts \
    && node_modules/.bin/deno lint supabase/functions stack scripts; then
   passed_total=$((passed_total + 1))
 else

@@ -6,7 +6,8 @@ import { say } from "./log.ts";
 
 export const DEMO = { email: "demo@example.com", password: "demo-password-1" };
 
-async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
+/** A JSON request; a non-2xx answer throws with its path, status and the start of its body. */
+export async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
   const r = await fetch(url, {
     ...init,
     headers: { "Content-Type": "application/json", ...(init.headers ?? {}) },
@@ -17,7 +18,8 @@ async function call(url: string, init: RequestInit & { json?: unknown } = {}) {
   return text ? JSON.parse(text) : null;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | null | undefined>, ms = 15_000): Promise<T> {
+/** Polls fn (errors count as "not yet") until it returns a value, or throws "timed out waiting for <what>". */
+export async function until<T>(what: string, fn: () => Promise<T | null | undefined>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const v = await fn().catch(() => null);

@@ -88,9 +88,29 @@ export function writeEnvFile(path: string, env: Record<string, string>) {
 }
 
 // Process settings the gateway may inherit (none secret); everything else it gets is named below.
-const SYSTEM_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "TZ", "LANG", "NO_COLOR"];
+export const SYSTEM_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "TZ", "LANG", "NO_COLOR"];
 // The function secrets a deploy sets (`supabase secrets set`): every name _shared/config.ts reads, and LOG_LEVEL.
 const FUNCTION_SECRETS = [...Object.keys(configSchema.shape).filter((n) => !(PLATFORM_INJECTED as readonly string[]).includes(n)), "LOG_LEVEL"];
+
+/**
+ * STACK_BARE=1: the project as hosted Supabase hands it over on creation (docs/deploy.md, step 1): the
+ * platform (roles, auth, extensions, Auth/REST, the emulators) but no migrations, no vault secrets, no
+ * function secrets and no demo user. `npm run deploy:rehearse` plays the rest of the deploy on it.
+ */
+export const bare = () => Deno.env.get("STACK_BARE") === "1";
+
+/**
+ * The environment of the functions host (the gateway), as on hosted Supabase: the process settings and the
+ * stand-in's own STACK_* settings, the function secrets, and what the platform injects. Nothing else.
+ */
+export function functionsHostEnv(secrets: Record<string, string>, injected: Record<string, string>): Record<string, string> {
+  const inherited = Deno.env.toObject();
+  const out: Record<string, string> = {};
+  for (const n of [...SYSTEM_ENV, ...Object.keys(inherited).filter((k) => k.startsWith("STACK_"))]) {
+    if (inherited[n] !== undefined) out[n] = inherited[n];
+  }
+  return { ...out, ...secrets, ...injected };
+}
 
 /**
  * Environment of the local stack (functions read the same names as on hosted Supabase), made once per
@@ -124,14 +144,9 @@ export async function localEnv(): Promise<{ env: Record<string, string>; gateway
   const keys = await projectKeys(mode);
   writePrivate(PLATFORM_KEYS_FILE, JSON.stringify(keys.platform));
 
-  const inherited = Deno.env.toObject();
-  const gateway: Record<string, string> = {};
-  const pick = (name: string, from: Record<string, string>) => {
-    if (from[name] !== undefined) gateway[name] = from[name];
-  };
-  for (const n of SYSTEM_ENV) pick(n, inherited);
-  for (const n of Object.keys(inherited).filter((k) => k.startsWith("STACK_"))) pick(n, inherited);
-  for (const n of FUNCTION_SECRETS) pick(n, { ...inherited, ...settings });
-  Object.assign(gateway, { SUPABASE_URL: settings.SUPABASE_URL, SUPABASE_DB_URL: settings.SUPABASE_DB_URL }, keys.injected);
+  // A bare project has no function secrets yet (a deploy sets them).
+  const available: Record<string, string> = bare() ? {} : { ...Deno.env.toObject(), ...settings };
+  const secrets = Object.fromEntries(FUNCTION_SECRETS.filter((n) => available[n] !== undefined).map((n) => [n, available[n]]));
+  const gateway = functionsHostEnv(secrets, { SUPABASE_URL: settings.SUPABASE_URL, SUPABASE_DB_URL: settings.SUPABASE_DB_URL, ...keys.injected });
   return { env: { ...settings, ...keys.injected, ...keys.tools, STACK_KEYS: mode }, gateway };
 }

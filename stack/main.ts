@@ -1,7 +1,7 @@
 // `npm start`: the Docker-free local stack. Starts Postgres, applies the platform stand-ins and our
 // migrations, starts the gateway (Auth/REST/Functions stand-ins + pg_net worker), the emulators and the
 // dashboard, prints the URLs and a demo login, and stops everything on Ctrl-C.
-import { ADMIN_PORTS, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFile } from "./local-env.ts";
+import { ADMIN_PORTS, bare, DB_URL, LOCAL_DIR, localEnv, PORTS, ROOT, writeEnvFile } from "./local-env.ts";
 import { fail, say, StackError } from "./log.ts";
 import { BOOTSTRAP_ROLE, type Cluster, pgMajor, psql, run, startCluster, stopCluster, stopStaleCluster } from "./pg.ts";
 import { pids, portFree, type Service, startService, stopServices } from "./services.ts";
@@ -35,7 +35,8 @@ async function applyDatabase(env: Record<string, string>) {
   // STACK_GRANTS=legacy: the default grants of projects created before May 30, 2026, before our migrations run.
   if (Deno.env.get("STACK_GRANTS") === "legacy") await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
   else if (Deno.env.get("STACK_GRANTS")) fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
-  // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (see README).
+  if (bare()) return say("bare project (STACK_BARE=1): platform only, no migrations, no vault secrets");
+  // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (docs/deploy.md, step 6).
   await psql({
     sql: `select vault.create_secret('${env.SUPABASE_URL}', 'project_url');
           select vault.create_secret('${env.CRON_SECRET}', 'cron_secret');`,
@@ -102,9 +103,12 @@ function services(env: Record<string, string>, gatewayEnv: Record<string, string
   const all: Service[] = [
     { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: {
       LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm),
-      // Like a proxy configured with our generic API logging callback (callback_type: generic_api).
-      LITELLM_CALLBACK_URL: `${env.SUPABASE_URL}/functions/v1/litellm-spend-callback`,
-      LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
+      // Like a proxy configured with our generic API logging callback (callback_type: generic_api); a bare
+      // project's proxy is not configured for it yet.
+      ...(bare() ? {} : {
+        LITELLM_CALLBACK_URL: `${env.SUPABASE_URL}/functions/v1/litellm-spend-callback`,
+        LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
+      }),
     } },
     { name: "paystack", entry: "stack/emulators/paystack/main.ts", port: PORTS.paystack, env: { PAYSTACK_EMULATOR_PORT: String(PORTS.paystack), PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack) } },
     // The functions run in the gateway: it gets only what hosted injects into functions (local-env.ts).
@@ -159,8 +163,10 @@ async function main() {
   killStale();
   await stopStaleCluster();
   const { env, gateway: gatewayEnv } = await localEnv();
-  // Functions connect through the transaction pooler, as on hosted Supabase (stack/pooler.ts).
-  if (poolerWanted()) env.DB_POOLER_URL = gatewayEnv.DB_POOLER_URL = poolerUrl(env.SUPABASE_DB_URL);
+  // Functions connect through the transaction pooler, as on hosted Supabase (stack/pooler.ts); in a bare
+  // project it is only the Connect dialog's string until a deploy sets it as a secret (docs/deploy.md).
+  if (poolerWanted()) env.DB_POOLER_URL = poolerUrl(env.SUPABASE_DB_URL);
+  if (poolerWanted() && !bare()) gatewayEnv.DB_POOLER_URL = env.DB_POOLER_URL;
   // Only the ports this stack may take (STACK_SERVICES=none needs the database's alone).
   const only = Deno.env.get("STACK_SERVICES")?.split(",");
   const taken = (name: string) => name === "db" || !only || only.includes(name);
@@ -195,7 +201,7 @@ async function main() {
     cluster = await startCluster();
     saveState();
     await applyDatabase(env);
-    // After the platform SQL: the pooler signs in as postgres, which the platform creates.
+    // After the platform SQL: it creates the postgres role PgBouncer logs in as (initdb's is supabase_admin).
     if (poolerWanted()) {
       pooler = await startPooler(cluster, env.SUPABASE_DB_URL);
       saveState();
@@ -207,7 +213,7 @@ async function main() {
     }
     // Demo activity needs both emulators (it pays and chats); against real services only the user is made.
     const names = list.map((s) => s.name);
-    const demo = await createDemoUser(env, {
+    const demo = bare() ? "none (bare project)" : await createDemoUser(env, {
       activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) && Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
     });
     writeEnvFile(`${LOCAL_DIR}/stack.env`, env);
