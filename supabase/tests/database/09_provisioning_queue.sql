@@ -122,7 +122,7 @@ declare
   v_ref text;
 begin
   select reference into v_ref from private.create_checkout('09000000-0000-4000-8000-000000000001', 'starter');
-  perform private.apply_payment(v_ref, 'success', 500, null, 'USD', 'test', 'test', 1, now());
+  perform private.apply_payment(v_ref, 'success', 500, 500, 'USD', 'test', 'test', 1, now());
 end
 $$;
 select is(private.confirm_budget_push(pg_temp.key_of('09000000-0000-4000-8000-000000000001'), (select budget_version from t_push1), 2.00),
