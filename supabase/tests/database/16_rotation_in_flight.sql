@@ -11,12 +11,9 @@ update public.api_keys set settled_at = now() where status = 'retired' and settl
 update private.settings set value = '0' where key = 'rotation_settle_seconds';
 update private.settings set value = '900' where key = 'retired_key_settle_seconds';
 
-insert into auth.users (id, email, aud, role)
-select ('16000000-0000-4000-8000-00000000000' || n)::uuid, 'flight-' || n || '@pgtap.test', 'authenticated', 'authenticated'
-  from generate_series(1, 2) n;
 do $$
 begin
-  perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id::text like '16000000-%';
+  perform tests.active_users('16000000-0000-4000-8000-', 2);
   perform tests.buy('16000000-0000-4000-8000-000000000001', 'starter'); -- 12.00
 end
 $$;
@@ -24,18 +21,7 @@ update public.api_keys set spend = 3.00, spend_observed_at = now() where user_id
 
 -- A rotation of user 1, run through its SQL steps as rotate-key does (LiteLLM said 3.00 when retired).
 create temp table t_old as select * from public.api_keys where user_id = '16000000-0000-4000-8000-000000000001';
-do $$
-declare
-  v_id bigint;
-begin
-  select rotation_id into v_id from private.start_key_rotation('16000000-0000-4000-8000-000000000001', 'pgtap');
-  perform private.rotation_block_intent(v_id);
-  perform private.rotation_old_blocked(v_id);
-  perform private.rotation_retire_old(v_id, 3.00);
-  perform private.rotation_new_key_active(v_id, 9.00);
-  perform private.rotation_finish(v_id);
-end
-$$;
+do $$ begin perform tests.rotate('16000000-0000-4000-8000-000000000001', 3.00); end $$;
 create temp table t_new as select * from public.api_keys where user_id = '16000000-0000-4000-8000-000000000001' and status = 'active';
 create function pg_temp.old_row() returns public.api_keys language sql as $$ select * from public.api_keys where id = (select id from t_old) $$;
 -- What LiteLLM reports for the old key, through the chunk's reconcile batch (the new key unchanged at 9.00).
@@ -105,16 +91,7 @@ select is(private.record_spend_hints(jsonb_build_array(jsonb_build_object('token
 select is((select retired_spend from pg_temp.old_row()), 4.00::numeric, 'its spend is final');
 
 -- ---------------------------------------------------------------- a retired key LiteLLM no longer knows
-do $$
-declare
-  v_id bigint;
-begin
-  select rotation_id into v_id from private.start_key_rotation('16000000-0000-4000-8000-000000000002', 'pgtap');
-  perform private.rotation_block_intent(v_id);
-  perform private.rotation_old_blocked(v_id);
-  perform private.rotation_retire_old(v_id, 0.5);
-end
-$$;
+do $$ begin perform tests.rotate('16000000-0000-4000-8000-000000000002', 0.5, false); end $$;
 select is((private.record_spend_batch(k.reconcile_chunk, '[]'::jsonb) -> 'retired' ->> 'gone')::int, 1,
           'a retired key missing on LiteLLM cannot spend any more')
   from public.api_keys k where k.user_id = '16000000-0000-4000-8000-000000000002' and k.status = 'retired';

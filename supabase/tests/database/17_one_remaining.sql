@@ -4,10 +4,7 @@
 begin;
 select plan(12);
 
-insert into auth.users (id, email, aud, role)
-select ('17000000-0000-4000-8000-00000000000' || n)::uuid, 'one-' || n || '@pgtap.test', 'authenticated', 'authenticated'
-  from generate_series(1, 7) n;
-do $$ begin perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id::text like '17000000-%'; end $$;
+do $$ begin perform tests.active_users('17000000-0000-4000-8000-', 7); end $$;
 
 -- Banner and alerts agree for every user of this file: an open 20 % alert exactly while the level is 20
 -- or 5, an open 5 % alert exactly while it is 5.
