@@ -29,11 +29,11 @@ update public.api_keys k set settled_at = coalesce(k.retired_at, now())
    and not exists (select 1 from private.key_rotations r where r.old_key_id = k.id and r.state in ('retired', 'activated'));
 create index api_keys_settling_chunk_idx on public.api_keys (reconcile_chunk) where status = 'retired' and settled_at is null;
 
--- The keys reconcile reads from LiteLLM: active keys, and retired keys whose spend is not final yet.
-create function private.is_reconciled(k public.api_keys) returns boolean
-language sql immutable set search_path = '' as $$
-  select k.status = 'active' or (k.status = 'retired' and k.settled_at is null)
-$$;
+-- The keys reconcile reads from LiteLLM: active keys, and retired keys whose spend is not final yet. A
+-- column (not a function) so the chunk index below serves the claim.
+alter table public.api_keys add column reconciled boolean
+  generated always as (status = 'active' or (status = 'retired' and settled_at is null)) stored;
+create index api_keys_reconciled_chunk_idx on public.api_keys (reconcile_chunk) where reconciled;
 
 create or replace function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120,
                                                           p_force boolean default false, p_user_id uuid default null)
@@ -51,7 +51,7 @@ begin
     select c.chunk from public.reconcile_chunks c
      where (c.lease_until is null or c.lease_until < now())
        and (p_user_id is null or c.chunk in (select k.reconcile_chunk from public.api_keys k
-                                              where k.user_id = p_user_id and private.is_reconciled(k)))
+                                              where k.user_id = p_user_id and k.reconciled))
        and (p_force or p_user_id is not null or c.last_finished_at is null
             or c.last_finished_at <= now() - make_interval(secs => (v_interval - 10)::double precision))
      order by c.last_finished_at nulls first, c.chunk
@@ -66,7 +66,7 @@ begin
   select cl.chunk,
          coalesce((select jsonb_agg(jsonb_build_object('id', k.id, 'token', k.key_token) order by k.seq)
                      from public.api_keys k
-                    where k.reconcile_chunk = cl.chunk and private.is_reconciled(k)), '[]'::jsonb)
+                    where k.reconcile_chunk = cl.chunk and k.reconciled), '[]'::jsonb)
     from claimed cl;
 end
 $$;
@@ -213,7 +213,7 @@ begin
      group by r.token
   ), matched as (
     select k.id, h.spend, greatest(coalesce(k.retired_spend, k.spend), coalesce(k.hinted_spend, 0)) as known
-      from hints h join public.api_keys k on k.key_token = h.token and private.is_reconciled(k)
+      from hints h join public.api_keys k on k.key_token = h.token and k.reconciled
   ), updated as (
     update public.api_keys k set hinted_spend = m.spend, hinted_at = now()
       from matched m where m.id = k.id and m.spend > m.known
