@@ -10,19 +10,27 @@
 -- No SET clause, so the planner inlines it into the calling query (a SET makes every call a separate
 -- execution: 20x slower in the alert trigger a reconcile batch fires for 1000 keys); every name in it is
 -- schema-qualified, and as invoker it never runs with more rights than its caller.
-create function public.credit_balance(p_user_id uuid)
+-- The share of what was granted that is left, in percent to one decimal (0 when nothing was granted; never
+-- below 0): the dashboard's gauge and the alert texts.
+create function public.percent_left(p_remaining numeric, p_granted numeric) returns numeric
+language sql immutable as $$
+  select case when p_granted > 0 then round(greatest(p_remaining, 0) / p_granted * 100, 1) else 0 end
+$$;
+revoke execute on function public.percent_left(numeric, numeric) from public, anon;
+grant execute on function public.percent_left(numeric, numeric) to authenticated, service_role;
+
+create function public.remaining_credit(p_user_id uuid)
 returns table (granted numeric, spent numeric, remaining numeric, remaining_percent numeric, low_balance_level integer)
 language sql stable security invoker as $$
-  select b.granted, b.spent, b.granted - b.spent,
-         case when b.granted > 0 then round(greatest(b.granted - b.spent, 0) / b.granted * 100, 1) else 0 end,
+  select b.granted, b.spent, b.granted - b.spent, public.percent_left(b.granted - b.spent, b.granted),
          case when b.granted <= 0 then null::integer
               when (b.granted - b.spent) * 100 <= b.granted * 5 then 5
               when (b.granted - b.spent) * 100 <= b.granted * 20 then 20 end
     from (select coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0) as granted,
                  coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = p_user_id), 0) as spent) b
 $$;
-revoke execute on function public.credit_balance(uuid) from public, anon;
-grant execute on function public.credit_balance(uuid) to authenticated, service_role;
+revoke execute on function public.remaining_credit(uuid) from public, anon;
+grant execute on function public.remaining_credit(uuid) to authenticated, service_role;
 
 create or replace view public.my_account with (security_invoker = true) as
 select p.id as user_id,
@@ -39,10 +47,10 @@ select p.id as user_id,
        -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
        (live.id is not null and live.status = 'active'
          and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
-       -- The low-balance banner: the same rule and numbers as the alerts (public.credit_balance).
+       -- The low-balance banner: the same rule and numbers as the alerts (public.remaining_credit).
        b.low_balance_level
   from public.profiles p
-  cross join lateral public.credit_balance(p.id) b
+  cross join lateral public.remaining_credit(p.id) b
   left join lateral (select sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
                        from public.credit_ledger l where l.user_id = p.id) g on true
   left join lateral (select sum(ml.cost) as paid, sum(ml.cost_of_used) as cost_of_spend
@@ -51,7 +59,7 @@ select p.id as user_id,
                        from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
                       where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
 
--- The alert rule (20261126001000) on public.credit_balance: low at 20 while its level is 20 or 5, at 5
+-- The alert rule (20261126001000) on public.remaining_credit: low at 20 while its level is 20 or 5, at 5
 -- while it is 5.
 create or replace function private.evaluate_low_balance(p_user_ids uuid[]) returns integer
 language plpgsql volatile security definer set search_path = '' as $$
@@ -64,7 +72,7 @@ begin
   with bal as (
     select u.user_id, b.granted, b.spent, b.low_balance_level
       from (select distinct x.user_id from unnest(p_user_ids) as x(user_id)) u
-      cross join lateral public.credit_balance(u.user_id) b
+      cross join lateral public.remaining_credit(u.user_id) b
   ), lvl0 as (
     select b.user_id, b.granted, b.spent, v.level,
            coalesce(b.low_balance_level <= v.level, false) as is_low,
@@ -123,13 +131,13 @@ language sql volatile security definer set search_path = '' as $$
     returning e.*
   )
   select c.id, c.user_id, u.email::text, c.level, c.granted, c.spent, c.remaining, c.crossed_at, c.attempts,
-         case when c.granted > 0 then round(greatest(c.remaining, 0) / c.granted * 100, 1) else 0 end
+         public.percent_left(c.remaining, c.granted)
     from claimed c left join auth.users u on u.id = c.user_id
    order by c.id
 $$;
 
 -- Operator credit adjustments (20261126001100): the user lock first, and the remaining credit it reports
--- is public.credit_balance's.
+-- is public.remaining_credit's.
 create or replace function private.adjust_credit(p_user_id uuid, p_amount numeric, p_reason text, p_created_by text,
                                                  p_idempotency_key text default null)
 returns table (ledger_id bigint, is_new boolean, key_id uuid, granted numeric, remaining numeric, target_max_budget numeric)
@@ -161,10 +169,10 @@ begin
 
   perform private.lock_user(p_user_id);
   select k.id into v_key_id from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired' for update;
-  if p_amount < 0 and (select b.granted from public.credit_balance(p_user_id) b) + p_amount < 0
+  if p_amount < 0 and (select b.granted from public.remaining_credit(p_user_id) b) + p_amount < 0
      and not exists (select 1 from public.credit_ledger l where l.idempotency_key = v_idem) then
     raise exception 'deducting % would take the user''s ledger total below 0 (it is %)', -p_amount,
-      (select b.granted from public.credit_balance(p_user_id) b)
+      (select b.granted from public.remaining_credit(p_user_id) b)
       using errcode = 'P0001', hint = 'invalid_amount';
   end if;
   insert into public.credit_ledger (user_id, kind, amount, idempotency_key, reason, created_by)
@@ -184,7 +192,7 @@ begin
   return query
   select v_ledger_id, v_existing.id is null, v_key_id, b.granted, b.remaining,
          case when v_key_id is not null then private.key_target_budget(v_key_id) end
-    from public.credit_balance(p_user_id) b;
+    from public.remaining_credit(p_user_id) b;
 end
 $$;
 

@@ -1,4 +1,4 @@
--- One definition of a user's remaining credit (20261202000330): public.credit_balance is what the
+-- One definition of a user's remaining credit (20261202000330): public.remaining_credit is what the
 -- dashboard's my_account (banner included), the low-balance alerts (their triggers), the admin credit
 -- command and the views use; this file proves they agree, spend hints and retired keys included.
 begin;
@@ -37,8 +37,8 @@ $$;
 select results_eq($$ select a.user_id, a.granted, a.spent, a.remaining, a.remaining_percent, a.low_balance_level
                        from public.my_account a where a.user_id::text like '17000000-%' order by 1 $$,
                   $$ select u.id, b.granted, b.spent, b.remaining, b.remaining_percent, b.low_balance_level
-                       from auth.users u, public.credit_balance(u.id) b where u.id::text like '17000000-%' order by 1 $$,
-                  'my_account is public.credit_balance, column for column');
+                       from auth.users u, public.remaining_credit(u.id) b where u.id::text like '17000000-%' order by 1 $$,
+                  'my_account is public.remaining_credit, column for column');
 select results_eq($$ select low_balance_level from public.my_account where user_id::text like '17000000-%' order by user_id $$,
                   $$ values (null::integer), (20), (5), (20), (null), (null), (null) $$,
                   'the exact boundaries: 0.41 left none, 0.40 level 20, 0.10 level 5, 0.100000001 level 20');
@@ -68,14 +68,14 @@ select is_empty($$ select * from pg_temp.disagreements() $$, 'banner and alerts 
 create temp table t_adj as
 select * from private.adjust_credit('17000000-0000-4000-8000-000000000005', 1.00, 'pgtap one definition', 'pgtap');
 select results_eq($$ select granted, remaining from t_adj $$,
-                  $$ select granted, remaining from public.credit_balance('17000000-0000-4000-8000-000000000005') $$,
-                  'adjust_credit reports credit_balance''s numbers (3.00 granted, the hint counted: 1.10 left)');
+                  $$ select granted, remaining from public.remaining_credit('17000000-0000-4000-8000-000000000005') $$,
+                  'adjust_credit reports remaining_credit''s numbers (3.00 granted, the hint counted: 1.10 left)');
 select is_empty($$ select * from pg_temp.disagreements() $$, 'after the grant (re-armed) banner and alerts agree');
 
 -- a user can only see their own balance through it (security invoker: RLS applies)
 set local role authenticated;
 set local request.jwt.claims = '{"sub": "17000000-0000-4000-8000-000000000001", "role": "authenticated"}';
-select results_eq($$ select granted, spent from public.credit_balance('17000000-0000-4000-8000-000000000002') $$,
+select results_eq($$ select granted, spent from public.remaining_credit('17000000-0000-4000-8000-000000000002') $$,
                   $$ values (0::numeric, 0::numeric) $$, 'asking for another user''s balance shows nothing of it');
 reset role;
 
