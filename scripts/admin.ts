@@ -8,6 +8,7 @@
 // Credit changes are ledger rows (kind 'adjustment', with the reason and who made them), never edits.
 // Users are given by id or email. Run `npm run admin -- help`.
 import postgres from "postgres";
+import { compareMoney, formatMoney } from "../supabase/functions/_shared/money.ts";
 
 const HELP = `usage: npm run admin -- <command> [args] [options]
 
@@ -26,7 +27,7 @@ changing (each changes only what it says)
   reconcile <user|all>           pull spend from LiteLLM now, for one user or every key
   grant <user> <amount> --reason "..."    add credit: one ledger row (adjustment), then a budget push
   deduct <user> <amount> --reason "..."   remove credit: one ledger row (adjustment), then a budget push
-  rotate <user>                  new key carrying the remaining credit; the old key is deleted on LiteLLM
+  rotate <user>                  new key carrying the remaining credit; the old key is blocked, then deleted once its spend settled
 
 <user> is a user id or an email address. <amount> is USD, e.g. 5 or 2.50.
 
@@ -192,7 +193,7 @@ function functionError(name: string, r: Answer): never {
 // ------------------------------------------------------------------ commands
 function parseAmount(raw: string | undefined): string {
   if (!raw) throw new UsageError("give an amount in USD, e.g. 5 or 2.50");
-  if (!/^\d{1,7}(\.\d{1,2})?$/.test(raw) || Number(raw) === 0) {
+  if (!/^\d{1,7}(\.\d{1,2})?$/.test(raw) || compareMoney(raw, "0") === 0) {
     throw new UsageError(`"${raw}" is not an amount: a positive number of USD with at most 2 decimals, e.g. 5 or 2.50`);
   }
   return raw;
@@ -221,7 +222,7 @@ async function adjust(sql: Sql, s: ReturnType<typeof settings>, flags: Record<st
   out({ command: verb, user_id: user.id, amount: signed, ...r, budget_push: push }, () => {
     console.log(`${r.is_new ? (sign > 0 ? "granted" : "deducted") : "already recorded (same idempotency key)"}: ${amount} USD ${sign > 0 ? "to" : "from"} ${user.email ?? user.id}`);
     console.log(`ledger row ${r.ledger_id} (adjustment, by ${s.by}): "${reason}"`);
-    console.log(`granted in total ${r.granted} USD, remaining ${Number(r.remaining).toFixed(2)} USD; key target ${r.target_max_budget ?? "-"}`);
+    console.log(`granted in total ${r.granted} USD, remaining ${formatMoney(r.remaining)} USD; key target ${r.target_max_budget ?? "-"}`);
     console.log(`budget push: ${push.outcome}${push.detail ? ` (${push.detail})` : ""}`);
   });
   if (push.outcome === "failed") console.error("admin: warning: the budget push failed; reconcile-spend pushes the new budget within a minute");

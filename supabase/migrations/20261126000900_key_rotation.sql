@@ -14,6 +14,8 @@
 --                                                                  (ledger total - retired keys' spend)
 --   activated  new key active and confirmed on LiteLLM            delete the old key on LiteLLM (gone = done)
 --   done       finished
+-- (Since 20261202000320_rotation_in_flight.sql activated -> done deletes nothing: the old key stays blocked
+-- and reconciled until its spend settles, then reconcile-spend deletes it.)
 --
 -- Why nothing is granted twice: the old key is blocked before its spend is read, so its spend is final
 -- (after the settle time, which covers LiteLLM's batched spend writes: PROXY_BATCH_WRITE_AT + jitter);

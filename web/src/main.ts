@@ -382,7 +382,7 @@ async function copy(button: HTMLButtonElement, what: string) {
 interface RotateAnswer {
   state: "done" | "waiting";
   key_masked?: string;
-  max_budget?: number;
+  max_budget?: string; // decimal, as LiteLLM confirmed it
   resume_in_seconds?: number;
 }
 const WATCH_MS = 3 * 60_000;

@@ -8,13 +8,16 @@
 //              even though their client timed out, so retries must be idempotent.
 // - "hang":    never answer and do nothing, until faults are cleared, the emulator is reset
 //              or the main port goes down; held requests then get a 503.
+// - "bare":    the request IS processed, and a successful answer is replaced by 200 `{}`: an
+//              answer that confirms nothing (callers must not read it as "done as asked").
 
-export type FaultMode = "500" | "429" | "timeout" | "hang";
+export type FaultMode = "500" | "429" | "timeout" | "hang" | "bare";
 export const FAULT_MODES: readonly FaultMode[] = [
   "500",
   "429",
   "timeout",
   "hang",
+  "bare",
 ];
 
 export interface Fault {

@@ -131,6 +131,10 @@ async function dispatch(req: Request, state: EmulatorState): Promise<Response> {
   }
 
   const response = await run(handler, req, url, state);
+  if (fault?.mode === "bare" && response.ok) {
+    await response.body?.cancel();
+    return jsonResponse(200, {});
+  }
   if (fault?.mode === "timeout") {
     // The work is done; only the answer is late.
     await state.faults.hold(fault.delay_ms, req.signal);

@@ -1,5 +1,5 @@
-// The public API port: /transaction/initialize, /transaction/verify/:reference, /refund, and the
-// hosted checkout page (/checkout/:access_code).
+// The public API port: /transaction/initialize, /transaction/verify/:reference, /refund (create and
+// list), and the hosted checkout page (/checkout/:access_code).
 
 import type { EmulatorContext } from "./context.ts";
 import { handleCheckoutPage, handleCheckoutPay } from "./checkout.ts";
@@ -17,6 +17,7 @@ import {
   PaystackError,
   REFERENCE_PATTERN,
   refundApiData,
+  refundListData,
   SUPPORTED_CURRENCIES,
   transactionData,
 } from "./store.ts";
@@ -88,6 +89,9 @@ async function route(ctx: EmulatorContext, req: Request): Promise<Response> {
   }
   if (path === "/refund" && req.method === "POST") {
     return await refund(ctx, await readBody(req));
+  }
+  if (path === "/refund" && req.method === "GET") {
+    return listRefunds(ctx, url.searchParams);
   }
   return fail(404, `Route not found: ${req.method} ${path}`);
 }
@@ -205,5 +209,40 @@ function refund(ctx: EmulatorContext, body: Record<string, unknown>): Response {
     status: true,
     message: "Refund has been queued for processing",
     data: refundApiData(ctx.store, tx, r),
+  });
+}
+
+/**
+ * GET /refund (https://paystack.com/docs/api/refund/#list): `transaction` (the transaction's id),
+ * `currency`, `from`/`to` (created at, inclusive), `perPage` (default 50), `page` (default 1); newest
+ * first; `meta` as in Paystack's OpenAPI description (total, skipped, perPage, page, pageCount).
+ */
+function listRefunds(ctx: EmulatorContext, q: URLSearchParams): Response {
+  const positive = (name: string, fallback: number) => {
+    const raw = q.get(name);
+    if (raw === null || raw === "") return fallback;
+    const n = parseSubunits(raw);
+    if (n === null || n < 1) throw new BadBody(`Invalid ${name}`);
+    return n;
+  };
+  const perPage = positive("perPage", 50);
+  const page = positive("page", 1);
+  const transaction = q.get("transaction");
+  const currency = q.get("currency")?.toUpperCase() || null;
+  const from = q.get("from") ? Date.parse(q.get("from")!) : null;
+  const to = q.get("to") ? Date.parse(q.get("to")!) : null;
+  if (Number.isNaN(from) || Number.isNaN(to)) throw new BadBody("Invalid date");
+  const rows = [...ctx.store.transactions.values()]
+    .filter((tx) => !transaction || String(tx.id) === transaction)
+    .flatMap((tx) => tx.refunds.map((r) => ({ tx, r })))
+    .filter(({ r }) => !currency || r.currency === currency)
+    .filter(({ r }) => (from === null || Date.parse(r.created_at) >= from) && (to === null || Date.parse(r.created_at) <= to))
+    .sort((a, b) => b.r.created_at.localeCompare(a.r.created_at) || b.r.id - a.r.id);
+  const skipped = (page - 1) * perPage;
+  return json(200, {
+    status: true,
+    message: "Refunds retrieved",
+    data: rows.slice(skipped, skipped + perPage).map(({ tx, r }) => refundListData(tx, r)),
+    meta: { total: rows.length, skipped, perPage, page, pageCount: Math.max(1, Math.ceil(rows.length / perPage)) },
   });
 }

@@ -600,6 +600,35 @@ export function refundApiData(
   };
 }
 
+/** One entry of GET /refund (the fields of Paystack's documented example, plus transaction_reference). */
+export function refundListData(
+  tx: Transaction,
+  r: Refund,
+): Record<string, unknown> {
+  return {
+    id: r.id,
+    integration: 100001,
+    domain: tx.domain,
+    transaction: tx.id,
+    transaction_reference: tx.reference,
+    dispute: null,
+    amount: r.amount,
+    deducted_amount: r.status === "processed" ? r.amount : 0,
+    currency: r.currency,
+    channel: "card",
+    fully_deducted: r.status === "processed" ? 1 : 0,
+    refunded_by: "emulator@paystack.test",
+    refunded_at: r.status === "processed" ? r.updated_at : null,
+    expected_at: new Date(Date.parse(r.created_at) + 5 * 24 * 3600 * 1000).toISOString(),
+    settlement: null,
+    customer_note: `Refund for transaction ${tx.reference}`,
+    merchant_note: `Refund for transaction ${tx.reference}`,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    status: r.status,
+  };
+}
+
 /** The `data` of refund.* webhooks. `amount` may be overridden (Paystack sometimes sends a string). */
 export function refundEventData(
   tx: Transaction,

@@ -9,6 +9,7 @@
 import { config } from "./config.ts";
 import { db } from "./db.ts";
 import { log, mask } from "./log.ts";
+import { formatMoney } from "./money.ts";
 
 interface Due {
   alert_id: string;
@@ -20,6 +21,7 @@ interface Due {
   remaining: string;
   crossed_at: Date;
   attempts: number;
+  remaining_percent: string; // of what was granted, at the crossing (SQL)
 }
 
 export interface DeliveryReport {
@@ -34,14 +36,11 @@ export interface DeliveryReport {
 
 const TRIES_PER_RUN = 3;
 
-/** The Slack-compatible message of one alert (no key, masked email). */
-export function alertText(a: Pick<Due, "user_id" | "email" | "level" | "granted" | "remaining" | "crossed_at">): string {
-  const granted = Number(a.granted);
-  const remaining = Number(a.remaining);
-  const pct = granted > 0 ? (Math.max(remaining, 0) / granted) * 100 : 0;
+/** The Slack-compatible message of one alert (no key, masked email); amounts rounded exactly. */
+export function alertText(a: Pick<Due, "user_id" | "email" | "level" | "granted" | "remaining" | "remaining_percent" | "crossed_at">): string {
   const who = a.email ? `${mask(a.email)} (${a.user_id})` : a.user_id;
-  return `:warning: Low balance: ${who} has ${remaining.toFixed(2)} of ${granted.toFixed(2)} USD credit left ` +
-    `(${pct.toFixed(1)} %), at or below ${a.level} % since ${new Date(a.crossed_at).toISOString()}.`;
+  return `:warning: Low balance: ${who} has ${formatMoney(a.remaining)} of ${formatMoney(a.granted)} USD credit left ` +
+    `(${formatMoney(a.remaining_percent, 1)} %), at or below ${a.level} % since ${new Date(a.crossed_at).toISOString()}.`;
 }
 
 async function post(url: string, text: string, timeoutMs: number): Promise<{ ok: boolean; error?: string; retry: boolean }> {

@@ -1,9 +1,11 @@
-// Pushing a key's budget and block state from the ledger to LiteLLM.
+// Pushing a key's budget and block state from the ledger to LiteLLM, and creating a key at its target.
 // The SQL decides the absolute target; this only carries it over. A push that loses a race with a newer
-// ledger change is detected by its version and followed by a fresh push.
+// ledger change is detected by its version and followed by a fresh push. A budget counts as confirmed only
+// when LiteLLM says it has exactly the value sent (its answer, else a read); the SQL compares.
 import { db } from "./db.ts";
-import { type CallStats, litellm, LiteLLMError } from "./litellm.ts";
-import { log } from "./log.ts";
+import { type CallStats, type GenerateKeyRequest, litellm, LiteLLMError } from "./litellm.ts";
+import { log, maskKey } from "./log.ts";
+import { sameMoney } from "./money.ts";
 
 export type PushOutcome = "synced" | "failed" | "skipped";
 
@@ -18,6 +20,33 @@ interface Target {
   litellm_max_budget: string | null;
 }
 
+/** Sets max_budget and returns what LiteLLM says the key now has (its answer, else a read); null: it did not say. */
+export async function setAndConfirmMaxBudget(key: string, target: string, stats?: CallStats): Promise<string | null> {
+  const answer = await litellm().setMaxBudget(key, target, stats);
+  return answer.max_budget ?? (await litellm().keyInfo(key, stats))?.max_budget ?? null;
+}
+
+/**
+ * Creates a key whose value and alias were chosen beforehand (sign-up, rotation) with max_budget = the
+ * ledger target, or finds the one an earlier run created and died before recording ("alias exists"; a
+ * 200 for an existing custom key changes nothing). Returns the max_budget LiteLLM confirms (null: none).
+ * Only the create call counts in stats (the tries of provisioning).
+ */
+export async function createKeyAtTarget(req: GenerateKeyRequest, stats?: CallStats): Promise<string | null> {
+  const client = litellm();
+  try {
+    await client.generateKey(req, stats);
+  } catch (e) {
+    if (!(e instanceof LiteLLMError && e.status === 400 && /alias/i.test(e.message))) throw e;
+    log.info("key already on LiteLLM; confirming", { key: maskKey(req.key) });
+  }
+  const info = await client.keyInfo(req.key);
+  if (!info) throw new Error("LiteLLM does not know the key after creating it (its alias may belong to another key)");
+  if (info.key_alias && info.key_alias !== req.key_alias) throw new Error("the key on LiteLLM belongs to another alias");
+  if (info.max_budget != null && sameMoney(info.max_budget, req.max_budget)) return info.max_budget;
+  return await setAndConfirmMaxBudget(req.key, req.max_budget);
+}
+
 /**
  * Sets max_budget on LiteLLM to the ledger target, retrying while newer ledger changes keep arriving.
  * skipIfSynced: no call when LiteLLM already confirmed this exact target (a duplicate delivery, a key
@@ -30,14 +59,15 @@ export async function pushBudget(keyId: string, stats?: CallStats, opts: { skipI
     const [t] = await sql<Target[]>`select * from private.budget_push_target(${keyId})`;
     if (!t || t.status !== "active") return { outcome: "skipped" }; // provisioning will create it with the target
     if (opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&
-        Number(t.litellm_max_budget) === Number(t.target_max_budget)) {
+        sameMoney(t.litellm_max_budget, t.target_max_budget)) {
       return { outcome: "synced", target: t.target_max_budget };
     }
     try {
-      const row = await litellm().setMaxBudget(t.key_value, Number(t.target_max_budget), stats);
-      const confirmed = row.max_budget ?? Number(t.target_max_budget);
+      const confirmed = await setAndConfirmMaxBudget(t.key_value, t.target_max_budget, stats);
+      if (confirmed === null) throw new Error("LiteLLM did not confirm the max_budget it was sent");
+      // true only if LiteLLM has exactly the target and no ledger change happened meanwhile
       const [{ done }] = await sql<{ done: boolean }[]>`
-        select private.confirm_budget_push(${keyId}, ${t.budget_version}, ${String(confirmed)}) as done`;
+        select private.confirm_budget_push(${keyId}, ${t.budget_version}, ${confirmed}) as done`;
       if (done) return { outcome: "synced", target: t.target_max_budget };
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);

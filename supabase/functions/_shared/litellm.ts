@@ -3,13 +3,17 @@
 // Money rules enforced by construction (product rules, invariants 4 and 5):
 // - a budget update sends max_budget as an absolute value, and nothing else;
 // - there is no way to send `spend` or `budget_duration` (the request types do not have them);
-// - metadata is sent whole (LiteLLM replaces it, it does not merge).
+// - metadata is sent whole (LiteLLM replaces it, it does not merge);
+// - money is a decimal string both ways: max_budget goes out as a JSON number with exactly the ledger's
+//   digits, and spend / max_budget / costs come back as the exact decimal of the double LiteLLM sent
+//   (_shared/money.ts), so nothing here compares or adds money as floats.
 // Resilience: per-call timeout, retries with exponential backoff and jitter only for retryable failures
 // (network errors, 5xx, 429 rate limits; never budget_exceeded or another 4xx), and a circuit breaker so a
 // LiteLLM that is down fails fast instead of eating the function's time.
 import { z } from "zod";
 import { config } from "./config.ts";
 import { log, maskKey } from "./log.ts";
+import { DECIMAL_TEXT, decimalOfNumber, jsonWithMoney } from "./money.ts";
 
 export interface LiteLLMOptions {
   baseUrl: string;
@@ -42,13 +46,14 @@ export interface CallStats {
 }
 
 // --- response shapes (validated: a proxy that answers something else is an error, not undefined) ---
-const num = z.union([z.number(), z.string().transform(Number)]).pipe(z.number());
+/** A money amount as LiteLLM sends it (a JSON number, sometimes a string), as an exact decimal string. */
+const money = z.union([z.number().transform(decimalOfNumber), z.string().trim().regex(DECIMAL_TEXT)]);
 const keyRow = z.object({
   token: z.string().nullish(),
   key_name: z.string().nullish(),
   key_alias: z.string().nullish(),
-  spend: num.nullish().transform((v) => v ?? 0),
-  max_budget: num.nullish(),
+  spend: money.nullish().transform((v) => v ?? "0"),
+  max_budget: money.nullish(),
   blocked: z.boolean().nullish().transform((v) => v ?? false),
   budget_duration: z.string().nullish(),
   rpm_limit: z.number().nullish(),
@@ -62,15 +67,15 @@ const generateResponse = z.object({
   key: z.string(),
   token: z.string().nullish(),
   key_alias: z.string().nullish(),
-  max_budget: num.nullish(),
+  max_budget: money.nullish(),
 }).passthrough();
 const infoResponse = z.object({ key: z.string().nullish(), info: keyRow });
 // The batch read only needs what reconcile uses; a narrow schema without passthrough parses 1,000 rows
 // about 15x faster than the full row (docs/benchmarks.md), which matters inside the 2 s CPU limit.
 const spendRow = z.object({
   token: z.string().nullish(),
-  spend: num.nullish().transform((v) => v ?? 0),
-  max_budget: num.nullish(),
+  spend: money.nullish().transform((v) => v ?? "0"),
+  max_budget: money.nullish(),
   blocked: z.boolean().nullish().transform((v) => v ?? false),
 });
 export type SpendRow = z.infer<typeof spendRow>;
@@ -87,7 +92,7 @@ const anyObject = z.record(z.string(), z.unknown());
 export interface GenerateKeyRequest {
   key: string; // chosen by us beforehand, so a retry can never create a second key
   key_alias: string;
-  max_budget: number;
+  max_budget: string; // decimal, the ledger target
   rpm_limit?: number;
   tpm_limit?: number;
   user_id?: string;
@@ -103,6 +108,11 @@ export async function sha256Hex(text: string): Promise<string> {
 /** LiteLLM names keys by sha256 of the raw key; reads accept either. */
 function keyRef(key: string): string {
   return maskKey(key);
+}
+
+/** A request body already serialised (money written with its exact digits). */
+class JsonText {
+  constructor(readonly text: string) {}
 }
 
 class CircuitBreaker {
@@ -156,7 +166,7 @@ export class LiteLLMClient {
         const res = await this.doFetch(url, {
           method,
           headers: { Authorization: `Bearer ${this.opts.masterKey}`, "Content-Type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: body === undefined ? undefined : body instanceof JsonText ? body.text : JSON.stringify(body),
           signal: AbortSignal.timeout(this.opts.timeoutMs),
         });
         const text = await res.text();
@@ -218,22 +228,30 @@ export class LiteLLMClient {
   /** Creates a key with a value and alias we chose. A 200 may mean "already existed, nothing changed":
    * callers confirm with keyInfo. */
   async generateKey(req: GenerateKeyRequest, stats?: CallStats) {
-    return await this.request("POST", "/key/generate", {
+    return await this.request("POST", "/key/generate", new JsonText(jsonWithMoney({
       key: req.key,
       key_alias: req.key_alias,
-      max_budget: req.max_budget,
       rpm_limit: req.rpm_limit,
       tpm_limit: req.tpm_limit,
       user_id: req.user_id,
       metadata: req.metadata,
       ...(req.blocked ? { blocked: true } : {}),
-    }, generateResponse, stats);
+    }, { max_budget: req.max_budget })), generateResponse, stats);
   }
 
-  /** Sets the key's max_budget to an absolute value derived from the ledger. Only max_budget is sent. */
-  async setMaxBudget(key: string, maxBudget: number, stats?: CallStats): Promise<KeyInfo> {
-    if (!Number.isFinite(maxBudget)) throw new LiteLLMError(`refusing to send max_budget ${maxBudget}`, null, "invalid_request", false, 0);
-    const res = await this.request("POST", "/key/update", { key, max_budget: maxBudget }, anyObject, stats);
+  /**
+   * Sets the key's max_budget to an absolute value derived from the ledger (a decimal string, sent with
+   * exactly its digits). Only max_budget is sent. Returns LiteLLM's answer: its max_budget is what LiteLLM
+   * says it now has (absent when it did not say).
+   */
+  async setMaxBudget(key: string, maxBudget: string, stats?: CallStats): Promise<KeyInfo> {
+    let body: JsonText;
+    try {
+      body = new JsonText(jsonWithMoney({ key }, { max_budget: maxBudget }));
+    } catch {
+      throw new LiteLLMError(`refusing to send max_budget ${JSON.stringify(maxBudget)}`, null, "invalid_request", false, 0);
+    }
+    const res = await this.request("POST", "/key/update", body, anyObject, stats);
     return keyRow.parse(res);
   }
 
@@ -327,25 +345,26 @@ export class LiteLLMClient {
 
 // --- inbound: LiteLLM's generic API logging callback (StandardLoggingPayload, batched) ---
 const loggingPayload = z.object({
-  response_cost: num.nullish(),
+  response_cost: money.nullish(),
   status: z.string().nullish(),
   metadata: z.object({
     user_api_key_hash: z.string().nullish(),
-    user_api_key_spend: num.nullish(), // the key's spend when this request was authorised
+    user_api_key_spend: money.nullish(), // the key's spend when this request was authorised
   }).passthrough().nullish(),
 }).passthrough();
 
-/** A lower bound of a key's cumulative spend taken from one logged request. */
+/** A lower bound of a key's cumulative spend taken from one logged request: auth_spend + cost (added in SQL). */
 export interface SpendHint {
   token: string;
-  spend: number;
+  auth_spend: string;
+  cost: string;
 }
 
 /**
  * Reads a callback body (log_format json_array, ndjson or single) into spend hints: spend at the
- * request's authorisation plus the request's cost. Entries without both are skipped: adding bare costs
- * to a total could count a request twice, a cumulative lower bound cannot. Throws on a body that is not
- * JSON at all.
+ * request's authorisation and the request's cost (private.record_spend_hints adds them, exactly). Entries
+ * without both are skipped: adding bare costs to a total could count a request twice, a cumulative lower
+ * bound cannot. Throws on a body that is not JSON at all.
  */
 export function spendHintsFromLogs(body: string): { hints: SpendHint[]; entries: number } {
   const text = body.trim();
@@ -359,8 +378,8 @@ export function spendHintsFromLogs(body: string): { hints: SpendHint[]; entries:
     if (!p.success) continue;
     const m = p.data.metadata;
     const cost = p.data.response_cost;
-    if (!m?.user_api_key_hash || m.user_api_key_spend == null || cost == null || cost < 0) continue;
-    hints.push({ token: m.user_api_key_hash, spend: m.user_api_key_spend + cost });
+    if (!m?.user_api_key_hash || m.user_api_key_spend == null || cost == null || cost.startsWith("-")) continue;
+    hints.push({ token: m.user_api_key_hash, auth_spend: m.user_api_key_spend, cost });
   }
   return { hints, entries: items.length };
 }

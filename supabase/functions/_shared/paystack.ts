@@ -1,4 +1,4 @@
-// The one Paystack client (initialize, verify, refund) and the webhook signature check.
+// The one Paystack client (initialize, verify, refund, list refunds) and the webhook signature check.
 import { z } from "zod";
 import { config } from "./config.ts";
 
@@ -9,7 +9,7 @@ export class PaystackError extends Error {
   }
 }
 
-const envelope = z.object({ status: z.boolean(), message: z.string().default(""), data: z.unknown().optional() });
+const envelope = z.object({ status: z.boolean(), message: z.string().default(""), data: z.unknown().optional(), meta: z.unknown().optional() });
 
 const int = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
 export const transactionSchema = z.object({
@@ -76,6 +76,41 @@ export async function verifyTransaction(reference: string): Promise<Transaction 
     throw new PaystackError(`Paystack verify: ${body.message}`, status, true);
   }
   return transactionSchema.parse(body.data);
+}
+
+// One refund as GET /refund lists it (https://paystack.com/docs/api/refund/#list): `transaction` is the
+// refunded transaction's id (an object with an id in some answers), `amount` integer subunits.
+const refundEntry = z.object({
+  id: z.union([z.number().int(), z.string()]),
+  transaction: z.union([int, z.object({ id: int }).passthrough().transform((t) => t.id)]),
+  amount: int,
+  currency: z.string(),
+  status: z.string(),
+}).passthrough();
+export type RefundEntry = z.infer<typeof refundEntry>;
+const listMeta = z.object({ page: int.optional(), pageCount: int.optional() }).passthrough();
+const REFUND_PAGE_SIZE = 100;
+const REFUND_MAX_PAGES = 20;
+
+/**
+ * Every refund of one transaction, all pages (GET /refund?transaction=<id>&perPage=&page=). This list,
+ * not the refund events, is what refunds are applied from (private.apply_refunds). Failures are transient
+ * (the webhook answers 503 and Paystack retries).
+ */
+export async function listRefunds(transactionId: string | number, pageSize = REFUND_PAGE_SIZE): Promise<RefundEntry[]> {
+  const out: RefundEntry[] = [];
+  for (let page = 1; page <= REFUND_MAX_PAGES; page++) {
+    const { status, body } = await call("GET", `/refund?transaction=${encodeURIComponent(String(transactionId))}&perPage=${pageSize}&page=${page}`);
+    if (!body.status) {
+      if (status === 404) return out; // nothing to list
+      throw new PaystackError(`Paystack list refunds failed (${status}): ${body.message}`, status, true);
+    }
+    const data = z.array(refundEntry).parse(body.data ?? []);
+    out.push(...data);
+    const meta = listMeta.safeParse(body.meta);
+    if (data.length === 0 || !meta.success || (meta.data.pageCount ?? 1) <= page) return out;
+  }
+  throw new PaystackError(`Paystack list refunds: more than ${REFUND_MAX_PAGES} pages for one transaction`, null, false);
 }
 
 export async function refundTransaction(transaction: string | number, amountSubunits?: number) {

@@ -1,15 +1,17 @@
-// Key rotation: a new LiteLLM key that carries the remaining credit exactly, the old key deleted.
-// The state machine and every money decision live in SQL (migrations/20261126000900_key_rotation.sql);
-// this file only carries each step to LiteLLM and records it. Every step is idempotent, so a run that
-// dies anywhere (LiteLLM failing, the function killed) is finished by the next run: the user or an
-// operator rotating again, or ops-sweep (pg_cron, every minute).
+// Key rotation: a new LiteLLM key that carries the remaining credit exactly; the old key blocked.
+// The state machine and every money decision live in SQL (migrations/20261126000900_key_rotation.sql,
+// 20261202000320_rotation_in_flight.sql); this file only carries each step to LiteLLM and records it.
+// Every step is idempotent, so a run that dies anywhere (LiteLLM failing, the function killed) is finished
+// by the next run: the user or an operator rotating again, or ops-sweep (pg_cron, every minute).
 //
-//   opened    -> block the old key on LiteLLM                     (its spend stops moving)
-//   blocked   -> wait rotation_settle_seconds, read its final spend, retire it in SQL
+//   opened    -> block the old key on LiteLLM                     (no new requests)
+//   blocked   -> wait rotation_settle_seconds, read its spend, retire it in SQL
 //   retired   -> create the new key with max_budget = ledger target (ledger - retired keys' spend)
-//   activated -> delete the old key on LiteLLM (already gone counts as deleted)
-//   done
-import { pushBlock, pushBudget } from "./budget.ts";
+//   activated -> done
+// Requests admitted before the block may still be running: reconcile-spend keeps reading the retired key
+// and charges what they cost (the new key's target drops), then deletes the old key once its spend has
+// not moved for retired_key_settle_seconds.
+import { createKeyAtTarget, pushBlock, pushBudget } from "./budget.ts";
 import { db } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { litellm, LiteLLMError } from "./litellm.ts";
@@ -39,7 +41,7 @@ export interface RotationResult {
   resume_in_seconds?: number;
   key_id?: string;
   key_masked?: string;
-  max_budget?: number;
+  max_budget?: string;
 }
 
 const HINTS: Record<string, [number, string]> = {
@@ -111,53 +113,40 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
           return { rotation_id: rotationId, state: "waiting", steps, resume_in_seconds: Math.ceil(waitS) };
         }
         if (waitS > 0) await sleep(Math.ceil(waitS * 1000) + 50);
-        let finalSpend: number | null = null;
+        let finalSpend: string | null = null;
         if (!missing) {
           const info = await client.keyInfo(c.old_key_value);
           finalSpend = info ? info.spend : null; // gone meanwhile: the last spend reconcile saw stands
         }
         const [r] = await sql<{ new_key_id: string; target_max_budget: string }[]>`
-          select * from private.rotation_retire_old(${rotationId}, ${finalSpend === null ? null : String(finalSpend)})`;
+          select * from private.rotation_retire_old(${rotationId}, ${finalSpend})`;
         steps.push(`old key retired with spend ${finalSpend ?? "as last observed"}; new key target ${r.target_max_budget}`);
         continue;
       }
       if (c.state === "retired") {
-        // Step 4: the new key, with the value and alias chosen when the rotation opened (a rerun finds it).
-        const target = Math.max(0, Number(c.target_max_budget));
-        try {
-          await client.generateKey({
-            key: c.new_key_value,
-            key_alias: c.new_key_alias,
-            max_budget: target,
-            rpm_limit: c.rpm_limit,
-            tpm_limit: c.tpm_limit,
-            user_id: c.user_id,
-            metadata: { app: "litellm-credits", user_id: c.user_id, key_id: c.new_key_id, rotated_from: c.old_key_id },
-            blocked: c.new_key_blocked ?? false,
-          });
-        } catch (e) {
-          // "alias exists": an earlier run created it and died before recording it. Confirmed below.
-          if (!(e instanceof LiteLLMError && e.status === 400 && /alias/i.test(e.message))) throw e;
-          log.info("new key already on LiteLLM; confirming", { rotation_id: rotationId, key: maskKey(c.new_key_value) });
-        }
-        // A 200 for an existing custom key changes nothing and echoes the request: confirm what LiteLLM has.
-        const info = await client.keyInfo(c.new_key_value);
-        if (!info) throw new Error("LiteLLM does not know the new key after creating it (its alias may belong to another key)");
-        if (info.key_alias && info.key_alias !== c.new_key_alias) throw new Error("the new key on LiteLLM has another alias");
-        let confirmed = info.max_budget ?? null;
-        if (confirmed === null || confirmed !== target) confirmed = (await client.setMaxBudget(c.new_key_value, target)).max_budget ?? target;
-        await sql`select private.rotation_new_key_active(${rotationId}, ${String(confirmed)})`;
-        steps.push(`new key active with max_budget ${confirmed}`);
+        // Step 4: the new key, with the value and alias chosen when the rotation opened (a rerun finds it),
+        // at the ledger target (never below 0: key_target_budget).
+        const confirmed = await createKeyAtTarget({
+          key: c.new_key_value,
+          key_alias: c.new_key_alias,
+          max_budget: c.target_max_budget!,
+          rpm_limit: c.rpm_limit,
+          tpm_limit: c.tpm_limit,
+          user_id: c.user_id,
+          metadata: { app: "litellm-credits", user_id: c.user_id, key_id: c.new_key_id, rotated_from: c.old_key_id },
+          blocked: c.new_key_blocked ?? false,
+        });
+        await sql`select private.rotation_new_key_active(${rotationId}, ${confirmed})`;
+        steps.push(`new key active with max_budget ${confirmed ?? "unconfirmed (pushed again below)"}`);
         // A payment may have landed meanwhile; an open dispute keeps the key blocked.
         await pushBudget(c.new_key_id!);
         if (c.new_key_blocked) await pushBlock(c.new_key_id!, true);
         continue;
       }
       if (c.state === "activated") {
-        // Step 6: delete the old key (a 404 means it is already gone, which is the goal).
-        await client.deleteKeys([c.old_key_value]);
+        // The old key stays blocked on LiteLLM: reconcile charges its late spend, then deletes it.
         await sql`select private.rotation_finish(${rotationId})`;
-        steps.push("old key deleted on LiteLLM");
+        steps.push("done; the old key is deleted once its spend has settled");
         continue;
       }
       // done
@@ -170,7 +159,7 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
         steps,
         key_id: k.id,
         key_masked: maskKey(k.key_value),
-        max_budget: k.litellm_max_budget === null ? undefined : Number(k.litellm_max_budget),
+        max_budget: k.litellm_max_budget ?? undefined,
       };
     }
     throw new Error("rotation did not converge");

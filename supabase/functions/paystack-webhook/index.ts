@@ -10,18 +10,11 @@ import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { paystackMode } from "../_shared/config.ts";
 import { handler, HttpError, json } from "../_shared/http.ts";
 import { log } from "../_shared/log.ts";
-import { PaystackError, sha256Hex, verifySignature, verifyTransaction } from "../_shared/paystack.ts";
+import { listRefunds, PaystackError, sha256Hex, verifySignature, verifyTransaction } from "../_shared/paystack.ts";
 
 const envelope = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
 const chargeData = z.object({ reference: z.string().min(1) }).passthrough();
-const refundData = z.object({
-  status: z.string().optional(),
-  transaction_reference: z.string().min(1),
-  refund_reference: z.string().nullish(),
-  id: z.union([z.number(), z.string()]).nullish(),
-  amount: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
-  currency: z.string(),
-}).passthrough();
+const refundData = z.object({ transaction_reference: z.string().min(1) }).passthrough();
 const disputeData = z.object({
   id: z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]),
   resolution: z.string().nullish(),
@@ -66,12 +59,16 @@ async function onRefund(event: string, data: unknown, deliveryId: string) {
     await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'malformed refund data')`;
     return json({ outcome: "rejected", reason: "malformed refund data" });
   }
-  const d = parsed.data;
-  const refundId = String(d.refund_reference ?? d.id ?? `${d.transaction_reference}:${d.amount}`);
+  // The event only says "look again": what is taken back is recomputed from Paystack's list of this
+  // transaction's refunds (an absolute), so replays, order and refunds without a reference cannot skew it.
+  const reference = parsed.data.transaction_reference;
+  const [p] = await sql<{ provider_transaction_id: string | null }[]>`select * from private.refund_lookup(${reference})`;
+  const refunds = p?.provider_transaction_id ? await listRefunds(p.provider_transaction_id) : [];
   const [r] = await sql<Outcome[]>`
-    select * from private.apply_refund(${d.transaction_reference}, ${refundId}, ${d.amount}, ${d.currency}, ${deliveryId})`;
+    select * from private.apply_refunds(${reference}, ${sql.json(refunds as never)}, ${deliveryId})`;
   let push = "skipped";
   if (r.key_id && r.outcome !== "rejected") push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  log.info("refunds", { reference, outcome: r.outcome, reason: r.reason, listed: refunds.length, budget_push: push });
   return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
 }
 

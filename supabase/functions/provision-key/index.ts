@@ -3,9 +3,9 @@
 // Exactly one key per user, even if we die between LiteLLM creating the key and our database write:
 // the key value and alias were chosen at sign-up, so a rerun finds the key instead of creating another.
 import { db } from "../_shared/db.ts";
-import { pushBudget } from "../_shared/budget.ts";
+import { createKeyAtTarget, pushBudget } from "../_shared/budget.ts";
 import { handler, json, requireCronOrService } from "../_shared/http.ts";
-import { type CallStats, type KeyInfo, litellm, LiteLLMError } from "../_shared/litellm.ts";
+import type { CallStats } from "../_shared/litellm.ts";
 import { log, maskKey } from "../_shared/log.ts";
 
 interface Job {
@@ -21,35 +21,19 @@ async function provision(job: Job, limits: { rpm: number; tpm: number }): Promis
   const sql = db();
   // Tries = attempts to create the key (retries included); confirming calls are not counted.
   const stats: CallStats = { attempts: 0 };
-  const client = litellm();
   try {
     const [{ target }] = await sql<{ target: string }[]>`select private.key_target_budget(${job.key_id}) as target`;
-    let info: KeyInfo | null = null;
-    try {
-      await client.generateKey({
-        key: job.key_value,
-        key_alias: job.key_alias,
-        max_budget: Number(target),
-        rpm_limit: limits.rpm,
-        tpm_limit: limits.tpm,
-        user_id: job.user_id,
-        metadata: { app: "litellm-credits", user_id: job.user_id, key_id: job.key_id },
-      }, stats);
-    } catch (e) {
-      // "alias exists": a previous run created it and died before recording it. Confirm below.
-      if (!(e instanceof LiteLLMError && e.status === 400 && /alias/i.test(e.message))) throw e;
-      log.info("key already on LiteLLM; confirming", { key: maskKey(job.key_value), job_id: job.job_id });
-    }
-    // A 200 for an existing custom key changes nothing and echoes the request: confirm what LiteLLM has.
-    info = await client.keyInfo(job.key_value);
-    if (!info) throw new Error("LiteLLM does not know the key after creating it");
-    if (info.key_alias && info.key_alias !== job.key_alias) throw new Error("the key on LiteLLM belongs to another alias");
-    let confirmed = info.max_budget ?? null;
-    if (confirmed === null || confirmed !== Number(target)) {
-      const row = await client.setMaxBudget(job.key_value, Number(target));
-      confirmed = row.max_budget ?? Number(target);
-    }
-    await sql`select private.complete_provisioning(${job.job_id}, ${stats.attempts}, ${String(confirmed)})`;
+    const confirmed = await createKeyAtTarget({
+      key: job.key_value,
+      key_alias: job.key_alias,
+      max_budget: target,
+      rpm_limit: limits.rpm,
+      tpm_limit: limits.tpm,
+      user_id: job.user_id,
+      metadata: { app: "litellm-credits", user_id: job.user_id, key_id: job.key_id },
+    }, stats);
+    // Active either way; a budget LiteLLM did not confirm stays pending for the push below and reconcile.
+    await sql`select private.complete_provisioning(${job.job_id}, ${stats.attempts}, ${confirmed})`;
     // A payment may have landed meanwhile: make sure LiteLLM has the latest target.
     await pushBudget(job.key_id, undefined, { skipIfSynced: true });
     log.info("key provisioned", { key: maskKey(job.key_value), job_id: job.job_id, tries: stats.attempts });

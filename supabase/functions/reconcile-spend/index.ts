@@ -1,6 +1,8 @@
 // reconcile-spend: pulls spend from LiteLLM in chunks of 1000 keys (one batch key-info request and one SQL
 // call per chunk), writes snapshots only where something changed, and repairs keys whose LiteLLM
-// max_budget differs from the ledger target.
+// max_budget differs from the ledger target. Retired keys are read too until their spend has settled:
+// spend that landed after a rotation (requests in flight) is charged, the user's live key gets the lower
+// target, and a settled retired key is deleted on LiteLLM.
 //
 // Bounded work: each invocation claims at most `reconcile_chunks_per_invocation` chunks (leases in
 // public.reconcile_chunks, FOR UPDATE SKIP LOCKED), so it stays far inside the 2 s CPU / 256 MB limits of
@@ -27,7 +29,17 @@ interface Drift {
   token: string;
   target: string;
   version: string;
-  observed: number | null;
+  observed: string | null;
+}
+
+interface BatchResult {
+  keys: number;
+  snapshots: number;
+  missing: number;
+  drift: Drift[];
+  block: { key_id: string; token: string; blocked: boolean }[];
+  // settling retired keys: live keys whose target dropped, and keys ready to delete
+  retired: { late_spend: number; late: { key_id: string }[]; settle: { key_id: string; key: string }[] };
 }
 
 const WALL_BUDGET_MS = 40_000;
@@ -44,7 +56,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const started = performance.now();
   const stats: CallStats = { attempts: 0, requests: 0 };
   let sqlCalls = 0;
-  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0 };
+  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, late_spend: 0, settled: 0 };
 
   if (client.circuitOpen) {
     // LiteLLM failed recently: do not claim anything, just say so quickly.
@@ -69,7 +81,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
     try {
       const seen = await client.keysInfo(c.keys.map((k) => k.token), stats);
       const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
-      const [{ result }] = await sql<{ result: { keys: number; snapshots: number; missing: number; drift: Drift[]; block: { key_id: string; token: string; blocked: boolean }[] } }[]>`
+      const [{ result }] = await sql<{ result: BatchResult }[]>`
         select private.record_spend_batch(${c.chunk}, ${sql.json(rows as never)}) as result`;
       sqlCalls++;
       totals.chunks++;
@@ -79,7 +91,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
       for (const d of result.drift) {
         // The ledger's absolute target: repeating or reordering this push can never over-credit.
         const r = await pushBudget(d.key_id, stats);
-        await sql`select private.record_budget_repair(${d.key_id}, ${d.observed === null ? null : String(d.observed)}, ${r.target ?? d.target},
+        await sql`select private.record_budget_repair(${d.key_id}, ${d.observed}, ${r.target ?? d.target},
           ${r.outcome === "synced" ? "pushed" : "failed"}, ${r.error ?? null})`;
         sqlCalls += 3;
         if (r.outcome === "synced") totals.repairs++;
@@ -89,6 +101,24 @@ Deno.serve(handler("reconcile-spend", async (req) => {
       for (const b of result.block) {
         if ((await pushBlock(b.key_id, b.blocked, stats)) === "synced") totals.blocks++;
         sqlCalls += 2;
+      }
+      totals.late_spend += result.retired.late_spend;
+      for (const l of result.retired.late) {
+        // Late spend of a retired key lowered this live key's target (unless pushed above as drift).
+        if (result.drift.some((d) => d.key_id === l.key_id)) continue;
+        await pushBudget(l.key_id, stats);
+        sqlCalls += 2;
+      }
+      for (const r of result.retired.settle) {
+        // Its spend has not moved for retired_key_settle_seconds: final. Deleted (a 404 means already gone).
+        try {
+          await client.deleteKeys([r.key], stats);
+          await sql`select private.retired_key_settled(${r.key_id})`;
+          sqlCalls++;
+          totals.settled++;
+        } catch (e) {
+          log.warn("deleting a settled retired key failed; the next run retries", { key_id: r.key_id, error: (e as Error).message });
+        }
       }
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);

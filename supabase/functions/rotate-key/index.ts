@@ -1,5 +1,6 @@
 // rotate-key: replaces a user's LiteLLM key with a new one that carries the remaining credit exactly; the
-// old key is deleted on LiteLLM. verify_jwt is off; the function checks its callers itself:
+// old key is blocked (deleted by reconcile-spend once its spend has settled). verify_jwt is off; the
+// function checks its callers itself:
 //   - a signed-in user (dashboard) rotates their own key: POST {} with their session JWT (verified in
 //     _shared/auth.ts); at most one rotation per rotation_user_min_interval_seconds;
 //   - an operator rotates any user's key: POST {"user_id": "..."} with a secret API key (or the legacy

@@ -97,8 +97,8 @@ select throws_ok($$ select * from private.create_checkout('03000000-0000-4000-80
                  '42501', null, 'A cannot execute private.create_checkout');
 select throws_ok($$ select private.record_spend_batch(0, '[]'::jsonb) $$,
                  '42501', null, 'A cannot execute private.record_spend_batch');
-select throws_ok($$ select * from private.apply_refund('x', 'r', 1, 'USD') $$,
-                 '42501', null, 'A cannot execute private.apply_refund');
+select throws_ok($$ select * from private.apply_refunds('x', '[]'::jsonb) $$,
+                 '42501', null, 'A cannot execute private.apply_refunds');
 select throws_ok($$ select private.requeue_provisioning() $$,
                  '42501', null, 'A cannot execute private.requeue_provisioning');
 select throws_ok($$ select private.key_target_budget(gen_random_uuid()) $$,

@@ -1,8 +1,8 @@
 -- Checkouts and payments (invariants 6 and 7): the amount comes from the plan; a verified payment is
--- credited exactly once; anything that does not match an active plan is recorded with a reason and
--- grants nothing.
+-- credited exactly once, only when Paystack's requested_amount is the price locked at checkout and the
+-- amount charged covers it; anything else is recorded with a reason and grants nothing.
 begin;
-select plan(44);
+select plan(52);
 
 insert into auth.users (id, email, aud, role)
 values ('05000000-0000-4000-8000-00000000000a', 'pay-a@pgtap.test', 'authenticated', 'authenticated');
@@ -42,6 +42,7 @@ select results_eq(
   'the payment is recorded'
 );
 select is((select c.status from public.checkouts c join t_co using (reference)), 'paid', 'the checkout is paid');
+select is((select p.charged_subunits from public.payments p join t_co using (reference)), 500, 'no fees: charged = requested');
 select results_eq($$ select budget_version, sync_status from public.api_keys where user_id = '05000000-0000-4000-8000-00000000000a' $$,
                   $$ values (1::bigint, 'pending'::text) $$, 'the ledger change bumps the key''s budget version and marks it for a push');
 select results_eq($$ select outcome, reason from private.webhook_deliveries where id = (select max(id) from private.webhook_deliveries) $$,
@@ -73,6 +74,11 @@ select results_eq(
   $$ values ('credited'::text, 42.00::numeric) $$,
   'a second pack (pro, fees on top of the requested 1500) is credited against requested_amount: target 42.00'
 );
+select results_eq($$ select p.amount_subunits, p.charged_subunits, p.credit from public.payments p join t_co_fee using (reference) $$,
+                  $$ values (1500, 1540, 30.00::numeric) $$,
+                  'both amounts are stored: requested 1500 (the price the credit was bought for) and charged 1540 (fees included)');
+select results_eq($$ select m.amount_subunits, m.charged_subunits from public.my_payments m join t_co_fee using (reference) $$,
+                  $$ values (1500, 1540) $$, 'my_payments shows both');
 
 -- ---------------------------------------------------------------- rejections: nothing granted, reason kept
 -- One checkout per case; each delivery is recorded first and passed in.
@@ -92,7 +98,7 @@ begin
     select c.reference into v_ref from private.create_checkout('05000000-0000-4000-8000-00000000000a', p_plan) c;
   end if;
   v_delivery := private.record_delivery('charge.success', v_ref, true, '{}'::jsonb, null, null);
-  select * into r from private.apply_payment(v_ref, p_status, p_amount, null, p_currency, p_domain, 'test', 5000, now(), v_delivery);
+  select * into r from private.apply_payment(v_ref, p_status, p_amount, p_amount, p_currency, p_domain, 'test', 5000, now(), v_delivery);
   return query
   select v_ref, r.outcome, r.reason, r.is_new, c.status, c.status_reason, d.outcome, d.reason
     from private.webhook_deliveries d left join public.checkouts c on c.reference = v_ref
@@ -161,14 +167,14 @@ update public.plans set active = true where code = 'max';
 create temp table t_changed_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
 update public.plans set price_subunits = 2500 where code = 'max';
 select results_eq(
-  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2000, null, 'USD', 'test', 'test', 5002, now()) r $$,
-  $$ values ('rejected'::text, 'amount_mismatch: 2000 <> 2500'::text) $$,
-  'the old price no longer matches an active plan'
+  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5002, now()) r $$,
+  $$ values ('rejected'::text, 'plan_changed_since_checkout'::text) $$,
+  'the price locked at checkout, paid after the plan''s price changed, is rejected'
 );
 select results_eq(
-  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2500, null, 'USD', 'test', 'test', 5003, now()) r $$,
-  $$ values ('rejected'::text, 'plan_changed_since_checkout'::text) $$,
-  'paying the new price on an old checkout is rejected'
+  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2500, 2500, 'USD', 'test', 'test', 5003, now()) r $$,
+  $$ values ('rejected'::text, 'amount_mismatch: 2500 <> 2000'::text) $$,
+  'paying the new price on an old checkout is rejected (not the price locked at checkout)'
 );
 
 -- requested_amount wins over amount: a short payment with fees on top is still short
@@ -179,9 +185,35 @@ select results_eq(
   'a requested_amount of 499 is rejected even if the charged amount is 500'
 );
 select results_eq(
-  $$ select r.outcome, r.reason from private.apply_payment(null, 'success', 500, null, 'USD', 'test', 'test', 5005, now()) r $$,
+  $$ select r.outcome, r.reason from private.apply_payment(null, 'success', 500, 500, 'USD', 'test', 'test', 5005, now()) r $$,
   $$ values ('rejected'::text, 'unknown_reference'::text) $$,
   'a missing reference is rejected'
+);
+
+-- Underpaid: the verified amount is below the requested price (the requested_amount alone says nothing
+-- about what was collected).
+create temp table t_under_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'starter');
+do $$ begin perform private.record_delivery('charge.success', (select reference from t_under_co), true, '{}'::jsonb, null, null); end $$;
+create temp table t_under as
+select r.* from t_under_co c,
+       private.apply_payment(c.reference, 'success', 400, 500, 'USD', 'test', 'test', 5007, now(), (select max(id) from private.webhook_deliveries)) r;
+select results_eq($$ select outcome, reason, is_new from t_under $$,
+                  $$ values ('rejected'::text, 'underpaid: charged 400 < 500'::text, false) $$,
+                  'verified amount 400 < requested 500: rejected (underpaid), whatever requested_amount says');
+select results_eq($$ select d.event, d.outcome, d.reason from public.admin_rejected_deliveries d join t_under_co c using (reference) $$,
+                  $$ values ('charge.success'::text, 'rejected'::text, 'underpaid: charged 400 < 500'::text) $$,
+                  'the shortfall is in the admin view with its reason (npm run admin -- rejected)');
+select results_eq($$ select c.status, c.status_reason from public.checkouts c join t_under_co using (reference) $$,
+                  $$ values ('rejected'::text, 'underpaid: charged 400 < 500'::text) $$, 'and on the checkout');
+select results_eq(
+  $$ select r.outcome, r.reason from t_under_co c, private.apply_payment(c.reference, 'success', 500, null, 'USD', 'test', 'test', 5008, now()) r $$,
+  $$ values ('rejected'::text, 'requested_amount_missing'::text) $$,
+  'a verify without requested_amount is rejected (Paystack always sends it)'
+);
+select results_eq(
+  $$ select r.outcome, r.reason from t_under_co c, private.apply_payment(c.reference, 'success', 0, 500, 'USD', 'test', 'test', 5009, now()) r $$,
+  $$ values ('rejected'::text, 'underpaid: charged 0 < 500'::text) $$,
+  'nothing collected: rejected'
 );
 
 select results_eq(
@@ -196,7 +228,7 @@ select is(private.key_target_budget((select id from public.api_keys where user_i
 -- a reference rejected as failed that later verifies as success is credited (abandoned, then paid)
 select results_eq(
   $$ select r.outcome, r.is_new from t_status s,
-            private.apply_payment(s.reference, 'success', 500, null, 'USD', 'test', 'test', 5006, now()) r $$,
+            private.apply_payment(s.reference, 'success', 500, 500, 'USD', 'test', 'test', 5006, now()) r $$,
   $$ values ('credited'::text, true) $$,
   'a checkout first rejected as failed is credited when a later verify says success'
 );

@@ -9,7 +9,7 @@ create function pg_temp.refund(p_ref text, p_refund_id text, p_subunits integer)
 declare
   v_outcome text;
 begin
-  select r.outcome into v_outcome from private.apply_refund(p_ref, p_refund_id, p_subunits, 'USD') r;
+  select r.outcome into v_outcome from private.apply_refunds(p_ref, tests.refund_list(p_ref, array[p_subunits])) r;
   if v_outcome is distinct from 'refunded' then raise exception 'fixture: refund % not applied (%)', p_refund_id, v_outcome; end if;
 end
 $$;

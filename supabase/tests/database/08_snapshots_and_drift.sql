@@ -146,7 +146,7 @@ declare
   v_ref text;
 begin
   select reference into v_ref from private.create_checkout('08000000-0000-4000-8000-000000000001', 'starter');
-  perform private.apply_payment(v_ref, 'success', 500, null, 'USD', 'test', 'test', 1, now());
+  perform private.apply_payment(v_ref, 'success', 500, 500, 'USD', 'test', 'test', 1, now());
 end
 $$;
 create temp table t_o6 as select pg_temp.observe(jsonb_build_array(

@@ -1,7 +1,7 @@
 -- The provisioning queue (a private jobs table with SKIP LOCKED leases, attempts and run_after) and
 -- budget push versioning.
 begin;
-select plan(35);
+select plan(36);
 
 create function pg_temp.job_of(p_user uuid) returns bigint language sql as $$
   select id from private.provisioning_jobs where user_id = p_user order by id desc limit 1
@@ -111,6 +111,10 @@ select results_eq($$ select status, sync_status from public.api_keys where id = 
                   'a key confirmed at a budget other than its target is active but still pending a push');
 select is(private.enqueue_provisioning(pg_temp.key_of('09000000-0000-4000-8000-000000000003')), false,
           'enqueue_provisioning is a no-op while the key has an open job');
+do $$ begin perform private.complete_provisioning(pg_temp.job_of('09000000-0000-4000-8000-000000000003'), 1, null); end $$;
+select results_eq($$ select status, sync_status, litellm_max_budget from public.api_keys where id = pg_temp.key_of('09000000-0000-4000-8000-000000000003') $$,
+                  $$ values ('active'::text, 'pending'::text, null::numeric) $$,
+                  'a key whose budget LiteLLM did not confirm is active, nothing is recorded as confirmed, and it is pushed again');
 
 -- ---------------------------------------------------------------- budget push versioning
 -- A push reads the target (version v), a payment lands (version v + 1), then the push is confirmed.
@@ -122,7 +126,7 @@ declare
   v_ref text;
 begin
   select reference into v_ref from private.create_checkout('09000000-0000-4000-8000-000000000001', 'starter');
-  perform private.apply_payment(v_ref, 'success', 500, null, 'USD', 'test', 'test', 1, now());
+  perform private.apply_payment(v_ref, 'success', 500, 500, 'USD', 'test', 'test', 1, now());
 end
 $$;
 select is(private.confirm_budget_push(pg_temp.key_of('09000000-0000-4000-8000-000000000001'), (select budget_version from t_push1), 2.00),

@@ -15,10 +15,10 @@ console.log(REAL
   ? `litellm-client contract: against the real LiteLLM at ${BASE} (fault-injection tests skipped: they need the emulator)`
   : "litellm-client contract: real-LiteLLM run SKIPPED (set LITELLM_CONTRACT_URL and LITELLM_CONTRACT_MASTER_KEY); running against the emulator");
 
-/** Every request body the client sent, to check what it never sends. */
-const sent: { url: string; body: any }[] = [];
+/** Every request body the client sent (parsed, and the exact text), to check what it never sends. */
+const sent: { url: string; body: any; text: string | null }[] = [];
 const recordingFetch: typeof fetch = async (input, init) => {
-  sent.push({ url: String(input), body: init?.body ? JSON.parse(String(init.body)) : null });
+  sent.push({ url: String(input), body: init?.body ? JSON.parse(String(init.body)) : null, text: init?.body ? String(init.body) : null });
   return await fetch(input, init);
 };
 
@@ -60,50 +60,50 @@ describe("key management contract", () => {
   it("generate with our key and alias; info confirms budget, alias, metadata; no budget_duration", async () => {
     const c = client();
     const k = newKey();
-    const res = await c.generateKey({ ...k, max_budget: 2, rpm_limit: 100, tpm_limit: 10000, user_id: "u1", metadata: { user_id: "u1", a: 1 } });
+    const res = await c.generateKey({ ...k, max_budget: "2", rpm_limit: 100, tpm_limit: 10000, user_id: "u1", metadata: { user_id: "u1", a: 1 } });
     expect(res.key).toBe(k.key);
     const info = await c.keyInfo(k.key);
-    expect(info?.max_budget).toBe(2);
+    expect(info?.max_budget).toBe("2");
     expect(info?.key_alias).toBe(k.key_alias);
     expect(info?.metadata).toMatchObject({ user_id: "u1", a: 1 });
-    expect(info?.spend).toBe(0);
+    expect(info?.spend).toBe("0");
     expect(info?.budget_duration ?? null).toBeNull();
   });
 
   it("a second generate with the same alias is a final 400 (no retry); with the same key it changes nothing", async () => {
     const c = client();
     const k = newKey();
-    await c.generateKey({ ...k, max_budget: 3, metadata: {} });
+    await c.generateKey({ ...k, max_budget: "3", metadata: {} });
     const stats: CallStats = { attempts: 0 };
-    const err = await c.generateKey({ ...k, max_budget: 99, metadata: {} }, stats).catch((e) => e);
+    const err = await c.generateKey({ ...k, max_budget: "99", metadata: {} }, stats).catch((e) => e);
     expect(err).toBeInstanceOf(LiteLLMError);
     expect(err.status).toBe(400);
     expect(err.retryable).toBe(false);
     expect(stats.attempts).toBe(1);
-    expect((await c.keyInfo(k.key))?.max_budget).toBe(3);
+    expect((await c.keyInfo(k.key))?.max_budget).toBe("3");
   });
 
   it("max_budget is set absolutely: repeating or reordering pushes cannot add up", async () => {
     const c = client();
     const k = newKey();
-    await c.generateKey({ ...k, max_budget: 2, metadata: {} });
-    await c.setMaxBudget(k.key, 12);
-    await c.setMaxBudget(k.key, 12);
-    await c.setMaxBudget(k.key, 7);
-    await c.setMaxBudget(await sha256Hex(k.key), 12); // by token, as reconcile does
-    expect((await c.keyInfo(k.key))?.max_budget).toBe(12);
+    await c.generateKey({ ...k, max_budget: "2", metadata: {} });
+    await c.setMaxBudget(k.key, "12");
+    await c.setMaxBudget(k.key, "12");
+    await c.setMaxBudget(k.key, "7");
+    await c.setMaxBudget(await sha256Hex(k.key), "12"); // by token, as reconcile does
+    expect((await c.keyInfo(k.key))?.max_budget).toBe("12");
   });
 
   it("batch info by token returns the known keys mapped by token; unknown keys are absent", async () => {
     const c = client();
     const keys = [newKey(), newKey(), newKey()];
-    for (const k of keys) await c.generateKey({ ...k, max_budget: 5, metadata: {} });
+    for (const k of keys) await c.generateKey({ ...k, max_budget: "5", metadata: {} });
     const tokens = await Promise.all(keys.map((k) => sha256Hex(k.key)));
     const stats: CallStats = { attempts: 0, requests: 0 };
     const rows = await c.keysInfo([...tokens, await sha256Hex("sk-not-a-key-of-anyone-000000")], stats);
     expect(stats.requests).toBe(1);
     expect([...rows.keys()].sort()).toEqual([...tokens].sort());
-    expect(rows.get(tokens[0])?.max_budget).toBe(5);
+    expect(rows.get(tokens[0])?.max_budget).toBe("5");
   });
 
   it("lists keys in pages with full rows", async () => {
@@ -116,7 +116,7 @@ describe("key management contract", () => {
   it("block, unblock, delete (twice: idempotent), info of an unknown key is null", async () => {
     const c = client();
     const k = newKey();
-    await c.generateKey({ ...k, max_budget: 1, metadata: {} });
+    await c.generateKey({ ...k, max_budget: "1", metadata: {} });
     await c.blockKey(k.key);
     expect((await c.keyInfo(k.key))?.blocked).toBe(true);
     await c.unblockKey(k.key);
@@ -128,7 +128,7 @@ describe("key management contract", () => {
 
   it("an update of an unknown key is a final error", async () => {
     const stats: CallStats = { attempts: 0 };
-    const err = await client().setMaxBudget("sk-nobody-knows-this-key-0000", 5, stats).catch((e) => e);
+    const err = await client().setMaxBudget("sk-nobody-knows-this-key-0000", "5", stats).catch((e) => e);
     expect(err).toBeInstanceOf(LiteLLMError);
     expect([400, 401, 404]).toContain(err.status);
     expect(stats.attempts).toBe(1);
@@ -146,14 +146,49 @@ describe("key management contract", () => {
   });
 });
 
+describe("money is exact both ways", () => {
+  it("max_budget goes out with exactly the ledger's digits and comes back as the exact decimal LiteLLM has", async () => {
+    const c = client();
+    const k = newKey();
+    await c.generateKey({ ...k, max_budget: "12.34567891", metadata: {} });
+    expect(sent.at(-1)?.text).toContain('"max_budget":12.34567891');
+    expect((await c.keyInfo(k.key))?.max_budget).toBe("12.34567891");
+    const answer = await c.setMaxBudget(k.key, "0.3");
+    expect(sent.at(-1)?.text).toBe(`{"key":${JSON.stringify(k.key)},"max_budget":0.3}`);
+    expect(answer.max_budget).toBe("0.3"); // never 0.30000000000000004
+    expect((await c.keyInfo(k.key))?.max_budget).toBe("0.3");
+  });
+
+  it.skipIf(REAL)("spend is read as the exact decimal of LiteLLM's float, without an exponent", async () => {
+    const c = client();
+    const k = newKey();
+    await c.generateKey({ ...k, max_budget: "1", metadata: {} });
+    await emulatorAdmin("/admin/spend", { key: k.key, spend: 0.0000001 });
+    await emulatorAdmin("/admin/flush", {});
+    expect((await c.keyInfo(k.key))?.spend).toBe("0.0000001");
+    const rows = await c.keysInfo([await sha256Hex(k.key)]);
+    expect([...rows.values()][0].spend).toBe("0.0000001");
+  });
+
+  it("refuses to send a max_budget that is not a plain decimal (nothing is sent)", async () => {
+    const before = sent.length;
+    for (const bad of ["NaN", "1e5", "", "12,5", "Infinity"]) {
+      const err = await client().setMaxBudget("sk-nobody-knows-this-key-0000", bad).catch((e) => e);
+      expect(err).toBeInstanceOf(LiteLLMError);
+      expect(err.type).toBe("invalid_request");
+    }
+    expect(sent.length).toBe(before);
+  });
+});
+
 describe.skipIf(REAL)("resilience (emulator faults)", () => {
   it("retries 5xx with backoff and succeeds", async () => {
     const c = client();
     const k = newKey();
-    await c.generateKey({ ...k, max_budget: 1, metadata: {} });
+    await c.generateKey({ ...k, max_budget: "1", metadata: {} });
     await emulatorAdmin("/admin/faults", { route: "/key/info", count: 2, mode: "500" });
     const stats: CallStats = { attempts: 0 };
-    expect((await c.keyInfo(k.key, stats))?.max_budget).toBe(1);
+    expect((await c.keyInfo(k.key, stats))?.max_budget).toBe("1");
     expect(stats.attempts).toBe(3);
   });
 
@@ -199,7 +234,7 @@ describe.skipIf(REAL)("resilience (emulator faults)", () => {
   it("falls back to /key/info one by one only when /v2/key/info is missing", async () => {
     const c = client();
     const keys = [newKey(), newKey()];
-    for (const k of keys) await c.generateKey({ ...k, max_budget: 4, metadata: {} });
+    for (const k of keys) await c.generateKey({ ...k, max_budget: "4", metadata: {} });
     const tokens = await Promise.all(keys.map((k) => sha256Hex(k.key)));
     // An older proxy without the batch route answers 404 for it.
     const noV2: typeof fetch = async (input, init) =>

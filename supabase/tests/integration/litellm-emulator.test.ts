@@ -742,6 +742,15 @@ describe("admin: faults, down/up, stats", () => {
     );
   });
 
+  it("a bare fault applies the request and answers 200 {} (an answer that confirms nothing)", async () => {
+    const g = await generate({ key_alias: "bare", max_budget: 2 });
+    await admin("POST", "/admin/faults", { route: "/key/update", count: 1, mode: "bare" });
+    const r = await api.post("/key/update", { key: g.key, max_budget: 7 });
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({});
+    expect((await api.get(`/key/info?key=${g.key}`)).body.info.max_budget).toBe(7);
+  });
+
   it("refuses connections while down and serves again when up", async () => {
     const g = await generate({ key_alias: "survives" });
     await admin("POST", "/admin/down", { down: true });

@@ -891,6 +891,41 @@ describe("refunds", () => {
     expect(unknown.status).toBe(404);
   });
 
+  it("lists a transaction's refunds (GET /refund) with Paystack's shapes, newest first, in pages", async () => {
+    // https://paystack.com/docs/api/refund/#list: transaction (id), currency, from/to, perPage, page.
+    const t = await paidTx({ amount: 2000 });
+    const other = await paidTx({ amount: 1000 });
+    const id = (await verify(t.reference)).body.data.id;
+    const otherId = (await verify(other.reference)).body.data.id;
+    const made = [];
+    for (const amount of [300, 700]) made.push((await api("/refund", { body: { transaction: t.reference, amount } })).body.data);
+    await api("/refund", { body: { transaction: other.reference, amount: 100 } });
+    await until(() => receiver.forRef(t.reference, "refund.processed").length === 2, "both refunds processed");
+    const all = await api(`/refund?transaction=${id}`);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ status: true, message: "Refunds retrieved", meta: { total: 2, skipped: 0, perPage: 50, page: 1, pageCount: 1 } });
+    expect(all.body.data.map((r: Json) => r.id)).toEqual([made[1].id, made[0].id]);
+    for (const r of all.body.data) {
+      expect(Object.keys(r).sort()).toEqual([
+        "amount", "channel", "created_at", "currency", "customer_note", "deducted_amount", "dispute", "domain", "expected_at",
+        "fully_deducted", "id", "integration", "merchant_note", "refunded_at", "refunded_by", "settlement", "status",
+        "transaction", "transaction_reference", "updated_at",
+      ]);
+      expect(r).toMatchObject({ transaction: id, transaction_reference: t.reference, currency: "USD", status: "processed", domain: "test" });
+    }
+    expect(all.body.data.map((r: Json) => r.amount)).toEqual([700, 300]);
+    const page2 = await api(`/refund?transaction=${id}&perPage=1&page=2`);
+    expect(page2.body.meta).toMatchObject({ total: 2, skipped: 1, perPage: 1, page: 2, pageCount: 2 });
+    expect(page2.body.data.map((r: Json) => r.id)).toEqual([made[0].id]);
+    expect((await api(`/refund?transaction=${otherId}`)).body.data.map((r: Json) => r.amount)).toEqual([100]);
+    expect((await api("/refund")).body.meta.total).toBe(3); // no filter: every refund
+    expect((await api(`/refund?transaction=${id}&currency=NGN`)).body.data).toEqual([]);
+    expect((await api("/refund?transaction=1")).body).toMatchObject({ status: true, data: [], meta: { total: 0 } });
+    expect((await api("/refund?perPage=0")).status).toBe(400);
+    const noKey = await call(API, `/refund?transaction=${id}`, { headers: { authorization: "Bearer sk_test_wrong" } });
+    expect(noKey.status).toBe(401);
+  });
+
   it("refund-fails card: refund.failed instead of refund.processed", async () => {
     const t = await paidTx({}, "refund_fails");
     const r = await api("/refund", { body: { transaction: t.reference } });

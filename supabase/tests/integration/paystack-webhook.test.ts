@@ -1,6 +1,8 @@
 // Issue 5: checkout and the Paystack webhook against the Paystack and LiteLLM emulators: exactly-once
 // credit under duplicate and concurrent deliveries, signature checks over raw bytes, verified-only
-// crediting, LiteLLM outages, refunds and disputes.
+// crediting, LiteLLM outages, refunds and disputes. Issue 13: money exact at the edges (underpayment,
+// fee-bearing refunds, equal refunds without references, dispute events unknown or out of order).
+import { spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../functions/_shared/paystack.ts";
@@ -305,6 +307,146 @@ describe("refunds and disputes", () => {
     expect(r.body.outcome).toBe("ignored");
     const pending = JSON.stringify({ event: "refund.pending", data: { transaction_reference: "x", amount: 100, currency: "USD" } });
     expect((await postWebhook(pending, sign(pending))).body.outcome).toBe("ignored");
+  });
+});
+
+/** Paystack's API as our backend calls it (secret key). */
+async function paystackApi(method: "GET" | "POST", path: string, body?: unknown) {
+  const r = await fetch(`${env("PAYSTACK_BASE_URL")}${path}`, {
+    method, headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return await r.json();
+}
+
+/** Runs fn while the emulator's webhooks go nowhere (no retries): Paystack's state moves, we hear nothing. */
+async function unheard(fn: () => Promise<void>) {
+  const { data: before } = await paystackAdmin("/admin/config");
+  await paystackAdmin("/admin/config", { webhook_url: "http://127.0.0.1:9/nowhere", retry_ms: [] });
+  try {
+    await fn();
+  } finally {
+    await paystackAdmin("/admin/config", { webhook_url: before.webhook_url, retry_ms: before.retry_ms });
+  }
+}
+
+async function credited(u: TestUser, plan: string, mutate?: Record<string, unknown>) {
+  const charge = await paidCharge(u, plan, mutate);
+  expect((await postWebhook(charge.body, sign(charge.body))).body.outcome).toBe("credited");
+  return charge.reference;
+}
+
+describe("money at the edges", () => {
+  it("verified amount below the requested price: rejected with the reason, shown to operators, nothing credited", async () => {
+    const u = await activeUser("underpaid");
+    const charge = await paidCharge(u, "starter", { amount: 400, requested_amount: 500 });
+    const r = await postWebhook(charge.body, sign(charge.body));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ outcome: "rejected", reason: "underpaid: charged 400 < 500" });
+    expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
+    expect((await keyOnLiteLLM(u.key)).max_budget).toBe(2);
+    const cli = spawnSync("node_modules/.bin/deno", ["run", "-A", "scripts/admin.ts", "rejected", "--json"], { encoding: "utf8", timeout: 60_000 });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toContainEqual(expect.objectContaining({
+      event: "charge.success", reference: charge.reference, outcome: "rejected", reason: "underpaid: charged 400 < 500",
+    }));
+  });
+
+  it("a full refund of a fee-bearing charge (520 on a 500 plan) takes back the whole credit", async () => {
+    const u = await activeUser("fee-refund");
+    const ref = await credited(u, "starter", { amount: 520, requested_amount: 500 });
+    expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
+    const refund = await paystackApi("POST", "/refund", { transaction: ref }); // the whole charge: 520
+    expect(refund.data.amount).toBe(520);
+    await waitFor(async () => (await ledger(u.id)).some((l) => l.kind === "refund"), "the refund row");
+    expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-10.00"]);
+    const [p] = await sql()`select status, refunded_subunits, charged_subunits, amount_subunits from public.payments where reference = ${ref}`;
+    expect(p).toEqual({ status: "refunded", refunded_subunits: 520, charged_subunits: 520, amount_subunits: 500 });
+    await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 2, "max_budget back to 2 on LiteLLM");
+  });
+
+  it("our client reads every page of a transaction's refunds from Paystack's list", async () => {
+    const u = await activeUser("refund-pages");
+    const ref = await credited(u, "pro");
+    const [{ id }] = await sql()`select provider_transaction_id::text as id from public.payments where reference = ${ref}`;
+    await unheard(async () => {
+      for (const amount of [100, 200, 300]) expect((await paystackApi("POST", "/refund", { transaction: ref, amount })).status).toBe(true);
+    });
+    const run = spawnSync("node_modules/.bin/deno", ["run", "-A", "supabase/tests/integration/fixtures/list-refunds.ts", id, "2"], { encoding: "utf8", timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(0);
+    const listed = JSON.parse(run.stdout);
+    expect(listed.map((r: { amount: number }) => r.amount).sort()).toEqual([100, 200, 300]); // two pages of 2
+    expect(listed.every((r: { transaction: number; currency: string }) => String(r.transaction) === id && r.currency === "USD")).toBe(true);
+  });
+
+  it("two equal refunds whose events carry no reference count twice; replays count nothing", async () => {
+    const u = await activeUser("equal-refunds");
+    const ref = await credited(u, "starter");
+    // Paystack processes two refunds of 250; their events are lost.
+    await unheard(async () => {
+      for (let i = 0; i < 2; i++) expect((await paystackApi("POST", "/refund", { transaction: ref, amount: 250 })).status).toBe(true);
+      await waitFor(async () => (await paystackAdmin(`/admin/transactions/${ref}`)).data.refunds
+        .filter((r: { status: string }) => r.status === "processed").length === 2, "both refunds processed on Paystack");
+    });
+    // Then two refund.processed events without refund_reference or id, same amount: each says "look again".
+    const stripped = { event: "refund.processed", data: { transaction_reference: ref, amount: 250, currency: "USD", status: "processed" } };
+    const first = await paystackAdmin("/admin/send", stripped);
+    expect(first.data.deliveries[0].status_code).toBe(200);
+    expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-10.00"]);
+    const second = await paystackAdmin("/admin/send", stripped);
+    expect(second.data.deliveries[0].status_code).toBe(200);
+    expect((await delivery(ref)).outcome).toBe("duplicate");
+    expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-10.00"]);
+    await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 2, "max_budget back to 2");
+  });
+
+  it("an unknown dispute action with two disputes open changes nothing; the key stays blocked until both are resolved", async () => {
+    const u = await activeUser("two-disputes");
+    const a = await credited(u, "starter");
+    const b = await credited(u, "pro");
+    const da = (await paystackAdmin("/admin/dispute", { reference: a, action: "create" })).data.dispute;
+    await paystackAdmin("/admin/dispute", { reference: b, action: "create" });
+    await waitFor(async () => (await keyOnLiteLLM(u.key)).blocked === true, "the key blocked on LiteLLM");
+    const unknown = await paystackAdmin("/admin/send", {
+      event: "charge.dispute.escalate", data: { id: da.id, status: "escalated", resolution: null, transaction: { reference: a } },
+    });
+    expect(unknown.data.deliveries[0].status_code).toBe(200);
+    expect(await delivery(a)).toMatchObject({ event: "charge.dispute.escalate", outcome: "ignored", reason: "unknown dispute action: escalate" });
+    const [state] = await sql()`select status from private.disputes where id = ${da.id}`;
+    expect(state.status).toBe("create");
+    // Resolving the other one must not unblock: the first is still open.
+    const resolved = await paystackAdmin("/admin/dispute", { reference: b, action: "resolve", resolution: "declined" });
+    expect(resolved.data.deliveries[0].status_code).toBe(200);
+    expect((await liveKey(u.id) as unknown as { blocked: boolean }).blocked).toBe(true);
+    expect((await keyOnLiteLLM(u.key)).blocked).toBe(true);
+    await paystackAdmin("/admin/dispute", { reference: a, action: "resolve", resolution: "declined" });
+    await waitFor(async () => (await keyOnLiteLLM(u.key)).blocked === false, "unblocked once both are resolved");
+    expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant", "purchase", "purchase"]);
+  });
+
+  it("dispute events out of order: a resolution before its create never blocks, a lost one reverses once", async () => {
+    const u = await activeUser("late-create");
+    const won = await credited(u, "starter");
+    const lost = await credited(u, "pro");
+    await unheard(async () => {
+      for (const [reference, resolution] of [[won, "declined"], [lost, "merchant-accepted"]]) {
+        await paystackAdmin("/admin/dispute", { reference, action: "create" });
+        await paystackAdmin("/admin/dispute", { reference, action: "resolve", resolution });
+      }
+    });
+    // Delivered late and reversed: each resolution first, then its create, then the resolution again.
+    for (const reference of [won, lost]) {
+      for (const event of ["charge.dispute.resolve", "charge.dispute.create", "charge.dispute.resolve"]) {
+        const r = await paystackAdmin("/admin/replay", { reference, event });
+        expect(r.data.deliveries[0].status_code).toBe(200);
+      }
+    }
+    expect((await liveKey(u.id) as unknown as { blocked: boolean }).blocked).toBe(false);
+    expect((await keyOnLiteLLM(u.key)).blocked).toBe(false);
+    expect((await ledger(u.id)).map((l) => [l.kind, l.amount])).toEqual([
+      ["signup_grant", "2.00"], ["purchase", "10.00"], ["purchase", "30.00"], ["dispute_reversal", "-30.00"],
+    ]);
+    await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 12, "max_budget 12 after the lost dispute");
   });
 });
 

@@ -38,6 +38,29 @@ afterEach(async () => {
 });
 afterAll(closeSql);
 
+describe("budget pushes", () => {
+  it("a budget counts as confirmed only when LiteLLM says it has the value sent", async () => {
+    const u = await activeUser("confirm");
+    await buyStarter(u.id); // 12.00 in the ledger, 2 on LiteLLM
+    const push = () => invoke("push-budget", { user_id: u.id }, process.env.SUPABASE_SERVICE_ROLE_KEY);
+    const key = async () => (await sql()`select sync_status, litellm_max_budget::text as confirmed from public.api_keys where id = ${u.keyId}`)[0];
+    // LiteLLM applies the update but its answer says nothing, and the read that would confirm it fails
+    // (for every caller meanwhile, pg_cron's reconcile included).
+    await litellmAdmin("/admin/faults", { route: "/key/update", count: 100, mode: "bare" });
+    await litellmAdmin("/admin/faults", { route: "/key/info", count: 100, mode: "500" });
+    const r = await push();
+    expect(r.body.budget_push).toBe("failed");
+    expect(await key()).toEqual({ sync_status: "failed", confirmed: "2" }); // not recorded as 12
+    await litellmAdmin("/admin/faults", undefined, "DELETE");
+    // An answer without max_budget is checked with a read: confirmed once LiteLLM shows 12.
+    await litellmAdmin("/admin/faults", { route: "/key/update", count: 100, mode: "bare" });
+    expect((await push()).body.budget_push).toBe("synced");
+    await litellmAdmin("/admin/faults", undefined, "DELETE");
+    expect(await key()).toEqual({ sync_status: "synced", confirmed: "12" });
+    expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
+  });
+});
+
 describe("reconcile-spend", () => {
   it("needs the cron secret or the service key", async () => {
     expect((await invoke("reconcile-spend", {}, "nope")).status).toBe(401);

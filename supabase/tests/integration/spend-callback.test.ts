@@ -52,6 +52,15 @@ describe("litellm-spend-callback", () => {
     expect((await spent(user)).spent).toBe(0.75);
   });
 
+  it("adds spend at admission and cost exactly (0.1 + 0.2 is 0.3, not 0.30000000000000004)", async () => {
+    const u = await activeUser("hint-exact");
+    const [{ key_token }] = await sql()`select key_token from public.api_keys where id = ${u.keyId}`;
+    const r = await callback([logged(0.1, 0.2, key_token)]);
+    expect(r.body).toMatchObject({ hints: 1, matched: 1, updated: 1 });
+    const [k] = await sql()`select hinted_spend::text from public.api_keys where id = ${u.keyId}`;
+    expect(k.hinted_spend).toBe("0.3");
+  });
+
   it("the pull catching up does not add the same spend again, and a larger pulled spend wins", async () => {
     await litellmAdmin("/admin/spend", { key: user.key, spend: 0.75 });
     await reconcileNow();
