@@ -2,7 +2,7 @@
 -- the files' rolled-back transactions, in a schema of their own that migrations never touch. pg_prove runs
 -- this file first (files run in name order) and it emits TAP like the others.
 begin;
-select plan(1);
+select plan(2);
 
 create schema if not exists tests;
 
@@ -22,6 +22,17 @@ begin
 end
 $$;
 
+-- Known vault secrets for a test that checks what pg_net is asked to send (the stack's own come back with
+-- the file's rollback): project_url https://project.pgtap.test/, cron_secret pgtap-cron-secret-0123456789.
+create or replace function tests.use_test_vault_secrets() returns void language plpgsql as $$
+begin
+  delete from vault.secrets where name in ('project_url', 'cron_secret');
+  perform vault.create_secret('https://project.pgtap.test/', 'project_url');
+  perform vault.create_secret('pgtap-cron-secret-0123456789', 'cron_secret');
+end
+$$;
+
 select has_function('tests', 'buy', array['uuid', 'text'], 'tests.buy exists for the other files');
+select has_function('tests', 'use_test_vault_secrets', 'tests.use_test_vault_secrets exists for the other files');
 select * from finish();
 commit;

@@ -5,14 +5,7 @@
 begin;
 select plan(22);
 
--- Known vault secrets for this test (the stack's own are restored by the rollback).
-delete from vault.secrets where name in ('project_url', 'cron_secret');
-do $$
-begin
-  perform vault.create_secret('https://project.pgtap.test/', 'project_url');
-  perform vault.create_secret('pgtap-cron-secret-0123456789', 'cron_secret');
-end
-$$;
+do $$ begin perform tests.use_test_vault_secrets(); end $$; -- known secrets (the stack's own come back with the rollback)
 
 insert into auth.users (id, email, aud, role, email_confirmed_at)
 values ('02000000-0000-4000-8000-00000000000a', 'signup-a@pgtap.test', 'authenticated', 'authenticated', now());

@@ -5,13 +5,7 @@
 begin;
 select plan(21);
 
-delete from vault.secrets where name in ('project_url', 'cron_secret');
-do $$
-begin
-  perform vault.create_secret('https://project.pgtap.test/', 'project_url');
-  perform vault.create_secret('pgtap-cron-secret-0123456789', 'cron_secret');
-end
-$$;
+do $$ begin perform tests.use_test_vault_secrets(); end $$; -- known secrets (the stack's own come back with the rollback)
 
 create function pg_temp.calls(p_fn text, p_user uuid) returns integer language sql as $$
   select count(*)::int from net.http_request_queue q
