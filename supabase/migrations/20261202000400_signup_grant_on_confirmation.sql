@@ -69,7 +69,8 @@ create function private.handle_user_confirmed() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
   if private.grant_signup_credit(new.id) then
-    perform private.invoke_function('push-budget', jsonb_build_object('user_id', new.id));
+    -- skip_if_synced: provisioning may already have created the key with the new target meanwhile.
+    perform private.invoke_function('push-budget', jsonb_build_object('user_id', new.id, 'skip_if_synced', true));
   end if;
   return new;
 end

@@ -3,7 +3,7 @@
 -- grant exactly once, bumps the key's budget version and asks push-budget to raise it; the operator setting
 -- signup_grant_requires_confirmation = false grants at sign-up.
 begin;
-select plan(21);
+select plan(22);
 
 do $$ begin perform tests.use_test_vault_secrets(); end $$; -- known secrets (the stack's own come back with the rollback)
 
@@ -60,6 +60,10 @@ select results_eq(
   'the grant bumps the key''s budget version and marks it for a push');
 select is(pg_temp.calls('push-budget', '16000000-0000-4000-8000-00000000000a'), 1,
           'confirming queues one pg_net call to push-budget for the user');
+select is((select convert_from(q.body, 'utf8')::jsonb from net.http_request_queue q where q.url like '%/functions/v1/push-budget'
+            and convert_from(q.body, 'utf8')::jsonb ->> 'user_id' = '16000000-0000-4000-8000-00000000000a'),
+          '{"user_id": "16000000-0000-4000-8000-00000000000a", "skip_if_synced": true}'::jsonb,
+          'the push skips the call if provisioning already gave LiteLLM the new target');
 
 -- Confirmed again (a second click, or the address cleared and confirmed again): still one grant.
 update auth.users set email_confirmed_at = now() where id = '16000000-0000-4000-8000-00000000000a';
