@@ -23,8 +23,8 @@ create table private.rate_limit_hits (
   primary key (bucket, window_start)
 );
 create index rate_limit_hits_window_idx on private.rate_limit_hits (window_start);
-revoke all on table private.rate_limit_hits from public, anon, authenticated;
-grant select on table private.rate_limit_hits to service_role;
+-- No API role reads it: only the security-definer functions here (and the admin view) do.
+revoke all on table private.rate_limit_hits from public, anon, authenticated, service_role;
 
 -- Counts one request in the bucket's current window. Returns 0 when it is within p_limit, else the seconds
 -- until the window ends (what Retry-After says).

@@ -17,8 +17,8 @@ create table private.rejected_webhook_posts (
   reason text not null check (length(reason) between 1 and 100)
 );
 create index rejected_webhook_posts_received_idx on private.rejected_webhook_posts (received_at);
-revoke all on table private.rejected_webhook_posts from public, anon, authenticated;
-grant select on table private.rejected_webhook_posts to service_role;
+-- No API role reads it: only the security-definer functions here (and the admin view) do.
+revoke all on table private.rejected_webhook_posts from public, anon, authenticated, service_role;
 
 -- Records one rejected post and drops the oldest beyond webhook_rejected_max_rows (a range on the primary
 -- key: cheap on every insert, and ids only grow, so at most the cap is kept).

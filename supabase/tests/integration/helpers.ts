@@ -244,8 +244,8 @@ export async function activeUser(tag = "user"): Promise<TestUser & { key: string
 
 /**
  * Runs a fixture (supabase/tests/integration/fixtures/<script>) on a port in this stack's own range (the
- * gateway's port + offset) with the test env plus `extraEnv`; resolves once it listens. Its output is kept
- * (a test can read what it logged); stop() ends it.
+ * gateway's port + offset) with the test env plus `extraEnv`; resolves once it answers HTTP. Its output is
+ * kept (a test can read what it logged, and a failure to start says what it printed); stop() ends it.
  */
 export async function serveFixture(script: string, args: string[], offset: number, extraEnv: Record<string, string> = {}) {
   const { spawn } = await import("node:child_process");
@@ -254,13 +254,21 @@ export async function serveFixture(script: string, args: string[], offset: numbe
     env: { ...process.env, NO_COLOR: "1", ...extraEnv }, stdio: ["ignore", "pipe", "pipe"],
   });
   const served = { url: `http://127.0.0.1:${port}`, out: "", stop: () => child.kill("SIGTERM") };
+  let exited = "";
+  child.on("exit", (code, signal) => (exited = `exited (${code ?? signal})`));
   child.stdout!.on("data", (c) => (served.out += c));
   child.stderr!.on("data", (c) => (served.out += c));
   try {
-    await waitFor(async () => served.out.includes("serving "), `${script} to listen on ${port}`, 15_000);
+    await waitFor(async () => {
+      if (exited) throw new Error(`${script} ${exited}: ${served.out.slice(-500)}`);
+      if (!served.out.includes("serving ")) return false;
+      const r = await fetch(`${served.url}/`); // any answer: it is listening
+      await r.body?.cancel();
+      return true;
+    }, `${script} to answer on ${port}`, 15_000);
   } catch (e) {
     served.stop();
-    throw e;
+    throw new Error(`${(e as Error).message}\n${script} printed: ${served.out.slice(-1000)}`);
   }
   return served;
 }
