@@ -1,5 +1,6 @@
-// The demo user `npm start` creates, so the dashboard has something to show: signed up through the Auth
-// stand-in (the real trigger and provisioning run), one Starter pack paid on the Paystack emulator (the real
+// The demo user `npm start` creates, so the dashboard has something to show: created already confirmed through
+// the Auth stand-in's admin API (email_confirm, so the real trigger grants the sign-up credit at once and
+// provisioning runs) and signed in with its password, one Starter pack paid on the Paystack emulator (the real
 // checkout and webhook run), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
 // through the product's own paths; if one fails the stack still starts and says so.
 import { say } from "./log.ts";
@@ -37,6 +38,8 @@ function adminUrl(base: string): string {
 
 /** The browser-safe API key: publishable (new key mode), anon (legacy). */
 const publicKey = (env: Record<string, string>) => env.SUPABASE_PUBLISHABLE_KEY ?? env.SUPABASE_ANON_KEY;
+/** The server key: secret (new key mode), service_role (legacy). */
+const serverKey = (env: Record<string, string>) => env.SUPABASE_SECRET_KEY ?? env.SUPABASE_SERVICE_ROLE_KEY;
 
 async function seedActivity(env: Record<string, string>, token: string) {
   const rest = { apikey: publicKey(env), Authorization: `Bearer ${token}` };
@@ -70,12 +73,14 @@ async function seedActivity(env: Record<string, string>, token: string) {
 
 export async function createDemoUser(env: Record<string, string>, opts: { activity: boolean }): Promise<string> {
   try {
-    const session = await call(`${env.SUPABASE_URL}/auth/v1/signup`, {
+    const admin = { apikey: serverKey(env), Authorization: `Bearer ${serverKey(env)}` };
+    await call(`${env.SUPABASE_URL}/auth/v1/admin/users`, { method: "POST", headers: admin, json: { ...DEMO, email_confirm: true } });
+    const session = await call(`${env.SUPABASE_URL}/auth/v1/token?grant_type=password`, {
       method: "POST", headers: { apikey: publicKey(env) }, json: DEMO,
     });
     if (opts.activity) {
       await seedActivity(env, session.access_token);
-      say("demo user: signed up, bought the Starter pack, made a few chat calls, reconciled");
+      say("demo user: created confirmed, bought the Starter pack, made a few chat calls, reconciled");
     }
   } catch (e) {
     say(`demo user not fully set up: ${(e as Error).message}`);

@@ -227,6 +227,7 @@ litellm-credits local stack is up (${secs} s)
   LiteLLM proxy    ${env.LITELLM_PUBLIC_URL}
   Paystack         ${env.PAYSTACK_BASE_URL}
   Demo login       ${demo}
+  Mail (links)     ${env.SUPABASE_URL}/_stack/mail  (sign-up confirmation links: Auth's emails on this stack)
   Env for tools    ${LOCAL_DIR}/stack.env
 Press Ctrl-C to stop.`);
     setInterval(() => {}, 1 << 30); // stay in the foreground even when no service was started

@@ -11,10 +11,15 @@ const types: Record<string, string> = { html: "text/html; charset=utf-8", js: "t
 
 // Public values only: the publishable key (legacy projects: the anon key) is meant for browsers (RLS
 // protects the rows).
+// CAPTCHA_PROVIDER / CAPTCHA_SITE_KEY (optional, public): the dashboard shows that provider's widget.
+const captcha = Deno.env.get("CAPTCHA_PROVIDER")
+  ? { CAPTCHA_PROVIDER: Deno.env.get("CAPTCHA_PROVIDER"), CAPTCHA_SITE_KEY: Deno.env.get("CAPTCHA_SITE_KEY") ?? "" }
+  : {};
 const config = JSON.stringify({
   SUPABASE_URL: Deno.env.get("SUPABASE_URL") ?? "",
   SUPABASE_PUBLISHABLE_KEY: Deno.env.get("SUPABASE_PUBLISHABLE_KEY") ?? Deno.env.get("SUPABASE_ANON_KEY") ?? "",
   LITELLM_PUBLIC_URL: Deno.env.get("LITELLM_PUBLIC_URL") ?? "",
+  ...captcha,
 });
 const uploadedConfig = (() => {
   try {

@@ -97,7 +97,16 @@ runBench(async () => {
   const pollLatency = [...observed.entries()].map(([id, t]) => t - (started.get(id) ?? t));
   const signupLatency = results.map((r) => r.ms);
 
-  // Every active key must exist on LiteLLM with the sign-up grant as its max_budget.
+  // Every active key must exist on LiteLLM with the sign-up grant as its max_budget. A key provisioned before
+  // its user confirmed starts at 0 and is raised by push-budget after the confirmation: give that a moment.
+  const syncDeadline = performance.now() + 15_000;
+  while (performance.now() < syncDeadline) {
+    const [{ behind }] = await db<{ behind: number }[]>`
+      select count(*)::int as behind from public.api_keys
+       where user_id = any(${ids}::uuid[]) and status = 'active' and litellm_max_budget is distinct from ${grant}::numeric`;
+    if (behind === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const budgets = await litellmBudgets(active.map((r) => r.key_token));
   const wrongOnLiteLLM = active.filter((r) => Number(budgets.get(r.key_token)) !== Number(grant)).length;
   const litellm = await litellmAdmin("/admin/stats");

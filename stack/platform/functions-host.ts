@@ -5,11 +5,10 @@
 // as on hosted, only knows legacy HS256 JWTs: in the new key mode it lets nothing through).
 // Deviation from hosted: functions share one isolate (module state, env and memory are shared).
 import process from "node:process";
+import { configToml, SUPABASE_DIR } from "./config-toml.ts";
 import { bearer, json, log } from "./http.ts";
 import { isServiceKey, platformVerifyJwt } from "./jwt.ts";
 
-// STACK_SUPABASE_DIR lets the stand-in itself be tried against a scratch folder of functions.
-const SUPABASE_DIR = Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
 const FUNCTIONS_DIR = `${SUPABASE_DIR}/functions`;
 const CONFIG_TOML = `${SUPABASE_DIR}/config.toml`;
 // Hosted limits (guides/functions/limits): only reported here, never enforced.
@@ -54,23 +53,13 @@ function installServeShim() {
   Object.defineProperty(Deno, "serve", { value: serve, configurable: true, writable: true });
 }
 
-/** verify_jwt per function from supabase/config.toml (the tiny TOML subset it uses); default true. */
+/** verify_jwt per function from supabase/config.toml; default true. */
 function verifyJwtSettings(): Map<string, boolean> {
   const out = new Map<string, boolean>();
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(CONFIG_TOML);
-  } catch { /* no config: defaults */ }
-  let fn: string | undefined;
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/#.*$/, "").trim();
-    const section = /^\[(.+)\]$/.exec(line);
-    if (section) {
-      fn = /^functions\.(?:"([^"]+)"|([A-Za-z0-9_-]+))$/.exec(section[1].trim())?.slice(1).find(Boolean);
-      continue;
-    }
-    const kv = /^verify_jwt\s*=\s*(true|false)$/.exec(line);
-    if (fn && kv) out.set(fn, kv[1] === "true");
+  for (const [section, keys] of configToml(CONFIG_TOML)) {
+    const fn = /^functions\.([A-Za-z0-9_-]+)$/.exec(section)?.[1];
+    const v = keys.get("verify_jwt");
+    if (fn && typeof v === "boolean") out.set(fn, v);
   }
   return out;
 }

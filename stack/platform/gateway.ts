@@ -1,9 +1,11 @@
 // The local stack's stand-in for what hosted Supabase serves on one URL: /auth/v1 (GoTrue), /rest/v1
-// (PostgREST), /functions/v1/<name> (edge runtime), plus pg_net's background worker. Test
-// infrastructure only: never deployed (see docs/architecture.md, "Local stack").
+// (PostgREST), /functions/v1/<name> (edge runtime), plus pg_net's background worker, and the stack's own
+// /_stack/mail (what Auth would have emailed). Test infrastructure only: never deployed (see
+// docs/architecture.md, "Local stack").
 import { closeAuth, handleAuth } from "./auth.ts";
 import { invokeFunction, loadFunctions, statsRoute } from "./functions-host.ts";
 import { json, log, withCors } from "./http.ts";
+import { mailRoute, resetOutbox } from "./mail.ts";
 import { startPgNetWorker } from "./pgnet-worker.ts";
 import { closeRest, handleRest } from "./rest.ts";
 
@@ -22,6 +24,7 @@ async function route(req: Request, info: Deno.ServeHandlerInfo): Promise<Respons
   if (api?.[1] === "auth") return withCors(await handleAuth(req, api[2] ?? "/"));
   if (api?.[1] === "rest") return withCors(await handleRest(req, api[2] ?? "/"));
   if (path.startsWith("/_stack/functions/stats")) return withCors(statsRoute(req, path));
+  if (path.startsWith("/_stack/mail")) return withCors(mailRoute(req, path));
   return withCors(json({ message: "no route matched with those values" }, 404));
 }
 
@@ -34,6 +37,8 @@ globalThis.addEventListener("error", (e) => {
   e.preventDefault();
   log(`uncaught error: ${e.error instanceof Error ? e.error.stack : e.message}`);
 });
+
+resetOutbox(); // the database is fresh on every start: so is the outbox
 
 // Bind before loadFunctions() replaces Deno.serve with the functions' shim.
 const server = Deno.serve({

@@ -216,7 +216,13 @@ export async function handleRest(req: Request, path: string): Promise<Response> 
   if (!media) return error(406, "PGRST107", `None of these media types are available: ${req.headers.get("accept")}`);
 
   const url = new URL(req.url);
-  const target = decodeURIComponent(path.replace(/^\/+/, ""));
+  let target: string;
+  try {
+    target = decodeURIComponent(path.replace(/^\/+/, ""));
+  } catch {
+    // A bad percent-escape (%zz, a cut multi-byte sequence) is the client's mistake: 400, not 500.
+    return error(400, "PGRST100", "Invalid percent-encoding in the request path", `"${path}" is not valid percent-encoded UTF-8`, null);
+  }
   const method = req.method === "HEAD" ? "GET" : req.method;
   const readOnly = method === "GET";
   const prefer = preferences(req);

@@ -8,6 +8,7 @@
 // could open a popup instead, but it loads Paystack's script from the internet; the redirect needs nothing.)
 import "./style.css";
 import { createClient, FunctionsFetchError, FunctionsHttpError, type Session, type SupabaseClient } from "@supabase/supabase-js";
+import { Captcha } from "./captcha.ts";
 import { usageChart, lastDays, type DayRow } from "./chart.ts";
 import { type Config, loadConfig } from "./config.ts";
 import { $, esc, setHtml } from "./html.ts";
@@ -52,6 +53,9 @@ let gen = 0; // bumped on every sign-in/out: answers for a previous user are dro
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 let loadSeq = 0; // loads overlap (timer, Refresh, a rotation finishing): an older answer never overwrites a newer one
 let appliedSeq = 0;
+let captcha: Captcha | null = null; // the sign-in/sign-up form's widget, when config.json turns CAPTCHA on
+type Notice = { kind: "ok" | "danger"; text: string };
+let authNotice: Notice | null = null; // shown once on the next sign-in form (e.g. a confirmation link that failed)
 
 interface State {
   email: string;
@@ -86,8 +90,24 @@ function captureReturnReference() {
   }
 }
 
+/**
+ * Back from the emailed confirmation link: Auth redirects here with a session, or an error, in the URL
+ * fragment (GoTrue's implicit flow). Read once and removed from the address bar.
+ */
+function takeAuthRedirect(): { session?: { access_token: string; refresh_token: string }; error?: string } {
+  const p = new URLSearchParams(location.hash.slice(1));
+  const access_token = p.get("access_token");
+  const refresh_token = p.get("refresh_token");
+  const error = p.get("error_code") ?? p.get("error");
+  if (!access_token && !error) return {};
+  history.replaceState(null, "", location.pathname + location.search);
+  if (access_token && refresh_token) return { session: { access_token, refresh_token } };
+  return { error: error ?? "unknown" };
+}
+
 async function start() {
   captureReturnReference();
+  const landing = takeAuthRedirect();
   try {
     cfg = await loadConfig();
   } catch (e) {
@@ -95,6 +115,16 @@ async function start() {
     return;
   }
   sb = createClient(cfg.SUPABASE_URL, cfg.SUPABASE_PUBLISHABLE_KEY, { auth: { detectSessionInUrl: false } });
+  // Before listening, so the first event already carries the session the link brought.
+  if (landing.session && (await sb.auth.setSession(landing.session)).error) landing.error = "session_refused";
+  if (landing.error) {
+    authNotice = {
+      kind: "danger",
+      text: landing.error === "otp_expired"
+        ? "That confirmation link is invalid or has expired (each link works once). If you confirmed already, sign in; otherwise create the account again with the same address to get a new link."
+        : "That link could not sign you in. Please sign in with your email and password.",
+    };
+  }
   // Supabase advises against awaiting other supabase calls inside this callback: hand off to a task.
   sb.auth.onAuthStateChange((_event, session) => setTimeout(() => onSession(session), 0));
   document.addEventListener("click", onClick);
@@ -125,22 +155,26 @@ function onSession(session: Session | null) {
 
 // ---------------------------------------------------------------- sign in / sign up
 
-function showAuth(mode: "signin" | "signup", notice = "") {
+const brand = `<h1 class="brand-big">LLM credit</h1>
+  <p class="tagline">Prepaid credit for the LiteLLM proxy. Sign up, confirm your email and get $2.00 free; every pack gives you twice what you pay.</p>`;
+
+function showAuth(mode: "signin" | "signup", notice: Notice | null = authNotice) {
+  authNotice = null;
   root.dataset.view = "auth";
   const signup = mode === "signup";
   document.title = `${signup ? "Create an account" : "Sign in"} · LLM credit`;
   root.innerHTML = `<main id="main" class="auth-page">
-  <h1 class="brand-big">LLM credit</h1>
-  <p class="tagline">Prepaid credit for the LiteLLM proxy. Sign up and get $2.00 free; every pack gives you twice what you pay.</p>
+  ${brand}
   <form id="auth-form" class="card auth-card" novalidate data-mode="${mode}" aria-labelledby="auth-h">
     <h2 id="auth-h">${signup ? "Create your account" : "Sign in"}</h2>
-    ${notice ? `<p class="banner ok" role="status">${esc(notice)}</p>` : ""}
+    ${notice ? `<p class="banner ${notice.kind}" role="${notice.kind === "ok" ? "status" : "alert"}" data-testid="auth-notice">${esc(notice.text)}</p>` : ""}
     <label for="email">Email</label>
     <input id="email" name="email" type="email" autocomplete="email" required>
     <label for="password">Password</label>
     <input id="password" name="password" type="password" autocomplete="${signup ? "new-password" : "current-password"}" required minlength="6"
       ${signup ? 'aria-describedby="password-hint"' : ""}>
     ${signup ? `<p id="password-hint" class="hint">At least 6 characters.</p>` : ""}
+    ${cfg.captcha ? `<div id="captcha" class="captcha" data-testid="captcha" data-provider="${esc(cfg.captcha.provider)}"></div>` : ""}
     <p id="auth-error" class="error" role="alert"></p>
     <button type="submit" class="primary wide">${signup ? "Create account" : "Sign in"}</button>
     <p class="switch">${signup ? "Already have an account?" : "New here?"}
@@ -152,13 +186,34 @@ function showAuth(mode: "signin" | "signup", notice = "") {
     e.preventDefault();
     void submitAuth(form, signup);
   });
+  captcha = cfg.captcha ? new Captcha(cfg.captcha.provider, cfg.captcha.siteKey) : null;
+  captcha?.mount($("#captcha")!).catch((e: Error) => ($("#auth-error")!.textContent = e.message));
   $<HTMLInputElement>("#email")?.focus();
+}
+
+/** After sign-up: the account exists, but it (and its free credit) waits for the emailed link. */
+function showCheckEmail(email: string) {
+  root.dataset.view = "auth";
+  document.title = "Check your email · LLM credit";
+  root.innerHTML = `<main id="main" class="auth-page">
+  ${brand}
+  <section class="card auth-card" aria-labelledby="check-h">
+    <h2 id="check-h" tabindex="-1">Check your email</h2>
+    <p>We sent a confirmation link to <strong data-testid="check-email-address">${esc(email)}</strong>. Open it to finish signing up:
+      your $2.00 of free credit is added when you do.</p>
+    <p class="hint">Nothing after a few minutes? Look in your spam folder, or create the account again with the same address to get a new link.</p>
+    <button type="button" class="link" data-action="auth-mode" data-mode="signin">Back to sign in</button>
+  </section>
+</main>`;
+  $<HTMLElement>("#check-h")?.focus();
 }
 
 function authMessage(msg: string, signup: boolean): string {
   if (/invalid login credentials/i.test(msg)) return "That email and password do not match an account. Check them, or create an account.";
   if (/already registered|already exists/i.test(msg)) return "An account with this email already exists: sign in instead.";
   if (/email not confirmed/i.test(msg)) return "Please confirm your email address first: open the link we sent you.";
+  if (/captcha/i.test(msg)) return "The CAPTCHA check failed. Please complete it again.";
+  if (/only request this after/i.test(msg)) return `We just sent you a link. ${msg}`;
   if (/failed to fetch|network|load failed/i.test(msg)) return "We could not reach the server. Check your connection and try again.";
   if (/password/i.test(msg) && signup) return `${msg.replace(/\.$/, "")}.`;
   return msg || "Something went wrong. Please try again.";
@@ -171,19 +226,26 @@ async function submitAuth(form: HTMLFormElement, signup: boolean) {
   const button = $<HTMLButtonElement>("button[type=submit]", form)!;
   if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) return showFieldError(err, "#email", "Enter your email address, like name@example.com.");
   if (password.length < 6) return showFieldError(err, "#password", "Enter a password of at least 6 characters.");
+  if (captcha && !captcha.token) {
+    err.textContent = "Please complete the CAPTCHA check.";
+    return;
+  }
   err.textContent = "";
   button.disabled = true;
   button.textContent = signup ? "Creating account…" : "Signing in…";
+  const captchaToken = captcha?.token || undefined;
+  // The emailed link brings the user back to this page (Auth accepts it if it is the site URL or allowed).
   const { data, error } = signup
-    ? await sb.auth.signUp({ email, password })
-    : await sb.auth.signInWithPassword({ email, password });
+    ? await sb.auth.signUp({ email, password, options: { captchaToken, emailRedirectTo: location.origin + location.pathname } })
+    : await sb.auth.signInWithPassword({ email, password, options: { captchaToken } });
+  captcha?.reset(); // a token is good for one request
   if (error) {
     button.disabled = false;
     button.textContent = signup ? "Create account" : "Sign in";
     err.textContent = authMessage(error.message, signup);
     return;
   }
-  if (signup && !data.session) showAuth("signin", "Check your email and open the confirmation link, then sign in.");
+  if (signup && !data.session) showCheckEmail(email);
   // Otherwise onAuthStateChange(SIGNED_IN) shows the dashboard.
 }
 

@@ -1,14 +1,16 @@
 // The dashboard in a real browser (Debian's Chromium driven by playwright-core) against the local stack
-// that `npm test` starts: sign up -> key active -> buy the starter plan on the Paystack emulator's hosted
-// checkout -> $12.00 -> chat calls with the key -> reconcile -> balance down, savings shown -> sign out;
-// then a second user sees only their own key and numbers. Screenshots of each step go to test-results/.
+// that `npm start` starts: sign up -> "check your email" -> the emailed confirmation link (the stack's
+// outbox) -> key active -> buy the starter plan on the Paystack emulator's hosted checkout -> $12.00 -> chat
+// calls with the key -> reconcile -> balance down, savings shown -> sign out; then a second user sees only
+// their own key and numbers; CAPTCHA only when config.json asks for it. Screenshots of each step go to
+// test-results/.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import OpenAI from "openai";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO } from "../../stack/demo.ts";
-import { anonClient, env, invoke, keyOnLiteLLM, waitFor } from "../../supabase/tests/integration/helpers.ts";
+import { anonClient, confirmationLink, env, invoke, keyOnLiteLLM, waitFor } from "../../supabase/tests/integration/helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = "test-results";
@@ -33,12 +35,20 @@ const text = async (testId: string) => ((await page.getByTestId(testId).textCont
 /** "$12.00" -> 1200 (cents). */
 const centsOf = (s: string) => Math.round(Number(s.replace(/[^0-9.-]/g, "")) * 100);
 
-async function signUp(address: string) {
+/** Signs up in the form, then opens the emailed link as the user would; returns the link. */
+async function signUp(address: string, screenshot?: string): Promise<string> {
   await page.getByRole("button", { name: "Create an account" }).click();
   await page.getByLabel("Email").fill(address);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "Check your email" }).waitFor();
+  expect(await text("check-email-address")).toBe(address);
+  if (screenshot) await shot(screenshot);
+  const link = await confirmationLink(address);
+  await page.goto(link); // Auth confirms and redirects back here with the session in the URL fragment
   await page.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 10_000 });
+  expect(page.url()).not.toContain("access_token"); // the dashboard tidies the return URL
+  return link;
 }
 
 /** One reconcile run that processed chunks (a cron-started run may hold the lease for a moment). */
@@ -49,7 +59,7 @@ async function reconcileNow() {
   }, "a reconcile run that claims chunks", 15_000, 300);
 }
 
-const first = { email: "", key: "", reference: "", spend: 0 };
+const first = { email: "", key: "", reference: "", spend: 0, link: "" };
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
@@ -94,9 +104,9 @@ describe("web dashboard in Chromium", () => {
     await shot("sign-in");
   });
 
-  it("signs up and the key turns active within seconds, with $2.00 free", async () => {
+  it("signs up, confirms through the emailed link, and the key turns active within seconds, with $2.00 free", async () => {
     first.email = email("first");
-    await signUp(first.email);
+    first.link = await signUp(first.email, "check-your-email");
     expect(await text("user-email")).toBe(first.email);
     await shot("signed-up");
     const t0 = Date.now();
@@ -189,6 +199,14 @@ describe("web dashboard in Chromium", () => {
     await shot("signed-out");
   });
 
+  it("the confirmation link opened a second time says it is used up, and signs nobody in", async () => {
+    await page.goto(first.link);
+    await page.getByTestId("auth-notice").filter({ hasText: "invalid or has expired" }).waitFor();
+    expect(page.url()).not.toContain("#");
+    await page.getByRole("heading", { name: "Sign in" }).waitFor();
+    await shot("used-link");
+  });
+
   it("a second user sees only their own key and numbers", async () => {
     const second = email("second");
     await signUp(second);
@@ -232,4 +250,61 @@ describe("web dashboard in Chromium", () => {
     expect(await text("remaining")).toMatch(/^\$\d+\.\d\d$/);
     await shot("demo-user");
   }, 30_000);
+});
+
+describe("CAPTCHA in the dashboard", () => {
+  const PROVIDER_HOSTS = /js\.hcaptcha\.com|hcaptcha\.com|challenges\.cloudflare\.com/;
+  // Stands in for Turnstile's script (no internet in tests): renders a label and "solves" at once.
+  const FAKE_TURNSTILE = `window.turnstile = {
+    render(el, o) { el.textContent = "CAPTCHA (test stand-in)"; setTimeout(() => o.callback("test-captcha-token"), 0); return "w1"; },
+    reset() {},
+  };
+  window[new URL(document.currentScript.src).searchParams.get("onload")]();`;
+  /** A page in a context of its own (nobody signed in). */
+  const freshPage = async () => {
+    const p = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    p.setDefaultTimeout(10_000);
+    return p;
+  };
+
+  it("without a CAPTCHA in config.json there is no widget container and no provider script is requested", async () => {
+    const p = await freshPage();
+    const requested: string[] = [];
+    p.on("request", (r) => requested.push(r.url()));
+    await p.goto(WEB_URL);
+    await p.getByRole("heading", { name: "Sign in" }).waitFor();
+    expect(await p.locator("#captcha").count()).toBe(0);
+    await p.getByRole("button", { name: "Create an account" }).click();
+    await p.getByRole("heading", { name: "Create your account" }).waitFor();
+    expect(await p.locator("#captcha").count()).toBe(0);
+    expect(requested.filter((u) => PROVIDER_HOSTS.test(u))).toEqual([]);
+    await p.context().close();
+  });
+
+  it("with a provider and site key the widget container renders, and sign-up sends the widget's token to Auth", async () => {
+    const p = await freshPage();
+    await p.route("**/config.json", async (route) => {
+      const real = await (await route.fetch()).json();
+      await route.fulfill({ json: { ...real, CAPTCHA_PROVIDER: "turnstile", CAPTCHA_SITE_KEY: "1x00000000000000000000AA" } });
+    });
+    await p.route("https://challenges.cloudflare.com/**", (route) => route.fulfill({ contentType: "text/javascript", body: FAKE_TURNSTILE }));
+    const signups: Record<string, any>[] = [];
+    p.on("request", (r) => {
+      if (r.url().includes("/auth/v1/signup")) signups.push(r.postDataJSON());
+    });
+    await p.goto(WEB_URL);
+    await p.getByRole("button", { name: "Create an account" }).click();
+    const widget = p.getByTestId("captcha");
+    await widget.filter({ hasText: "CAPTCHA (test stand-in)" }).waitFor();
+    expect(await widget.getAttribute("data-provider")).toBe("turnstile");
+    const address = email("captcha");
+    await p.getByLabel("Email").fill(address);
+    await p.getByLabel("Password").fill(PASSWORD);
+    await p.getByRole("button", { name: "Create account" }).click();
+    await p.getByRole("heading", { name: "Check your email" }).waitFor();
+    expect(signups).toHaveLength(1);
+    expect(signups[0].gotrue_meta_security).toEqual({ captcha_token: "test-captcha-token" });
+    await shot("captcha-signed-up", p);
+    await p.context().close();
+  });
 });

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import OpenAI from "openai";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, sql, waitFor } from "../../supabase/tests/integration/helpers.ts";
+import { closeSql, confirmationLink, env, invoke, keyInSync, keyOnLiteLLM, litellmAdmin, sql, waitFor } from "../../supabase/tests/integration/helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = "test-results";
@@ -55,7 +55,12 @@ async function signUp(address: string) {
   await page.getByLabel("Email").fill(address);
   await page.getByLabel("Password").fill(PASSWORD);
   await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "Check your email" }).waitFor();
+  await page.goto(await confirmationLink(address)); // the emailed link signs the user in
   await page.getByTestId("key-status").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
+  // The confirmation's grant reaches LiteLLM through push-budget: wait for it before spending.
+  const [{ id }] = await sql()`select id from auth.users where email = ${address}`;
+  await waitFor(() => keyInSync(id), "the key at the ledger's budget on LiteLLM", 15_000);
 }
 
 /** The full key, through Reveal (then hidden again). */

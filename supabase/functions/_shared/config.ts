@@ -1,6 +1,8 @@
 // The one config loader: every function reads its environment through here, validated with zod, so a
 // missing or malformed variable is one clear error naming the variable (not a crash deep in a call).
+import { isIP } from "node:net";
 import { z } from "zod";
+import { PAYSTACK_WEBHOOK_IPS } from "./paystack-ips.ts";
 
 const url = z.string().url();
 const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
@@ -26,6 +28,14 @@ const jwks = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
   return z.NEVER;
 }).optional());
 const optionalKey = z.preprocess(unsetIfEmpty, z.string().min(1).optional());
+/** PAYSTACK_WEBHOOK_ALLOWED_IPS: unset = off; "paystack" = Paystack's documented addresses; else a comma list of IPs. */
+const allowedIps = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
+  if (text.trim().toLowerCase() === "paystack") return [...PAYSTACK_WEBHOOK_IPS];
+  const ips = text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (ips.length && ips.every((ip) => isIP(ip))) return ips;
+  ctx.addIssue({ code: "custom", message: 'must be "paystack" or a comma-separated list of IP addresses' });
+  return z.NEVER;
+}).optional());
 
 const schema = z.object({
   SUPABASE_URL: url,
@@ -53,6 +63,12 @@ const schema = z.object({
   DB_POOLER_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
   // Connections per isolate (each hosted isolate holds its own pool): see _shared/db.ts for the number.
   DB_POOL_MAX: z.coerce.number().int().positive().default(3),
+  // Abuse controls at the webhook's door (README "Abuse controls"): the largest body accepted (Paystack's
+  // events are a few KB), and an optional allow-list of source IPs (off unless set).
+  PAYSTACK_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(65536),
+  PAYSTACK_WEBHOOK_ALLOWED_IPS: allowedIps,
+  // The request header that carries the caller's IP (first entry), for checkout's per-IP limit and the allow-list.
+  CLIENT_IP_HEADER: z.string().regex(/^[A-Za-z0-9-]+$/, "must be a header name").transform((h) => h.toLowerCase()).default("x-forwarded-for"),
   // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
   // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
   // Shared with LiteLLM's generic API logging callback (Authorization: Bearer <secret>); unset = off.

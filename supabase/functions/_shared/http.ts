@@ -1,5 +1,6 @@
-// Request plumbing shared by every function: JSON responses, CORS, caller authentication, and the one
-// structured log line per invocation.
+// Request plumbing shared by every function: JSON responses, CORS, caller authentication, bounded bodies,
+// the client's IP, and the one structured log line per invocation.
+import { isIP } from "node:net";
 import { config, ConfigError, serviceKeys } from "./config.ts";
 import { log } from "./log.ts";
 
@@ -7,10 +8,11 @@ export const corsHeaders = {
   "Access-Control-Allow-Origin": "*",
   "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type, x-region",
   "Access-Control-Allow-Methods": "POST, OPTIONS",
+  "Access-Control-Expose-Headers": "retry-after, x-request-id",
 };
 
 export class HttpError extends Error {
-  constructor(public status: number, public code: string, message: string) {
+  constructor(public status: number, public code: string, message: string, public headers: Record<string, string> = {}) {
     super(message);
   }
 }
@@ -62,6 +64,45 @@ export function requireCronOrService(req: Request): "cron" | "service_role" {
   throw new HttpError(401, "unauthorized", "this function needs the cron secret or a secret API key");
 }
 
+/**
+ * The request body, refused with 413 once it exceeds maxBytes: by Content-Length before reading anything,
+ * else while streaming (a chunked body without a length), so an oversized body is never held in memory.
+ */
+export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const tooLarge = () => new HttpError(413, "payload_too_large", `the body is larger than ${maxBytes} bytes`);
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) {
+    await req.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (req.body) {
+    for await (const chunk of req.body) {
+      size += chunk.byteLength;
+      if (size > maxBytes) throw tooLarge(); // leaving the loop cancels the stream
+      chunks.push(chunk);
+    }
+  }
+  const out = new Uint8Array(new ArrayBuffer(size));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The caller's IP address as the platform's proxy reports it: the first entry of CLIENT_IP_HEADER
+ * (x-forwarded-for unless configured; README "Abuse controls" says why). null when absent or not an IP
+ * literal, so nothing a client sends there is ever stored or counted unvalidated.
+ */
+export function clientIp(req: Request): string | null {
+  const first = req.headers.get(config().CLIENT_IP_HEADER)?.split(",")[0]?.trim() ?? "";
+  return isIP(first) ? first : null;
+}
+
 export async function readJson<T>(req: Request, parse: (v: unknown) => T): Promise<T> {
   let raw: unknown = {};
   const text = await req.text();
@@ -94,11 +135,13 @@ export function handler(name: string, fn: (req: Request, ctx: { requestId: strin
       if (e instanceof HttpError) {
         outcome = e.status >= 500 ? "error" : "rejected";
         error = e.message;
-        res = json({ error: e.code, message: e.message }, e.status);
+        res = json({ error: e.code, message: e.message }, e.status, e.headers);
       } else if (e instanceof ConfigError) {
+        // The details (which variable) go to the log only: a caller learns nothing about our setup.
         outcome = "error";
         error = e.message;
-        res = json({ error: "misconfigured", message: e.message }, 500);
+        log.error("configuration error", { function: name, request_id: requestId, error: e.message });
+        res = json({ error: "misconfigured" }, 500);
       } else {
         outcome = "error";
         error = e instanceof Error ? e.message : String(e);

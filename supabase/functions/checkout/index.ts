@@ -1,14 +1,21 @@
 // checkout: a signed-in user asks to buy a plan. We record our reference for user + plan first, then ask
 // Paystack to initialize a transaction for the plan's own amount and currency. The client never sends
-// an amount.
+// an amount. Rate-limited per user and per client IP, with a cap on open checkouts per user, all counted
+// in SQL (private.start_checkout; limits in private.settings): 429 with Retry-After.
 import { z } from "zod";
 import { requireUser } from "../_shared/auth.ts";
 import { config } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
-import { handler, HttpError, json, readJson } from "../_shared/http.ts";
+import { clientIp, handler, HttpError, json, readJson } from "../_shared/http.ts";
 import { initializeTransaction, PaystackError } from "../_shared/paystack.ts";
 
 const body = z.object({ plan: z.string().min(1).max(40) }).strict();
+
+const LIMITED: Record<string, string> = {
+  user_rate_limited: "you started too many checkouts in a short time",
+  ip_rate_limited: "too many checkouts were started from your network in a short time",
+  too_many_open_checkouts: "you have too many unfinished checkouts",
+};
 
 Deno.serve(handler("checkout", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
@@ -19,14 +26,19 @@ Deno.serve(handler("checkout", async (req) => {
     return r.data;
   });
   const sql = db();
-  let checkout: { reference: string; amount_subunits: number; currency: string; credit: string; email: string };
+  let checkout: { outcome: string; retry_after_seconds: number; reference: string; amount_subunits: number; currency: string; credit: string; email: string };
   try {
-    [checkout] = await sql`select * from private.create_checkout(${user.id}, ${plan})`;
+    [checkout] = await sql`select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)})`;
   } catch (e) {
     const hint = (e as { hint?: string }).hint;
     if (hint === "unknown_plan") throw new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
     if (hint === "unknown_user") throw new HttpError(400, "no_email", "your account has no email address, which Paystack requires");
     throw e;
+  }
+  if (checkout.outcome !== "created") {
+    const wait = checkout.retry_after_seconds;
+    throw new HttpError(429, checkout.outcome, `${LIMITED[checkout.outcome] ?? "too many checkouts"}: please try again in ${wait} s`,
+      { "Retry-After": String(wait) });
   }
   try {
     const tx = await initializeTransaction({

@@ -13,6 +13,7 @@ import { ConfigError } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
 import { handler, HttpError, isServiceCaller, json } from "../_shared/http.ts";
 import { litellm } from "../_shared/litellm.ts";
+import { log } from "../_shared/log.ts";
 import { pingPaystack } from "../_shared/paystack.ts";
 
 type Probe = { ok: boolean; status: number | null; latency_ms: number; error?: string };
@@ -57,8 +58,9 @@ Deno.serve(handler("health", async (req) => {
     serviceRole = isServiceCaller(req);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    // Names the missing variables, never their values.
-    return json({ status: "error", configuration: { status: "error", error: e.message } }, 503, { "Cache-Control": "no-store" });
+    // Which variable is wrong goes to the log only: this answer is public.
+    log.error("configuration error", { function: "health", error: e.message });
+    return json({ status: "error", configuration: { status: "error" } }, 503, { "Cache-Control": "no-store" });
   }
   const [d, x] = await Promise.all([database(), externals(serviceRole)]);
   const facts = d.ok ? d.facts : null;

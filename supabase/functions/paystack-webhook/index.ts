@@ -1,7 +1,8 @@
 // paystack-webhook: Paystack's signed events. The signature is checked over the raw bytes before
 // anything is parsed; a charge is credited only after Paystack's verify endpoint confirms it and it
 // matches the plan, exactly once per reference (in SQL). Answers:
-//   401: bad or missing signature (logged as rejected, nothing applied)
+//   413: body over PAYSTACK_WEBHOOK_MAX_BYTES (nothing stored); 403: source IP off the optional allow-list
+//   401: bad or missing signature (both recorded as hash, size and reason only; _shared/webhook-gate.ts)
 //   200: every permanent outcome (credited, duplicate, rejected with a reason, ignored)
 //   5xx: transient failures (database or Paystack unreachable), so Paystack retries.
 import { z } from "zod";
@@ -10,7 +11,8 @@ import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { paystackMode } from "../_shared/config.ts";
 import { handler, HttpError, json } from "../_shared/http.ts";
 import { log } from "../_shared/log.ts";
-import { listRefunds, PaystackError, sha256Hex, verifySignature, verifyTransaction } from "../_shared/paystack.ts";
+import { listRefunds, PaystackError, verifyTransaction } from "../_shared/paystack.ts";
+import { admitPaystackPost } from "../_shared/webhook-gate.ts";
 
 const envelope = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
 const chargeData = z.object({ reference: z.string().min(1) }).passthrough();
@@ -95,17 +97,11 @@ async function onDispute(event: string, data: unknown, deliveryId: string) {
 
 Deno.serve(handler("paystack-webhook", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const raw = new Uint8Array(await req.arrayBuffer());
-  const sourceIp = req.headers.get("x-forwarded-for")?.split(",")[0]?.trim() ?? null;
+  const admitted = await admitPaystackPost(req); // size, source and signature, before anything is parsed
+  if (admitted instanceof Response) return admitted;
+  const { raw, bodyHash, sourceIp } = admitted;
   const sql = db();
-  const bodyHash = await sha256Hex(raw);
-  const signature = await verifySignature(raw, req.headers.get("x-paystack-signature"));
   try {
-    if (signature !== "ok") {
-      // Record the attempt (without trusting or storing its content) and apply nothing.
-      await sql`select private.record_delivery(null, null, false, null, ${bodyHash}, ${sourceIp}, 'rejected', ${"signature " + signature})`;
-      return json({ error: "invalid_signature", message: `signature ${signature}` }, 401);
-    }
     let body: z.infer<typeof envelope>;
     try {
       body = envelope.parse(JSON.parse(new TextDecoder().decode(raw)));

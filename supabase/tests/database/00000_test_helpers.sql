@@ -2,7 +2,7 @@
 -- the files' rolled-back transactions, in a schema of their own that migrations never touch. pg_prove runs
 -- this file first (files run in name order) and it emits TAP like the others.
 begin;
-select plan(4);
+select plan(5);
 
 create schema if not exists tests;
 
@@ -33,11 +33,12 @@ returns jsonb language sql as $$
 $$;
 
 -- p_count users with ids <p_id_prefix><n as 12 digits> (p_id_prefix like '16000000-0000-4000-8000-'), each
--- with its key provisioned at its target, as provision-key would leave them.
+-- with its email confirmed (so the sign-up credit is granted) and its key provisioned at its target, as
+-- provision-key would leave them.
 create or replace function tests.active_users(p_id_prefix text, p_count integer) returns void language plpgsql as $$
 begin
-  insert into auth.users (id, email, aud, role)
-  select (p_id_prefix || lpad(n::text, 12, '0'))::uuid, 'u' || n || '-' || p_id_prefix || '@pgtap.test', 'authenticated', 'authenticated'
+  insert into auth.users (id, email, aud, role, email_confirmed_at)
+  select (p_id_prefix || lpad(n::text, 12, '0'))::uuid, 'u' || n || '-' || p_id_prefix || '@pgtap.test', 'authenticated', 'authenticated', now()
     from generate_series(1, p_count) n;
   perform private.complete_provisioning(j.id, 1, private.key_target_budget(j.key_id))
      from private.provisioning_jobs j where j.user_id::text like p_id_prefix || '%';
@@ -62,9 +63,20 @@ begin
 end
 $$;
 
+-- Known vault secrets for a test that checks what pg_net is asked to send (the stack's own come back with
+-- the file's rollback): project_url https://project.pgtap.test/, cron_secret pgtap-cron-secret-0123456789.
+create or replace function tests.use_test_vault_secrets() returns void language plpgsql as $$
+begin
+  delete from vault.secrets where name in ('project_url', 'cron_secret');
+  perform vault.create_secret('https://project.pgtap.test/', 'project_url');
+  perform vault.create_secret('pgtap-cron-secret-0123456789', 'cron_secret');
+end
+$$;
+
 select has_function('tests', 'buy', array['uuid', 'text'], 'tests.buy exists for the other files');
 select has_function('tests', 'active_users', array['text', 'integer'], 'tests.active_users exists for the other files');
 select has_function('tests', 'rotate', array['uuid', 'numeric', 'boolean'], 'tests.rotate exists for the other files');
 select has_function('tests', 'refund_list', array['text', 'integer[]', 'text'], 'tests.refund_list exists for the other files');
+select has_function('tests', 'use_test_vault_secrets', 'tests.use_test_vault_secrets exists for the other files');
 select * from finish();
 commit;

@@ -1,19 +1,14 @@
--- Sign-up (the handle_new_user trigger on auth.users): profile, +2.00 grant, a pending key whose value is
--- chosen now, one provisioning job and one pg_net call to provision-key with the cron secret from vault.
+-- Sign-up (the handle_new_user trigger on auth.users) of a user created with a confirmed address (admin API
+-- with email_confirm, or Auth with confirmations off): profile, +2.00 grant at once, a pending key whose value
+-- is chosen now, one provisioning job and one pg_net call to provision-key with the cron secret from vault.
+-- Sign-up before confirmation and the grant on confirmation: 16_signup_confirmation.sql.
 begin;
 select plan(22);
 
--- Known vault secrets for this test (the stack's own are restored by the rollback).
-delete from vault.secrets where name in ('project_url', 'cron_secret');
-do $$
-begin
-  perform vault.create_secret('https://project.pgtap.test/', 'project_url');
-  perform vault.create_secret('pgtap-cron-secret-0123456789', 'cron_secret');
-end
-$$;
+do $$ begin perform tests.use_test_vault_secrets(); end $$; -- known secrets (the stack's own come back with the rollback)
 
-insert into auth.users (id, email, aud, role)
-values ('02000000-0000-4000-8000-00000000000a', 'signup-a@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('02000000-0000-4000-8000-00000000000a', 'signup-a@pgtap.test', 'authenticated', 'authenticated', now());
 
 select results_eq(
   $$ select id, email from public.profiles where id = '02000000-0000-4000-8000-00000000000a' $$,
@@ -64,8 +59,8 @@ select is((select convert_from(body, 'utf8')::jsonb from t_calls_a), '{"user_id"
           'the request body names the user');
 
 -- A second user: a different key value, a second grant, nothing shared.
-insert into auth.users (id, email, aud, role)
-values ('02000000-0000-4000-8000-00000000000b', 'signup-b@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('02000000-0000-4000-8000-00000000000b', 'signup-b@pgtap.test', 'authenticated', 'authenticated', now());
 select isnt((select key_value from public.api_keys where user_id = '02000000-0000-4000-8000-00000000000a'),
             (select key_value from public.api_keys where user_id = '02000000-0000-4000-8000-00000000000b'),
             'two users get different key values');
@@ -86,8 +81,8 @@ reset role;
 delete from vault.secrets where name in ('project_url', 'cron_secret');
 set local client_min_messages = error; -- invoke_function warns about the missing secrets
 select lives_ok(
-  $$ insert into auth.users (id, email, aud, role)
-     values ('02000000-0000-4000-8000-00000000000c', 'signup-c@pgtap.test', 'authenticated', 'authenticated') $$,
+  $$ insert into auth.users (id, email, aud, role, email_confirmed_at)
+     values ('02000000-0000-4000-8000-00000000000c', 'signup-c@pgtap.test', 'authenticated', 'authenticated', now()) $$,
   'sign-up succeeds when the vault secrets are missing'
 );
 select is((select count(*)::int from public.profiles where id = '02000000-0000-4000-8000-00000000000c'), 1,
@@ -105,8 +100,8 @@ select is_empty(
 
 -- The grant comes from private.settings
 update private.settings set value = '3.50' where key = 'signup_grant_usd';
-insert into auth.users (id, email, aud, role)
-values ('02000000-0000-4000-8000-00000000000d', 'signup-d@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('02000000-0000-4000-8000-00000000000d', 'signup-d@pgtap.test', 'authenticated', 'authenticated', now());
 select is((select amount from public.credit_ledger where user_id = '02000000-0000-4000-8000-00000000000d'), 3.50::numeric(12, 2),
           'the sign-up grant is read from private.settings');
 

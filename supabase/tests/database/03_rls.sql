@@ -4,9 +4,9 @@ begin;
 select plan(63);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
-insert into auth.users (id, email, aud, role) values
-  ('03000000-0000-4000-8000-00000000000a', 'rls-a@pgtap.test', 'authenticated', 'authenticated'),
-  ('03000000-0000-4000-8000-00000000000b', 'rls-b@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at) values
+  ('03000000-0000-4000-8000-00000000000a', 'rls-a@pgtap.test', 'authenticated', 'authenticated', now()),
+  ('03000000-0000-4000-8000-00000000000b', 'rls-b@pgtap.test', 'authenticated', 'authenticated', now());
 do $$
 declare
   u uuid;

@@ -3,8 +3,8 @@
 begin;
 select plan(15);
 
-insert into auth.users (id, email, aud, role)
-values ('04000000-0000-4000-8000-00000000000a', 'ledger-a@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('04000000-0000-4000-8000-00000000000a', 'ledger-a@pgtap.test', 'authenticated', 'authenticated', now());
 create temp table t_before as
 select id, user_id, kind, amount, idempotency_key from public.credit_ledger where user_id = '04000000-0000-4000-8000-00000000000a';
 

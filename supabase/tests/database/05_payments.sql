@@ -4,8 +4,8 @@
 begin;
 select plan(52);
 
-insert into auth.users (id, email, aud, role)
-values ('05000000-0000-4000-8000-00000000000a', 'pay-a@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('05000000-0000-4000-8000-00000000000a', 'pay-a@pgtap.test', 'authenticated', 'authenticated', now());
 
 -- ---------------------------------------------------------------- checkout
 create temp table t_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'starter');

@@ -17,8 +17,8 @@ create function pg_temp.spend(p_user uuid, p_spend numeric) returns void languag
   update public.api_keys set spend = p_spend, spend_observed_at = now() where user_id = p_user and status <> 'retired'
 $$;
 
-insert into auth.users (id, email, aud, role)
-select ('06000000-0000-4000-8000-0000000000' || tag)::uuid, 'lots-' || tag || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('06000000-0000-4000-8000-0000000000' || tag)::uuid, 'lots-' || tag || '@pgtap.test', 'authenticated', 'authenticated', now()
   from unnest(array['01', '02', '03', '11', '13', '16', '1b', '20', '30', '31', '40', '50']) tag;
 
 do $$

@@ -8,8 +8,8 @@ create function pg_temp.delivery(p_event text, p_ref text) returns bigint langua
   select private.record_delivery(p_event, p_ref, true, '{}'::jsonb, null, null)
 $$;
 
-insert into auth.users (id, email, aud, role)
-select ('07000000-0000-4000-8000-0000000000' || tag)::uuid, 'rd-' || tag || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('07000000-0000-4000-8000-0000000000' || tag)::uuid, 'rd-' || tag || '@pgtap.test', 'authenticated', 'authenticated', now()
   from unnest(array['0a', '0b', '0d', '0e', '0f']) tag;
 create temp table t_ref (who text primary key, reference text);
 insert into t_ref values

@@ -40,8 +40,8 @@ create function pg_temp.key_of(p_user uuid) returns uuid language sql as $$
   select id from public.api_keys where user_id = p_user and status <> 'retired'
 $$;
 
-insert into auth.users (id, email, aud, role)
-select ('08000000-0000-4000-8000-00000000000' || n)::uuid, 'snap-' || n || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('08000000-0000-4000-8000-00000000000' || n)::uuid, 'snap-' || n || '@pgtap.test', 'authenticated', 'authenticated', now()
   from generate_series(1, 5) n;
 -- Keys 1-4 provisioned: LiteLLM confirmed the 2.00 sign-up budget.
 do $$

@@ -14,8 +14,8 @@ create function pg_temp.claim(p_lease_seconds integer default 60) returns setof 
   select c.user_id from private.claim_provisioning_jobs(100, p_lease_seconds) c where c.user_id::text like '09000000-%'
 $$;
 
-insert into auth.users (id, email, aud, role)
-select ('09000000-0000-4000-8000-00000000000' || n)::uuid, 'prov-' || n || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('09000000-0000-4000-8000-00000000000' || n)::uuid, 'prov-' || n || '@pgtap.test', 'authenticated', 'authenticated', now()
   from generate_series(1, 3) n;
 
 -- ---------------------------------------------------------------- claiming

@@ -12,8 +12,8 @@ create function pg_temp.rot(p_user uuid) returns private.key_rotations language 
 $$;
 
 update private.settings set value = '0' where key = 'rotation_settle_seconds';
-insert into auth.users (id, email, aud, role)
-select ('10000000-0000-4000-8000-00000000000' || n)::uuid, 'rot-' || n || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('10000000-0000-4000-8000-00000000000' || n)::uuid, 'rot-' || n || '@pgtap.test', 'authenticated', 'authenticated', now()
   from generate_series(1, 5) n;
 -- Users 1, 3, 4, 5 provisioned at 2.00; user 2's key is still pending.
 do $$

@@ -12,8 +12,8 @@ create function pg_temp.events(p_user uuid) returns table (level integer, open b
   select e.level, e.rearmed_at is null, e.delivery_status from private.alert_events e where e.user_id = p_user order by e.id
 $$;
 
-insert into auth.users (id, email, aud, role)
-select ('11000000-0000-4000-8000-00000000000' || n)::uuid, 'alert-' || n || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('11000000-0000-4000-8000-00000000000' || n)::uuid, 'alert-' || n || '@pgtap.test', 'authenticated', 'authenticated', now()
   from generate_series(1, 3) n;
 do $$
 begin

@@ -4,9 +4,9 @@
 begin;
 select plan(33);
 
-insert into auth.users (id, email, aud, role) values
-  ('12000000-0000-4000-8000-000000000001', 'Admin-One@pgtap.test', 'authenticated', 'authenticated'),
-  ('12000000-0000-4000-8000-000000000002', 'admin-two@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at) values
+  ('12000000-0000-4000-8000-000000000001', 'Admin-One@pgtap.test', 'authenticated', 'authenticated', now()),
+  ('12000000-0000-4000-8000-000000000002', 'admin-two@pgtap.test', 'authenticated', 'authenticated', now());
 do $$
 begin
   perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id::text like '12000000-%';

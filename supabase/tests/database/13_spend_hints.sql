@@ -3,8 +3,8 @@
 begin;
 select plan(9);
 
-insert into auth.users (id, email, aud, role)
-values ('13000000-0000-4000-8000-000000000001', 'hint@pgtap.test', 'authenticated', 'authenticated');
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+values ('13000000-0000-4000-8000-000000000001', 'hint@pgtap.test', 'authenticated', 'authenticated', now());
 update public.api_keys set status = 'active' where user_id = '13000000-0000-4000-8000-000000000001';
 create temp table t_key as select id, key_token from public.api_keys where user_id = '13000000-0000-4000-8000-000000000001';
 

@@ -6,8 +6,8 @@
 begin;
 select plan(39);
 
-insert into auth.users (id, email, aud, role)
-select ('15000000-0000-4000-8000-0000000000' || tag)::uuid, 'edge-' || tag || '@pgtap.test', 'authenticated', 'authenticated'
+insert into auth.users (id, email, aud, role, email_confirmed_at)
+select ('15000000-0000-4000-8000-0000000000' || tag)::uuid, 'edge-' || tag || '@pgtap.test', 'authenticated', 'authenticated', now()
   from unnest(array['01', '02', '03', '04', '05', '06', '07', '08']) tag;
 
 -- A payment with fees passed to the customer: requested the plan price, charged p_charged.

@@ -149,13 +149,61 @@ export interface TestUser {
   token: string;
 }
 
-/** Signs up through the Auth API (fires handle_new_user) and returns a signed-in client. */
-export async function signUp(tag = "user"): Promise<TestUser> {
+/** Signs up through the Auth API (fires handle_new_user); with confirmations on there is no session yet. */
+export async function signUpUnconfirmed(tag = "user"): Promise<{ id: string; email: string; client: SupabaseClient }> {
   const client = anonClient();
   const email = uniqueEmail(tag);
   const { data, error } = await client.auth.signUp({ email, password: "correct-horse-battery" });
-  if (error || !data.user || !data.session) throw new Error(`sign-up failed: ${error?.message}`);
-  return { id: data.user.id, email, client, token: data.session.access_token };
+  if (error || !data.user) throw new Error(`sign-up failed: ${error?.message}`);
+  return { id: data.user.id, email, client };
+}
+
+export interface Mail {
+  to: string;
+  subject: string;
+  type: string;
+  link: string;
+  text: string;
+  sent_at: string;
+}
+
+/** What the stand-in Auth "emailed" to an address, newest first (the stack's outbox, /_stack/mail.json). */
+export async function mailTo(email: string): Promise<Mail[]> {
+  const r = await fetch(`${env("SUPABASE_URL")}/_stack/mail.json?to=${encodeURIComponent(email)}`);
+  if (!r.ok) throw new Error(`/_stack/mail.json answered ${r.status}`);
+  return await r.json();
+}
+
+/** The newest sign-up confirmation link sent to an address. */
+export async function confirmationLink(email: string): Promise<string> {
+  const mail = await waitFor(async () => (await mailTo(email)).find((m) => m.type === "signup"), `a confirmation email to ${email}`, 5_000);
+  return mail.link;
+}
+
+/** Opens an emailed link as a browser would: Auth answers 303 to the redirect URL with a session (or an error) in the fragment. */
+export async function openLink(link: string): Promise<{ status: number; location: string; fragment: URLSearchParams }> {
+  const r = await fetch(link, { redirect: "manual" });
+  await r.body?.cancel();
+  const location = r.headers.get("location") ?? "";
+  return { status: r.status, location, fragment: new URLSearchParams(location.split("#")[1] ?? "") };
+}
+
+/** Confirms a signed-up address through its emailed link and signs the client in with the session the link returns. */
+export async function confirmEmail(email: string, client: SupabaseClient): Promise<string> {
+  const { status, fragment } = await openLink(await confirmationLink(email));
+  const access_token = fragment.get("access_token");
+  const refresh_token = fragment.get("refresh_token");
+  if (status !== 303 || !access_token || !refresh_token) throw new Error(`confirming ${email} failed: ${status} ${fragment}`);
+  const { error } = await client.auth.setSession({ access_token, refresh_token });
+  if (error) throw new Error(`the confirmation link's session was refused: ${error.message}`);
+  return access_token;
+}
+
+/** Signs up through the Auth API (fires handle_new_user), confirms the address through the emailed link
+ * (which grants the sign-up credit) and returns a signed-in client. */
+export async function signUp(tag = "user"): Promise<TestUser> {
+  const u = await signUpUnconfirmed(tag);
+  return { ...u, token: await confirmEmail(u.email, u.client) };
 }
 
 export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 10_000, everyMs = 100): Promise<T> {
@@ -178,13 +226,20 @@ export async function liveKey(userId: string) {
   return k as { id: string; key_value: string; key_token: string; status: string; sync_status: string; litellm_max_budget: string | null; key_alias: string };
 }
 
-/** Signs up and waits until the provisioning function made the key active. */
+/** The user's live key once it is active on LiteLLM with the ledger's budget, else null. */
+export async function keyInSync(userId: string) {
+  const [k] = await sql()`select k.*, private.key_target_budget(k.id) as target from public.api_keys k
+                           where k.user_id = ${userId} and k.status <> 'retired'`;
+  return k?.status === "active" && k.sync_status === "synced" && Number(k.litellm_max_budget) === Number(k.target) ? k : null;
+}
+
+/**
+ * Signs up, confirms, and waits until the key is active on LiteLLM with the ledger's budget (provisioning may
+ * create it at 0 before the confirmation's grant; push-budget then raises it).
+ */
 export async function activeUser(tag = "user"): Promise<TestUser & { key: string; keyId: string }> {
   const u = await signUp(tag);
-  const k = await waitFor(async () => {
-    const k = await liveKey(u.id);
-    return k?.status === "active" ? k : null;
-  }, "the key to turn active", 15_000);
+  const k = await waitFor(() => keyInSync(u.id), "the key to turn active with the ledger's budget", 15_000);
   return { ...u, key: k.key_value, keyId: k.id };
 }
 
@@ -208,4 +263,35 @@ export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
     stop();
     throw e;
   }
+}
+
+/**
+ * Runs a fixture (supabase/tests/integration/fixtures/<script>) on a port in this stack's own range (the
+ * gateway's port + offset) with the test env plus `extraEnv`; resolves once it answers HTTP. Its output is
+ * kept (a test can read what it logged, and a failure to start says what it printed); stop() ends it.
+ */
+export async function serveFixture(script: string, args: string[], offset: number, extraEnv: Record<string, string> = {}) {
+  const { spawn } = await import("node:child_process");
+  const port = Number(env("STACK_GATEWAY_PORT")) + offset;
+  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", `supabase/tests/integration/fixtures/${script}`, ...args, String(port)], {
+    env: { ...process.env, NO_COLOR: "1", ...extraEnv }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  const served = { url: `http://127.0.0.1:${port}`, out: "", stop: () => child.kill("SIGTERM") };
+  let exited = "";
+  child.on("exit", (code, signal) => (exited = `exited (${code ?? signal})`));
+  child.stdout!.on("data", (c) => (served.out += c));
+  child.stderr!.on("data", (c) => (served.out += c));
+  try {
+    await waitFor(async () => {
+      if (exited) throw new Error(`${script} ${exited}: ${served.out.slice(-500)}`);
+      if (!served.out.includes("serving ")) return false;
+      const r = await fetch(`${served.url}/`); // any answer: it is listening
+      await r.body?.cancel();
+      return true;
+    }, `${script} to answer on ${port}`, 15_000);
+  } catch (e) {
+    served.stop();
+    throw new Error(`${(e as Error).message}\n${script} printed: ${served.out.slice(-1000)}`);
+  }
+  return served;
 }

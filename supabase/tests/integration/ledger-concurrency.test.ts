@@ -7,7 +7,7 @@ afterAll(closeSql);
 
 it("apply_payment from 20 concurrent connections: one ledger row, one payment", async () => {
   const userId = crypto.randomUUID();
-  await sql()`insert into auth.users (id, email, aud, role, created_at) values (${userId}, ${uniqueEmail("race")}, 'authenticated', 'authenticated', now())`;
+  await sql()`insert into auth.users (id, email, aud, role, created_at, email_confirmed_at) values (${userId}, ${uniqueEmail("race")}, 'authenticated', 'authenticated', now(), now())`;
   const [c] = await sql()`select * from private.create_checkout(${userId}, 'pro')`;
   const conns = Array.from({ length: 20 }, () => postgres(env("SUPABASE_DB_URL"), { max: 1, onnotice: () => {} }));
   try {

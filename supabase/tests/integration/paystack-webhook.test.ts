@@ -146,7 +146,7 @@ describe("charge.success", () => {
   it("forged, missing, misdirected and re-serialised signatures: 401, nothing applied, attempts logged", async () => {
     const u = await activeUser("forged");
     const charge = await paidCharge(u, "starter");
-    const [{ n: before }] = await sql()`select count(*)::int as n from private.webhook_deliveries where not signature_valid`;
+    const [{ n: before }] = await sql()`select count(*)::int as n from private.rejected_webhook_posts`;
     const other = JSON.stringify({ event: "charge.success", data: { reference: "someone-else" } });
     const pretty = JSON.stringify(JSON.parse(charge.body), null, 2); // same content, other bytes
     const attempts = [
@@ -157,7 +157,7 @@ describe("charge.success", () => {
       await postWebhook(charge.body, "not-hex"),
     ];
     expect(attempts.map((a) => a.status)).toEqual([401, 401, 401, 401, 401]);
-    const [{ n: after }] = await sql()`select count(*)::int as n from private.webhook_deliveries where not signature_valid`;
+    const [{ n: after }] = await sql()`select count(*)::int as n from private.rejected_webhook_posts`;
     expect(after - before).toBe(5);
     expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
     expect(await sql()`select 1 from public.payments where reference = ${charge.reference}`).toHaveLength(0);

@@ -11,7 +11,7 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  env, keysMode, platformKeys, publishableKey, secretKey, signAsProject, signHs256, signWithForeignKey, WELL_KNOWN_JWT_SECRET,
+  confirmEmail, env, keysMode, mailTo, platformKeys, publishableKey, secretKey, signAsProject, signHs256, signWithForeignKey, WELL_KNOWN_JWT_SECRET,
 } from "./helpers.ts";
 
 const URL_ = env("SUPABASE_URL");
@@ -40,8 +40,10 @@ async function signedUp(tag: string): Promise<{ db: SupabaseClient; id: string; 
   const db = client();
   const { data, error } = await db.auth.signUp({ email, password: PASSWORD, options: { data: { tag } } });
   expect(error).toBeNull();
-  expect(data.session).not.toBeNull();
-  return { db, id: data.user!.id, email: email.toLowerCase(), access: data.session!.access_token, refresh: data.session!.refresh_token };
+  expect(data.session).toBeNull(); // confirmations on (supabase/config.toml): the session comes with the emailed link
+  const access = await confirmEmail(email.toLowerCase(), db);
+  const { data: s } = await db.auth.getSession();
+  return { db, id: data.user!.id, email: email.toLowerCase(), access, refresh: s.session!.refresh_token };
 }
 
 /** A JWT the project did not sign: another ES256 key (new mode) or another HS256 secret (legacy). */
@@ -106,9 +108,13 @@ describe("auth stand-in", () => {
     expect(bad.error?.code).toBe("invalid_credentials");
     expect(bad.error?.message).toBe("Invalid login credentials");
 
+    // With confirmations on, GoTrue answers a registered address with a decoy user (no session, no mail)
+    // instead of an error, so sign-up does not reveal who has an account.
     const dup = await client().auth.signUp({ email: u.email, password: PASSWORD });
-    expect(dup.error?.status).toBe(422);
-    expect(dup.error?.code).toBe("user_already_exists");
+    expect(dup.error).toBeNull();
+    expect(dup.data.session).toBeNull();
+    expect(dup.data.user?.id).not.toBe(u.id);
+    expect(await mailTo(u.email)).toHaveLength(1);
 
     const weak = await client().auth.signUp({ email: uniqueEmail("weak"), password: "12345" });
     expect(weak.error?.status).toBe(422);
