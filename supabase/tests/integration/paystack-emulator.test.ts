@@ -15,8 +15,9 @@ import { signPaystackBody } from "../../../stack/emulators/paystack/webhooks.ts"
 type Json = any;
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const API_PORT = 54360;
-const ADMIN_PORT = 54361;
+// Ports in this stack's own range (its Paystack emulator's + 150), so parallel stacks never collide.
+const API_PORT = Number(process.env.STACK_PAYSTACK_PORT ?? 54430) + 150;
+const ADMIN_PORT = API_PORT + 1;
 /** The webhook receiver takes any free port (set in beforeAll). */
 let RECEIVER_PORT = 0;
 const API = `http://127.0.0.1:${API_PORT}`;

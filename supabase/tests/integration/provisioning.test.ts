@@ -33,10 +33,7 @@ afterAll(closeSql);
 
 describe("provision-key", () => {
   it("creates the key within seconds of sign-up with the ledger budget, limits and no budget_duration", async () => {
-    const started = Date.now();
-    const u = await activeUser("prov");
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(10_000);
+    const u = await activeUser("prov"); // waits (with a deadline) for the key to turn active; bench:provision times it
     const k = await liveKey(u.id);
     expect(k.sync_status).toBe("synced");
     expect(Number(k.litellm_max_budget)).toBe(2);

@@ -138,9 +138,7 @@ describe("reconcile-spend", () => {
     await sql()`update public.reconcile_chunks set last_finished_at = now() - interval '4 minutes'`;
     await sql()`update public.api_keys set spend_observed_at = now() - interval '4 minutes' where id = ${user.keyId}`;
     for (let i = 0; i < 3; i++) {
-      const t0 = Date.now();
       const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
-      expect(Date.now() - t0).toBeLessThan(5_000);
       expect(r.body.outcome).toBe("failed");
       expect(r.status).toBe(503);
     }

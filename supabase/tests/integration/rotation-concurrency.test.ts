@@ -44,7 +44,7 @@ beforeAll(async () => {
   userId = crypto.randomUUID();
   // A user whose key is active without LiteLLM (the SQL steps alone; no provisioning call queued).
   await sql().begin(async (tx) => {
-    await tx`insert into auth.users (id, email, aud, role, created_at) values (${userId}, ${uniqueEmail("lockorder")}, 'authenticated', 'authenticated', now())`;
+    await tx`insert into auth.users (id, email, aud, role, created_at, email_confirmed_at) values (${userId}, ${uniqueEmail("lockorder")}, 'authenticated', 'authenticated', now(), now())`;
     await tx`delete from net.http_request_queue where url like '%/functions/v1/provision-key'`;
   });
   await sql()`select private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id = ${userId}`;
