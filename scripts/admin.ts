@@ -19,6 +19,7 @@ reading
   rejected [--limit N]           rejected or failed webhook deliveries (newest first, default 50)
   rotations                      key rotations that have not finished
   alerts [--all] [--limit N]     low-balance alerts not delivered yet (--all: every alert)
+  resets [--all] [--limit N]     LiteLLM spend resets not acknowledged (LiteLLM reported less spend than recorded; --all: every one)
   user <user>                    one user's balance, keys (masked) and latest ledger rows
 
 changing (each changes only what it says)
@@ -27,6 +28,7 @@ changing (each changes only what it says)
   reconcile <user|all>           pull spend from LiteLLM now, for one user or every key
   grant <user> <amount> --reason "..."    add credit: one ledger row (adjustment), then a budget push
   deduct <user> <amount> --reason "..."   remove credit: one ledger row (adjustment), then a budget push
+  resets --ack                   acknowledge the open spend resets (health stops reporting them)
   rotate <user>                  new key carrying the remaining credit; the old key is blocked, then deleted once its spend settled
 
 <user> is a user id or an email address. <amount> is USD, e.g. 5 or 2.50.
@@ -45,7 +47,7 @@ class AdminError extends Error {}
 
 // ------------------------------------------------------------------ arguments and environment
 const VALUE_FLAGS = new Set(["db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key"]);
-const BOOL_FLAGS = new Set(["json", "all", "help"]);
+const BOOL_FLAGS = new Set(["json", "all", "help", "ack"]);
 
 function parseArgs(argv: string[]) {
   const positional: string[] = [];
@@ -242,7 +244,7 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "user", "requeue", "push-budget", "reconcile", "grant", "deduct", "rotate"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "user", "requeue", "push-budget", "reconcile", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
@@ -286,11 +288,24 @@ async function run(argv: string[]): Promise<number> {
         out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
         return 0;
       }
+      case "resets": {
+        noArgs();
+        if (flags.ack) {
+          const [{ n }] = await sql<{ n: number }[]>`select private.acknowledge_spend_resets(${s.by}) as n`;
+          out({ command: "resets", acknowledged: n }, () => console.log(`acknowledged ${n} spend reset(s)`));
+          return 0;
+        }
+        const rows = flags.all
+          ? await sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
+          : await sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`;
+        out(rows, () => table(rows, flags.all ? "no spend resets" : "no spend resets to acknowledge"));
+        return 0;
+      }
       case "user": {
         if (args.length !== 1) throw new UsageError("user takes one user (id or email)");
         const u = await userOf(sql, args[0]);
         const [account] = await sql`select * from public.my_account where user_id = ${u.id}`;
-        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, retired_spend,
+        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, spend_offset, retired_spend,
                                       blocked, flag, created_at from public.api_keys where user_id = ${u.id} order by seq`;
         const ledger = await sql`select id, kind, amount, reason, created_by, created_at from public.credit_ledger
                                   where user_id = ${u.id} order by id desc limit ${limit}`;

@@ -1,0 +1,94 @@
+// Issue 19: LiteLLM losing state. Its spend for a key going down (a restored or reset LiteLLM database) is a
+// reset: no credit is given back, the max_budget pushed to LiteLLM drops by the lost spend so LiteLLM's own
+// counter still stops the user at the right total, and the operator is told (admin view, health, alert).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activeUser, adminCli as admin, alertSink, closeSql, invoke, keyOnLiteLLM, litellmAdmin, reconcileNow, sql, type TestUser } from "./helpers.ts";
+
+type User = TestUser & { key: string; keyId: string };
+
+async function accountOf(u: User) {
+  const { data, error } = await u.client.from("my_account").select("spent, remaining").single();
+  if (error) throw new Error(error.message);
+  return { spent: Number(data.spent), remaining: Number(data.remaining) };
+}
+const keyRow = async (u: User) =>
+  (await sql()`select spend::text, spend_offset::text, private.key_target_budget(id)::text as target from public.api_keys where id = ${u.keyId}`)[0];
+const resetsOf = async (u: User) =>
+  await sql()`select recorded_spend::text, litellm_spend::text, offset_after::text from public.admin_spend_resets where key_id = ${u.keyId} order by id`;
+const health = async () => (await invoke("health", {}, process.env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SERVICE_ROLE_KEY)).body;
+
+let sink: Awaited<ReturnType<typeof alertSink>>;
+beforeAll(async () => {
+  await litellmAdmin("/admin/down", { down: false });
+  sink = await alertSink();
+});
+afterAll(async () => {
+  await sink.close();
+  await closeSql();
+});
+
+describe("spend restored lower on LiteLLM", () => {
+  it("one key: no credit regained, max_budget lowered by the lost spend, the reset recorded, health and an alert", async () => {
+    const u = await activeUser("restore1"); // 2.00 sign-up credit
+    await litellmAdmin("/admin/spend", { key: u.key, spend: 1.5 });
+    await reconcileNow();
+    expect(await accountOf(u)).toEqual({ spent: 1.5, remaining: 0.5 });
+
+    expect(await litellmAdmin("/admin/restore-spend", { key: u.key, spend: 0.1 })).toEqual({ restored: 1 });
+    expect((await keyOnLiteLLM(u.key)).spend).toBe(0.1);
+    const run = await reconcileNow();
+    expect(run.resets).toBeGreaterThanOrEqual(1);
+
+    expect(await accountOf(u)).toEqual({ spent: 1.5, remaining: 0.5 });
+    const k = await keyRow(u);
+    expect([k.spend, k.spend_offset, Number(k.target)]).toEqual(["1.5", "1.4", 0.6]);
+    const onLiteLLM = await keyOnLiteLLM(u.key);
+    expect(onLiteLLM.max_budget).toBe(0.6); // 0.10 + 0.60 = 0.70 on LiteLLM's counter = 2.00 in total
+    expect(await resetsOf(u)).toEqual([{ recorded_spend: "1.5", litellm_spend: "0.1", offset_after: "1.4" }]);
+
+    const h = await health();
+    expect(h.status).toBe("degraded");
+    expect(h.attention.spend_resets).toBeGreaterThanOrEqual(1);
+    expect(sink.received.some((m) => /less spend than recorded for \d+ key/.test(m.text))).toBe(true);
+
+    // Spend after the restore counts on top of the offset; a second run finds nothing new.
+    await litellmAdmin("/admin/spend", { key: u.key, spend: 0.3 });
+    const again = await reconcileNow();
+    expect(again.resets).toBe(0);
+    expect(await accountOf(u)).toEqual({ spent: 1.7, remaining: 0.3 });
+    expect(await resetsOf(u)).toHaveLength(1);
+
+    const listed = admin("resets", "--json");
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.json.some((r: { key_id: string }) => r.key_id === u.keyId)).toBe(true);
+  }, 60_000);
+
+  it("every key (an older backup): no user regains credit, each max_budget lowered, each reset recorded", async () => {
+    const users = [await activeUser("restoreall1"), await activeUser("restoreall2")];
+    await litellmAdmin("/admin/spend", { key: users[0].key, spend: 1.2 });
+    await litellmAdmin("/admin/spend", { key: users[1].key, spend: 0.8 });
+    await reconcileNow();
+    const before = await Promise.all(users.map(accountOf));
+
+    expect((await litellmAdmin("/admin/restore-spend", { fraction: 0.25 })).restored).toBeGreaterThanOrEqual(2);
+    await reconcileNow();
+
+    for (const [i, u] of users.entries()) {
+      expect(await accountOf(u)).toEqual(before[i]);
+      const k = await keyRow(u);
+      const lost = Number(k.spend_offset);
+      expect(lost).toBeCloseTo(before[i].spent * 0.75, 10);
+      expect((await keyOnLiteLLM(u.key)).max_budget).toBeCloseTo(2 - lost, 10);
+      expect(Number(k.target)).toBeCloseTo(2 - lost, 10);
+      expect(await resetsOf(u)).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it("acknowledged by an operator: health stops counting them", async () => {
+    const ack = admin("resets", "--ack", "--json");
+    expect(ack.code, ack.stderr).toBe(0);
+    expect(ack.json.acknowledged).toBeGreaterThanOrEqual(1);
+    expect((await health()).attention.spend_resets).toBe(0);
+    expect(admin("resets", "--json").json).toEqual([]);
+  });
+});
