@@ -26,6 +26,7 @@ changing (each changes only what it says)
   requeue [user]                 re-queue dead provisioning jobs (all, or one user's), then run provisioning
   push-budget <user>             push the ledger target (and block state) of the user's key to LiteLLM now
   reconcile <user|all>           pull spend from LiteLLM now, for one user or every key
+  recreate <user|all>            re-create keys deleted on LiteLLM (same key value, alias and budget), then run provisioning
   grant <user> <amount> --reason "..."    add credit: one ledger row (adjustment), then a budget push
   deduct <user> <amount> --reason "..."   remove credit: one ledger row (adjustment), then a budget push
   resets --ack                   acknowledge the open spend resets (health stops reporting them)
@@ -244,7 +245,7 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "user", "requeue", "push-budget", "reconcile", "grant", "deduct", "rotate"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
@@ -336,6 +337,24 @@ async function run(argv: string[]): Promise<number> {
           if (run) console.log(`provisioning run: ${JSON.stringify(run)}`);
         });
         return 0;
+      }
+      case "recreate": {
+        if (args.length !== 1) throw new UsageError("recreate takes one user (id or email) or all");
+        const u = args[0] === "all" ? null : await userOf(sql, args[0]);
+        const [{ n }] = await sql<{ n: number }[]>`select private.recreate_missing_keys(${u?.id ?? null}) as n`;
+        // provision-key takes 10 jobs per invocation (bounded work): call it until nothing is left.
+        const runs: { claimed: number; done: number; queued: number; dead: number }[] = [];
+        for (let left = n; left > 0 && runs.length < 1000;) {
+          const r = await callFunction(s, "provision-key", {});
+          if (r.status !== 200) functionError("provision-key", r);
+          runs.push(r.body);
+          if (r.body.claimed === 0) break;
+          left -= r.body.claimed;
+        }
+        const done = runs.reduce((a, r) => a + r.done, 0);
+        out({ queued: n, recreated: done, provisioning_runs: runs.length }, () =>
+          console.log(`${n} key(s) deleted on LiteLLM queued${u ? ` for ${u.email ?? u.id}` : ""}; ${done} re-created with the same key value`));
+        return done === n ? 0 : 1;
       }
       case "push-budget": {
         if (args.length !== 1) throw new UsageError("push-budget takes one user (id or email)");

@@ -59,7 +59,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const started = performance.now();
   const stats: CallStats = { attempts: 0, requests: 0 };
   let sqlCalls = 0;
-  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, resets: 0, late_spend: 0, settled: 0 };
+  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, resets: 0, recreated: 0, late_spend: 0, settled: 0 };
 
   if (client.circuitOpen) {
     // LiteLLM failed recently: do not claim anything, just say so quickly.
@@ -134,6 +134,13 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   for (const c of chunks.slice(i)) {
     await sql`select private.fail_reconcile_chunk(${c.chunk}, ${failure ?? "time budget reached"})`;
     sqlCalls++;
+  }
+  // Keys LiteLLM no longer has: re-created now if the operator opted in (else they stay flagged for
+  // `npm run admin -- recreate`).
+  if (totals.missing > 0) {
+    const [{ n }] = await sql<{ n: number }[]>`select private.auto_recreate_missing_keys() as n`;
+    sqlCalls++;
+    totals.recreated = n;
   }
   if (totals.resets > 0) {
     await notifyOperator(`LiteLLM reported less spend than recorded for ${totals.resets} key(s) (a restored or reset ` +

@@ -353,3 +353,14 @@ export function adminCli(...args: string[]) {
   } catch { /* human output */ }
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
 }
+
+/** Can this key make an LLM call right now? (test-free costs nothing, so spend does not move.) */
+export async function usable(key: string): Promise<boolean> {
+  const r = await fetch(`${env("LITELLM_PUBLIC_URL")}/chat/completions`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ model: "test-free", messages: [{ role: "user", content: "hi" }] }),
+  });
+  await r.body?.cancel();
+  return r.status === 200;
+}

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, adminCli as admin, alertSink, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, keysMode, liveKey, publishableKey, secretKey, sql, type TestUser, uniqueEmail,
+  activeUser, adminCli as admin, alertSink, closeSql, usable, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, keysMode, liveKey, publishableKey, secretKey, sql, type TestUser, uniqueEmail,
   waitFor,
 } from "./helpers.ts";
 
@@ -32,17 +32,6 @@ async function buyStarter(userId: string) {
 async function account(userId: string) {
   const [a] = await sql()`select granted::text, spent::text, remaining::text, low_balance_level from public.my_account where user_id = ${userId}`;
   return a as { granted: string; spent: string; remaining: string; low_balance_level: number | null };
-}
-
-/** Can this key make an LLM call right now? (test-free costs nothing, so spend does not move.) */
-async function usable(key: string): Promise<boolean> {
-  const r = await fetch(`${env("LITELLM_PUBLIC_URL")}/chat/completions`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ model: "test-free", messages: [{ role: "user", content: "hi" }] }),
-  });
-  await r.body?.cancel();
-  return r.status === 200;
 }
 
 async function litellmKeysOf(userId: string) {

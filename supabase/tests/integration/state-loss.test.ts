@@ -1,8 +1,12 @@
 // Issue 19: LiteLLM losing state. Its spend for a key going down (a restored or reset LiteLLM database) is a
 // reset: no credit is given back, the max_budget pushed to LiteLLM drops by the lost spend so LiteLLM's own
 // counter still stops the user at the right total, and the operator is told (admin view, health, alert).
+// Keys deleted on LiteLLM are re-created with the same key value (operator command, or opt-in automatic).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { activeUser, adminCli as admin, alertSink, closeSql, invoke, keyOnLiteLLM, litellmAdmin, reconcileNow, sql, type TestUser } from "./helpers.ts";
+import {
+  activeUser, adminCli as admin, alertSink, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, reconcileNow, sql, type TestUser, usable,
+  waitFor,
+} from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
 
@@ -84,6 +88,58 @@ describe("spend restored lower on LiteLLM", () => {
     }
   }, 60_000);
 
+});
+
+describe("keys deleted on LiteLLM", () => {
+  it("one key deleted: health degraded; recreate brings back the same key value at the right budget; it serves a chat again", async () => {
+    const u = await activeUser("deleted1"); // 2.00
+    const alias = (await liveKey(u.id)).key_alias;
+    await litellmAdmin("/admin/spend", { key: u.key, spend: 0.5 });
+    await reconcileNow();
+    expect((await litellmApi("/key/delete", { keys: [u.key] })).status).toBe(200);
+    expect(await usable(u.key)).toBe(false);
+    expect((await reconcileNow()).missing).toBeGreaterThanOrEqual(1);
+    const h = await health();
+    expect(h.status).toBe("degraded");
+    expect(h.attention.flagged_keys.deleted_externally).toBeGreaterThanOrEqual(1);
+
+    const r = admin("recreate", u.email, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ queued: 1, recreated: 1 });
+    const info = await keyOnLiteLLM(u.key);
+    expect(info).toMatchObject({ key_alias: alias, max_budget: 1.5, spend: 0 }); // 2.00 - the 0.50 LiteLLM lost with the key
+    expect(await usable(u.key)).toBe(true);
+    expect(await accountOf(u)).toEqual({ spent: 0.5, remaining: 1.5 });
+    const [k] = await sql()`select status, flag, key_value from public.api_keys where id = ${u.keyId}`;
+    expect(k).toEqual({ status: "active", flag: null, key_value: u.key });
+  }, 60_000);
+
+  it("an empty LiteLLM: the automatic mode (opt-in) re-creates every key with its budget", async () => {
+    const users = [await activeUser("empty1"), await activeUser("empty2")];
+    await litellmAdmin("/admin/spend", { key: users[0].key, spend: 0.4 });
+    await reconcileNow();
+    await sql()`update private.settings set value = 'true' where key = 'recreate_missing_keys_automatically'`;
+    try {
+      await litellmAdmin("/admin/reset", {});
+      expect(await keyOnLiteLLM(users[0].key)).toBeNull();
+      expect((await reconcileNow()).recreated).toBeGreaterThanOrEqual(2);
+      const expected = [1.6, 2];
+      for (const [i, u] of users.entries()) {
+        const info = await waitFor(async () => {
+          const k = await keyOnLiteLLM(u.key);
+          return k && k.max_budget === expected[i] ? k : null;
+        }, "the key re-created with its budget", 30_000, 300);
+        expect(info.spend).toBe(0);
+        expect(await usable(u.key)).toBe(true);
+      }
+      expect(await accountOf(users[0])).toEqual({ spent: 0.4, remaining: 1.6 });
+    } finally {
+      await sql()`update private.settings set value = 'false' where key = 'recreate_missing_keys_automatically'`;
+    }
+  }, 90_000);
+});
+
+describe("operator", () => {
   it("acknowledged by an operator: health stops counting them", async () => {
     const ack = admin("resets", "--ack", "--json");
     expect(ack.code, ack.stderr).toBe(0);
