@@ -19,6 +19,7 @@ reading
   rejected [--limit N]           rejected or failed webhook deliveries (newest first, default 50)
   rotations                      key rotations that have not finished
   alerts [--all] [--limit N]     low-balance alerts not delivered yet (--all: every alert)
+  repairs [--limit N]            LiteLLM keys repaired by reconcile (max_budget or block state edited on LiteLLM): found, set to
   resets [--all] [--limit N]     LiteLLM spend resets not acknowledged (LiteLLM reported less spend than recorded; --all: every one)
   user <user>                    one user's balance, keys (masked) and latest ledger rows
 
@@ -245,7 +246,7 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
@@ -287,6 +288,12 @@ async function run(argv: string[]): Promise<number> {
           ? await sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
           : await sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`;
         out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
+        return 0;
+      }
+      case "repairs": {
+        noArgs();
+        const rows = await sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`;
+        out(rows, () => table(rows, "no repairs"));
         return 0;
       }
       case "resets": {

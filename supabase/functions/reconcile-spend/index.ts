@@ -104,7 +104,13 @@ Deno.serve(handler("reconcile-spend", async (req) => {
         if (client.circuitOpen) throw new Error(`LiteLLM unavailable during repairs: ${r.error}`);
       }
       for (const b of result.block) {
-        if ((await pushBlock(b.key_id, b.blocked, stats)) === "synced") totals.blocks++;
+        // LiteLLM has the opposite of what the ledger wants (e.g. unblocked by hand during a dispute).
+        const outcome = await pushBlock(b.key_id, b.blocked, stats);
+        if (outcome === "synced") totals.blocks++;
+        if (outcome !== "skipped") {
+          await sql`select private.record_block_repair(${b.key_id}, ${!b.blocked}, ${b.blocked}, ${outcome === "synced" ? "pushed" : "failed"})`;
+          sqlCalls++;
+        }
         sqlCalls += 2;
       }
       totals.late_spend += result.retired.late_spend;

@@ -139,6 +139,35 @@ describe("keys deleted on LiteLLM", () => {
   }, 90_000);
 });
 
+describe("keys edited by hand on LiteLLM", () => {
+  it("a hand-edited max_budget and a lifted dispute block are both repaired, each recorded with what was found", async () => {
+    const u = await activeUser("handedit"); // 2.00
+    const [c] = await sql()`select * from private.create_checkout(${u.id}, 'starter')`;
+    await sql()`select * from private.apply_payment(${c.reference}, 'success', 500, 500, 'USD', 'test', 'test', 1, now())`;
+    const [d] = await sql()`select blocked from private.apply_dispute(${Date.now() % 1_000_000_000}, ${c.reference}, 'create', null)`;
+    expect(d.blocked).toBe(true);
+    await reconcileNow(); // pushes the 12.00 target and the dispute's block
+    expect(await keyOnLiteLLM(u.key)).toMatchObject({ max_budget: 12, blocked: true });
+    const [{ before }] = await sql()`select now() as before`;
+
+    expect((await litellmApi("/key/update", { key: u.key, max_budget: 99 })).status).toBe(200);
+    expect((await litellmApi("/key/unblock", { key: u.key })).status).toBe(200);
+    const run = await reconcileNow();
+    expect(run.repairs).toBeGreaterThanOrEqual(1);
+    expect(await keyOnLiteLLM(u.key)).toMatchObject({ max_budget: 12, blocked: true });
+
+    const repairs = await sql()`select kind, found, set_to, outcome from public.admin_litellm_repairs
+                                 where key_id = ${u.keyId} and created_at > ${before} order by kind`;
+    expect(repairs).toEqual([
+      { kind: "blocked", found: "false", set_to: "true", outcome: "pushed" },
+      { kind: "max_budget", found: "99", set_to: "12.00", outcome: "pushed" },
+    ]);
+    const listed = admin("repairs", "--json");
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.json.filter((r: { key_id: string }) => r.key_id === u.keyId).length).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
+
 describe("operator", () => {
   it("acknowledged by an operator: health stops counting them", async () => {
     const ack = admin("resets", "--ack", "--json");
