@@ -21,6 +21,8 @@ reading
   alerts [--all] [--limit N]     low-balance alerts not delivered yet (--all: every alert)
   repairs [--limit N]            LiteLLM keys repaired by reconcile (max_budget or block state edited on LiteLLM): found, set to
   resets [--all] [--limit N]     LiteLLM spend resets not acknowledged (LiteLLM reported less spend than recorded; --all: every one)
+  audit                          every live key: ledger target vs LiteLLM max_budget, recorded vs LiteLLM spend, block state;
+                                 totals (credit sold, granted, spend recorded and on LiteLLM, outstanding liability); exit 1 on any mismatch
   user <user>                    one user's balance, keys (masked) and latest ledger rows
 
 changing (each changes only what it says)
@@ -246,7 +248,7 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
@@ -289,6 +291,33 @@ async function run(argv: string[]): Promise<number> {
           : await sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`;
         out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
         return 0;
+      }
+      case "audit": {
+        noArgs();
+        // LiteLLM is read by reconcile-spend's audit mode, a few chunks of 1000 keys per call.
+        type Chunk = { keys: number; litellm_spend: string; mismatches: { key_id: string; user_id: string; kind: string; ledger: string | null; litellm: string | null }[] };
+        const chunks: Chunk[] = [];
+        for (let from: number | null = 0; from !== null;) {
+          const r = await callFunction(s, "reconcile-spend", { audit: true, from_chunk: from });
+          if (r.status !== 200) functionError("reconcile-spend (audit)", r);
+          chunks.push(...r.body.chunks);
+          from = r.body.next_chunk;
+        }
+        const mismatches = chunks.flatMap((c) => c.mismatches);
+        const [{ totals }] = await sql<{ totals: Record<string, string> }[]>`select private.audit_totals() as totals`;
+        // exact sum in SQL (never float money)
+        const [{ spendOnLiteLLM }] = await sql<{ spendOnLiteLLM: string }[]>`
+          select coalesce(sum(x::numeric), 0)::text as "spendOnLiteLLM" from unnest(${chunks.map((c) => c.litellm_spend)}::text[]) x`;
+        const byKind: Record<string, number> = {};
+        for (const m of mismatches) byKind[m.kind] = (byKind[m.kind] ?? 0) + 1;
+        const report = { keys: chunks.reduce((a, c) => a + c.keys, 0), mismatches, by_kind: byKind, totals: { ...totals, spend_on_litellm: spendOnLiteLLM } };
+        await sql`select private.record_audit(${mismatches.length}, ${sql.json(report as never)})`;
+        out(report, () => {
+          table(mismatches, "no mismatches: every live key agrees with LiteLLM");
+          console.log(`\n${report.keys} key(s) audited; mismatches: ${mismatches.length}${mismatches.length ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(", ")})` : ""}`);
+          for (const [k, v] of Object.entries(report.totals)) console.log(`${k.replaceAll("_", " ")}: ${formatMoney(v)} USD`);
+        });
+        return mismatches.length ? 1 : 0;
       }
       case "repairs": {
         noArgs();

@@ -9,6 +9,7 @@
 //   attention   what needs an operator although everything is reachable: spend resets not acknowledged
 //               (LiteLLM reported less spend than recorded, 20261202000500) and active keys flagged by
 //               reconcile (deleted or blocked on LiteLLM behind our back), by flag
+//   last_audit  when `npm run admin -- audit` last ran and how many mismatches it found (not part of the status)
 // 200 when all are ok ("degraded", still 200, when only `attention` has something), else 503. LiteLLM and Paystack answers are cached for 10 s for anonymous callers
 // (a public URL must not become a way to hammer Paystack); a secret API key (or the legacy service role
 // key) gets fresh checks.
@@ -32,12 +33,13 @@ interface DbFacts {
   unfinished_rotations: number;
   spend_resets: number;
   flagged_keys: Record<string, number>;
+  last_audit?: { finished_at: string; mismatches: number } | null; // npm run admin -- audit
 }
 
 async function database() {
   const started = performance.now();
   try {
-    const [f] = await db()<DbFacts[]>`select * from private.health_status()`;
+    const [f] = await db()<DbFacts[]>`select h.*, private.last_audit() as last_audit from private.health_status() h`;
     return { ok: true as const, latency_ms: Math.round(performance.now() - started), facts: f };
   } catch (e) {
     const code = (e as { code?: string }).code;
@@ -94,6 +96,7 @@ Deno.serve(handler("health", async (req) => {
     pending_alerts: facts?.pending_alerts ?? null,
     unfinished_rotations: facts?.unfinished_rotations ?? null,
     attention: facts ? { spend_resets: facts.spend_resets, flagged_keys: flagged } : null,
+    last_audit: facts?.last_audit ?? null,
     checked_at: new Date().toISOString(),
   }, allOk ? 200 : 503, { "Cache-Control": "no-store" });
 }));

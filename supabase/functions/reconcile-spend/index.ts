@@ -14,6 +14,7 @@ import { z } from "zod";
 import { deliverAlerts, notifyOperator } from "../_shared/alerts.ts";
 import { db } from "../_shared/db.ts";
 import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
+import { auditChunks } from "../_shared/audit.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { type CallStats, litellm } from "../_shared/litellm.ts";
 import { log } from "../_shared/log.ts";
@@ -24,6 +25,8 @@ const body = z.object({
   source: z.string().optional(),
   slot: z.number().optional(),
   user_id: z.string().uuid().optional(),
+  audit: z.boolean().optional(), // compare only (npm run admin -- audit): chunks from from_chunk, nothing changed
+  from_chunk: z.number().int().min(0).optional(),
 }).passthrough();
 
 interface Drift {
@@ -61,6 +64,10 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   let sqlCalls = 0;
   const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, resets: 0, recreated: 0, late_spend: 0, settled: 0 };
 
+  if (opts.audit) {
+    const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
+    return json({ ...(await auditChunks(opts.from_chunk ?? 0, opts.max_chunks ?? per, stats)), litellm_requests: stats.requests ?? 0 });
+  }
   if (client.circuitOpen) {
     // LiteLLM failed recently: do not claim anything, just say so quickly.
     const [{ id }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;

@@ -569,7 +569,10 @@ describe("health and logs", () => {
     const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/health`, { headers: { "x-request-id": requestId } });
     const body = await r.json();
     expect(r.status, JSON.stringify(body)).toBe(200);
-    expect(body).toMatchObject({ status: "ok", database: { status: "ok" }, litellm: { status: "ok" }, paystack: { status: "ok" }, reconcile: { status: "ok" } });
+    // Everything reachable: "ok", or "degraded" while something needs a person (keys other tests deleted or
+    // blocked on LiteLLM, spend resets not acknowledged).
+    const needsPerson = body.attention.spend_resets > 0 || Object.values(body.attention.flagged_keys).some((n) => Number(n) > 0);
+    expect(body).toMatchObject({ status: needsPerson ? "degraded" : "ok", database: { status: "ok" }, litellm: { status: "ok" }, paystack: { status: "ok" }, reconcile: { status: "ok" } });
     expect(body.database.latency_ms).toBeGreaterThanOrEqual(0);
     expect(body.last_successful_reconcile_age_seconds).toBeLessThan(120);
     const text = JSON.stringify(body);

@@ -168,6 +168,53 @@ describe("keys edited by hand on LiteLLM", () => {
   }, 60_000);
 });
 
+describe("audit", () => {
+  type Mismatch = { key_id: string; kind: string; ledger: string | null; litellm: string | null };
+  const audit = () => admin("audit", "--json");
+  const of = (r: ReturnType<typeof audit>, u: User) =>
+    (r.json.mismatches as Mismatch[]).filter((m) => m.key_id === u.keyId).map(({ kind, ledger, litellm }) => ({ kind, ledger, litellm }));
+
+  it("keys in sync have no mismatch; each injected mismatch is named with its kind; totals; health shows the last audit", async () => {
+    const a = await activeUser("audit1"); // 2.00
+    const b = await activeUser("audit2");
+    await reconcileNow();
+    const clean = audit();
+    expect(of(clean, a)).toEqual([]);
+    expect(of(clean, b)).toEqual([]);
+    expect(Object.keys(clean.json.totals).sort()).toEqual(
+      ["credit_granted", "credit_sold", "outstanding_liability", "spend_on_litellm", "spend_recorded"],
+    );
+    expect(Number(clean.json.totals.credit_granted)).toBeGreaterThanOrEqual(4);
+
+    // Behind our back: a's budget, spend and block state change on LiteLLM; b's key is deleted.
+    expect((await litellmApi("/key/update", { key: a.key, max_budget: 99 })).status).toBe(200);
+    await litellmAdmin("/admin/spend", { key: a.key, spend: 0.25 });
+    expect((await litellmApi("/key/block", { key: a.key })).status).toBe(200);
+    expect((await litellmApi("/key/delete", { keys: [b.key] })).status).toBe(200);
+    const found = audit();
+    expect(found.code).toBe(1);
+    expect(of(found, a)).toEqual([
+      { kind: "blocked", ledger: "false", litellm: "true" },
+      { kind: "max_budget", ledger: "2.00", litellm: "99" },
+      { kind: "spend", ledger: "0", litellm: "0.25" },
+    ]);
+    expect(of(found, b)).toEqual([{ kind: "missing", ledger: null, litellm: null }]);
+    expect(found.json.by_kind.missing).toBeGreaterThanOrEqual(1);
+    expect((await health()).last_audit.mismatches).toBe(found.json.mismatches.length);
+    // the audit changed nothing
+    expect(await keyOnLiteLLM(a.key)).toMatchObject({ max_budget: 99, blocked: true });
+
+    // Put back what was done by hand, so no flag is left for other tests.
+    expect((await litellmApi("/key/unblock", { key: a.key })).status).toBe(200);
+    await reconcileNow();
+    expect(admin("recreate", b.email, "--json").code).toBe(0);
+    await reconcileNow();
+    const after = audit();
+    expect(of(after, a)).toEqual([]);
+    expect(of(after, b)).toEqual([]);
+  }, 90_000);
+});
+
 describe("operator", () => {
   it("acknowledged by an operator: health stops counting them", async () => {
     const ack = admin("resets", "--ack", "--json");
