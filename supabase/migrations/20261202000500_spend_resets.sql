@@ -79,15 +79,18 @@ begin
 end
 $$;
 
--- What LiteLLM reports for a key, as the spend we record: offset + LiteLLM's spend.
-create function private.offset_spend_rows(p_chunk integer, p_rows jsonb) returns jsonb
+-- What LiteLLM reports for a key, as the spend we record: offset + LiteLLM's spend. Rows are reconcile's
+-- ({token, spend, ...}) or the callback's hints ({token, spend} or {token, auth_spend, cost}); spend may come
+-- as a JSON number or as text (the LiteLLM client keeps money as strings). Keys without an offset pass as they are.
+create function private.offset_spend_rows(p_rows jsonb) returns jsonb
 language sql stable security definer set search_path = '' as $$
-  -- spend may come as a JSON number or as text (the LiteLLM client keeps money as strings)
-  select coalesce(jsonb_agg(case when k.spend_offset > 0 and r.value ->> 'spend' is not null
-                                 then jsonb_set(r.value, '{spend}', to_jsonb((r.value ->> 'spend')::numeric + k.spend_offset))
-                                 else r.value end), '[]'::jsonb)
+  select coalesce(jsonb_agg(case when k.spend_offset > 0 then
+           r.value || jsonb_strip_nulls(jsonb_build_object(
+             'spend', (r.value ->> 'spend')::numeric + k.spend_offset,
+             'auth_spend', (r.value ->> 'auth_spend')::numeric + k.spend_offset))
+         else r.value end), '[]'::jsonb)
     from jsonb_array_elements(p_rows) r
-    left join public.api_keys k on k.key_token = r.value ->> 'token' and k.reconcile_chunk = p_chunk and k.reconciled
+    left join public.api_keys k on k.key_token = r.value ->> 'token' and k.reconciled
 $$;
 
 -- record_spend_batch (20261202000320) is kept as it is; reconcile-spend calls this wrapper, which first
@@ -98,33 +101,14 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_resets integer := private.detect_spend_resets(p_chunk, p_rows);
 begin
-  return private.record_spend_batch(p_chunk, private.offset_spend_rows(p_chunk, p_rows)) || jsonb_build_object('resets', v_resets);
+  return private.record_spend_batch(p_chunk, private.offset_spend_rows(p_rows)) || jsonb_build_object('resets', v_resets);
 end
 $$;
 
--- Spend hints (20261202000320): a hint is LiteLLM's spend, so it counts as offset + that spend.
-create or replace function private.record_spend_hints(p_rows jsonb) returns jsonb
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_matched integer;
-  v_updated integer;
-begin
-  with hints as (
-    select r.token, max(coalesce(r.spend, r.auth_spend + r.cost)) as spend
-      from jsonb_to_recordset(p_rows) as r(token text, spend numeric, auth_spend numeric, cost numeric)
-     where r.token is not null and coalesce(r.spend, r.auth_spend + r.cost) >= 0
-     group by r.token
-  ), matched as (
-    select k.id, k.spend_offset + h.spend as spend, greatest(coalesce(k.retired_spend, k.spend), coalesce(k.hinted_spend, 0)) as known
-      from hints h join public.api_keys k on k.key_token = h.token and k.reconciled
-  ), updated as (
-    update public.api_keys k set hinted_spend = m.spend, hinted_at = now()
-      from matched m where m.id = k.id and m.spend > m.known
-    returning 1
-  )
-  select (select count(*) from matched), (select count(*) from updated) into v_matched, v_updated;
-  return jsonb_build_object('matched', v_matched, 'updated', v_updated);
-end
+-- Spend hints (20261202000320) are LiteLLM's spend too: the callback records them through this, offset added.
+create function private.record_spend_hints_monotonic(p_rows jsonb) returns jsonb
+language sql volatile security definer set search_path = '' as $$
+  select private.record_spend_hints(private.offset_spend_rows(p_rows))
 $$;
 
 -- The operator's view of resets (service_role only, like the other admin views).

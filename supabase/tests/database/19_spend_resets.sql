@@ -50,10 +50,10 @@ select ok(exists (select 1 from public.spend_snapshots where key_id = (select id
           'the snapshot holds the recorded spend (daily usage stays monotonic)');
 
 -- A callback hint is LiteLLM's spend too.
-select is((private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'spend', 0.35))) ->> 'updated'),
+select is((private.record_spend_hints_monotonic(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'spend', 0.35))) ->> 'updated'),
           '1', 'a hint above the recorded spend is taken');
 select is((select hinted_spend from pg_temp.key_of(1)), 1.75::numeric, 'the hint counts as offset + 0.35 = 1.75');
-select is((private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'auth_spend', 0.10, 'cost', 0.05))) ->> 'updated'),
+select is((private.record_spend_hints_monotonic(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'auth_spend', 0.10, 'cost', 0.05))) ->> 'updated'),
           '0', 'a hint of 1.40 + 0.15 is below what is known: ignored');
 
 -- ---------------------------------------------------------------- resets stack
