@@ -19,14 +19,20 @@ reading
   rejected [--limit N]           rejected or failed webhook deliveries (newest first, default 50)
   rotations                      key rotations that have not finished
   alerts [--all] [--limit N]     low-balance alerts not delivered yet (--all: every alert)
+  repairs [--limit N]            LiteLLM keys repaired by reconcile (max_budget or block state edited on LiteLLM): found, set to
+  resets [--all] [--limit N]     LiteLLM spend resets not acknowledged (LiteLLM reported less spend than recorded; --all: every one)
+  audit                          every live key: ledger target vs LiteLLM max_budget, recorded vs LiteLLM spend, block state;
+                                 totals (credit sold, granted, spend recorded and on LiteLLM, outstanding liability); exit 1 on any mismatch
   user <user>                    one user's balance, keys (masked) and latest ledger rows
 
 changing (each changes only what it says)
   requeue [user]                 re-queue dead provisioning jobs (all, or one user's), then run provisioning
   push-budget <user>             push the ledger target (and block state) of the user's key to LiteLLM now
   reconcile <user|all>           pull spend from LiteLLM now, for one user or every key
+  recreate <user|all>            re-create keys deleted on LiteLLM (same key value, alias and budget), then run provisioning
   grant <user> <amount> --reason "..."    add credit: one ledger row (adjustment), then a budget push
   deduct <user> <amount> --reason "..."   remove credit: one ledger row (adjustment), then a budget push
+  resets --ack                   acknowledge the open spend resets (health stops reporting them)
   rotate <user>                  new key carrying the remaining credit; the old key is blocked, then deleted once its spend settled
 
 <user> is a user id or an email address. <amount> is USD, e.g. 5 or 2.50.
@@ -45,7 +51,7 @@ class AdminError extends Error {}
 
 // ------------------------------------------------------------------ arguments and environment
 const VALUE_FLAGS = new Set(["db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key"]);
-const BOOL_FLAGS = new Set(["json", "all", "help"]);
+const BOOL_FLAGS = new Set(["json", "all", "help", "ack"]);
 
 function parseArgs(argv: string[]) {
   const positional: string[] = [];
@@ -242,7 +248,7 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "user", "requeue", "push-budget", "reconcile", "grant", "deduct", "rotate"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
@@ -286,11 +292,57 @@ async function run(argv: string[]): Promise<number> {
         out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
         return 0;
       }
+      case "audit": {
+        noArgs();
+        // LiteLLM is read by reconcile-spend's audit mode, a few chunks of 1000 keys per call.
+        type Chunk = { keys: number; litellm_spend: string; mismatches: { key_id: string; user_id: string; kind: string; ledger: string | null; litellm: string | null }[] };
+        const chunks: Chunk[] = [];
+        for (let from: number | null = 0; from !== null;) {
+          const r = await callFunction(s, "reconcile-spend", { audit: true, from_chunk: from });
+          if (r.status !== 200) functionError("reconcile-spend (audit)", r);
+          chunks.push(...r.body.chunks);
+          from = r.body.next_chunk;
+        }
+        const mismatches = chunks.flatMap((c) => c.mismatches);
+        const [{ totals }] = await sql<{ totals: Record<string, string> }[]>`select private.audit_totals() as totals`;
+        // exact sum in SQL (never float money)
+        const [{ spendOnLiteLLM }] = await sql<{ spendOnLiteLLM: string }[]>`
+          select coalesce(sum(x::numeric), 0)::text as "spendOnLiteLLM" from unnest(${chunks.map((c) => c.litellm_spend)}::text[]) x`;
+        const byKind: Record<string, number> = {};
+        for (const m of mismatches) byKind[m.kind] = (byKind[m.kind] ?? 0) + 1;
+        const report = { keys: chunks.reduce((a, c) => a + c.keys, 0), mismatches, by_kind: byKind, totals: { ...totals, spend_on_litellm: spendOnLiteLLM } };
+        await sql`select private.record_audit(${mismatches.length}, ${sql.json(report as never)})`;
+        out(report, () => {
+          table(mismatches, "no mismatches: every live key agrees with LiteLLM");
+          console.log(`\n${report.keys} key(s) audited; mismatches: ${mismatches.length}${mismatches.length ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(", ")})` : ""}`);
+          for (const [k, v] of Object.entries(report.totals)) console.log(`${k.replaceAll("_", " ")}: ${formatMoney(v)} USD`);
+        });
+        return mismatches.length ? 1 : 0;
+      }
+      case "repairs": {
+        noArgs();
+        const rows = await sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`;
+        out(rows, () => table(rows, "no repairs"));
+        return 0;
+      }
+      case "resets": {
+        noArgs();
+        if (flags.ack) {
+          const [{ n }] = await sql<{ n: number }[]>`select private.acknowledge_spend_resets(${s.by}) as n`;
+          out({ command: "resets", acknowledged: n }, () => console.log(`acknowledged ${n} spend reset(s)`));
+          return 0;
+        }
+        const rows = flags.all
+          ? await sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
+          : await sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`;
+        out(rows, () => table(rows, flags.all ? "no spend resets" : "no spend resets to acknowledge"));
+        return 0;
+      }
       case "user": {
         if (args.length !== 1) throw new UsageError("user takes one user (id or email)");
         const u = await userOf(sql, args[0]);
         const [account] = await sql`select * from public.my_account where user_id = ${u.id}`;
-        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, retired_spend,
+        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, spend_offset, retired_spend,
                                       blocked, flag, created_at from public.api_keys where user_id = ${u.id} order by seq`;
         const ledger = await sql`select id, kind, amount, reason, created_by, created_at from public.credit_ledger
                                   where user_id = ${u.id} order by id desc limit ${limit}`;
@@ -321,6 +373,24 @@ async function run(argv: string[]): Promise<number> {
           if (run) console.log(`provisioning run: ${JSON.stringify(run)}`);
         });
         return 0;
+      }
+      case "recreate": {
+        if (args.length !== 1) throw new UsageError("recreate takes one user (id or email) or all");
+        const u = args[0] === "all" ? null : await userOf(sql, args[0]);
+        const [{ n }] = await sql<{ n: number }[]>`select private.recreate_missing_keys(${u?.id ?? null}) as n`;
+        // provision-key takes 10 jobs per invocation (bounded work): call it until nothing is left.
+        const runs: { claimed: number; done: number; queued: number; dead: number }[] = [];
+        for (let left = n; left > 0 && runs.length < 1000;) {
+          const r = await callFunction(s, "provision-key", {});
+          if (r.status !== 200) functionError("provision-key", r);
+          runs.push(r.body);
+          if (r.body.claimed === 0) break;
+          left -= r.body.claimed;
+        }
+        const done = runs.reduce((a, r) => a + r.done, 0);
+        out({ queued: n, recreated: done, provisioning_runs: runs.length }, () =>
+          console.log(`${n} key(s) deleted on LiteLLM queued${u ? ` for ${u.email ?? u.id}` : ""}; ${done} re-created with the same key value`));
+        return done === n ? 0 : 1;
       }
       case "push-budget": {
         if (args.length !== 1) throw new UsageError("push-budget takes one user (id or email)");

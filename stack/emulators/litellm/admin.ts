@@ -226,6 +226,20 @@ export function adminHandler(state: EmulatorState, main: MainListener) {
         db_spend: row.db_spend,
       });
     },
+    // Spend as a restored LiteLLM database has it: one key (key) or every key, to an absolute spend or to a
+    // fraction of what it has now; never higher than now (a backup is older).
+    "POST /admin/restore-spend": (b) => {
+      const key = str(b, "key");
+      const abs = num(b, "spend", { min: 0 });
+      const fraction = num(b, "fraction", { min: 0, max: 1 });
+      if ((abs === undefined) === (fraction === undefined)) throw new BadRequest("give spend (absolute) or fraction (0..1)");
+      const rows = key ? [state.store.get(key)] : state.store.all();
+      if (rows.some((r) => !r)) return jsonResponse(404, { error: "key not found" });
+      for (const row of rows as NonNullable<(typeof rows)[number]>[]) {
+        state.store.restoreSpend(row, Math.min(row.spend, abs ?? row.spend * fraction!));
+      }
+      return jsonResponse(200, { restored: rows.length });
+    },
     "POST /admin/flush": () =>
       jsonResponse(200, { flushed: state.store.flush() }),
     "POST /admin/budget-reset": () =>

@@ -191,6 +191,16 @@ export class KeyStore {
   }
 
   /**
+   * A restored (or reset) LiteLLM database: the spend column holds an older, lower value, and the proxy,
+   * restarted on it, counts from there (nothing queued for the batch writer survives the restart).
+   */
+  restoreSpend(row: KeyRow, value: number): void {
+    row.spend = value;
+    row.db_spend = value;
+    this.dirty.delete(row);
+  }
+
+  /**
    * /key/update {spend}: overwrite the database column. Increments still queued for the
    * batch writer are not lost (they land on top at the next flush), as in the real proxy.
    */

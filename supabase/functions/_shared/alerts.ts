@@ -60,14 +60,45 @@ async function post(url: string, text: string, timeoutMs: number): Promise<{ ok:
   }
 }
 
+/** A few quick tries of one message (a retryable failure backs off 300 ms, then 900 ms). */
+async function postWithTries(url: string, text: string, timeoutMs: number) {
+  let tries = 0;
+  let result: { ok: boolean; error?: string; retry: boolean } = { ok: false, retry: true };
+  while (tries < TRIES_PER_RUN) {
+    tries++;
+    result = await post(url, text, timeoutMs);
+    if (result.ok || !result.retry) break;
+    if (tries < TRIES_PER_RUN) await new Promise((r) => setTimeout(r, 300 * 3 ** (tries - 1)));
+  }
+  return { result, tries };
+}
+
+/** The alert webhook: the vault secret alert_webhook_url, else ALERT_WEBHOOK_URL; null when neither is set. */
+async function webhookUrl(): Promise<string | null> {
+  const [{ url }] = await db()<{ url: string | null }[]>`select private.alert_webhook_url() as url`;
+  return url || config().ALERT_WEBHOOK_URL || null;
+}
+
+/**
+ * An operator notice on the same webhook (e.g. LiteLLM reported less spend than recorded). Best effort: what
+ * needs a person is also kept in the database (admin views, health), so a notice that cannot be delivered
+ * is logged, not queued. Returns whether it was delivered.
+ */
+export async function notifyOperator(text: string): Promise<boolean> {
+  const url = await webhookUrl();
+  if (!url) return false;
+  const { result } = await postWithTries(url, `:rotating_light: ${text}`, config().ALERT_WEBHOOK_TIMEOUT_MS);
+  if (!result.ok) log.warn("operator notice not delivered", { error: result.error });
+  return result.ok;
+}
+
 /** Delivers due alerts until budgetMs is spent. Never throws for a delivery problem (it is recorded). */
 export async function deliverAlerts(opts: { budgetMs?: number } = {}): Promise<DeliveryReport> {
   const sql = db();
   const started = performance.now();
   const budget = opts.budgetMs ?? 10_000;
   const report: DeliveryReport = { configured: true, claimed: 0, delivered: 0, retrying: 0, failed: 0, skipped: 0, sql_round_trips: 2 };
-  const [{ url: vaultUrl }] = await sql<{ url: string | null }[]>`select private.alert_webhook_url() as url`;
-  const url = vaultUrl || config().ALERT_WEBHOOK_URL;
+  const url = await webhookUrl();
   if (!url) {
     const [{ n }] = await sql<{ n: number }[]>`select private.skip_alert_deliveries('no alert webhook configured (ALERT_WEBHOOK_URL)') as n`;
     return { ...report, configured: false, skipped: n };
@@ -80,15 +111,7 @@ export async function deliverAlerts(opts: { budgetMs?: number } = {}): Promise<D
     // Out of time: the rest stay claimed until their short lease ends, then the next run takes them
     // (no attempt is counted for them).
     if (performance.now() - started > budget) break;
-    const text = alertText(a);
-    let tries = 0;
-    let result: { ok: boolean; error?: string; retry: boolean } = { ok: false, retry: true };
-    while (tries < TRIES_PER_RUN) {
-      tries++;
-      result = await post(url, text, timeoutMs);
-      if (result.ok || !result.retry) break;
-      if (tries < TRIES_PER_RUN) await new Promise((r) => setTimeout(r, 300 * 3 ** (tries - 1)));
-    }
+    const { result, tries } = await postWithTries(url, alertText(a), timeoutMs);
     const [{ status }] = await sql<{ status: string | null }[]>`
       select private.finish_alert_delivery(${a.alert_id}, ${result.ok}, ${tries}, ${result.error ?? null}) as status`;
     if (status === "delivered") report.delivered++;

@@ -6,7 +6,11 @@
 //               found" proves the secret key is accepted; Paystack has no ping route)
 //   reconcile   the age of the last successful reconcile-spend run: stale after reconcile_stale_seconds
 //               ("idle" when there is no active key to reconcile yet)
-// 200 when all are ok, else 503. LiteLLM and Paystack answers are cached for 10 s for anonymous callers
+//   attention   what needs an operator although everything is reachable: spend resets not acknowledged
+//               (LiteLLM reported less spend than recorded, 20261202000500) and active keys flagged by
+//               reconcile (deleted or blocked on LiteLLM behind our back), by flag
+//   last_audit  when `npm run admin -- audit` last ran and how many mismatches it found (not part of the status)
+// 200 when all are ok ("degraded", still 200, when only `attention` has something), else 503. LiteLLM and Paystack answers are cached for 10 s for anonymous callers
 // (a public URL must not become a way to hammer Paystack); a secret API key (or the legacy service role
 // key) gets fresh checks.
 import { ConfigError } from "../_shared/config.ts";
@@ -27,12 +31,15 @@ interface DbFacts {
   active_keys: boolean;
   pending_alerts: number;
   unfinished_rotations: number;
+  spend_resets: number;
+  flagged_keys: Record<string, number>;
+  last_audit?: { finished_at: string; mismatches: number } | null; // npm run admin -- audit
 }
 
 async function database() {
   const started = performance.now();
   try {
-    const [f] = await db()<DbFacts[]>`select * from private.health_status()`;
+    const [f] = await db()<DbFacts[]>`select h.*, private.last_audit() as last_audit from private.health_status() h`;
     return { ok: true as const, latency_ms: Math.round(performance.now() - started), facts: f };
   } catch (e) {
     const code = (e as { code?: string }).code;
@@ -73,8 +80,10 @@ Deno.serve(handler("health", async (req) => {
     ? "ok"
     : "stale";
   const allOk = d.ok && x.litellm.ok && x.paystack.ok && (reconcile === "ok" || reconcile === "idle");
+  const flagged = facts?.flagged_keys ?? {};
+  const needsPerson = (facts?.spend_resets ?? 0) > 0 || Object.values(flagged).some((n) => n > 0);
   return json({
-    status: allOk ? "ok" : "error",
+    status: !allOk ? "error" : needsPerson ? "degraded" : "ok",
     database: { status: d.ok ? "ok" : "error", latency_ms: d.latency_ms, ...(d.ok ? {} : { error: d.error }) },
     litellm: { ...view(x.litellm), circuit_open: x.litellm.circuit_open },
     paystack: { ...view(x.paystack), check: "authenticated verify of an unknown reference" },
@@ -86,6 +95,8 @@ Deno.serve(handler("health", async (req) => {
     last_successful_reconcile_age_seconds: age,
     pending_alerts: facts?.pending_alerts ?? null,
     unfinished_rotations: facts?.unfinished_rotations ?? null,
+    attention: facts ? { spend_resets: facts.spend_resets, flagged_keys: flagged } : null,
+    last_audit: facts?.last_audit ?? null,
     checked_at: new Date().toISOString(),
   }, allOk ? 200 : 503, { "Cache-Control": "no-store" });
 }));

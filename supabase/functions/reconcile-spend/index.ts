@@ -1,6 +1,8 @@
 // reconcile-spend: pulls spend from LiteLLM in chunks of 1000 keys (one batch key-info request and one SQL
 // call per chunk), writes snapshots only where something changed, and repairs keys whose LiteLLM
-// max_budget differs from the ledger target. Retired keys are read too until their spend has settled:
+// max_budget differs from the ledger target. Recorded spend never goes down: a key whose LiteLLM spend
+// dropped (a restored or reset LiteLLM database) keeps the difference as an offset (20261202000500).
+// Retired keys are read too until their spend has settled:
 // spend that landed after a rotation (requests in flight) is charged, the user's live key gets the lower
 // target, and a settled retired key is deleted on LiteLLM.
 //
@@ -9,9 +11,10 @@
 // hosted Edge Functions. pg_cron fans out as many invocations per minute as there are chunk groups
 // (private.kick_reconcile), and overlapping runs never take the same chunk.
 import { z } from "zod";
-import { deliverAlerts } from "../_shared/alerts.ts";
+import { deliverAlerts, notifyOperator } from "../_shared/alerts.ts";
 import { db } from "../_shared/db.ts";
 import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
+import { auditChunks } from "../_shared/audit.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { type CallStats, litellm } from "../_shared/litellm.ts";
 import { log } from "../_shared/log.ts";
@@ -22,6 +25,8 @@ const body = z.object({
   source: z.string().optional(),
   slot: z.number().optional(),
   user_id: z.string().uuid().optional(),
+  audit: z.boolean().optional(), // compare only (npm run admin -- audit): chunks from from_chunk, nothing changed
+  from_chunk: z.number().int().min(0).optional(),
 }).passthrough();
 
 interface Drift {
@@ -36,6 +41,7 @@ interface BatchResult {
   keys: number;
   snapshots: number;
   missing: number;
+  resets: number; // keys whose LiteLLM spend went down (restored/reset database): their offset grew
   drift: Drift[];
   block: { key_id: string; token: string; blocked: boolean }[];
   // settling retired keys: live keys whose target dropped, and keys ready to delete
@@ -56,8 +62,12 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const started = performance.now();
   const stats: CallStats = { attempts: 0, requests: 0 };
   let sqlCalls = 0;
-  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, late_spend: 0, settled: 0 };
+  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, resets: 0, recreated: 0, late_spend: 0, settled: 0 };
 
+  if (opts.audit) {
+    const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
+    return json({ ...(await auditChunks(opts.from_chunk ?? 0, opts.max_chunks ?? per, stats)), litellm_requests: stats.requests ?? 0 });
+  }
   if (client.circuitOpen) {
     // LiteLLM failed recently: do not claim anything, just say so quickly.
     const [{ id }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;
@@ -82,12 +92,14 @@ Deno.serve(handler("reconcile-spend", async (req) => {
       const seen = await client.keysInfo(c.keys.map((k) => k.token), stats);
       const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
       const [{ result }] = await sql<{ result: BatchResult }[]>`
-        select private.record_spend_batch(${c.chunk}, ${sql.json(rows as never)}) as result`;
+        select private.record_spend_batch_monotonic(${c.chunk}, ${sql.json(rows as never)}) as result`;
       sqlCalls++;
       totals.chunks++;
       totals.keys += result.keys;
       totals.snapshots += result.snapshots;
       totals.missing += result.missing;
+      totals.resets += result.resets;
+      if (result.resets > 0) log.warn("LiteLLM reported less spend than recorded; kept as an offset", { chunk: c.chunk, keys: result.resets });
       for (const d of result.drift) {
         // The ledger's absolute target: repeating or reordering this push can never over-credit.
         const r = await pushBudget(d.key_id, stats);
@@ -99,7 +111,13 @@ Deno.serve(handler("reconcile-spend", async (req) => {
         if (client.circuitOpen) throw new Error(`LiteLLM unavailable during repairs: ${r.error}`);
       }
       for (const b of result.block) {
-        if ((await pushBlock(b.key_id, b.blocked, stats)) === "synced") totals.blocks++;
+        // LiteLLM has the opposite of what the ledger wants (e.g. unblocked by hand during a dispute).
+        const outcome = await pushBlock(b.key_id, b.blocked, stats);
+        if (outcome === "synced") totals.blocks++;
+        if (outcome !== "skipped") {
+          await sql`select private.record_block_repair(${b.key_id}, ${!b.blocked}, ${b.blocked}, ${outcome === "synced" ? "pushed" : "failed"})`;
+          sqlCalls++;
+        }
         sqlCalls += 2;
       }
       totals.late_spend += result.retired.late_spend;
@@ -129,6 +147,17 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   for (const c of chunks.slice(i)) {
     await sql`select private.fail_reconcile_chunk(${c.chunk}, ${failure ?? "time budget reached"})`;
     sqlCalls++;
+  }
+  // Keys LiteLLM no longer has: re-created now if the operator opted in (else they stay flagged for
+  // `npm run admin -- recreate`).
+  if (totals.missing > 0) {
+    const [{ n }] = await sql<{ n: number }[]>`select private.auto_recreate_missing_keys() as n`;
+    sqlCalls++;
+    totals.recreated = n;
+  }
+  if (totals.resets > 0) {
+    await notifyOperator(`LiteLLM reported less spend than recorded for ${totals.resets} key(s) (a restored or reset ` +
+      `LiteLLM database?). No credit was given back; see \`npm run admin -- resets\`.`);
   }
   const outcome = failure ? (totals.chunks > 0 ? "partial" : "failed") : "ok";
   await sql`select private.finish_reconcile_run(${runId}, ${outcome}, ${totals.chunks}, ${totals.keys}, ${totals.snapshots},

@@ -59,7 +59,7 @@ select set_eq(
        ('service_role', 'public.my_lots'), ('service_role', 'public.my_account'), ('service_role', 'public.my_key'),
        ('service_role', 'public.my_payments'), ('service_role', 'public.my_daily_usage'),
        ('service_role', 'public.admin_sync_failures'), ('service_role', 'public.admin_drift'),
-       ('service_role', 'public.admin_dead_jobs'), ('service_role', 'public.admin_rejected_deliveries'),
+       ('service_role', 'public.admin_dead_jobs'), ('service_role', 'public.admin_rejected_deliveries'), ('service_role', 'public.admin_spend_resets'), ('service_role', 'public.admin_litellm_repairs'),
        ('service_role', 'public.admin_key_rotations'), ('service_role', 'public.admin_alerts'),
        ('service_role', 'private.key_rotations'), ('service_role', 'private.alert_events')
      ) a(r, t) $$,

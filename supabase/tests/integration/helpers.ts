@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:http";
 import postgres from "postgres";
 
 export function env(name: string): string {
@@ -294,4 +295,72 @@ export async function serveFixture(script: string, args: string[], offset: numbe
     throw new Error(`${(e as Error).message}\n${script} printed: ${served.out.slice(-1000)}`);
   }
   return served;
+}
+
+/** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */
+export async function reconcileNow() {
+  return await waitFor(async () => {
+    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
+    return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
+  }, "a reconcile run that claims chunks", 15_000, 300);
+}
+
+/**
+ * A Slack-compatible webhook that records what it is sent, installed as the alert_webhook_url vault secret
+ * (which wins over ALERT_WEBHOOK_URL: the gateway's env is fixed at start). fail(n): the next n posts get a 500.
+ */
+export async function alertSink() {
+  const received: { text: string; keys: string[] }[] = [];
+  let failNext = 0;
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      if (failNext > 0) {
+        failNext--;
+        res.writeHead(500).end("busy");
+        return;
+      }
+      const parsed = JSON.parse(body);
+      received.push({ text: parsed.text, keys: Object.keys(parsed) });
+      res.writeHead(200, { "Content-Type": "text/plain" }).end("ok");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`;
+  await sql()`delete from vault.secrets where name = 'alert_webhook_url'`;
+  await sql()`select vault.create_secret(${url}, 'alert_webhook_url')`;
+  return {
+    received,
+    fail: (n: number) => void (failNext = n),
+    close: async () => {
+      await sql()`delete from vault.secrets where name = 'alert_webhook_url'`;
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** `npm run admin -- <args>` (scripts/admin.ts) against this stack; json: its --json output parsed. */
+export function adminCli(...args: string[]) {
+  const r = spawnSync("node_modules/.bin/deno", ["run", "-A", "scripts/admin.ts", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ADMIN_NAME: "admin-cli:vitest" },
+    timeout: 120_000,
+  });
+  let json: any = null;
+  try {
+    json = JSON.parse(r.stdout);
+  } catch { /* human output */ }
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** Can this key make an LLM call right now? (test-free costs nothing, so spend does not move.) */
+export async function usable(key: string): Promise<boolean> {
+  const r = await fetch(`${env("LITELLM_PUBLIC_URL")}/chat/completions`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ model: "test-free", messages: [{ role: "user", content: "hi" }] }),
+  });
+  await r.body?.cancel();
+  return r.status === 200;
 }

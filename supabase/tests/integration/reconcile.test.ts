@@ -1,15 +1,7 @@
 // Issue 6: reconcile-spend against the LiteLLM emulator: spend pulled into snapshots and the account
 // view, drift repaired from the ledger, and LiteLLM outages handled (fast failure, stale flag, recovery).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { activeUser, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, sql, type TestUser, waitFor } from "./helpers.ts";
-
-/** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */
-async function reconcileNow() {
-  return await waitFor(async () => {
-    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
-    return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
-  }, "a reconcile run that claims chunks", 15_000, 300);
-}
+import { activeUser, closeSql, invoke, reconcileNow, keyOnLiteLLM, litellmAdmin, litellmApi, sql, type TestUser, waitFor } from "./helpers.ts";
 
 /** Credits a starter pack through the same SQL the webhook uses (the webhook itself is tested elsewhere). */
 async function buyStarter(userId: string) {
