@@ -1,6 +1,6 @@
 // Integration tests for the Paystack emulator (stack/emulators/paystack).
 // Spawns the emulator as a Deno subprocess and receives its webhooks on a node:http server.
-//   cd /work/main && npx vitest run supabase/tests/integration/paystack-emulator.test.ts
+//   npx vitest run supabase/tests/integration/paystack-emulator.test.ts
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
