@@ -137,6 +137,9 @@ export async function localEnv(): Promise<{ env: Record<string, string>; gateway
     PAYSTACK_CALLBACK_URL: `http://127.0.0.1:${PORTS.web}/`,
     PAYSTACK_WEBHOOK_URL: `${base}/functions/v1/paystack-webhook`,
     LITELLM_BATCH_WRITE_MS: "10000",
+    // Every function runs in the gateway's one process, where hosted runs many isolates with a pool of
+    // DB_POOL_MAX (3) each: the one process gets the pool of several (measured: docs/benchmarks.md).
+    DB_POOL_MAX: "10",
   };
   // Anything set in the environment wins (e.g. a real LiteLLM for contract tests).
   const settings: Record<string, string> = {};

@@ -64,7 +64,7 @@ describe("functions through the transaction pooler", () => {
     // one without is answered after the pooler has given that server connection back at the first one's
     // ReadyForQuery: its replies are lost and it hangs (hence max_pipeline: 0 in _shared/db.ts).
     const r = spawnSync(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/db-burst.ts", "200"], {
-      env: { ...process.env, NO_COLOR: "1" },
+      env: { ...process.env, DB_POOL_MAX: "3", NO_COLOR: "1" }, // one hosted isolate's pool
       encoding: "utf8",
       timeout: 60_000,
     });
