@@ -16,6 +16,7 @@
 //                and /health says ok
 import postgres from "postgres";
 import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/config.ts";
+import { parseConfigToml, verifyJwtFlags as flagsOf } from "../stack/platform/config-toml.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -74,22 +75,9 @@ export function parseEnvFile(text: string): Record<string, string> {
   return out;
 }
 
-/** verify_jwt per function from config.toml (the small TOML subset it uses). */
+/** verify_jwt per function from config.toml text (the shared reader of the small TOML subset it uses). */
 export function verifyJwtFlags(toml: string): Map<string, boolean | undefined> {
-  const out = new Map<string, boolean | undefined>();
-  let fn: string | undefined;
-  for (const raw of toml.split("\n")) {
-    const line = raw.replace(/#.*$/, "").trim();
-    const section = /^\[(.+)\]$/.exec(line);
-    if (section) {
-      fn = /^functions\.(?:"([^"]+)"|([A-Za-z0-9_-]+))$/.exec(section[1].trim())?.slice(1).find(Boolean);
-      if (fn && !out.has(fn)) out.set(fn, undefined);
-      continue;
-    }
-    const kv = /^verify_jwt\s*=\s*(true|false)$/.exec(line);
-    if (fn && kv) out.set(fn, kv[1] === "true");
-  }
-  return out;
+  return flagsOf(parseConfigToml(toml));
 }
 
 /** Which env names the functions need (no default, not optional), and which are optional. */

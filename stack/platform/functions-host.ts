@@ -5,7 +5,7 @@
 // as on hosted, only knows legacy HS256 JWTs: in the new key mode it lets nothing through).
 // Deviation from hosted: functions share one isolate (module state, env and memory are shared).
 import process from "node:process";
-import { configToml, SUPABASE_DIR } from "./config-toml.ts";
+import { configToml, SUPABASE_DIR, verifyJwtFlags } from "./config-toml.ts";
 import { bearer, json, log } from "./http.ts";
 import { isServiceKey, platformVerifyJwt } from "./jwt.ts";
 
@@ -53,17 +53,8 @@ function installServeShim() {
   Object.defineProperty(Deno, "serve", { value: serve, configurable: true, writable: true });
 }
 
-/** verify_jwt per function from supabase/config.toml; default true. */
-function verifyJwtSettings(): Map<string, boolean> {
-  const out = new Map<string, boolean>();
-  for (const [section, keys] of configToml(CONFIG_TOML)) {
-    const fn = /^functions\.([A-Za-z0-9_-]+)$/.exec(section)?.[1];
-    const v = keys.get("verify_jwt");
-    if (fn && typeof v === "boolean") out.set(fn, v);
-  }
-  return out;
-}
-const verifyJwtFor = verifyJwtSettings();
+// verify_jwt per function from supabase/config.toml (undefined: hosted's default, true).
+const verifyJwtFor = verifyJwtFlags(configToml(CONFIG_TOML));
 
 function hasIndex(name: string): boolean {
   if (name.startsWith("_") || !/^[A-Za-z0-9_-]+$/.test(name)) return false;
