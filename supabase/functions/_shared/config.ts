@@ -6,36 +6,39 @@ import { PAYSTACK_WEBHOOK_IPS } from "./paystack-ips.ts";
 
 const url = z.string().url();
 const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
+/**
+ * An optional variable whose text `parse` turns into a value (undefined or a throw: malformed, reported
+ * with `message`); unset or empty is undefined.
+ */
+const optionalParsed = <T>(parse: (text: string) => T | undefined, message: string) =>
+  z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
+    let v: T | undefined;
+    try {
+      v = parse(text);
+    } catch { /* reported below */ }
+    if (v !== undefined) return v;
+    ctx.addIssue({ code: "custom", message });
+    return z.NEVER;
+  }).optional());
 /** SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS: a JSON dictionary of named keys, e.g. {"default":"sb_secret_..."}. */
-const namedKeys = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
-  try {
-    const v = JSON.parse(text);
-    if (v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((k) => typeof k === "string" && k !== "")) {
-      return v as Record<string, string>;
-    }
-  } catch { /* reported below */ }
-  ctx.addIssue({ code: "custom", message: 'must be a JSON object of named keys, e.g. {"default":"sb_..."}' });
-  return z.NEVER;
-}).optional());
+const namedKeys = optionalParsed((text) => {
+  const v = JSON.parse(text);
+  const ok = v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((k) => typeof k === "string" && k !== "");
+  return ok ? v as Record<string, string> : undefined;
+}, 'must be a JSON object of named keys, e.g. {"default":"sb_..."}');
 /** SUPABASE_JWKS: {"keys":[...]} (or a bare array of JWKs). */
-const jwks = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
-  try {
-    const v = JSON.parse(text);
-    const keys = Array.isArray(v) ? v : v?.keys;
-    if (Array.isArray(keys) && keys.every((k) => k && typeof k === "object")) return { keys: keys as Record<string, unknown>[] };
-  } catch { /* reported below */ }
-  ctx.addIssue({ code: "custom", message: 'must be a JSON Web Key Set, {"keys":[...]}' });
-  return z.NEVER;
-}).optional());
+const jwks = optionalParsed((text) => {
+  const v = JSON.parse(text);
+  const keys = Array.isArray(v) ? v : v?.keys;
+  return Array.isArray(keys) && keys.every((k) => k && typeof k === "object") ? { keys: keys as Record<string, unknown>[] } : undefined;
+}, 'must be a JSON Web Key Set, {"keys":[...]}');
 const optionalKey = z.preprocess(unsetIfEmpty, z.string().min(1).optional());
 /** PAYSTACK_WEBHOOK_ALLOWED_IPS: unset = off; "paystack" = Paystack's documented addresses; else a comma list of IPs. */
-const allowedIps = z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
+const allowedIps = optionalParsed((text) => {
   if (text.trim().toLowerCase() === "paystack") return [...PAYSTACK_WEBHOOK_IPS];
   const ips = text.split(",").map((s) => s.trim()).filter(Boolean);
-  if (ips.length && ips.every((ip) => isIP(ip))) return ips;
-  ctx.addIssue({ code: "custom", message: 'must be "paystack" or a comma-separated list of IP addresses' });
-  return z.NEVER;
-}).optional());
+  return ips.length && ips.every((ip) => isIP(ip)) ? ips : undefined;
+}, 'must be "paystack" or a comma-separated list of IP addresses');
 
 const schema = z.object({
   SUPABASE_URL: url,
@@ -60,7 +63,7 @@ const schema = z.object({
   PAYSTACK_CALLBACK_URL: url.optional(),
   // Hosted: the transaction pooler's URL (Supavisor, port 6543). Unset: SUPABASE_DB_URL (direct). A
   // function secret may not start with SUPABASE_ (reserved), hence the name. See _shared/db.ts.
-  DB_POOLER_URL: z.preprocess((v) => (v === "" ? undefined : v), z.string().url().optional()),
+  DB_POOLER_URL: z.preprocess(unsetIfEmpty, z.string().url().optional()),
   // Connections per isolate (each hosted isolate holds its own pool): see _shared/db.ts for the number.
   DB_POOL_MAX: z.coerce.number().int().positive().default(3),
   // Abuse controls at the webhook's door (README "Abuse controls"): the largest body accepted (Paystack's
@@ -72,8 +75,8 @@ const schema = z.object({
   // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
   // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
   // Shared with LiteLLM's generic API logging callback (Authorization: Bearer <secret>); unset = off.
-  LITELLM_CALLBACK_SECRET: z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16, "must be at least 16 characters").optional()),
-  ALERT_WEBHOOK_URL: z.preprocess((v) => (v === "" ? undefined : v), url.optional()),
+  LITELLM_CALLBACK_SECRET: z.preprocess(unsetIfEmpty, z.string().min(16, "must be at least 16 characters").optional()),
+  ALERT_WEBHOOK_URL: z.preprocess(unsetIfEmpty, url.optional()),
   ALERT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
 });
 
