@@ -3,14 +3,15 @@
 // functions host, the Auth settings) and by deploy:check. Not a TOML parser.
 
 // STACK_SUPABASE_DIR lets the stand-ins be tried against a scratch supabase folder.
-export const SUPABASE_DIR = Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
+// A function, not a constant: deploy:check's parser is also loaded by tests under Node, where there is no Deno.
+export const supabaseDir = () => Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
 
 export type TomlValue = string | boolean | number;
 
 export type TomlSections = Map<string, Map<string, TomlValue>>;
 
 /** section name (e.g. "auth.email", "functions.checkout") -> key -> value; empty when the file is missing. */
-export function configToml(path = `${SUPABASE_DIR}/config.toml`): TomlSections {
+export function configToml(path = `${supabaseDir()}/config.toml`): TomlSections {
   let text = "";
   try {
     text = Deno.readTextFileSync(path);

@@ -5,10 +5,11 @@
 // as on hosted, only knows legacy HS256 JWTs: in the new key mode it lets nothing through).
 // Deviation from hosted: functions share one isolate (module state, env and memory are shared).
 import process from "node:process";
-import { configToml, SUPABASE_DIR, verifyJwtFlags } from "./config-toml.ts";
+import { configToml, supabaseDir, verifyJwtFlags } from "./config-toml.ts";
 import { bearer, json, log } from "./http.ts";
 import { isServiceKey, platformVerifyJwt } from "./jwt.ts";
 
+const SUPABASE_DIR = supabaseDir();
 const FUNCTIONS_DIR = `${SUPABASE_DIR}/functions`;
 const CONFIG_TOML = `${SUPABASE_DIR}/config.toml`;
 // Hosted limits (guides/functions/limits): only reported here, never enforced.
