@@ -171,7 +171,7 @@ describe("the webhook's door", () => {
   });
 
   it("with the allow-list on, only Paystack's documented addresses get past the door (x-forwarded-for, first entry)", async () => {
-    const fn = await serveFixture("serve-function.ts", ["paystack-webhook"], 72, { PAYSTACK_WEBHOOK_ALLOWED_IPS: "paystack" });
+    const fn = await serveFixture("serve-function.ts", ["paystack-webhook"], { PAYSTACK_WEBHOOK_ALLOWED_IPS: "paystack" });
     try {
       const body = JSON.stringify({ event: "subscription.create", data: { reference: `allow-${Date.now()}` } });
       const post = (headers: Record<string, string>) => fetch(`${fn.url}/functions/v1/paystack-webhook`, {
@@ -199,7 +199,7 @@ describe("the webhook's door", () => {
 
 describe("configuration errors", () => {
   it("checkout answers a generic 500 {\"error\":\"misconfigured\"} that names no variable, and logs which one", async () => {
-    const fn = await serveFixture("serve-function.ts", ["checkout"], 73, { PAYSTACK_SECRET_KEY: "pk_test_not_a_secret_key" });
+    const fn = await serveFixture("serve-function.ts", ["checkout"], { PAYSTACK_SECRET_KEY: "pk_test_not_a_secret_key" });
     try {
       // A user token, so checkout gets as far as reading its configuration.
       const token = await signAsProject({ role: "authenticated", aud: "authenticated", iss: `${env("SUPABASE_URL")}/auth/v1`,
@@ -217,7 +217,7 @@ describe("configuration errors", () => {
   });
 
   it("health says the configuration is wrong (503) without naming the variable", async () => {
-    const fn = await serveFixture("serve-function.ts", ["health"], 74, { PAYSTACK_WEBHOOK_ALLOWED_IPS: "not-an-ip" });
+    const fn = await serveFixture("serve-function.ts", ["health"], { PAYSTACK_WEBHOOK_ALLOWED_IPS: "not-an-ip" });
     try {
       const r = await fetch(`${fn.url}/functions/v1/health`);
       expect(r.status).toBe(503);

@@ -245,39 +245,16 @@ export async function activeUser(tag = "user"): Promise<TestUser & { key: string
 }
 
 /**
- * Serves ONE of our functions alone (fixtures/serve-function.ts) on a free port with the environment
- * given, e.g. a broken or missing database URL, without touching the shared stack. Call stop() when done.
+ * Runs a fixture (supabase/tests/integration/fixtures/<script> <args...> 0) on a free port with `baseEnv`
+ * (the test env unless given, e.g. one without a variable) plus `extraEnv`; resolves once it said its port
+ * ("serving ... on <port>") and answers HTTP. Its output is kept in `out` (a test can read what it logged,
+ * and a failure to start says what it printed); stop() ends it.
  */
-export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
-  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", name, "0"], {
-    env: { ...fnEnv, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+export async function serveFixture(script: string, args: string[], extraEnv: Record<string, string> = {}, baseEnv: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", `supabase/tests/integration/fixtures/${script}`, ...args, "0"], {
+    env: { ...baseEnv, NO_COLOR: "1", ...extraEnv }, stdio: ["ignore", "pipe", "pipe"],
   });
-  let out = "";
-  child.stdout!.on("data", (c) => (out += c));
-  child.stderr!.on("data", (c) => (out += c));
-  const stop = () => child.kill("SIGTERM");
-  try {
-    const port = await waitFor(async () => new RegExp(`serving ${name} on (\\d+)`).exec(out)?.[1], `${name} to listen`, 15_000);
-    return { url: `http://127.0.0.1:${port}/functions/v1/${name}`, output: () => out, stop };
-  } catch (e) {
-    stop();
-    throw e;
-  }
-}
-
-/**
- * Runs a fixture (supabase/tests/integration/fixtures/<script>) on a port in this stack's own range (the
- * gateway's port + offset) with the test env plus `extraEnv`; resolves once it answers HTTP. Its output is
- * kept (a test can read what it logged, and a failure to start says what it printed); stop() ends it.
- */
-export async function serveFixture(script: string, args: string[], offset: number, extraEnv: Record<string, string> = {}) {
-  const { spawn } = await import("node:child_process");
-  const port = Number(env("STACK_GATEWAY_PORT")) + offset;
-  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", `supabase/tests/integration/fixtures/${script}`, ...args, String(port)], {
-    env: { ...process.env, NO_COLOR: "1", ...extraEnv }, stdio: ["ignore", "pipe", "pipe"],
-  });
-  const served = { url: `http://127.0.0.1:${port}`, out: "", stop: () => child.kill("SIGTERM") };
+  const served = { url: "", out: "", stop: () => child.kill("SIGTERM") };
   let exited = "";
   child.on("exit", (code, signal) => (exited = `exited (${code ?? signal})`));
   child.stdout!.on("data", (c) => (served.out += c));
@@ -285,16 +262,27 @@ export async function serveFixture(script: string, args: string[], offset: numbe
   try {
     await waitFor(async () => {
       if (exited) throw new Error(`${script} ${exited}: ${served.out.slice(-500)}`);
-      if (!served.out.includes("serving ")) return false;
+      const port = /serving \S+ on (\d+)/.exec(served.out)?.[1];
+      if (!port) return false;
+      served.url = `http://127.0.0.1:${port}`;
       const r = await fetch(`${served.url}/`); // any answer: it is listening
       await r.body?.cancel();
       return true;
-    }, `${script} to answer on ${port}`, 15_000);
+    }, `${script} to answer`, 15_000);
   } catch (e) {
     served.stop();
     throw new Error(`${(e as Error).message}\n${script} printed: ${served.out.slice(-1000)}`);
   }
   return served;
+}
+
+/**
+ * Serves ONE of our functions alone (fixtures/serve-function.ts) on a free port with exactly the environment
+ * given, e.g. a broken or missing database URL, without touching the shared stack. Call stop() when done.
+ */
+export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
+  const s = await serveFixture("serve-function.ts", [name], {}, fnEnv);
+  return { url: `${s.url}/functions/v1/${name}`, output: () => s.out, stop: s.stop };
 }
 
 /** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */

@@ -147,7 +147,7 @@ describe("the Auth stand-in confirms like GoTrue", () => {
 
 describe("CAPTCHA in the Auth stand-in", () => {
   it("with a captcha secret configured, sign-up and sign-in without gotrue_meta_security.captcha_token are refused like GoTrue", async () => {
-    const auth = await serveFixture("serve-auth.ts", [], 71, { STACK_AUTH_CAPTCHA_SECRET: "0x0000000000000000000000000000000000000000" });
+    const auth = await serveFixture("serve-auth.ts", [], { STACK_AUTH_CAPTCHA_SECRET: "0x0000000000000000000000000000000000000000" });
     try {
       const post = (path: string, body: Record<string, unknown>) => fetch(`${auth.url}/auth/v1${path}`, {
         method: "POST", headers: { apikey: publishableKey(), "Content-Type": "application/json" }, body: JSON.stringify(body),
