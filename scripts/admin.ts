@@ -248,50 +248,36 @@ async function run(argv: string[]): Promise<number> {
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
+  /** A read-only list command: no arguments, its rows as a table (or JSON), `empty` when there are none. */
+  const list = async (query: () => Promise<Record<string, unknown>[]>, empty: string) => {
+    noArgs();
+    const rows = await query();
+    out(rows, () => table(rows, empty));
+    return 0;
+  };
   const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit", "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
   try {
     switch (command) {
-      case "failures": {
-        noArgs();
-        const rows = await sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`;
-        out(rows, () => table(rows, "no sync failures"));
-        return 0;
-      }
-      case "drift": {
-        noArgs();
-        const rows = await sql`select * from public.admin_drift order by key_id`;
-        out(rows, () => table(rows, "no drift: every active key's LiteLLM budget matches the ledger"));
-        return 0;
-      }
-      case "dead-jobs": {
-        noArgs();
-        const rows = await sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`;
-        out(rows, () => table(rows, "no dead provisioning jobs"));
-        return 0;
-      }
-      case "rejected": {
-        noArgs();
-        const rows = await sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`;
-        out(rows, () => table(rows, "no rejected deliveries"));
-        return 0;
-      }
-      case "rotations": {
-        noArgs();
-        const rows = await sql`select * from public.admin_key_rotations order by rotation_id`;
-        out(rows, () => table(rows, "no unfinished rotations"));
-        return 0;
-      }
-      case "alerts": {
-        noArgs();
-        const rows = flags.all
-          ? await sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
-          : await sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`;
-        out(rows, () => table(rows, flags.all ? "no alerts" : "no undelivered alerts"));
-        return 0;
-      }
+      case "failures":
+        return await list(() => sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`, "no sync failures");
+      case "drift":
+        return await list(() => sql`select * from public.admin_drift order by key_id`, "no drift: every active key's LiteLLM budget matches the ledger");
+      case "dead-jobs":
+        return await list(() => sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`, "no dead provisioning jobs");
+      case "rejected":
+        return await list(() => sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`, "no rejected deliveries");
+      case "rotations":
+        return await list(() => sql`select * from public.admin_key_rotations order by rotation_id`, "no unfinished rotations");
+      case "alerts":
+        return await list(
+          () => flags.all
+            ? sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
+            : sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`,
+          flags.all ? "no alerts" : "no undelivered alerts",
+        );
       case "audit": {
         noArgs();
         // LiteLLM is read by reconcile-spend's audit mode, a few chunks of 1000 keys per call.
@@ -319,12 +305,8 @@ async function run(argv: string[]): Promise<number> {
         });
         return mismatches.length ? 1 : 0;
       }
-      case "repairs": {
-        noArgs();
-        const rows = await sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`;
-        out(rows, () => table(rows, "no repairs"));
-        return 0;
-      }
+      case "repairs":
+        return await list(() => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`, "no repairs");
       case "resets": {
         noArgs();
         if (flags.ack) {
@@ -332,11 +314,12 @@ async function run(argv: string[]): Promise<number> {
           out({ command: "resets", acknowledged: n }, () => console.log(`acknowledged ${n} spend reset(s)`));
           return 0;
         }
-        const rows = flags.all
-          ? await sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
-          : await sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`;
-        out(rows, () => table(rows, flags.all ? "no spend resets" : "no spend resets to acknowledge"));
-        return 0;
+        return await list(
+          () => flags.all
+            ? sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
+            : sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`,
+          flags.all ? "no spend resets" : "no spend resets to acknowledge",
+        );
       }
       case "user": {
         if (args.length !== 1) throw new UsageError("user takes one user (id or email)");
