@@ -93,22 +93,26 @@ language sql stable security definer set search_path = '' as $$
     left join public.api_keys k on k.key_token = r.value ->> 'token' and k.reconciled
 $$;
 
--- record_spend_batch (20261202000320) is kept as it is; reconcile-spend calls this wrapper, which first
--- turns decreases into offsets, then hands record_spend_batch the spend as we record it (offset added), so
--- snapshots, late spend of retired keys, drift (against the offset-lowered target) and alerts all follow.
-create function private.record_spend_batch_monotonic(p_chunk integer, p_rows jsonb) returns jsonb
+-- The entry points reconcile and the callback use, record_spend_batch and record_spend_hints, become
+-- monotonic themselves, so no caller can record spend past the reset rule: their bodies of 20261202000320
+-- are kept as *_as_reported and called with the spend as we record it (offset added), so snapshots, late
+-- spend of retired keys, drift (against the offset-lowered target) and alerts all follow.
+alter function private.record_spend_batch(integer, jsonb) rename to record_spend_batch_as_reported;
+alter function private.record_spend_hints(jsonb) rename to record_spend_hints_as_reported;
+
+create function private.record_spend_batch(p_chunk integer, p_rows jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_resets integer := private.detect_spend_resets(p_chunk, p_rows);
 begin
-  return private.record_spend_batch(p_chunk, private.offset_spend_rows(p_rows)) || jsonb_build_object('resets', v_resets);
+  return private.record_spend_batch_as_reported(p_chunk, private.offset_spend_rows(p_rows)) || jsonb_build_object('resets', v_resets);
 end
 $$;
 
--- Spend hints (20261202000320) are LiteLLM's spend too: the callback records them through this, offset added.
-create function private.record_spend_hints_monotonic(p_rows jsonb) returns jsonb
+-- Spend hints are LiteLLM's spend too: offset added.
+create function private.record_spend_hints(p_rows jsonb) returns jsonb
 language sql volatile security definer set search_path = '' as $$
-  select private.record_spend_hints(private.offset_spend_rows(p_rows))
+  select private.record_spend_hints_as_reported(private.offset_spend_rows(p_rows))
 $$;
 
 -- The operator's view of resets (service_role only, like the other admin views).

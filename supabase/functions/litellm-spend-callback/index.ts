@@ -24,6 +24,6 @@ Deno.serve(handler("litellm-spend-callback", async (req) => {
   }
   if (parsed.hints.length === 0) return json({ entries: parsed.entries, hints: 0, updated: 0 });
   const [{ result }] = await db()<{ result: { matched: number; updated: number } }[]>`
-    select private.record_spend_hints_monotonic(${db().json(parsed.hints as never)}) as result`;
+    select private.record_spend_hints(${db().json(parsed.hints as never)}) as result`;
   return json({ entries: parsed.entries, hints: parsed.hints.length, ...result });
 }));

@@ -92,7 +92,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
       const seen = await client.keysInfo(c.keys.map((k) => k.token), stats);
       const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
       const [{ result }] = await sql<{ result: BatchResult }[]>`
-        select private.record_spend_batch_monotonic(${c.chunk}, ${sql.json(rows as never)}) as result`;
+        select private.record_spend_batch(${c.chunk}, ${sql.json(rows as never)}) as result`;
       sqlCalls++;
       totals.chunks++;
       totals.keys += result.keys;

@@ -1,7 +1,8 @@
 -- Spend in flight during a key rotation (20261202000320): the retired key stays under reconciliation until
 -- its LiteLLM spend has not moved for retired_key_settle_seconds; late spend is charged (the live key's
 -- target drops); callback hints for it are accepted; then it is settled (deleted on LiteLLM by
--- reconcile-spend) and left alone.
+-- reconcile-spend) and left alone. It calls that migration's bodies, kept as record_spend_batch_as_reported and
+-- record_spend_hints_as_reported; the reset rule wrapped around them (20261202000500) is 19_spend_resets.sql's.
 begin;
 select plan(25);
 
@@ -26,7 +27,7 @@ create temp table t_new as select * from public.api_keys where user_id = '160000
 create function pg_temp.old_row() returns public.api_keys language sql as $$ select * from public.api_keys where id = (select id from t_old) $$;
 -- What LiteLLM reports for the old key, through the chunk's reconcile batch (the new key unchanged at 9.00).
 create function pg_temp.observe(p_old_spend numeric) returns jsonb language sql as $$
-  select private.record_spend_batch((select reconcile_chunk from t_old), jsonb_build_array(
+  select private.record_spend_batch_as_reported((select reconcile_chunk from t_old), jsonb_build_array(
     jsonb_build_object('token', (select key_token from t_old), 'spend', p_old_spend, 'max_budget', 12.00, 'blocked', true),
     jsonb_build_object('token', (select key_token from t_new), 'spend', 0, 'max_budget', 9.00, 'blocked', false)))
 $$;
@@ -66,7 +67,7 @@ select results_eq($$ select (e ->> 'key_id')::uuid from jsonb_array_elements(pg_
                   'more late spend (4.00): the live key is returned for a push of its lower target, whatever chunk it is in');
 
 -- ---------------------------------------------------------------- callback hints for the retired key
-select is(private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from t_old),
+select is(private.record_spend_hints_as_reported(jsonb_build_array(jsonb_build_object('token', (select key_token from t_old),
                                                                           'auth_spend', 4.00, 'cost', 0.125))),
           '{"matched": 1, "updated": 1}'::jsonb, 'a callback hint for the retired key is accepted (spend at admission + cost, added in SQL)');
 select is(public.key_spend(k), 4.125::numeric, 'and shown at once') from pg_temp.old_row() k;
@@ -86,13 +87,13 @@ select ok(not exists (select 1 from private.claim_reconcile_chunks(1000, 1, true
                        where (e ->> 'id')::uuid = (select id from t_old)),
           'a settled key is no longer read');
 update public.reconcile_chunks set lease_until = null;
-select is(private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from t_old), 'spend', 9))),
+select is(private.record_spend_hints_as_reported(jsonb_build_array(jsonb_build_object('token', (select key_token from t_old), 'spend', 9))),
           '{"matched": 0, "updated": 0}'::jsonb, 'nor hinted');
 select is((select retired_spend from pg_temp.old_row()), 4.00::numeric, 'its spend is final');
 
 -- ---------------------------------------------------------------- a retired key LiteLLM no longer knows
 do $$ begin perform tests.rotate('16000000-0000-4000-8000-000000000002', 0.5, false); end $$;
-select is((private.record_spend_batch(k.reconcile_chunk, '[]'::jsonb) -> 'retired' ->> 'gone')::int, 1,
+select is((private.record_spend_batch_as_reported(k.reconcile_chunk, '[]'::jsonb) -> 'retired' ->> 'gone')::int, 1,
           'a retired key missing on LiteLLM cannot spend any more')
   from public.api_keys k where k.user_id = '16000000-0000-4000-8000-000000000002' and k.status = 'retired';
 select ok((select settled_at is not null from public.api_keys where user_id = '16000000-0000-4000-8000-000000000002' and status = 'retired'),

@@ -9,10 +9,10 @@ create temp table t_keys as select * from public.api_keys where user_id::text li
 -- reconcile saw spend 1.50 for user 1's key, then LiteLLM lost both keys (absent from the batch)
 do $$
 begin
-  perform private.record_spend_batch_monotonic(k.reconcile_chunk, jsonb_build_array(jsonb_build_object('token', k.key_token, 'spend', '1.5',
+  perform private.record_spend_batch(k.reconcile_chunk, jsonb_build_array(jsonb_build_object('token', k.key_token, 'spend', '1.5',
                                                'max_budget', k.litellm_max_budget, 'blocked', false)))
      from t_keys k where k.user_id = '19100000-0000-4000-8000-000000000001';
-  perform private.record_spend_batch_monotonic(k.reconcile_chunk, jsonb_build_array(jsonb_build_object('token', 'another key', 'spend', 0)))
+  perform private.record_spend_batch(k.reconcile_chunk, jsonb_build_array(jsonb_build_object('token', 'another key', 'spend', 0)))
      from t_keys k where k.user_id = '19100000-0000-4000-8000-000000000001';
 end
 $$;

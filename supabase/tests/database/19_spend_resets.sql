@@ -14,7 +14,7 @@ create function pg_temp.key_of(p_n integer, p_status text default 'active') retu
   select * from public.api_keys where user_id = ('19000000-0000-4000-8000-' || lpad(p_n::text, 12, '0'))::uuid and status = p_status
 $$;
 create function pg_temp.observe(p_key public.api_keys, p_spend numeric) returns jsonb language sql as $$
-  select private.record_spend_batch_monotonic(p_key.reconcile_chunk, jsonb_build_array(
+  select private.record_spend_batch(p_key.reconcile_chunk, jsonb_build_array(
     jsonb_build_object('token', p_key.key_token, 'spend', p_spend::text, 'max_budget', p_key.litellm_max_budget, 'blocked', p_key.litellm_blocked)))
 $$;
 create function pg_temp.resets_of(p_n integer) returns bigint language sql as $$
@@ -50,10 +50,10 @@ select ok(exists (select 1 from public.spend_snapshots where key_id = (select id
           'the snapshot holds the recorded spend (daily usage stays monotonic)');
 
 -- A callback hint is LiteLLM's spend too.
-select is((private.record_spend_hints_monotonic(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'spend', 0.35))) ->> 'updated'),
+select is((private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'spend', 0.35))) ->> 'updated'),
           '1', 'a hint above the recorded spend is taken');
 select is((select hinted_spend from pg_temp.key_of(1)), 1.75::numeric, 'the hint counts as offset + 0.35 = 1.75');
-select is((private.record_spend_hints_monotonic(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'auth_spend', 0.10, 'cost', 0.05))) ->> 'updated'),
+select is((private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from pg_temp.key_of(1)), 'auth_spend', 0.10, 'cost', 0.05))) ->> 'updated'),
           '0', 'a hint of 1.40 + 0.15 is below what is known: ignored');
 
 -- ---------------------------------------------------------------- resets stack
