@@ -2,6 +2,8 @@
 // leaves nothing to clean), pg_cron preloaded, run as the postgres OS user when we are root. As on hosted
 // Supabase, the bootstrap superuser is `supabase_admin`; the `postgres` role (stack/platform/sql) is not
 // a superuser.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { LOCAL_DIR, PORTS } from "./local-env.ts";
 import { fail, say } from "./log.ts";
 
@@ -33,11 +35,11 @@ export async function run(cmd: string, args: string[], opts: { asPostgres?: bool
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Where the cluster lives: .local/pg, unless the postgres user cannot reach it (e.g. a checkout under /root). */
+/** Where the cluster lives: .local/pg, unless the postgres user cannot reach it (e.g. a checkout in root's home directory). */
 async function fallbackDir(): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(LOCAL_DIR));
   const hash = Array.from(new Uint8Array(digest)).slice(0, 6).map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `/tmp/litellm-credits-pg-${hash}`;
+  return join(tmpdir(), `litellm-credits-pg-${hash}`);
 }
 
 async function clusterDir(): Promise<string> {
