@@ -27,8 +27,7 @@ end
 $$;
 
 -- ---------------------------------------------------------------- user A, reading
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "03000000-0000-4000-8000-00000000000a", "role": "authenticated"}';
+select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 
 select is_empty($$ select 1 from public.profiles where id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s profile');
 select is_empty($$ select 1 from public.credit_ledger where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s ledger');
@@ -109,11 +108,10 @@ select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'authent
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'authenticated cannot read admin_dead_jobs');
 select throws_ok($$ select * from public.admin_sync_failures $$, '42501', null, 'authenticated cannot read admin_sync_failures');
 select throws_ok($$ select * from public.admin_rejected_deliveries $$, '42501', null, 'authenticated cannot read admin_rejected_deliveries');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- anon
-set local role anon;
-set local request.jwt.claims = '{"role": "anon"}';
+select tests.authenticate_as_anon();
 select throws_ok($$ select * from public.profiles $$, '42501', null, 'anon cannot read profiles');
 select throws_ok($$ select * from public.credit_ledger $$, '42501', null, 'anon cannot read credit_ledger');
 select throws_ok($$ select * from public.api_keys $$, '42501', null, 'anon cannot read api_keys');
@@ -127,12 +125,12 @@ select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'anon ca
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'anon cannot read admin_dead_jobs');
 select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro'), ('max') $$,
                   'anon reads the active plans (the pricing page)');
-reset role;
+select tests.clear_authentication();
 update public.plans set active = false where code = 'max';
-set local role anon;
+select tests.authenticate_as_anon();
 select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro') $$,
                   'anon does not see an inactive plan');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- service_role reads the admin views
 do $$
@@ -144,7 +142,7 @@ begin
     where j.user_id = '03000000-0000-4000-8000-00000000000b' and j.status = 'queued';
 end
 $$;
-set local role service_role;
+select tests.authenticate_as_service_role();
 select set_eq($$ select user_id from public.admin_drift $$,
               $$ values ('03000000-0000-4000-8000-00000000000a'::uuid) $$,
               'service_role reads admin_drift (A''s key: confirmed 2.00, target 12.00)');
@@ -157,7 +155,7 @@ select set_eq($$ select user_id from public.admin_sync_failures $$,
 select set_eq($$ select reference from public.admin_rejected_deliveries $$,
               $$ values ('forged'::text) $$,
               'service_role reads admin_rejected_deliveries');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;
