@@ -1,7 +1,7 @@
--- Row level security and grants: a user sees only their own rows, writes nothing directly, and cannot
--- call private functions; anon sees nothing; admin views are for service_role only.
+-- Row level security and grants: a user sees all of their own rows and none of anyone else's, writes nothing
+-- directly, and cannot call private functions; anon sees nothing; admin views are for service_role only.
 begin;
-select plan(63);
+select plan(65);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
@@ -26,8 +26,30 @@ begin
 end
 $$;
 
+-- What the session sees, per user, in every public table and view that authenticated may read (found in the
+-- catalog, so a new one is checked too), except plans, which every visitor reads.
+create function pg_temp.visible_rows() returns table (relation text, user_id uuid, n integer) language plpgsql as $$
+declare
+  v_rel text;
+begin
+  for v_rel in select c.relname from pg_class c
+                where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+                  and c.relname <> 'plans' and has_table_privilege('authenticated', c.oid, 'SELECT')
+                order by c.relname loop
+    return query execute format('select %L::text, %I, count(*)::int from public.%I group by 2 order by 2',
+                                v_rel, case v_rel when 'profiles' then 'id' else 'user_id' end, v_rel);
+  end loop;
+end
+$$;
+
 -- ---------------------------------------------------------------- user A, reading
 select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
+select results_eq($$ select * from pg_temp.visible_rows() $$,
+                  $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
+                       from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                  'A sees all of their own rows, and only those, in every table and view they can read');
 
 select is_empty($$ select 1 from public.profiles where id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s profile');
 select is_empty($$ select 1 from public.credit_ledger where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s ledger');
@@ -108,6 +130,15 @@ select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'authent
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'authenticated cannot read admin_dead_jobs');
 select throws_ok($$ select * from public.admin_sync_failures $$, '42501', null, 'authenticated cannot read admin_sync_failures');
 select throws_ok($$ select * from public.admin_rejected_deliveries $$, '42501', null, 'authenticated cannot read admin_rejected_deliveries');
+
+-- ---------------------------------------------------------------- user B, reading: the same from the other side
+select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
+select results_eq($$ select * from pg_temp.visible_rows() $$,
+                  $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
+                       from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                  'B sees all of their own rows (their open checkout too), and only those, in every table and view');
 select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- anon
