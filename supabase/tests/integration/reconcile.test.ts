@@ -2,7 +2,8 @@
 // view, drift repaired from the ledger, and LiteLLM outages handled (fast failure, stale flag, recovery).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, breakerClosed, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, reconcileNow, sql, type TestUser, waitFor,
+  activeUser, breakerClosed, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, reconcileNow, sql, type TestUser,
+  waitFor,
 } from "./helpers.ts";
 
 /** Credits a starter pack through the same SQL the webhook uses (the webhook itself is tested elsewhere). */
@@ -19,7 +20,7 @@ async function account(u: TestUser) {
   return data;
 }
 
-/** Each test's own user: signed up, active, a starter pack bought (12.00 in the ledger, 2.00 on LiteLLM until a push). */
+/** Each test's own user: active, with a starter pack bought (12.00 in the ledger, 2.00 on LiteLLM until a push). */
 async function userWithStarter(tag: string) {
   const u = await activeUser(tag);
   await buyStarter(u.id);
@@ -169,7 +170,7 @@ describe("reconcile-spend", () => {
     await reconcileNow();
     const fresh = await account(user);
     expect(fresh.stale).toBe(false);
-    expect(new Date(fresh.last_synced_at).getTime()).toBeGreaterThanOrEqual(new Date(upAgain).getTime()); // synced since
+    expect(new Date(fresh.last_synced_at).getTime()).toBeGreaterThanOrEqual(new Date(upAgain).getTime());
     // ...and the budget caught up with the payment made during the outage.
     expect((await keyOnLiteLLM(user.key)).max_budget).toBe(22);
   });
