@@ -3,8 +3,8 @@
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, breakerClosed, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey, signUp,
-  sql, uniqueEmail, waitFor,
+  activeUser, breakerClosed, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey,
+  signUp, sql, uniqueEmail, waitFor,
 } from "./helpers.ts";
 
 async function jobOf(userId: string) {
