@@ -420,13 +420,13 @@ describe("pg_net worker", () => {
     return row;
   };
 
-  it("sends a committed request within a second and stores the response", async () => {
+  it("sends a committed request and stores the response", async () => {
     const t0 = Date.now();
     const [{ id }] = await sql`select net.http_post(url := ${`${base}/committed`}, body := '{"x":1}'::jsonb, timeout_milliseconds := 2000) as id`;
-    const hit = await waitFor("delivery", async () => received.find((r) => r.path === "/committed"), 1000);
+    const hit = await waitFor("delivery", async () => received.find((r) => r.path === "/committed"), 10_000);
     expect(JSON.parse(hit.body)).toEqual({ x: 1 });
     expect(hit.type).toBe("application/json");
-    const row = await waitFor("response row", responseRow(id), 1000);
+    const row = await waitFor("response row", responseRow(id), 10_000);
     expect(row).toMatchObject({ status_code: 201, timed_out: false, error_msg: null });
     expect(JSON.parse(row.content)).toEqual({ got: "/committed" });
     console.log(`pg_net delivery ${hit.at - t0} ms after commit, response stored after ${Date.now() - t0} ms`);
@@ -438,20 +438,23 @@ describe("pg_net worker", () => {
       [{ id }] = await tx`select net.http_post(url := ${`${base}/rolled-back`}) as id`;
       throw new Error("roll back");
     }).catch((e) => expect((e as Error).message).toBe("roll back"));
-    // Commit-then-send is proven above; give the worker several poll cycles to misbehave here.
-    await sql`select net.http_get(url := ${`${base}/after-rollback`})`;
-    await waitFor("later request", async () => received.find((r) => r.path === "/after-rollback"), 1000);
-    await new Promise((r) => setTimeout(r, 600));
+    // The worker claims committed rows in id order: once two later requests (each made after the previous
+    // one was answered, so each in a pass of its own) have been sent and answered, it has passed the
+    // rolled-back id twice.
+    for (const path of ["/after-rollback-1", "/after-rollback-2"]) {
+      const [{ id: later }] = await sql`select net.http_get(url := ${`${base}${path}`}) as id`;
+      await waitFor(`the response to ${path}`, responseRow(later), 10_000);
+    }
     expect(received.some((r) => r.path === "/rolled-back")).toBe(false);
     expect(await responseRow(id)()).toBeUndefined();
   });
 
   it("records timeouts and connection errors", async () => {
     const [{ id: slow }] = await sql`select net.http_get(url := ${`${base}/slow`}, timeout_milliseconds := 200) as id`;
-    const timedOut = await waitFor("timeout row", responseRow(slow), 1500);
+    const timedOut = await waitFor("timeout row", responseRow(slow), 10_000);
     expect(timedOut).toMatchObject({ status_code: null, timed_out: true, error_msg: "Timeout of 200 ms reached" });
     const [{ id: refused }] = await sql`select net.http_get(url := 'http://127.0.0.1:9/closed') as id`;
-    const failed = await waitFor("error row", responseRow(refused), 1500);
+    const failed = await waitFor("error row", responseRow(refused), 10_000);
     expect(failed.status_code).toBeNull();
     expect(failed.error_msg).toBeTruthy();
   });
