@@ -35,7 +35,7 @@ afterEach(async () => {
 afterAll(closeSql);
 
 describe("provision-key", () => {
-  it("creates the key after sign-up with the ledger budget, limits and no budget_duration", async () => {
+  it("creates the key within seconds of sign-up with the ledger budget, limits and no budget_duration", async () => {
     const u = await activeUser("prov"); // waits (with a deadline) for the key to turn active; bench:provision times it
     const k = await liveKey(u.id);
     expect(k.sync_status).toBe("synced");
