@@ -219,8 +219,8 @@ describe("REST stand-in: profiles under RLS", () => {
 
 describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
   const t = `platform_test_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  let a: Awaited<ReturnType<typeof signedUp>>;
-  let b: Awaited<ReturnType<typeof signedUp>>;
+  // Each test's own users: RLS keeps the table's rows per owner, so no test sees another's rows.
+  const users = () => Promise.all([signedUp("w-a"), signedUp("w-b")]);
 
   beforeAll(async () => {
     await sql.unsafe(`
@@ -245,7 +245,6 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
       revoke execute on function public.${t}_sum(int, int), public.${t}_items(int), public.${t}_fail(text), public.${t}_summary() from public;
       grant execute on function public.${t}_sum(int, int), public.${t}_items(int), public.${t}_fail(text), public.${t}_summary() to authenticated;
     `);
-    [a, b] = await Promise.all([signedUp("w-a"), signedUp("w-b")]);
   });
   afterAll(async () => {
     await sql.unsafe(`drop table if exists public.${t} cascade;
@@ -254,6 +253,7 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
   });
 
   it("inserts, filters, orders, counts, updates and deletes", async () => {
+    const [a, b] = await users();
     const one = await a.db.from(t).insert({ name: "alpha" }).select().single();
     expect(one.status).toBe(201);
     expect(one.data).toMatchObject({ name: "alpha", owner: a.id, qty: 7 }); // absent keys take defaults
@@ -296,6 +296,7 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
   });
 
   it("maps constraint errors like PostgREST", async () => {
+    const a = await signedUp("w-a");
     await a.db.from(t).insert({ name: "uniq", code: "u1" });
     const dup = await a.db.from(t).insert({ name: "uniq2", code: "u1" });
     expect([dup.status, dup.error?.code]).toEqual([409, "23505"]);
@@ -310,6 +311,7 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
   });
 
   it("calls functions: scalar, set-returning and raise exception", async () => {
+    const [a, b] = await users();
     expect((await a.db.rpc(`${t}_sum`, { a: 2 })).data).toBe(3);
     expect((await a.db.rpc(`${t}_sum`, { a: 2, b: 40 })).data).toBe(42);
     await a.db.from(t).insert([{ name: "r1", qty: 100 }, { name: "r2", qty: 200 }]);
