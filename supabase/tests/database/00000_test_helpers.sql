@@ -2,9 +2,63 @@
 -- the files' rolled-back transactions, in a schema of their own that migrations never touch. pg_prove runs
 -- this file first (files run in name order) and it emits TAP like the others.
 begin;
-select plan(5);
+select plan(14);
 
 create schema if not exists tests;
+
+-- ---------------------------------------------------------------- users and who the session acts as
+-- A user signed up through Auth (the sign-up trigger runs as for a real one), by default with the email
+-- confirmed (so the sign-up credit is granted) and the email u-<id>@pgtap.test. Returns the id.
+create or replace function tests.create_user(p_id uuid, p_email text default null, p_confirmed boolean default true)
+returns uuid language sql as $$
+  insert into auth.users (id, email, aud, role, email_confirmed_at)
+  values (p_id, coalesce(p_email, 'u-' || p_id || '@pgtap.test'), 'authenticated', 'authenticated',
+          case when p_confirmed then now() end)
+  returning id
+$$;
+
+-- What PostgREST does for a request, for the rest of the transaction: the token's claims in
+-- request.jwt.claims (auth.uid() and the RLS policies read them), the token's role as the current role.
+-- No SET clause on these functions: it would undo their settings on return.
+create or replace function tests.act_as(p_claims jsonb) returns void language plpgsql as $$
+begin
+  perform set_config('role', 'none', true); -- back to the session's role (postgres), whoever acted before
+  perform set_config('request.jwt.claims', coalesce(p_claims::text, ''), true);
+  if p_claims is not null then perform set_config('role', p_claims ->> 'role', true); end if;
+end
+$$;
+
+-- A request with the user's token (role authenticated; the email claim when the user has one).
+create or replace function tests.authenticate_as(p_user uuid) returns void language plpgsql as $$
+declare
+  v_email text;
+begin
+  perform tests.act_as(null); -- auth.users is closed to the API roles
+  select u.email into v_email from auth.users u where u.id = p_user;
+  if not found then raise exception 'tests.authenticate_as: no user %', p_user; end if;
+  perform tests.act_as(jsonb_strip_nulls(jsonb_build_object('sub', p_user, 'role', 'authenticated', 'email', v_email)));
+end
+$$;
+
+-- A request with the anon key (publishable key) and with the service_role key (secret key).
+create or replace function tests.authenticate_as_anon() returns void language sql as $$
+  select tests.act_as('{"role": "anon"}')
+$$;
+create or replace function tests.authenticate_as_service_role() returns void language sql as $$
+  select tests.act_as('{"role": "service_role"}')
+$$;
+
+-- Back to the session's own role (postgres), with no claims.
+create or replace function tests.clear_authentication() returns void language sql as $$
+  select tests.act_as(null)
+$$;
+
+-- Called while acting as an API role, to switch or clear; nothing here is deployed.
+grant usage on schema tests to anon, authenticated, service_role;
+grant execute on function tests.act_as(jsonb), tests.authenticate_as(uuid), tests.authenticate_as_anon(),
+  tests.authenticate_as_service_role(), tests.clear_authentication() to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------- money fixtures
 
 -- A purchase of a plan through the same SQL the webhook uses (create_checkout + apply_payment of a
 -- verified, matching payment); fails loudly if it is not credited. Returns the reference.
@@ -78,5 +132,26 @@ select has_function('tests', 'active_users', array['text', 'integer'], 'tests.ac
 select has_function('tests', 'rotate', array['uuid', 'numeric', 'boolean'], 'tests.rotate exists for the other files');
 select has_function('tests', 'refund_list', array['text', 'integer[]', 'text'], 'tests.refund_list exists for the other files');
 select has_function('tests', 'use_test_vault_secrets', 'tests.use_test_vault_secrets exists for the other files');
+select has_function('tests', 'create_user', array['uuid', 'text', 'boolean'], 'tests.create_user exists for the other files');
+select has_function('tests', 'authenticate_as', array['uuid'], 'tests.authenticate_as exists for the other files');
+select has_function('tests', 'authenticate_as_anon', 'tests.authenticate_as_anon exists for the other files');
+select has_function('tests', 'authenticate_as_service_role', 'tests.authenticate_as_service_role exists for the other files');
+select has_function('tests', 'clear_authentication', 'tests.clear_authentication exists for the other files');
+
+-- The session helpers do what they say (authenticate_as with a real user: 00_platform_standins.sql).
+select tests.authenticate_as_anon();
+select results_eq($$ select current_user::text collate "default", auth.uid(), auth.role() $$,
+                  $$ values ('anon'::text, null::uuid, 'anon'::text) $$, 'authenticate_as_anon: role anon, no user');
+select tests.authenticate_as_service_role();
+select results_eq($$ select current_user::text collate "default", auth.uid(), auth.role() $$,
+                  $$ values ('service_role'::text, null::uuid, 'service_role'::text) $$,
+                  'authenticate_as_service_role: role service_role, no user');
+select tests.clear_authentication();
+select results_eq($$ select current_user::text collate "default", auth.uid(), auth.jwt() $$,
+                  $$ values (session_user::text collate "default", null::uuid, null::jsonb) $$,
+                  'clear_authentication: back to the session''s role, no claims');
+select throws_ok($$ select tests.authenticate_as('00000000-0000-4000-8000-0000000000a1') $$, 'P0001',
+                 'tests.authenticate_as: no user 00000000-0000-4000-8000-0000000000a1', 'authenticate_as refuses an unknown user');
+
 select * from finish();
 commit;

@@ -4,23 +4,22 @@
 begin;
 select plan(21);
 
--- auth.* helpers read request.jwt.claims (what PostgREST sets per request)
-set local request.jwt.claims = '{"sub": "0a000000-0000-4000-8000-000000000001", "role": "authenticated", "email": "standin@pgtap.test"}';
+-- auth.* helpers read request.jwt.claims (what PostgREST sets per request; tests.authenticate_as sets them)
+select tests.create_user('0a000000-0000-4000-8000-000000000001', 'standin@pgtap.test');
+select tests.authenticate_as('0a000000-0000-4000-8000-000000000001');
 select is(auth.uid(), '0a000000-0000-4000-8000-000000000001'::uuid, 'auth.uid() is the sub of request.jwt.claims');
 select is(auth.role(), 'authenticated', 'auth.role() is the role of request.jwt.claims');
 select is(auth.email(), 'standin@pgtap.test', 'auth.email() is the email of request.jwt.claims');
 select is(auth.jwt() ->> 'sub', '0a000000-0000-4000-8000-000000000001', 'auth.jwt() returns the claims');
-set local request.jwt.claims = '';
+select tests.clear_authentication();
 select is(auth.uid(), null::uuid, 'auth.uid() is null without claims');
 
 -- auth.users is not readable by the API roles
-set local role anon;
+select tests.authenticate_as_anon();
 select throws_ok('select * from auth.users', '42501', null, 'anon cannot read auth.users');
-reset role;
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "0a000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('0a000000-0000-4000-8000-000000000001');
 select throws_ok('select * from auth.users', '42501', null, 'authenticated cannot read auth.users');
-reset role;
+select tests.clear_authentication();
 
 -- Vault: create_secret stores ciphertext, decrypted_secrets gives the plaintext back
 do $$ begin perform vault.create_secret('pgtap-plaintext-secret-42', 'pgtap_standin_secret', 'pgTAP test'); end $$;
@@ -29,12 +28,11 @@ select is((select decrypted_secret from vault.decrypted_secrets where name = 'pg
 select ok((select secret from vault.secrets where name = 'pgtap_standin_secret') is not null
           and position('pgtap-plaintext-secret-42' in (select secret from vault.secrets where name = 'pgtap_standin_secret')) = 0,
           'vault.secrets.secret does not hold the plaintext');
-set local role anon;
+select tests.authenticate_as_anon();
 select throws_ok('select * from vault.decrypted_secrets', '42501', null, 'anon cannot read vault.decrypted_secrets');
-reset role;
-set local role authenticated;
+select tests.authenticate_as('0a000000-0000-4000-8000-000000000001');
 select throws_ok('select * from vault.secrets', '42501', null, 'authenticated cannot read vault.secrets');
-reset role;
+select tests.clear_authentication();
 
 -- pg_net: http_post queues a row visible in the same transaction
 create temp table t_req as
@@ -86,14 +84,13 @@ select is_empty($$ select 1 from net.http_request_queue where url = 'https://hoo
 -- As on hosted (pg_net 0.12+ grants schema net and its functions to PUBLIC, SECURITY INVOKER), any
 -- role may queue a request; the API cannot reach it because PostgREST exposes only public, and no
 -- function in public calls pg_net (16_hosted_roles.sql checks the grants).
-set local role authenticated;
+select tests.authenticate_as('0a000000-0000-4000-8000-000000000001');
 select lives_ok($$ select net.http_post(url := 'https://hooks.pgtap.test/as-authenticated') $$,
                 'authenticated may call net.http_post in SQL, as on hosted');
-reset role;
-set local role anon;
+select tests.authenticate_as_anon();
 select lives_ok($$ select net.http_post(url := 'https://hooks.pgtap.test/as-anon') $$,
                 'anon may call net.http_post in SQL, as on hosted');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

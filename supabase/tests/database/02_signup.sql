@@ -68,14 +68,13 @@ select is((select count(*)::int from public.credit_ledger where user_id = '02000
           'another user''s sign-up adds nothing to the first user''s ledger');
 
 -- The dashboard view of a fresh user
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "02000000-0000-4000-8000-00000000000a", "role": "authenticated"}';
+select tests.authenticate_as('02000000-0000-4000-8000-00000000000a');
 select results_eq(
   $$ select granted, spent, remaining, savings, paid, remaining_percent from public.my_account $$,
   $$ values (2.00::numeric, 0::numeric, 2.00::numeric, 0::numeric, 0::numeric, 100.0::numeric) $$,
   'a fresh user sees 2.00 granted and remaining, nothing spent or paid'
 );
-reset role;
+select tests.clear_authentication();
 
 -- Vault secrets missing: sign-up still succeeds, nothing is queued for pg_net.
 delete from vault.secrets where name in ('project_url', 'cron_secret');

@@ -1,7 +1,7 @@
--- Row level security and grants: a user sees only their own rows, writes nothing directly, and cannot
--- call private functions; anon sees nothing; admin views are for service_role only.
+-- Row level security and grants: a user sees all of their own rows and none of anyone else's, writes nothing
+-- directly, and cannot call private functions; anon sees nothing; admin views are for service_role only.
 begin;
-select plan(63);
+select plan(65);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
@@ -26,9 +26,30 @@ begin
 end
 $$;
 
+-- What the session sees, per user, in every public table and view that authenticated may read (found in the
+-- catalog, so a new one is checked too), except plans, which every visitor reads.
+create function pg_temp.visible_rows() returns table (relation text, user_id uuid, n integer) language plpgsql as $$
+declare
+  v_rel text;
+begin
+  for v_rel in select c.relname from pg_class c
+                where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v', 'm')
+                  and c.relname <> 'plans' and has_table_privilege('authenticated', c.oid, 'SELECT')
+                order by c.relname loop
+    return query execute format('select %L::text, %I, count(*)::int from public.%I group by 2 order by 2',
+                                v_rel, case v_rel when 'profiles' then 'id' else 'user_id' end, v_rel);
+  end loop;
+end
+$$;
+
 -- ---------------------------------------------------------------- user A, reading
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "03000000-0000-4000-8000-00000000000a", "role": "authenticated"}';
+select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
+select results_eq($$ select * from pg_temp.visible_rows() $$,
+                  $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
+                       from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                  'A sees all of their own rows, and only those, in every table and view they can read');
 
 select is_empty($$ select 1 from public.profiles where id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s profile');
 select is_empty($$ select 1 from public.credit_ledger where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s ledger');
@@ -109,11 +130,19 @@ select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'authent
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'authenticated cannot read admin_dead_jobs');
 select throws_ok($$ select * from public.admin_sync_failures $$, '42501', null, 'authenticated cannot read admin_sync_failures');
 select throws_ok($$ select * from public.admin_rejected_deliveries $$, '42501', null, 'authenticated cannot read admin_rejected_deliveries');
-reset role;
+
+-- ---------------------------------------------------------------- user B, reading: the same from the other side
+select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
+select results_eq($$ select * from pg_temp.visible_rows() $$,
+                  $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
+                       from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                  'B sees all of their own rows (their open checkout too), and only those, in every table and view');
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- anon
-set local role anon;
-set local request.jwt.claims = '{"role": "anon"}';
+select tests.authenticate_as_anon();
 select throws_ok($$ select * from public.profiles $$, '42501', null, 'anon cannot read profiles');
 select throws_ok($$ select * from public.credit_ledger $$, '42501', null, 'anon cannot read credit_ledger');
 select throws_ok($$ select * from public.api_keys $$, '42501', null, 'anon cannot read api_keys');
@@ -127,12 +156,12 @@ select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'anon ca
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'anon cannot read admin_dead_jobs');
 select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro'), ('max') $$,
                   'anon reads the active plans (the pricing page)');
-reset role;
+select tests.clear_authentication();
 update public.plans set active = false where code = 'max';
-set local role anon;
+select tests.authenticate_as_anon();
 select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro') $$,
                   'anon does not see an inactive plan');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- service_role reads the admin views
 do $$
@@ -144,7 +173,7 @@ begin
     where j.user_id = '03000000-0000-4000-8000-00000000000b' and j.status = 'queued';
 end
 $$;
-set local role service_role;
+select tests.authenticate_as_service_role();
 select set_eq($$ select user_id from public.admin_drift $$,
               $$ values ('03000000-0000-4000-8000-00000000000a'::uuid) $$,
               'service_role reads admin_drift (A''s key: confirmed 2.00, target 12.00)');
@@ -157,7 +186,7 @@ select set_eq($$ select user_id from public.admin_sync_failures $$,
 select set_eq($$ select reference from public.admin_rejected_deliveries $$,
               $$ values ('forged'::text) $$,
               'service_role reads admin_rejected_deliveries');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

@@ -16,12 +16,12 @@ select throws_ok($$ truncate public.credit_ledger cascade $$, '42501', null, 'po
 select throws_ok($$ update public.credit_ledger set reason = 'edited' where false $$,
                  '42501', null, 'even an update that matches no row is refused');
 
-set local role service_role;
+select tests.authenticate_as_service_role();
 select throws_ok($$ update public.credit_ledger set amount = 100 where user_id = '04000000-0000-4000-8000-00000000000a' $$,
                  '42501', null, 'service_role cannot update a ledger row');
 select throws_ok($$ delete from public.credit_ledger where user_id = '04000000-0000-4000-8000-00000000000a' $$,
                  '42501', null, 'service_role cannot delete a ledger row');
-reset role;
+select tests.clear_authentication();
 
 select results_eq(
   $$ select id, user_id, kind, amount, idempotency_key from public.credit_ledger where user_id = '04000000-0000-4000-8000-00000000000a' $$,

@@ -68,10 +68,8 @@ select is((select amount from public.credit_ledger where user_id = '06000000-000
 select is((select amount from public.credit_ledger where user_id = '06000000-0000-4000-8000-000000000031' and kind = 'refund'),
           -15.00::numeric(12, 2), 'a refund of 750 of 1500 writes -15.00');
 
-set local role authenticated;
-
 -- ---------------------------------------------------------------- sign-up only
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000001');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (2.00, 0.00, 0.00, 2.00, 0.00, 0.00) $$,
@@ -81,7 +79,7 @@ select results_eq(
   $$ values ('signup_grant'::text, null::text, 2.00, 0.00, 0.00, 2.00, 0.00) $$,
   'sign-up only, nothing spent: one free lot, untouched');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000002", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000002');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (2.00, 0.00, 1.50, 0.50, 0.00, 1.50) $$,
@@ -91,7 +89,7 @@ select results_eq(
   $$ values ('signup_grant'::text, 2.00, 0.00, 1.50, 0.50, 0.00) $$,
   'sign-up only, 1.50 spent: the free lot is 1.50 used');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000003", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000003');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings, remaining_percent from public.my_account $$,
   $$ values (2.00, 0.00, 2.00, 0.00, 0.00, 2.00, 0.0) $$,
@@ -102,7 +100,7 @@ select results_eq(
   'sign-up only, 2.00 spent: the free lot is used up');
 
 -- ---------------------------------------------------------------- sign-up + starter
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000011", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000011');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (12.00, 5.00, 1.00, 11.00, 0.00, 1.00) $$,
@@ -113,7 +111,7 @@ select results_eq(
             ('purchase', 'starter', 10.00, 5.00, 0.00, 10.00, 0.00, 0.50) $$,
   'starter, 1 spent: the pack is untouched; it costs 0.50 per credit dollar');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000013", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000013');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (12.00, 5.00, 3.00, 9.00, 0.50, 2.50) $$,
@@ -123,7 +121,7 @@ select results_eq(
   $$ values ('signup_grant'::text, 2.00, 0.00, 2.00, 0.00, 0.00), ('purchase', 10.00, 5.00, 1.00, 9.00, 0.50) $$,
   'starter, 3 spent: the free lot is used up, the pack 1.00 used');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000016", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000016');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (12.00, 5.00, 6.00, 6.00, 2.00, 4.00) $$,
@@ -133,7 +131,7 @@ select results_eq(
   $$ values ('signup_grant'::text, 2.00, 0.00, 2.00, 0.00, 0.00), ('purchase', 10.00, 5.00, 4.00, 6.00, 2.00) $$,
   'starter, 6 spent: 2.00 free + 4.00 from the pack costing 2.00');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-00000000001b", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-00000000001b');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (12.00, 5.00, 11.00, 1.00, 4.50, 6.50) $$,
@@ -144,7 +142,7 @@ select results_eq(
   'starter, 11 spent: the pack is 9.00 used, 1.00 left');
 
 -- ---------------------------------------------------------------- two packs
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000020", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000020');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (42.00, 20.00, 20.00, 22.00, 9.00, 11.00) $$,
@@ -157,7 +155,7 @@ select results_eq(
   'starter + pro, 20 spent: oldest first, the spend crosses into the pro pack');
 
 -- ---------------------------------------------------------------- refunds
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000030", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000030');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (2.00, 0.00, 1.50, 0.50, 0.00, 1.50) $$,
@@ -168,7 +166,7 @@ select results_eq(
             ('purchase', 'pro', 0.00, 0.00, 0.00, 0.00, 0.00) $$,
   'pro fully refunded: the pack lot holds no credit and cost nothing');
 
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000031", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000031');
 select results_eq(
   $$ select granted, paid, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (17.00, 7.50, 10.00, 7.00, 4.00, 6.00) $$,
@@ -184,7 +182,7 @@ select results_eq(
   'my_payments shows the partial refund');
 
 -- ---------------------------------------------------------------- spend above the budget
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000040", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000040');
 select results_eq(
   $$ select granted, spent, remaining, remaining_percent from public.my_account $$,
   $$ values (12.00, 13.00, -1.00, 0.0) $$,
@@ -201,7 +199,7 @@ select results_eq(
   'spend above the budget: the packs cost 5.00; the overshoot LiteLLM allowed cost the user nothing');
 
 -- ---------------------------------------------------------------- rotated key
-set local request.jwt.claims = '{"sub": "06000000-0000-4000-8000-000000000050", "role": "authenticated"}';
+select tests.authenticate_as('06000000-0000-4000-8000-000000000050');
 select results_eq(
   $$ select granted, spent, remaining, cost_of_spend, savings from public.my_account $$,
   $$ values (12.00, 4.00, 8.00, 1.00, 3.00) $$,
@@ -210,7 +208,7 @@ select results_eq(
   $$ select status, spend from public.my_key $$,
   $$ values ('active'::text, 1.00) $$,
   'my_key shows only the live key');
-reset role;
+select tests.clear_authentication();
 select is(private.key_target_budget((select id from public.api_keys where user_id = '06000000-0000-4000-8000-000000000050' and status = 'active')),
           9.00::numeric, 'the live key''s target is the ledger minus what the retired key spent (12.00 - 3.00)');
 select is(private.key_target_budget((select id from public.api_keys where user_id = '06000000-0000-4000-8000-000000000050' and status = 'retired')),

@@ -193,14 +193,13 @@ select is((select flag from public.api_keys where id = pg_temp.key_of('08000000-
           'the external block is still flagged for a person (never silently undone)');
 
 -- ---------------------------------------------------------------- what the user sees
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "08000000-0000-4000-8000-000000000002", "role": "authenticated"}';
+select tests.authenticate_as('08000000-0000-4000-8000-000000000002');
 select results_eq($$ select spent, remaining, stale from public.my_account $$,
                   $$ values (1.25::numeric, 0.75::numeric, false) $$, 'the dashboard shows the observed spend, not stale');
 select ok((select last_synced_at is not null from public.my_account), 'the dashboard knows when the key was last synced');
 select results_eq($$ select max_budget, spend, blocked from public.my_key $$,
                   $$ values (2.00::numeric, 1.25::numeric, true) $$, 'my_key shows the confirmed budget, spend and block');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- my_daily_usage: snapshot deltas per UTC day
 insert into public.spend_snapshots (key_id, user_id, spend, max_budget, observed_at)
@@ -209,8 +208,7 @@ select k.id, k.user_id, v.spend, 2.00, v.at
        (values (1.00, '2026-01-01 08:00+00'::timestamptz), (2.50, '2026-01-01 20:00+00'), (4.00, '2026-01-02 09:00+00'),
                (4.00, '2026-01-03 10:00+00'), (3.90, '2026-01-04 10:00+00'), (4.40, '2026-01-04 23:59+00')) v(spend, at)
  where k.user_id = '08000000-0000-4000-8000-000000000005';
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "08000000-0000-4000-8000-000000000005", "role": "authenticated"}';
+select tests.authenticate_as('08000000-0000-4000-8000-000000000005');
 select results_eq(
   $$ select day, spend from public.my_daily_usage order by day $$,
   $$ values ('2026-01-01'::date, 2.50::numeric), ('2026-01-02', 1.50), ('2026-01-03', 0.00), ('2026-01-04', 0.50) $$,
@@ -218,10 +216,10 @@ select results_eq(
 );
 select is((select sum(spend) from public.my_daily_usage), 4.50::numeric,
           'the daily sums add up to the spend growth seen (1.00 + 1.50 + 1.50 + 0.50)');
-set local request.jwt.claims = '{"sub": "08000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('08000000-0000-4000-8000-000000000001');
 select results_eq($$ select spend from public.my_daily_usage $$, $$ values (0.5::numeric) $$,
                   'another user sees only their own usage (key 1: 0.50 today)');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

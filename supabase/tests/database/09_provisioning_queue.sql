@@ -64,11 +64,11 @@ select results_eq(
   $$ values ('dead'::text, 2, 'failed'::text) $$, 'the job is dead and the key failed');
 select ok((select finished_at is not null from private.provisioning_jobs where id = pg_temp.job_of('09000000-0000-4000-8000-000000000001')),
           'a dead job has a finish time');
-set local role service_role;
+select tests.authenticate_as_service_role();
 select results_eq($$ select user_id, attempts, last_error from public.admin_dead_jobs where user_id::text like '09000000-%' $$,
                   $$ values ('09000000-0000-4000-8000-000000000001'::uuid, 2, 'litellm: 503 again'::text) $$,
                   'admin_dead_jobs shows the dead job and why');
-reset role;
+select tests.clear_authentication();
 update private.settings set value = '8' where key = 'provision_max_attempts';
 
 -- a job that fails several times in one call (the function's own retries) counts them all
@@ -87,9 +87,9 @@ select results_eq(
       where j.id = pg_temp.job_of('09000000-0000-4000-8000-000000000001') $$,
   $$ values ('queued'::text, 0, null::timestamptz, 'pending'::text, null::text) $$,
   'the job starts over and the key is pending again');
-set local role service_role;
+select tests.authenticate_as_service_role();
 select is_empty($$ select 1 from public.admin_dead_jobs where user_id::text like '09000000-%' $$, 'admin_dead_jobs is empty again');
-reset role;
+select tests.clear_authentication();
 select is(private.requeue_provisioning(), 0, 're-queueing again finds nothing to do');
 select set_eq($$ select * from pg_temp.claim() $$, $$ values ('09000000-0000-4000-8000-000000000001'::uuid) $$,
               'the re-queued job is claimed at once');

@@ -18,11 +18,10 @@ select is(public.key_spend(k), 0.75, 'key_spend shows the hint while the pull ha
 select is(private.record_spend_hints(jsonb_build_array(jsonb_build_object('token', (select key_token from t_key), 'spend', 0.5))),
           '{"matched": 1, "updated": 0}'::jsonb, 'a smaller (older) hint does not lower it');
 
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "13000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('13000000-0000-4000-8000-000000000001');
 select is((select spent from public.my_account), 0.75, 'my_account counts the hint');
 select is((select remaining from public.my_account), 1.25, 'and the remaining credit moves at once');
-reset role;
+select tests.clear_authentication();
 
 update public.api_keys set spend = 1.10 where id = (select id from t_key);
 select is(public.key_spend(k), 1.10, 'a larger pulled spend wins (never hint + pull)')
@@ -32,10 +31,9 @@ select is(public.key_spend(k), 0.20, 'a hint older than 10 minutes is ignored: t
   from public.api_keys k where k.id = (select id from t_key);
 select is(private.key_target_budget((select id from t_key)), 2.00, 'hints never change the budget target');
 
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "13000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('13000000-0000-4000-8000-000000000001');
 select throws_ok($$ select private.record_spend_hints('[]') $$, '42501', null, 'users cannot record hints');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

@@ -76,11 +76,10 @@ select is(private.grant_signup_credit('16000000-0000-4000-8000-00000000000a'), f
           'grant_signup_credit is idempotent: a repeated call records nothing');
 
 -- The dashboard view after confirmation.
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "16000000-0000-4000-8000-00000000000a", "role": "authenticated"}';
+select tests.authenticate_as('16000000-0000-4000-8000-00000000000a');
 select results_eq($$ select granted, remaining from public.my_account $$, $$ values (2.00::numeric, 2.00::numeric) $$,
                   'the confirmed user sees 2.00 granted and remaining');
-reset role;
+select tests.clear_authentication();
 
 -- ---------------------------------------------------------------- created confirmed
 insert into auth.users (id, email, aud, role, email_confirmed_at)

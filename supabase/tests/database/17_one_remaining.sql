@@ -73,11 +73,10 @@ select results_eq($$ select granted, remaining from t_adj $$,
 select is_empty($$ select * from pg_temp.disagreements() $$, 'after the grant (re-armed) banner and alerts agree');
 
 -- a user can only see their own balance through it (security invoker: RLS applies)
-set local role authenticated;
-set local request.jwt.claims = '{"sub": "17000000-0000-4000-8000-000000000001", "role": "authenticated"}';
+select tests.authenticate_as('17000000-0000-4000-8000-000000000001');
 select results_eq($$ select granted, spent from public.remaining_credit('17000000-0000-4000-8000-000000000002') $$,
                   $$ values (0::numeric, 0::numeric) $$, 'asking for another user''s balance shows nothing of it');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

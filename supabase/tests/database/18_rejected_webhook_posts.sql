@@ -28,10 +28,10 @@ select results_eq(
   $$ values (false, 'rejected'::text, 'signature mismatch'::text, 8000, null::text, null::text) $$,
   'admin_rejected_deliveries lists rejected posts (no event or reference)');
 
-set local role service_role;
+select tests.authenticate_as_service_role();
 select throws_ok($$ select 1 from private.rejected_webhook_posts $$, '42501', null,
                  'no API role reads the table itself, service_role included (admin_rejected_deliveries is the way in)');
-reset role;
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

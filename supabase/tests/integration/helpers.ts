@@ -285,6 +285,17 @@ export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
   return { url: `${s.url}/functions/v1/${name}`, output: () => s.out, stop: s.stop };
 }
 
+/**
+ * Waits until our LiteLLM client's circuit breaker is closed (LITELLM_BREAKER_COOLDOWN_MS after it opened, at
+ * once when it never did), as health reports it to a secret key (fresh, not its 10 s cache). The local stack
+ * runs every function in one isolate (stack/platform/functions-host.ts), so that is the breaker every
+ * function uses; on hosted each isolate has its own.
+ */
+export async function breakerClosed() {
+  await waitFor(async () => (await invoke("health", {}, secretKey())).body?.litellm?.circuit_open === false,
+    "the LiteLLM circuit breaker to close", 15_000, 100);
+}
+
 /** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */
 export async function reconcileNow() {
   return await waitFor(async () => {

@@ -2,7 +2,10 @@
 // LiteLLM emulator), fault handling, and the official openai client using the provisioned key.
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { activeUser, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey, signUp, sql, uniqueEmail, waitFor } from "./helpers.ts";
+import {
+  activeUser, breakerClosed, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey,
+  signUp, sql, uniqueEmail, waitFor,
+} from "./helpers.ts";
 
 async function jobOf(userId: string) {
   const [j] = await sql()`select * from private.provisioning_jobs where user_id = ${userId} order by id desc limit 1`;
@@ -27,7 +30,7 @@ afterEach(async () => {
   await litellmAdmin("/admin/faults", undefined, "DELETE");
   await litellmAdmin("/admin/down", { down: false });
   await sql()`update private.settings set value = '8' where key = 'provision_max_attempts'`;
-  await new Promise((r) => setTimeout(r, 1600)); // let the function's circuit breaker close again
+  await breakerClosed(); // a test that made LiteLLM fail leaves the next one a working client
 });
 afterAll(closeSql);
 
@@ -83,7 +86,7 @@ describe("provision-key", () => {
     // Later sweeps (run_after moved to now, as time would) until the job is dead.
     for (let i = 0; i < 6 && (await jobOf(u.id)).status !== "dead"; i++) {
       await sql()`update private.provisioning_jobs set run_after = now() where user_id = ${u.id} and status = 'queued'`;
-      await new Promise((r) => setTimeout(r, 1600)); // breaker cooldown, so each run really tries
+      await breakerClosed(); // so each run really tries
       const r = await invoke("provision-key");
       expect(r.status).toBe(200);
     }
@@ -95,7 +98,7 @@ describe("provision-key", () => {
     expect(view).toHaveLength(1);
     // Back up; one SQL call re-queues; the next run creates the key.
     await litellmAdmin("/admin/down", { down: false });
-    await new Promise((r) => setTimeout(r, 1600));
+    await breakerClosed();
     const [{ n }] = await sql()`select private.requeue_provisioning(${u.id}) as n`;
     expect(n).toBe(1);
     const r = await invoke("provision-key");

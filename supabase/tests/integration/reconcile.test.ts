@@ -1,7 +1,10 @@
 // Issue 6: reconcile-spend against the LiteLLM emulator: spend pulled into snapshots and the account
 // view, drift repaired from the ledger, and LiteLLM outages handled (fast failure, stale flag, recovery).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { activeUser, closeSql, invoke, reconcileNow, keyOnLiteLLM, litellmAdmin, litellmApi, sql, type TestUser, waitFor } from "./helpers.ts";
+import {
+  activeUser, breakerClosed, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, reconcileNow, sql, type TestUser,
+  waitFor,
+} from "./helpers.ts";
 
 /** Credits a starter pack through the same SQL the webhook uses (the webhook itself is tested elsewhere). */
 async function buyStarter(userId: string) {
@@ -17,16 +20,26 @@ async function account(u: TestUser) {
   return data;
 }
 
-let user: TestUser & { key: string; keyId: string };
+/** Each test's own user: active, with a starter pack bought (12.00 in the ledger, 2.00 on LiteLLM until a push). */
+async function userWithStarter(tag: string) {
+  const u = await activeUser(tag);
+  await buyStarter(u.id);
+  return u;
+}
+
+/** The number of spend snapshots of a key. */
+async function snapshots(keyId: string) {
+  const [{ n }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${keyId}`;
+  return n as number;
+}
 
 beforeAll(async () => {
   await litellmAdmin("/admin/down", { down: false });
-  user = await activeUser("recon");
-  await buyStarter(user.id);
 });
 afterEach(async () => {
+  await litellmAdmin("/admin/faults", undefined, "DELETE");
   await litellmAdmin("/admin/down", { down: false });
-  await new Promise((r) => setTimeout(r, 1600)); // circuit breaker cooldown in the test stack
+  await breakerClosed(); // a test that made LiteLLM fail leaves the next one a working client
 });
 afterAll(closeSql);
 
@@ -59,6 +72,7 @@ describe("reconcile-spend", () => {
   });
 
   it("3.50 spent on a 12.00 key: remaining 8.50 and savings per the product rules; an idle run writes nothing", async () => {
+    const user = await userWithStarter("recon-spend");
     await reconcileNow(); // also pushes the 12.00 target (the SQL-only purchase above did not)
     expect((await keyOnLiteLLM(user.key)).max_budget).toBe(12);
     await litellmAdmin("/admin/spend", { key: user.key, spend: 3.5 });
@@ -77,14 +91,16 @@ describe("reconcile-spend", () => {
       ["purchase", 10, 1.5, 8.5],
     ]);
 
-    const [{ n: before }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
+    const before = await snapshots(user.keyId);
     const idle = await reconcileNow();
-    const [{ n: after }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
-    expect(after).toBe(before);
+    expect(await snapshots(user.keyId)).toBe(before);
     expect(idle.snapshots).toBe(0);
   });
 
   it("a max_budget changed behind our back goes back to the ledger target in one run, and the fix is recorded", async () => {
+    const user = await userWithStarter("recon-drift");
+    await reconcileNow(); // pushes the 12.00 target (the SQL-only purchase did not)
+    expect((await keyOnLiteLLM(user.key)).max_budget).toBe(12);
     const changed = await litellmApi("/key/update", { key: user.key, max_budget: 5 });
     expect(changed.status).toBe(200);
     expect((await keyOnLiteLLM(user.key)).max_budget).toBe(5);
@@ -99,18 +115,23 @@ describe("reconcile-spend", () => {
   });
 
   it("two runs at the same time never process the same chunk", async () => {
+    const user = await userWithStarter("recon-overlap");
+    await reconcileNow();
     await waitFor(async () => {
       const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
       return n === 0;
     }, "no chunk leased by a cron-started run", 15_000, 200);
     await litellmAdmin("/admin/spend", { key: user.key, spend: 3.75 });
-    const [{ n: before }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
-    // LiteLLM answers the batch read slowly, so the two runs really overlap while holding their chunks.
+    const before = await snapshots(user.keyId);
+    // LiteLLM answers the batch read slowly, so the two runs really overlap while holding their chunks: the
+    // second starts once the first holds a lease.
     await litellmAdmin("/admin/faults", { route: "/v2/key/info", count: 50, mode: "timeout", delay_ms: 700 });
-    const [a, b] = await Promise.all([
-      invoke("reconcile-spend", { force: true, max_chunks: 100 }),
-      new Promise((r) => setTimeout(r, 150)).then(() => invoke("reconcile-spend", { force: true, max_chunks: 100 })),
-    ]);
+    const first = invoke("reconcile-spend", { force: true, max_chunks: 100 });
+    await waitFor(async () => {
+      const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
+      return n > 0;
+    }, "the first run to hold a chunk", 15_000, 20);
+    const [a, b] = await Promise.all([first, invoke("reconcile-spend", { force: true, max_chunks: 100 })]);
     await litellmAdmin("/admin/faults", undefined, "DELETE");
     const [{ chunks }] = await sql()`select count(*)::int as chunks from public.reconcile_chunks`;
     // Between them every chunk was taken exactly once (SKIP LOCKED + lease), whoever got it.
@@ -118,11 +139,11 @@ describe("reconcile-spend", () => {
     expect(b.body.outcome).toBe("ok");
     expect(a.body.claimed + b.body.claimed).toBe(chunks);
     expect(a.body.chunks + b.body.chunks).toBe(chunks);
-    const [{ n: after }] = await sql()`select count(*)::int as n from public.spend_snapshots where key_id = ${user.keyId}`;
-    expect(after - before).toBe(1);
+    expect(await snapshots(user.keyId) - before).toBe(1);
   });
 
   it("LiteLLM down: runs fail fast, the account turns stale after 3 missed cycles, and recovers", async () => {
+    const user = await userWithStarter("recon-down");
     await reconcileNow();
     await litellmAdmin("/admin/down", { down: true });
     const [{ now: downSince }] = await sql()`select now()`;
@@ -144,11 +165,12 @@ describe("reconcile-spend", () => {
     await buyStarter(user.id);
 
     await litellmAdmin("/admin/down", { down: false });
-    await new Promise((r) => setTimeout(r, 1600));
+    const [{ now: upAgain }] = await sql()`select now()`;
+    await breakerClosed();
     await reconcileNow();
     const fresh = await account(user);
     expect(fresh.stale).toBe(false);
-    expect(Date.now() - new Date(fresh.last_synced_at).getTime()).toBeLessThan(30_000);
+    expect(new Date(fresh.last_synced_at).getTime()).toBeGreaterThanOrEqual(new Date(upAgain).getTime());
     // ...and the budget caught up with the payment made during the outage.
     expect((await keyOnLiteLLM(user.key)).max_budget).toBe(22);
   });
