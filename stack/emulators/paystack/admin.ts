@@ -19,14 +19,16 @@ export function makeAdminHandler(ctx: EmulatorContext): (req: Request) => Promis
   return (req) =>
     answer("admin", async () => {
       if (!hasBearer(req, ctx.secretKey)) return fail(401, "Invalid key");
-      const [root, what, reference, ...rest] = new URL(req.url).pathname.split("/").filter(Boolean);
+      const url = new URL(req.url);
+      const [root, what, reference, ...rest] = url.pathname.split("/").filter(Boolean);
       const routes = req.method === "GET" ? GETS : req.method === "POST" ? POSTS : {};
       const found = root === "admin" && Object.hasOwn(routes, what) && !rest.length;
       if (!found || (reference !== undefined) !== (what === "transactions")) {
-        return fail(404, `Route not found: ${req.method} ${new URL(req.url).pathname}`);
+        return fail(404, `Route not found: ${req.method} ${url.pathname}`);
       }
+      const query = Object.fromEntries(url.searchParams);
       const body = req.method === "GET"
-        ? { reference: reference && decodeURIComponent(reference) }
+        ? { ...query, reference: reference ? decodeURIComponent(reference) : query.reference }
         : await readBody(req);
       return await routes[what](ctx, body);
     });
@@ -62,6 +64,9 @@ const GETS: Record<string, (ctx: EmulatorContext, body: Body) => Response> = {
     return ok("Transaction retrieved", { ...transactionData(tx), channels: tx.channels, refunds: tx.refunds });
   },
   config: (ctx) => ok("Config", configView(ctx)),
+  /** ?reference=&event=: the events sent, oldest first, each once (a replay is another one). */
+  deliveries: (ctx, { reference, event }) =>
+    ok("Deliveries retrieved", ctx.webhooks.list(reference as string | undefined, event as string | undefined)),
 };
 
 const POSTS: Record<string, (ctx: EmulatorContext, body: Body) => Promise<Response> | Response> = {

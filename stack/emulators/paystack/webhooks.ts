@@ -70,8 +70,13 @@ export class WebhookDispatcher {
     return a;
   }
 
+  /** Every event sent (each once, whatever its retries), oldest first; filtered when given. */
+  list(reference?: string, event?: string): Sent[] {
+    return this.#sent.filter((s) => (!reference || s.reference === reference) && (!event || s.event === event));
+  }
+
   /** The last `event` sent for `reference`. */
   last(reference: string, event: string): Sent | undefined {
-    return this.#sent.findLast((s) => s.reference === reference && s.event === event);
+    return this.list(reference, event).at(-1);
   }
 }

@@ -376,6 +376,13 @@ describe("hosted checkout", () => {
     expect(hook.signature).toBe(hmac(hook.raw));
     expect(JSON.parse(hook.raw)).toEqual({ event: "charge.success", data: (await verify(t.reference)).body.data });
     expect(hook.data).toMatchObject({ status: "success", amount: 500, metadata: { user_id: "u-42", plan: "starter" } });
+    const sent = (await admin(`/admin/deliveries?reference=${t.reference}&event=charge.success`)).body.data;
+    expect(sent).toEqual([{
+      event: "charge.success",
+      reference: t.reference,
+      body: hook.raw,
+      signature: hook.signature,
+    }]);
   });
 
   it.each([
@@ -800,6 +807,7 @@ describe("mobile money", () => {
     const later = await pending({}, { complete_after_ms: 400 });
     await until(() => receiver.forRef(later.reference, "charge.success").length === 1, "the later payment");
     expect(receiver.forRef(t.reference)).toEqual([]);
+    expect((await admin(`/admin/deliveries?reference=${t.reference}`)).body.data).toEqual([]);
     expect((await verify(t.reference)).body.data.status).toBe("abandoned");
   });
 
