@@ -1,13 +1,12 @@
-// In-memory state of the Paystack emulator: transactions, customers, refunds, disputes, and the
-// shapes Paystack returns for them (verify data, refund data, dispute data).
-// Test infrastructure only; never imported by product code.
+// In-memory state of the Paystack emulator (transactions, refunds, disputes) and the shapes Paystack
+// returns for them. Facts and their sources are in the README.
 
-export type Domain = "test" | "live";
+import { PaystackError } from "./http.ts";
 
 /**
  * Currencies the emulated merchant account has enabled (NGN is its default), with Paystack's minimum
- * charge in subunits. Paystack takes every amount x100 ("subunit"), XOF and RWF included, although they
- * have no subunit in use: for those only whole units are accepted. Sources in the README.
+ * charge in subunits. Paystack takes every amount x100, XOF and RWF included although they have no
+ * subunit in use: for those only whole units are accepted.
  */
 export const CURRENCIES: Record<string, { min: number; whole?: boolean }> = {
   NGN: { min: 5000 },
@@ -23,66 +22,31 @@ export const DEFAULT_CURRENCY = "NGN";
 /** The payment channels initialize accepts in `channels` (and /admin/pay in `channel`). */
 export const CHANNELS = ["card", "bank", "ussd", "mobile_money", "bank_transfer", "qr"];
 
-export interface Customer {
-  id: number;
-  email: string;
-  customer_code: string;
-  created_at: string;
-}
+/** Paystack's test cards (https://paystack.com/docs/payments/test-payments/), any future expiry. */
+export const TEST_CARDS: Record<string, { cvv: string; ok: boolean; response: string }> = {
+  "4084084084084081": { cvv: "408", ok: true, response: "Successful" },
+  "4084080000005408": { cvv: "001", ok: false, response: "Declined" },
+};
 
-export interface Authorization {
-  authorization_code: string;
-  bin: string | null;
-  last4: string | null;
-  exp_month: string | null;
-  exp_year: string | null;
-  channel: string;
-  card_type: string;
-  bank: string;
-  country_code: string;
-  brand: string;
-  reusable: boolean;
-  signature: string | null;
-  account_name: null;
-}
-
-export type RefundStatus =
-  | "pending"
-  | "processing"
-  | "processed"
-  | "failed"
-  | "needs-attention";
+export type Domain = "test" | "live";
+type Json = Record<string, unknown>;
 
 export interface Refund {
   id: number;
   refund_reference: string;
-  transaction_reference: string;
   amount: number;
   currency: string;
-  status: RefundStatus;
-  /** true when the refund was made against the "refund fails" test card */
-  will_fail: boolean;
+  status: "pending" | "processed";
   created_at: string;
   updated_at: string;
 }
 
-export type DisputeResolution =
-  | "merchant-accepted"
-  | "auto-accepted"
-  | "declined";
-
 export interface Dispute {
   id: number;
-  transaction_reference: string;
-  refund_amount: number;
-  currency: string;
   status: "awaiting-merchant-feedback" | "resolved";
-  resolution: DisputeResolution | null;
+  resolution: string | null;
   created_at: string;
   updated_at: string;
-  resolved_at: string | null;
-  due_at: string;
-  history: { status: string; by: string; createdAt: string }[];
 }
 
 export interface Transaction {
@@ -91,7 +55,7 @@ export interface Transaction {
   reference: string;
   access_code: string;
   email: string;
-  customer_id: number;
+  customer: { id: number; customer_code: string };
   amount: number;
   requested_amount: number;
   currency: string;
@@ -99,229 +63,57 @@ export interface Transaction {
   callback_url: string | null;
   /** as Paystack returns it: the object sent, or "" when none was sent */
   metadata: unknown;
+  /** what initialize offered (null: all) */
   channels: string[] | null;
   /** the channel of the last payment attempt ("card" until one is made, as Paystack reports it) */
   channel: string;
   created_at: string;
   paid_at: string | null;
-  gateway_response: string | null;
-  fees: number | null;
-  authorization: Authorization | null;
-  /** digits of the card used by the last payment attempt */
-  card: string | null;
+  gateway_response: string;
+  authorization: Json | null;
   refunds: Refund[];
   disputes: Dispute[];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Test cards (paystack.com/docs/payments/test-payments)
-
-export interface TestCard {
-  number: string;
-  cvv: string;
-  outcome: "success" | "failed";
-  gateway_response: string;
-  refund_fails: boolean;
-}
-
-export const TEST_CARDS: Record<string, TestCard> = {
-  "4084084084084081": {
-    number: "4084084084084081",
-    cvv: "408",
-    outcome: "success",
-    gateway_response: "Successful",
-    refund_fails: false,
-  },
-  "4084080000005408": {
-    number: "4084080000005408",
-    cvv: "001",
-    outcome: "failed",
-    gateway_response: "Declined",
-    refund_fails: false,
-  },
-  "4084080000670037": {
-    number: "4084080000670037",
-    cvv: "787",
-    outcome: "failed",
-    gateway_response: "Insufficient Funds",
-    refund_fails: false,
-  },
-  "4084080000671803": {
-    number: "4084080000671803",
-    cvv: "180",
-    outcome: "success",
-    gateway_response: "Successful",
-    refund_fails: true,
-  },
-};
-
-/** Short names accepted by the admin API in place of a card number. */
-export const CARD_ALIASES: Record<string, string> = {
-  success: "4084084084084081",
-  declined: "4084080000005408",
-  insufficient: "4084080000670037",
-  insufficient_funds: "4084080000670037",
-  "insufficient-funds": "4084080000670037",
-  refund_fails: "4084080000671803",
-  "refund-fails": "4084080000671803",
-};
-
-export const DEFAULT_TEST_CARD = "4084084084084081";
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-
-const ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-export function randomToken(length: number, alphabet = ALNUM): string {
-  const bytes = new Uint8Array(length);
-  crypto.getRandomValues(bytes);
-  let out = "";
-  for (const b of bytes) out += alphabet[b % alphabet.length];
-  return out;
-}
-
-export function nowIso(): string {
-  return new Date().toISOString();
-}
-
-export const REFERENCE_PATTERN = /^[A-Za-z0-9.=-]+$/;
-
-/**
- * Merchant-side fees in subunits (deducted from settlement; the customer pays `amount`).
- * Approximates Paystack's published pricing: NGN 1.5% + 100 NGN (waived under 2,500 NGN),
- * capped at 2,000 NGN; USD 3.9%; GHS 1.95%; KES 2.9%; ZAR 2.9% + 1 ZAR. Integer arithmetic only.
- */
-export function computeFees(amount: number, currency: string): number {
-  const pct = (permille10k: number) =>
-    Math.floor((amount * permille10k + 5000) / 10000);
-  switch (currency) {
-    case "NGN": {
-      const fee = pct(150) + (amount >= 250000 ? 10000 : 0);
-      return Math.min(fee, 200000);
-    }
-    case "USD":
-      return pct(390);
-    case "GHS":
-      return pct(195);
-    case "KES":
-      return pct(290);
-    case "ZAR":
-      return pct(290) + 100;
-    default:
-      return pct(390);
-  }
-}
-
-export function normalizeCardNumber(card: string): string {
-  return card.replace(/[\s-]/g, "");
-}
-
-/** Parses "MM/YY", "MM/YYYY", "MM / YY" or "MMYY". Returns null when malformed. */
-export function parseExpiry(
-  expiry: string,
-): { month: number; year: number } | null {
-  const s = expiry.replace(/\s/g, "");
-  const m = /^(\d{1,2})\/?(\d{2}|\d{4})$/.exec(s);
-  if (!m) return null;
-  const month = Number(m[1]);
-  let year = Number(m[2]);
-  if (m[2].length === 2) year += 2000;
-  if (month < 1 || month > 12) return null;
-  return { month, year };
-}
-
-export function expiryIsInFuture(
-  exp: { month: number; year: number },
-  now = new Date(),
-): boolean {
-  // A card is valid through the last day of its expiry month.
-  const y = now.getUTCFullYear();
-  const mo = now.getUTCMonth() + 1;
-  return exp.year > y || (exp.year === y && exp.month >= mo);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The store
-
-export class PaystackError extends Error {
-  constructor(
-    public httpStatus: number,
-    message: string,
-    public extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
 }
 
 export interface InitializeInput {
   email: string;
   amount: number;
   currency: string;
-  reference?: string;
-  callback_url?: string | null;
-  metadata?: unknown;
-  channels?: string[] | null;
+  reference: string | null;
+  callback_url: string | null;
+  metadata: unknown;
+  channels: string[] | null;
 }
 
-export interface ChargeInput {
-  card: string;
-  cvv?: string;
-  expiry?: string;
+const now = () => new Date().toISOString();
+
+export function randomToken(length: number): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  return Array.from(crypto.getRandomValues(new Uint8Array(length)), (b) => alphabet[b % alphabet.length]).join("");
 }
 
-export interface ChargeResult {
-  status: "success" | "failed";
-  gateway_response: string;
+/** "MM/YY" or "MM/YYYY" (a slash and spaces optional) -> whether it is this month or later; null if malformed. */
+function notExpired(expiry: string): boolean | null {
+  const m = /^(\d{1,2})\/?(\d{2}|\d{4})$/.exec(expiry.replace(/\s/g, ""));
+  const month = Number(m?.[1]);
+  if (!m || month < 1 || month > 12) return null;
+  const year = Number(m[2]) + (m[2].length === 2 ? 2000 : 0);
+  const today = new Date();
+  return year * 12 + month >= today.getUTCFullYear() * 12 + today.getUTCMonth() + 1;
 }
 
 export class Store {
   transactions = new Map<string, Transaction>();
   byAccessCode = new Map<string, Transaction>();
-  customers = new Map<string, Customer>();
-  // Counters survive reset() so ids never repeat within one emulator process.
-  #nextTxId = 4_100_000_001; // realistic: above 2^31, so consumers must store ids as bigint
-  #nextCustomerId = 250_000_001;
-  #nextRefundId = 9_000_001;
-  #nextDisputeId = 700_001;
+  #customers = new Map<string, { id: number; customer_code: string }>();
+  #ids = { tx: 4_100_000_001, customer: 250_000_001, refund: 9_000_001, dispute: 700_001 }; // tx ids above 2^31
 
   constructor(public domain: Domain) {}
 
-  clear(): void {
-    this.transactions.clear();
-    this.byAccessCode.clear();
-    this.customers.clear();
-  }
-
-  customerFor(email: string): Customer {
-    const key = email.toLowerCase();
-    let c = this.customers.get(key);
-    if (!c) {
-      c = {
-        id: this.#nextCustomerId++,
-        email,
-        customer_code: "CUS_" + randomToken(15),
-        created_at: nowIso(),
-      };
-      this.customers.set(key, c);
-    }
-    return c;
-  }
-
-  get(reference: string): Transaction | undefined {
-    return this.transactions.get(reference);
-  }
-
-  /** Finds a transaction by reference or by numeric id (as POST /refund accepts either). */
-  find(idOrReference: string | number): Transaction | undefined {
+  /** By reference, or by numeric id as POST /refund also accepts. */
+  find(idOrReference: unknown): Transaction | undefined {
     const s = String(idOrReference);
-    const byRef = this.transactions.get(s);
-    if (byRef) return byRef;
-    if (/^\d+$/.test(s)) {
-      const id = Number(s);
-      for (const tx of this.transactions.values()) if (tx.id === id) return tx;
-    }
-    return undefined;
+    return this.transactions.get(s) ?? [...this.transactions.values()].find((tx) => String(tx.id) === s);
   }
 
   initialize(input: InitializeInput): Transaction {
@@ -332,149 +124,87 @@ export class Store {
         code: "duplicate_reference",
       });
     }
-    let access_code = randomToken(15);
-    while (this.byAccessCode.has(access_code)) access_code = randomToken(15);
-    const customer = this.customerFor(input.email);
+    const email = input.email.toLowerCase();
+    if (!this.#customers.has(email)) {
+      this.#customers.set(email, { id: this.#ids.customer++, customer_code: "CUS_" + randomToken(15) });
+    }
     const tx: Transaction = {
-      id: this.#nextTxId++,
+      ...input,
+      id: this.#ids.tx++,
       domain: this.domain,
       reference,
-      access_code,
-      email: input.email,
-      customer_id: customer.id,
-      amount: input.amount,
+      access_code: randomToken(15),
+      customer: this.#customers.get(email)!,
       requested_amount: input.amount,
-      currency: input.currency,
       status: "abandoned",
-      callback_url: input.callback_url ?? null,
-      metadata: input.metadata === undefined || input.metadata === null
-        ? ""
-        : input.metadata,
-      channels: input.channels ?? null,
+      metadata: input.metadata ?? "",
       channel: "card",
-      created_at: nowIso(),
+      created_at: now(),
       paid_at: null,
       gateway_response: "The transaction was not completed",
-      fees: null,
       authorization: null,
-      card: null,
       refunds: [],
       disputes: [],
     };
     this.transactions.set(reference, tx);
-    this.byAccessCode.set(access_code, tx);
+    this.byAccessCode.set(tx.access_code, tx);
     return tx;
-  }
-
-  /**
-   * One card payment attempt on the transaction. Throws PaystackError(400) for input that a
-   * checkout form would reject (and for an already-paid transaction); otherwise records the
-   * outcome on the transaction. A failed transaction may be retried with another card, as on
-   * Paystack's checkout.
-   */
-  charge(tx: Transaction, input: ChargeInput): ChargeResult {
-    this.#payable(tx, "card");
-    const number = normalizeCardNumber(String(input.card ?? ""));
-    if (!/^\d{12,19}$/.test(number)) {
-      throw new PaystackError(400, "Invalid card number");
-    }
-    const known = TEST_CARDS[number];
-    const cvv = String(input.cvv ?? known?.cvv ?? "").trim();
-    if (!/^\d{3,4}$/.test(cvv)) throw new PaystackError(400, "Invalid CVV");
-    const expiryText = input.expiry ?? defaultExpiry();
-    const exp = parseExpiry(String(expiryText));
-    if (!exp) throw new PaystackError(400, "Invalid expiry date");
-
-    let result: ChargeResult;
-    if (!expiryIsInFuture(exp)) {
-      result = { status: "failed", gateway_response: "Expired Card" };
-    } else if (!known) {
-      result = { status: "failed", gateway_response: "Declined" };
-    } else if (cvv !== known.cvv) {
-      result = { status: "failed", gateway_response: "Declined" };
-    } else {result = {
-        status: known.outcome,
-        gateway_response: known.gateway_response,
-      };}
-
-    tx.card = number;
-    tx.channel = "card";
-    tx.gateway_response = result.gateway_response;
-    tx.authorization = {
-      authorization_code: "AUTH_" + randomToken(10),
-      bin: number.slice(0, 6),
-      last4: number.slice(-4),
-      exp_month: String(exp.month).padStart(2, "0"),
-      exp_year: String(exp.year),
-      channel: "card",
-      card_type: "visa",
-      bank: "TEST BANK",
-      country_code: "NG",
-      brand: "visa",
-      reusable: result.status === "success",
-      signature: "SIG_" + randomToken(20),
-      account_name: null,
-    };
-    if (result.status === "success") {
-      this.succeed(tx);
-    } else {
-      tx.status = "failed";
-      tx.paid_at = null;
-      tx.fees = null;
-    }
-    return result;
   }
 
   /** Refuses a payment on a paid or pending transaction, or by a channel initialize did not offer. */
   #payable(tx: Transaction, channel: string): void {
     if (["success", "reversed", "pending"].includes(tx.status)) {
-      const paid = tx.status === "pending" ? "is awaiting payment" : "has already been paid";
-      throw new PaystackError(400, `Transaction ${paid}`, { code: "already_paid" });
+      const why = tx.status === "pending" ? "is awaiting payment" : "has already been paid";
+      throw new PaystackError(400, `Transaction ${why}`, { code: "already_paid" });
     }
     if (tx.channels?.length && !tx.channels.includes(channel)) {
       throw new PaystackError(400, `Channel ${channel} is not enabled for this transaction`);
     }
   }
 
-  succeed(tx: Transaction): void {
+  #succeed(tx: Transaction, response: string): void {
     tx.status = "success";
-    tx.gateway_response = "Successful";
-    tx.paid_at = nowIso();
-    tx.fees = computeFees(tx.amount, tx.currency);
+    tx.gateway_response = response;
+    tx.paid_at = now();
   }
 
   /**
-   * A payment by a channel other than card. Mobile money waits for the customer to approve it on
-   * their phone: the transaction is `pending` until complete() or abandon(). The others succeed at once.
+   * One card payment attempt: 400 for input a checkout form would reject; otherwise the outcome is
+   * recorded. A failed transaction may be retried with another card, as on Paystack's checkout.
+   */
+  charge(tx: Transaction, card: string, cvv?: string, expiry?: string): void {
+    this.#payable(tx, "card");
+    const number = card.replace(/[\s-]/g, "");
+    if (!/^\d{12,19}$/.test(number)) throw new PaystackError(400, "Invalid card number");
+    const known = TEST_CARDS[number];
+    const code = (cvv ?? known?.cvv ?? "").trim();
+    if (!/^\d{3,4}$/.test(code)) throw new PaystackError(400, "Invalid CVV");
+    const valid = expiry === undefined ? true : notExpired(expiry);
+    if (valid === null) throw new PaystackError(400, "Invalid expiry date");
+    const response = !valid ? "Expired Card" : known && code === known.cvv ? known.response : "Declined";
+    tx.channel = "card";
+    tx.authorization = this.#authorization("card", { bin: number.slice(0, 6), last4: number.slice(-4) });
+    if (valid && known?.ok && code === known.cvv) return this.#succeed(tx, response);
+    tx.status = "failed";
+    tx.gateway_response = response;
+  }
+
+  /**
+   * A payment by another channel. Mobile money waits for the customer to approve it on their phone:
+   * `pending` until complete() or abandon(). The others succeed at once.
    */
   payBy(tx: Transaction, channel: string): void {
     this.#payable(tx, channel);
     tx.channel = channel;
-    tx.card = null;
-    tx.authorization = {
-      authorization_code: "AUTH_" + randomToken(10),
-      bin: null,
-      last4: null,
-      exp_month: null,
-      exp_year: null,
-      channel,
-      card_type: "",
-      bank: channel === "mobile_money" ? "MTN" : "TEST BANK",
-      country_code: "NG",
-      brand: channel,
-      reusable: false,
-      signature: null,
-      account_name: null,
-    };
-    if (channel !== "mobile_money") return this.succeed(tx);
+    tx.authorization = this.#authorization(channel, { bin: null, last4: null });
+    if (channel !== "mobile_money") return this.#succeed(tx, "Approved");
     tx.status = "pending";
     tx.gateway_response = "Pending";
   }
 
-  /** The customer approved a pending mobile-money payment. */
   complete(tx: Transaction): void {
     if (tx.status !== "pending") throw new PaystackError(400, `Transaction is ${tx.status}, not pending`);
-    this.succeed(tx);
+    this.#succeed(tx, "Approved");
   }
 
   /** The customer never approved: Paystack reports the transaction abandoned and sends no event. */
@@ -486,52 +216,42 @@ export class Store {
     tx.gateway_response = "The transaction was not completed";
   }
 
-  /** Amount that can still be refunded: amount minus refunds that have not failed. */
-  refundable(tx: Transaction): number {
-    const committed = tx.refunds
-      .filter((r) => r.status !== "failed")
-      .reduce((sum, r) => sum + r.amount, 0);
-    return Math.max(0, tx.amount - committed);
+  #authorization(channel: string, card: { bin: string | null; last4: string | null }): Json {
+    return {
+      authorization_code: "AUTH_" + randomToken(10),
+      ...card,
+      exp_month: card.bin ? "12" : null,
+      exp_year: card.bin ? "2030" : null,
+      channel,
+      card_type: channel === "card" ? "visa" : "",
+      bank: "TEST BANK",
+      country_code: "NG",
+      brand: channel === "card" ? "visa" : channel,
+      reusable: channel === "card",
+      signature: channel === "card" ? "SIG_" + randomToken(20) : null,
+      account_name: null,
+    };
   }
 
-  createRefund(
-    tx: Transaction,
-    amount: number,
-    opts: { validate: boolean },
-  ): Refund {
-    if (opts.validate) {
-      if (tx.status === "reversed") {
-        throw new PaystackError(400, "Transaction has been fully reversed");
-      }
-      if (tx.status !== "success") {
-        throw new PaystackError(
-          400,
-          "Cannot refund a transaction that has not been completed successfully",
-        );
-      }
-      const remaining = this.refundable(tx);
-      if (remaining === 0) {
-        throw new PaystackError(400, "Transaction has been fully refunded");
-      }
-      if (!Number.isSafeInteger(amount) || amount <= 0) {
-        throw new PaystackError(400, "Invalid refund amount");
-      }
-      if (amount > remaining) {
-        throw new PaystackError(
-          400,
-          `Refund amount cannot be greater than the refundable amount of ${remaining}`,
-        );
-      }
+  /** A refund of `amount` (default: what is left) in the charged currency, validated as Paystack does. */
+  refund(tx: Transaction, amount?: number): Refund {
+    if (tx.status === "reversed") throw new PaystackError(400, "Transaction has been fully reversed");
+    if (tx.status !== "success") {
+      throw new PaystackError(400, "Cannot refund a transaction that has not been completed successfully");
     }
-    const at = nowIso();
+    const left = tx.amount - tx.refunds.reduce((sum, r) => sum + r.amount, 0);
+    if (left <= 0) throw new PaystackError(400, "Transaction has been fully refunded");
+    if (amount !== undefined && amount <= 0) throw new PaystackError(400, "Invalid refund amount");
+    if ((amount ?? left) > left) {
+      throw new PaystackError(400, `Refund amount cannot be greater than the refundable amount of ${left}`);
+    }
+    const at = now();
     const refund: Refund = {
-      id: this.#nextRefundId++,
+      id: this.#ids.refund++,
       refund_reference: "RFD_" + randomToken(12).toUpperCase(),
-      transaction_reference: tx.reference,
-      amount,
+      amount: amount ?? left,
       currency: tx.currency,
       status: "pending",
-      will_fail: TEST_CARDS[tx.card ?? ""]?.refund_fails ?? false,
       created_at: at,
       updated_at: at,
     };
@@ -539,61 +259,45 @@ export class Store {
     return refund;
   }
 
-  setRefundStatus(tx: Transaction, refund: Refund, status: RefundStatus): void {
-    refund.status = status;
-    refund.updated_at = nowIso();
-    if (status === "processed") {
-      const processed = tx.refunds
-        .filter((r) => r.status === "processed")
-        .reduce((sum, r) => sum + r.amount, 0);
-      // Paystack shows a fully refunded transaction as "reversed".
-      if (processed >= tx.amount && tx.status === "success") {
-        tx.status = "reversed";
-      }
-    }
+  processed(tx: Transaction, r: Refund): void {
+    r.status = "processed";
+    r.updated_at = now();
+    // Paystack shows a fully refunded transaction as "reversed".
+    const done = tx.refunds.filter((x) => x.status === "processed").reduce((sum, x) => sum + x.amount, 0);
+    if (done >= tx.amount && tx.status === "success") tx.status = "reversed";
   }
 
-  createDispute(tx: Transaction, refundAmount: number): Dispute {
-    const at = nowIso();
-    const due = new Date(Date.now() + 2 * 24 * 3600 * 1000).toISOString();
-    const d: Dispute = {
-      id: this.#nextDisputeId++,
-      transaction_reference: tx.reference,
-      refund_amount: refundAmount,
-      currency: tx.currency,
-      status: "awaiting-merchant-feedback",
-      resolution: null,
-      created_at: at,
-      updated_at: at,
-      resolved_at: null,
-      due_at: due,
-      history: [{
+  /** create opens a dispute on a paid transaction; resolve closes the last open one. */
+  dispute(tx: Transaction, action: "create" | "resolve", resolution?: string): Dispute {
+    const at = now();
+    if (action === "create") {
+      if (tx.status !== "success" && tx.status !== "reversed") {
+        throw new PaystackError(400, "Only a paid transaction can be disputed");
+      }
+      const d: Dispute = {
+        id: this.#ids.dispute++,
         status: "awaiting-merchant-feedback",
-        by: "emulator",
-        createdAt: at,
-      }],
-    };
-    tx.disputes.push(d);
+        resolution: null,
+        created_at: at,
+        updated_at: at,
+      };
+      tx.disputes.push(d);
+      return d;
+    }
+    const d = tx.disputes.findLast((x) => x.status !== "resolved");
+    if (!d) throw new PaystackError(400, `No open dispute on ${tx.reference}`);
+    Object.assign(d, { status: "resolved", resolution, updated_at: at });
+    // The customer got the money back: Paystack marks the transaction reversed.
+    if (resolution !== "declined" && tx.status === "success") tx.status = "reversed";
     return d;
   }
 }
 
-function defaultExpiry(): string {
-  const y = new Date().getUTCFullYear() + 3;
-  return `12/${String(y % 100).padStart(2, "0")}`;
-}
-
 // ---------------------------------------------------------------------------------------------
-// Response shapes
+// Response shapes (fields as in Paystack's API reference, https://paystack.com/docs/api/)
 
-/** The `data` of GET /transaction/verify/:reference, also the `data` of charge.success. */
-export function transactionData(
-  store: Store,
-  tx: Transaction,
-): Record<string, unknown> {
-  const customer =
-    [...store.customers.values()].find((c) => c.id === tx.customer_id) ??
-      store.customerFor(tx.email);
+/** The `data` of GET /transaction/verify/:reference, and of charge.success. */
+export function transactionData(tx: Transaction): Json {
   return {
     id: tx.id,
     domain: tx.domain,
@@ -610,15 +314,14 @@ export function transactionData(
     ip_address: "127.0.0.1",
     metadata: tx.metadata,
     log: null,
-    fees: tx.fees,
+    fees: tx.paid_at ? Math.round(tx.amount * 0.015) : null, // a flat 1.5%: only the field's shape matters here
     fees_split: null,
     authorization: tx.authorization ?? {},
     customer: {
-      id: customer.id,
+      ...tx.customer,
       first_name: null,
       last_name: null,
-      email: customer.email,
-      customer_code: customer.customer_code,
+      email: tx.email,
       phone: null,
       metadata: null,
       risk_action: "default",
@@ -640,52 +343,24 @@ export function transactionData(
   };
 }
 
-/** The `data` of POST /refund. */
-export function refundApiData(
-  store: Store,
-  tx: Transaction,
-  r: Refund,
-): Record<string, unknown> {
-  return {
-    transaction: transactionData(store, tx),
-    integration: 100001,
-    deducted_amount: 0,
-    channel: null,
-    merchant_note: `Refund for transaction ${tx.reference}`,
-    customer_note: `Refund for transaction ${tx.reference}`,
-    status: r.status,
-    refunded_by: "emulator@paystack.test",
-    expected_at: new Date(Date.now() + 5 * 24 * 3600 * 1000).toISOString(),
-    currency: r.currency,
-    domain: tx.domain,
-    amount: r.amount,
-    fully_deducted: false,
-    id: r.id,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-
-/** One entry of GET /refund (the fields of Paystack's documented example, plus transaction_reference). */
-export function refundListData(
-  tx: Transaction,
-  r: Refund,
-): Record<string, unknown> {
+/** A refund as POST /refund (`transaction` in full) and GET /refund (`transaction` as its id) show it. */
+export function refundData(tx: Transaction, r: Refund, listed: boolean): Json {
+  const done = r.status === "processed";
   return {
     id: r.id,
     integration: 100001,
     domain: tx.domain,
-    transaction: tx.id,
+    transaction: listed ? tx.id : transactionData(tx),
     transaction_reference: tx.reference,
     dispute: null,
     amount: r.amount,
-    deducted_amount: r.status === "processed" ? r.amount : 0,
+    deducted_amount: done ? r.amount : 0,
     currency: r.currency,
     channel: tx.channel,
-    fully_deducted: r.status === "processed" ? 1 : 0,
+    fully_deducted: done ? 1 : 0,
     refunded_by: "emulator@paystack.test",
-    refunded_at: r.status === "processed" ? r.updated_at : null,
-    expected_at: new Date(Date.parse(r.created_at) + 5 * 24 * 3600 * 1000).toISOString(),
+    refunded_at: done ? r.updated_at : null,
+    expected_at: new Date(Date.parse(r.created_at) + 5 * 86_400_000).toISOString(),
     settlement: null,
     customer_note: `Refund for transaction ${tx.reference}`,
     merchant_note: `Refund for transaction ${tx.reference}`,
@@ -695,67 +370,39 @@ export function refundListData(
   };
 }
 
-/** The `data` of refund.* webhooks. `amount` may be overridden (Paystack sometimes sends a string). */
-export function refundEventData(
-  tx: Transaction,
-  r: Refund,
-  amountOverride?: number | string,
-): Record<string, unknown> {
+/** The `data` of refund.* events. */
+export function refundEventData(tx: Transaction, r: Refund): Json {
+  const { id, refund_reference, amount, currency, status, created_at, updated_at } = r;
   return {
-    status: r.status,
+    status,
     transaction_reference: tx.reference,
-    refund_reference: r.refund_reference,
-    amount: amountOverride ?? r.amount,
-    currency: r.currency,
+    refund_reference,
+    amount,
+    currency,
     processor: "emulator",
     customer: { first_name: null, last_name: null, email: tx.email },
     integration: 100001,
     domain: tx.domain,
-    id: r.id,
-    created_at: r.created_at,
-    updated_at: r.updated_at,
+    id,
+    created_at,
+    updated_at,
   };
 }
 
-/** The `data` of charge.dispute.* webhooks. */
-export function disputeEventData(
-  store: Store,
-  tx: Transaction,
-  d: Dispute,
-): Record<string, unknown> {
-  const customer = transactionData(store, tx).customer;
+/** The `data` of charge.dispute.* events. */
+export function disputeEventData(tx: Transaction, d: Dispute): Json {
+  const { id, domain, status, reference, amount, currency, paid_at, created_at, channel, metadata } = tx;
   return {
     id: d.id,
-    refund_amount: d.refund_amount,
-    currency: d.currency,
+    refund_amount: tx.amount,
+    currency: tx.currency,
     status: d.status,
     resolution: d.resolution,
     domain: tx.domain,
-    transaction: {
-      id: tx.id,
-      domain: tx.domain,
-      status: tx.status,
-      reference: tx.reference,
-      amount: tx.amount,
-      currency: tx.currency,
-      paid_at: tx.paid_at,
-      created_at: tx.created_at,
-      channel: tx.channel,
-      metadata: tx.metadata,
-    },
+    transaction: { id, domain, status, reference, amount, currency, paid_at, created_at, channel, metadata },
     transaction_reference: null,
     category: "chargeback",
-    customer,
-    bin: tx.authorization?.bin ?? null,
-    last4: tx.authorization?.last4 ?? null,
-    dueAt: d.due_at,
-    resolvedAt: d.resolved_at,
-    evidence: null,
-    attachments: null,
-    note: null,
-    history: d.history,
-    messages: [],
-    source: "cbm",
+    customer: transactionData(tx).customer,
     createdAt: d.created_at,
     updatedAt: d.updated_at,
   };

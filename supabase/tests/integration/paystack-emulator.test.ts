@@ -1,5 +1,7 @@
-// Integration tests for the Paystack emulator (stack/emulators/paystack).
-// Spawns the emulator as a Deno subprocess and receives its webhooks on a node:http server.
+// Self-tests of the Paystack emulator (stack/emulators/paystack): the Paystack behaviour the product and
+// its tests rely on (README, "What the product uses"). Spawns the emulator as a Deno subprocess and
+// receives its webhooks on a node:http server. Each test makes its own transactions and looks only at
+// their events; a test that changes the emulator's settings restores them.
 //   npx vitest run supabase/tests/integration/paystack-emulator.test.ts
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -7,7 +9,7 @@ import { createHmac } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signPaystackBody } from "../../../stack/emulators/paystack/webhooks.ts";
 
 /** Parsed JSON from the emulator or a webhook body. */
@@ -17,25 +19,13 @@ type Json = any;
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 // Ports in this stack's own range (its Paystack emulator's + 150), so parallel stacks never collide.
 const API_PORT = Number(process.env.STACK_PAYSTACK_PORT ?? 54430) + 150;
-const ADMIN_PORT = API_PORT + 1;
-/** The webhook receiver takes any free port (set in beforeAll). */
-let RECEIVER_PORT = 0;
 const API = `http://127.0.0.1:${API_PORT}`;
-const ADMIN = `http://127.0.0.1:${ADMIN_PORT}`;
+const ADMIN = `http://127.0.0.1:${API_PORT + 1}`;
 const SECRET = "sk_test_emulator_secret";
-const AUTH = { authorization: `Bearer ${SECRET}` };
+const RETRY_MS = [100, 200];
 
-const VECTOR_BODY =
-  '{"event":"charge.success","data":{"id":1,"reference":"ref_1","amount":500,"currency":"USD","status":"success"}}';
-const VECTOR_SIG =
-  "935dc8661ef66f058c604c7c1a4ade2ef50fbfa2c7697ab8456f4e410c58c57a60d13753b47f0fdd5715ecf64f8f36c7225d2b90b1d372620795781a2f6c7c25";
-
-const CARDS = {
-  success: { card: "4084 0840 8408 4081", cvv: "408" },
-  declined: { card: "4084 0800 0000 5408", cvv: "001" },
-  insufficient: { card: "4084 0800 0067 0037", cvv: "787" },
-  refundFails: { card: "4084 0800 0067 1803", cvv: "180" },
-};
+const SUCCESS = { card: "4084 0840 8408 4081", cvv: "408" };
+const DECLINED = { card: "4084 0800 0000 5408", cvv: "001" };
 const EXPIRY = "12/39";
 
 // ---------------------------------------------------------------------------------------------
@@ -44,65 +34,39 @@ const EXPIRY = "12/39";
 interface Received {
   raw: string;
   signature: string | undefined;
-  contentType: string | undefined;
   event: string;
   data: Record<string, Json>;
   answered: number;
 }
 
+const referenceOf = (data: Json): string | undefined =>
+  data?.reference ?? data?.transaction_reference ?? data?.transaction?.reference;
+
 class Receiver {
   received: Received[] = [];
-  /** status codes to answer next, in order; 200 once exhausted (unless `always` is set) */
-  plan: number[] = [];
-  /** when set, only webhooks for this reference consume the plan (a late delivery from an earlier test must not) */
-  planRef: string | null = null;
-  always: number | null = null;
+  /** status codes to answer for a reference's next deliveries, in order; 200 once used up */
+  answers = new Map<string, number[]>();
   server!: http.Server;
 
-  async start(port: number) {
+  async start() {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         const raw = Buffer.concat(chunks).toString("utf8");
-        let parsed: Json = {};
-        try {
-          parsed = JSON.parse(raw);
-        } catch { /* recorded as is */ }
-        const mine = this.planRef === null || parsed.data?.reference === this.planRef;
-        const status = this.always ?? (mine ? this.plan.shift() : undefined) ?? 200;
-        this.received.push({
-          raw,
-          signature: req.headers["x-paystack-signature"] as string | undefined,
-          contentType: req.headers["content-type"],
-          event: parsed.event,
-          data: parsed.data ?? {},
-          answered: status,
-        });
-        res.writeHead(status, { "content-type": "text/plain" });
-        res.end(status === 200 ? "ok" : "nope");
+        const parsed = JSON.parse(raw);
+        const answered = this.answers.get(referenceOf(parsed.data) ?? "")?.shift() ?? 200;
+        const signature = req.headers["x-paystack-signature"] as string | undefined;
+        this.received.push({ raw, signature, event: parsed.event, data: parsed.data ?? {}, answered });
+        res.writeHead(answered).end();
       });
     });
-    await new Promise<void>((resolve) =>
-      this.server.listen(port, "127.0.0.1", resolve)
-    );
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
     return (this.server.address() as AddressInfo).port;
   }
 
-  reset() {
-    this.received = [];
-    this.plan = [];
-    this.planRef = null;
-    this.always = null;
-  }
-
   forRef(reference: string, event?: string) {
-    return this.received.filter((r) =>
-      (r.data.reference === reference ||
-        r.data.transaction_reference === reference ||
-        r.data.transaction?.reference === reference) &&
-      (!event || r.event === event)
-    );
+    return this.received.filter((r) => referenceOf(r.data) === reference && (!event || r.event === event));
   }
 
   async stop() {
@@ -114,17 +78,9 @@ class Receiver {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function hmac(body: string, key = SECRET) {
-  return createHmac("sha512", key).update(Buffer.from(body, "utf8")).digest(
-    "hex",
-  );
-}
+const hmac = (body: string, key = SECRET) => createHmac("sha512", key).update(body, "utf8").digest("hex");
 
-async function until<T>(
-  fn: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 8000,
-): Promise<NonNullable<T>> {
+async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 8000): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -134,17 +90,10 @@ async function until<T>(
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function call(
-  base: string,
-  path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string> } =
-    {},
-) {
+async function call(base: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}) {
   const res = await fetch(base + path, {
-    method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: { ...AUTH, "content-type": "application/json", ...init.headers },
+    method: init.body === undefined ? "GET" : "POST",
+    headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json", ...init.headers },
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
   });
   const text = await res.text();
@@ -152,67 +101,69 @@ async function call(
   try {
     body = JSON.parse(text);
   } catch { /* not JSON */ }
-  return { status: res.status, body, headers: res.headers };
+  return { status: res.status, body };
 }
-const api = (path: string, init?: Parameters<typeof call>[2]) =>
-  call(API, path, init);
+const api = (path: string, init?: Parameters<typeof call>[2]) => call(API, path, init);
 const admin = (path: string, body?: unknown) => call(ADMIN, path, { body });
+const verify = (reference: string) => api(`/transaction/verify/${encodeURIComponent(reference)}`);
 
 let refCounter = 0;
-function newRef(prefix = "t") {
-  return `${prefix}-${Date.now().toString(36)}-${++refCounter}`;
-}
+const newRef = (prefix = "t") => `${prefix}-${Date.now().toString(36)}-${++refCounter}`;
 
 async function init(over: Record<string, unknown> = {}) {
-  const reference = (over.reference as string) ?? newRef();
-  const r = await api("/transaction/initialize", {
-    body: {
-      email: "buyer@example.com",
-      amount: 500,
-      currency: "USD",
-      reference,
-      ...over,
-    },
-  });
+  const body = { email: "buyer@example.com", amount: 500, currency: "USD", reference: newRef(), ...over };
+  const r = await api("/transaction/initialize", { body });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
-  return r.body.data as {
-    authorization_url: string;
-    access_code: string;
-    reference: string;
-  };
+  return r.body.data as { authorization_url: string; access_code: string; reference: string };
 }
 
-async function payJson(
-  accessCode: string,
-  card: { card: string; cvv: string },
-  expiry = EXPIRY,
-) {
+/** 400 with Paystack's error body, and no transaction made. */
+async function refused(over: Record<string, unknown>, message?: RegExp) {
+  const reference = newRef("refused");
+  const body = { email: "a@example.com", amount: 500, currency: "USD", reference, ...over };
+  const r = await api("/transaction/initialize", { body });
+  expect(r.status, JSON.stringify(over)).toBe(400);
+  expect(r.body).toMatchObject({ status: false, type: "validation_error" });
+  if (message) expect(r.body.message).toMatch(message);
+  expect((await verify(reference)).status).toBe(404);
+}
+
+async function payJson(accessCode: string, card: Record<string, string>, expiry = EXPIRY) {
   const res = await fetch(`${API}/checkout/${accessCode}/pay`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ card: card.card, cvv: card.cvv, expiry }),
+    body: JSON.stringify({ expiry, ...card }),
   });
   return { status: res.status, body: await res.json() as Json };
 }
 
-async function verify(reference: string) {
-  return await api(`/transaction/verify/${encodeURIComponent(reference)}`);
-}
-
-async function deliveries(reference: string, event?: string) {
-  const q = new URLSearchParams({ reference, ...(event ? { event } : {}) });
-  const r = await admin(`/admin/deliveries?${q}`);
-  expect(r.status).toBe(200);
-  return r.body.data as Json[];
-}
-
-/** Initialise and pay with the success card through the admin API (first webhook attempt awaited). */
-async function paidTx(over: Record<string, unknown> = {}, card = "success") {
+/** Initialised and paid with the success card through the admin API (its first webhook attempt awaited). */
+async function paidTx(over: Record<string, unknown> = {}) {
   const t = await init(over);
-  const r = await admin("/admin/pay", { reference: t.reference, card });
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  expect(r.body.data.status).toBe("success");
+  const r = await admin("/admin/pay", { reference: t.reference });
+  expect(r.body.data.status, JSON.stringify(r.body)).toBe("success");
   return t;
+}
+
+/**
+ * The proving event for "no (further) event was sent": a payment made after the outcome in question has
+ * had its charge.success delivered, so an event sent for that outcome, which would have gone first, is here.
+ */
+async function laterPaymentDelivered() {
+  const later = await init();
+  expect((await payJson(later.access_code, SUCCESS)).body.status).toBe("success");
+  await until(() => receiver.forRef(later.reference).length === 1, "the later payment's charge.success");
+}
+
+/** Runs fn with the emulator's settings changed, and restores them. */
+async function withConfig(change: Record<string, unknown>, fn: () => Promise<void>) {
+  const before = (await admin("/admin/config")).body.data;
+  expect((await admin("/admin/config", change)).status).toBe(200);
+  try {
+    await fn();
+  } finally {
+    await admin("/admin/config", { webhook_url: before.webhook_url, retry_ms: before.retry_ms, down: false });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,21 +175,16 @@ let emuOutput = "";
 let emuExit: Promise<number | null>;
 
 beforeAll(async () => {
-  RECEIVER_PORT = await receiver.start(0);
-  emu = spawn(`${ROOT}node_modules/.bin/deno`, [
-    "run",
-    "-A",
-    "stack/emulators/paystack/main.ts",
-  ], {
+  const receiverPort = await receiver.start();
+  emu = spawn(`${ROOT}node_modules/.bin/deno`, ["run", "-A", "stack/emulators/paystack/main.ts"], {
     cwd: ROOT,
     env: {
       ...process.env,
       PAYSTACK_EMULATOR_PORT: String(API_PORT),
-      PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORT),
+      PAYSTACK_EMULATOR_ADMIN_PORT: String(API_PORT + 1),
       PAYSTACK_SECRET_KEY: SECRET,
-      PAYSTACK_WEBHOOK_URL:
-        `http://127.0.0.1:${RECEIVER_PORT}/functions/v1/paystack-webhook`,
-      PAYSTACK_WEBHOOK_RETRY_MS: "100,200",
+      PAYSTACK_WEBHOOK_URL: `http://127.0.0.1:${receiverPort}/functions/v1/paystack-webhook`,
+      PAYSTACK_WEBHOOK_RETRY_MS: RETRY_MS.join(","),
       NO_COLOR: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -246,143 +192,60 @@ beforeAll(async () => {
   emuExit = new Promise((resolve) => emu.on("exit", (code) => resolve(code)));
   emu.stdout!.on("data", (c) => (emuOutput += c));
   emu.stderr!.on("data", (c) => (emuOutput += c));
-  await until(
-    () => emuOutput.includes("listening on"),
-    "emulator to start",
-    25_000,
-  ).catch((e) => {
+  await until(() => emuOutput.includes("listening on"), "emulator to start", 25_000).catch((e) => {
     throw new Error(`${e.message}\n${emuOutput}`);
   });
 });
 
 afterAll(async () => {
   if (emu && emu.exitCode === null) {
-    emu.kill("SIGTERM");
-    await Promise.race([emuExit, sleep(5000)]);
-    if (emu.exitCode === null) emu.kill("SIGKILL");
+    emu.kill("SIGKILL");
+    await emuExit;
   }
   await receiver.stop();
-});
-
-beforeEach(async () => {
-  const r = await admin("/admin/reset", {});
-  expect(r.status).toBe(200);
-  receiver.reset();
 });
 
 // ---------------------------------------------------------------------------------------------
 
 describe("webhook signature", () => {
-  it("reproduces the reference test vector", async () => {
-    expect(Buffer.byteLength(VECTOR_BODY)).toBe(111);
-    expect(await signPaystackBody(SECRET, VECTOR_BODY)).toBe(VECTOR_SIG);
-    expect(
-      await signPaystackBody(SECRET, new TextEncoder().encode(VECTOR_BODY)),
-    ).toBe(VECTOR_SIG);
-    expect(hmac(VECTOR_BODY)).toBe(VECTOR_SIG);
-  });
-
-  it("sends a raw body byte for byte with the vector signature", async () => {
-    const r = await admin("/admin/send", { body: VECTOR_BODY });
-    expect(r.status).toBe(200);
-    expect(r.body.data.deliveries).toEqual([
-      expect.objectContaining({
-        event: "charge.success",
-        reference: "ref_1",
-        status_code: 200,
-        error: null,
-      }),
-    ]);
-    expect(receiver.received).toHaveLength(1);
-    const got = receiver.received[0];
-    expect(got.raw).toBe(VECTOR_BODY);
-    expect(got.signature).toBe(VECTOR_SIG);
-    expect(got.contentType).toMatch(/^application\/json/);
-  });
-
-  it("forges signatures on request: wrong key, no header, literal value", async () => {
-    const data = {
-      id: 9,
-      reference: "forged-1",
-      amount: 500,
-      currency: "USD",
-      status: "success",
-    };
-    const wrong = await admin("/admin/send", {
-      event: "charge.success",
-      data,
-      sign: "wrong",
-    });
-    const none = await admin("/admin/send", {
-      event: "charge.success",
-      data,
-      sign: false,
-    });
-    const literal = await admin("/admin/send", {
-      event: "charge.success",
-      data,
-      sign: "abc",
-    });
-    const good = await admin("/admin/send", { event: "charge.success", data });
-    for (const r of [wrong, none, literal, good]) {
-      expect(r.body.data.deliveries[0].status_code).toBe(200);
-    }
-    const [w, n, l, g] = receiver.received;
-    const expected = hmac(JSON.stringify({ event: "charge.success", data }));
-    expect(g.raw).toBe(JSON.stringify({ event: "charge.success", data }));
-    expect(g.signature).toBe(expected);
-    expect(w.signature).toMatch(/^[0-9a-f]{128}$/);
-    expect(w.signature).not.toBe(expected);
-    expect(n.signature).toBeUndefined();
-    expect(l.signature).toBe("abc");
+  it("reproduces the reference test vector over the raw bytes", async () => {
+    const body = '{"event":"charge.success","data":{"id":1,"reference":"ref_1","amount":500,"currency":"USD",' +
+      '"status":"success"}}';
+    const vector = "935dc8661ef66f058c604c7c1a4ade2ef50fbfa2c7697ab8456f4e410c58c57a" +
+      "60d13753b47f0fdd5715ecf64f8f36c7225d2b90b1d372620795781a2f6c7c25";
+    expect(Buffer.byteLength(body)).toBe(111);
+    expect(await signPaystackBody(SECRET, body)).toBe(vector);
+    expect(await signPaystackBody(SECRET, new TextEncoder().encode(body))).toBe(vector);
+    expect(hmac(body)).toBe(vector);
   });
 });
 
 describe("POST /transaction/initialize", () => {
-  it("returns the authorization URL, access code and reference", async () => {
+  it("returns the authorization URL, access code and reference; metadata comes back as sent", async () => {
     const reference = newRef("init");
-    const r = await api("/transaction/initialize", {
-      body: {
-        email: "a@example.com",
-        amount: 1500,
-        currency: "USD",
-        reference,
-        metadata: { user_id: "u1" },
-      },
-    });
-    expect(r.status).toBe(200);
-    expect(r.body.status).toBe(true);
-    expect(r.body.message).toBe("Authorization URL created");
-    expect(r.body.data.reference).toBe(reference);
+    const body = { email: "a@example.com", amount: 1500, currency: "USD", reference, metadata: { user_id: "u1" } };
+    const r = await api("/transaction/initialize", { body });
+    expect(r.body).toMatchObject({ status: true, message: "Authorization URL created", data: { reference } });
     expect(r.body.data.access_code).toMatch(/^[a-z0-9]+$/);
-    expect(r.body.data.authorization_url).toBe(
-      `${API}/checkout/${r.body.data.access_code}`,
-    );
-    const v = await verify(reference);
-    expect(v.body.data.metadata).toEqual({ user_id: "u1" });
+    expect(r.body.data.authorization_url).toBe(`${API}/checkout/${r.body.data.access_code}`);
+    expect((await verify(reference)).body.data.metadata).toEqual({ user_id: "u1" });
+    const stringified = await init({ metadata: '{"plan":"pro"}' });
+    expect((await verify(stringified.reference)).body.data.metadata).toEqual({ plan: "pro" });
   });
 
   it("generates a reference when none is given and defaults the currency to NGN", async () => {
-    const r = await api("/transaction/initialize", {
-      body: { email: "a@example.com", amount: "50000" },
-    });
+    const r = await api("/transaction/initialize", { body: { email: "a@example.com", amount: "50000" } });
     expect(r.status).toBe(200);
     expect(r.body.data.reference).toMatch(/^[A-Za-z0-9]+$/);
-    const v = await verify(r.body.data.reference);
-    expect(v.body.data.currency).toBe("NGN");
-    expect(v.body.data.amount).toBe(50000);
-    expect(v.body.data.metadata).toBe(""); // Paystack sends "" when no metadata was given
+    const v = (await verify(r.body.data.reference)).body.data;
+    expect([v.currency, v.amount]).toEqual(["NGN", 50000]);
+    expect(v.metadata).toBe(""); // Paystack sends "" when no metadata was given
   });
 
-  it("rejects a duplicate reference", async () => {
+  it("refuses a duplicate reference with Paystack's error body", async () => {
     const t = await init();
     const r = await api("/transaction/initialize", {
-      body: {
-        email: "b@example.com",
-        amount: 500,
-        currency: "USD",
-        reference: t.reference,
-      },
+      body: { email: "b@example.com", amount: 500, currency: "USD", reference: t.reference },
     });
     expect(r.status).toBe(400);
     expect(r.body).toEqual({
@@ -393,83 +256,76 @@ describe("POST /transaction/initialize", () => {
     });
   });
 
-  it("rejects a wrong or missing key", async () => {
+  it("refuses a wrong or missing key with 401, on every API route", async () => {
     const body = { email: "a@example.com", amount: 500, currency: "USD" };
-    const wrong = await api("/transaction/initialize", {
-      body,
-      headers: { authorization: "Bearer sk_test_nope" },
-    });
-    expect(wrong.status).toBe(401);
-    expect(wrong.body).toEqual({ status: false, message: "Invalid key" });
-    const res = await fetch(`${API}/transaction/initialize`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ status: false, message: "Invalid key" });
-    const v = await api("/transaction/verify/x", {
-      headers: { authorization: "Bearer sk_live_x" },
-    });
-    expect(v.status).toBe(401);
+    const wrong = await api("/transaction/initialize", { body, headers: { authorization: "Bearer sk_test_nope" } });
+    expect(wrong).toEqual({ status: 401, body: { status: false, message: "Invalid key" } });
+    const none = await fetch(`${API}/transaction/initialize`, { method: "POST", body: JSON.stringify(body) });
+    expect(none.status).toBe(401);
+    await none.body?.cancel();
+    for (const path of ["/transaction/verify/x", "/refund?transaction=1"]) {
+      expect((await api(path, { headers: { authorization: "Bearer sk_live_x" } })).status).toBe(401);
+    }
   });
 
-  it("rejects an unsupported currency, bad references and bad amounts", async () => {
-    const base = { email: "a@example.com", amount: 500 };
-    const eur = await api("/transaction/initialize", {
-      body: { ...base, currency: "EUR" },
-    });
-    expect(eur.status).toBe(400);
-    expect(eur.body.status).toBe(false);
-    expect(eur.body.message).toBe("Currency not supported by merchant");
-    const badRef = await api("/transaction/initialize", {
-      body: { ...base, currency: "USD", reference: "a b/c" },
-    });
-    expect(badRef.status).toBe(400);
-    const okRef = await api("/transaction/initialize", {
-      body: { ...base, currency: "USD", reference: newRef("A.b=C-9") },
-    });
-    expect(okRef.status).toBe(200);
-    const belowMin = await api("/transaction/initialize", {
-      body: { ...base, amount: 199, currency: "USD" },
-    });
-    expect(belowMin.status).toBe(400);
-    const minimum = await api("/transaction/initialize", {
-      body: { ...base, amount: 200, currency: "USD" },
-    });
-    expect(minimum.status).toBe(200);
-    for (const amount of [0, -5, 5.5, "5.00", "abc"]) {
-      const r = await api("/transaction/initialize", {
-        body: { ...base, amount, currency: "USD" },
-      });
-      expect(r.status, String(amount)).toBe(400);
-      expect(r.body.status).toBe(false);
-    }
-    const noEmail = await api("/transaction/initialize", {
-      body: { amount: 500, currency: "USD" },
-    });
-    expect(noEmail.status).toBe(400);
+  it("refuses bad emails, amounts, references, callback URLs and currencies", async () => {
+    await refused({ email: undefined }, /Email is required/);
+    await refused({ email: "not-an-email" });
+    for (const amount of [0, -5, 5.5, "5.00", "abc", undefined]) await refused({ amount });
+    await refused({ reference: "a b/c" }, /alphanumeric/);
+    await refused({ callback_url: "ftp://example.com/x" });
+    await refused({ currency: "EUR" }, /^Currency not supported by merchant$/);
+    await init({ reference: newRef("A.b=C-9") });
   });
 });
 
 describe("GET /transaction/verify/:reference", () => {
   it("answers 404 for an unknown reference", async () => {
-    const r = await verify("does-not-exist");
-    expect(r.status).toBe(404);
-    expect(r.body).toEqual({
-      status: false,
-      message: "Transaction reference not found",
+    expect(await verify("does-not-exist")).toEqual({
+      status: 404,
+      body: { status: false, message: "Transaction reference not found" },
     });
   });
 
-  it("shows abandoned before payment and success with details after", async () => {
+  it("shows Paystack's transaction shape: abandoned before payment, success with details after", async () => {
     const t = await init({ amount: 500, currency: "USD" });
     const before = await verify(t.reference);
-    expect(before.status).toBe(200);
-    expect(before.body.status).toBe(true);
-    expect(before.body.message).toBe("Verification successful");
+    expect(before.body).toMatchObject({ status: true, message: "Verification successful" });
     const d0 = before.body.data;
-    expect(Number.isInteger(d0.id)).toBe(true);
+    expect(Object.keys(d0).sort()).toEqual([
+      "amount",
+      "authorization",
+      "channel",
+      "connect",
+      "createdAt",
+      "created_at",
+      "currency",
+      "customer",
+      "domain",
+      "fees",
+      "fees_breakdown",
+      "fees_split",
+      "gateway_response",
+      "id",
+      "ip_address",
+      "log",
+      "message",
+      "metadata",
+      "order_id",
+      "paidAt",
+      "paid_at",
+      "plan",
+      "plan_object",
+      "pos_transaction_data",
+      "receipt_number",
+      "reference",
+      "requested_amount",
+      "source",
+      "split",
+      "status",
+      "subaccount",
+      "transaction_date",
+    ]);
     expect(d0.id).toBeGreaterThan(2 ** 31); // consumers must store it as bigint
     expect(d0).toMatchObject({
       domain: "test",
@@ -483,715 +339,379 @@ describe("GET /transaction/verify/:reference", () => {
       customer: { email: "buyer@example.com" },
     });
     expect(d0.customer.customer_code).toMatch(/^CUS_/);
-    expect(typeof d0.customer.id).toBe("number");
-
-    const pay = await payJson(t.access_code, CARDS.success);
-    expect(pay).toEqual({
+    expect(await payJson(t.access_code, SUCCESS)).toEqual({
       status: 200,
-      body: {
-        status: "success",
-        reference: t.reference,
-        message: "Successful",
-        gateway_response: "Successful",
-      },
+      body: { status: "success", reference: t.reference, message: "Successful", gateway_response: "Successful" },
     });
     const after = (await verify(t.reference)).body.data;
-    expect(after.id).toBe(d0.id);
-    expect(after.status).toBe("success");
-    expect(after.gateway_response).toBe("Successful");
+    expect(after).toMatchObject({ id: d0.id, status: "success", gateway_response: "Successful" });
     expect(Date.parse(after.paid_at)).not.toBeNaN();
     expect(after.paidAt).toBe(after.paid_at);
-    expect(after.fees).toBe(20); // 3.9% of 5.00 USD
-    expect(after.authorization).toMatchObject({
-      last4: "4081",
-      bin: "408408",
-      reusable: true,
-      channel: "card",
-    });
+    expect(after.authorization).toMatchObject({ last4: "4081", bin: "408408", reusable: true, channel: "card" });
     expect(after.authorization.authorization_code).toMatch(/^AUTH_/);
-    expect(after.customer.id).toBe(d0.customer.id);
+    expect(after.customer).toEqual(d0.customer);
   });
 });
 
-describe("checkout", () => {
-  it("serves an accessible card form showing amount and email", async () => {
+describe("hosted checkout", () => {
+  it("serves an accessible card form showing amount, email and reference", async () => {
     const t = await init({ amount: 1500, email: "page@example.com" });
     const res = await fetch(t.authorization_url);
-    expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/text\/html/);
     const html = await res.text();
     expect(html).toContain('<html lang="en">');
     expect(html).toContain("USD 15.00");
     expect(html).toContain("page@example.com");
+    expect(html).toContain(`data-testid="reference">${t.reference}<`);
     expect(html).toContain(`action="/checkout/${t.access_code}/pay"`);
-    for (const id of ["card", "expiry", "cvv"]) {
-      expect(html).toMatch(new RegExp(`<label for="${id}">`));
-      expect(html).toMatch(new RegExp(`<input id="${id}" name="${id}"`));
-    }
+    for (const id of ["card", "expiry", "cvv"]) expect(html).toMatch(new RegExp(`<label for="${id}">`));
     expect(html).toMatch(/<button type="submit">Pay USD 15\.00<\/button>/);
-    const missing = await fetch(`${API}/checkout/nope`);
-    expect(missing.status).toBe(404);
+    expect((await fetch(`${API}/checkout/nope`)).status).toBe(404);
   });
 
-  it("success card: charge.success webhook with a valid signature over the raw body", async () => {
+  it("success card: charge.success signed over the raw body, with verify's data", async () => {
     const t = await init({ metadata: { user_id: "u-42", plan: "starter" } });
-    const pay = await payJson(t.access_code, CARDS.success);
-    expect(pay.body.status).toBe("success");
-    const [hook] = await until(() => {
-      const got = receiver.forRef(t.reference, "charge.success");
-      return got.length ? got : null;
-    }, "charge.success");
+    expect((await payJson(t.access_code, SUCCESS)).body.status).toBe("success");
+    const hook = await until(() => receiver.forRef(t.reference, "charge.success")[0], "charge.success");
     expect(hook.signature).toBe(hmac(hook.raw));
-    expect(hook.signature).not.toBe(hmac(hook.raw, "sk_test_other"));
-    const v = (await verify(t.reference)).body.data;
-    expect(JSON.parse(hook.raw)).toEqual({ event: "charge.success", data: v });
-    expect(hook.data).toMatchObject({
-      id: v.id,
-      status: "success",
+    expect(JSON.parse(hook.raw)).toEqual({ event: "charge.success", data: (await verify(t.reference)).body.data });
+    expect(hook.data).toMatchObject({ status: "success", amount: 500, metadata: { user_id: "u-42", plan: "starter" } });
+    const sent = (await admin(`/admin/deliveries?reference=${t.reference}&event=charge.success`)).body.data;
+    expect(sent).toEqual([{
+      event: "charge.success",
       reference: t.reference,
-      amount: 500,
-      currency: "USD",
-      domain: "test",
-      metadata: { user_id: "u-42", plan: "starter" },
-    });
-    const ds = await until(async () => {
-      const d = await deliveries(t.reference);
-      return d.length === 1 && d[0].status === "delivered" ? d : null;
-    }, "delivery recorded");
-    expect(ds[0].attempts).toEqual([
-      expect.objectContaining({ attempt: 1, status_code: 200, error: null }),
-    ]);
-    expect(ds[0].signature).toBe(hook.signature);
-    expect(ds[0].body).toBe(hook.raw);
-  });
-
-  it("refund-fails card also charges successfully", async () => {
-    const t = await init();
-    const pay = await payJson(t.access_code, CARDS.refundFails);
-    expect(pay.body.status).toBe("success");
-    await until(
-      () => receiver.forRef(t.reference, "charge.success").length === 1,
-      "charge.success",
-    );
-    expect((await verify(t.reference)).body.data.authorization.last4).toBe(
-      "1803",
-    );
+      body: hook.raw,
+      signature: hook.signature,
+    }]);
   });
 
   it.each([
-    ["declined", CARDS.declined, "Declined"],
-    ["insufficient funds", CARDS.insufficient, "Insufficient Funds"],
-    ["wrong CVV", { card: CARDS.success.card, cvv: "123" }, "Declined"],
-  ])(
-    "%s card: failed, reason given, no webhook",
-    async (_name, card, reason) => {
-      const t = await init();
-      const pay = await payJson(t.access_code, card);
-      expect(pay.status).toBe(200);
-      expect(pay.body).toMatchObject({
-        status: "failed",
-        reference: t.reference,
-        message: reason,
-      });
-      const v = (await verify(t.reference)).body.data;
-      expect(v.status).toBe("failed");
-      expect(v.gateway_response).toBe(reason);
-      expect(v.paid_at).toBeNull();
-      await sleep(300);
-      expect(receiver.received).toHaveLength(0);
-      expect(await deliveries(t.reference)).toEqual([]);
-    },
-  );
-
-  it("lets the customer retry after a failure, and refuses to charge twice", async () => {
+    ["declined", DECLINED, "Declined"],
+    ["wrong CVV", { card: SUCCESS.card, cvv: "123" }, "Declined"],
+    ["expired", { ...SUCCESS, expiry: "01/20" }, "Expired Card"],
+  ])("%s card: failed with the reason, and no event", async (_name, card, reason) => {
     const t = await init();
-    expect((await payJson(t.access_code, CARDS.insufficient)).body.status).toBe(
-      "failed",
-    );
-    expect((await payJson(t.access_code, CARDS.success)).body.status).toBe(
-      "success",
-    );
-    const again = await payJson(t.access_code, CARDS.success);
-    expect(again.status).toBe(400);
-    expect(again.body.status).toBe("error");
-    await until(() => receiver.forRef(t.reference).length === 1, "one webhook");
-    await sleep(200);
+    expect(await payJson(t.access_code, card)).toEqual({
+      status: 200,
+      body: { status: "failed", reference: t.reference, message: reason, gateway_response: reason },
+    });
+    expect((await verify(t.reference)).body.data).toMatchObject({ status: "failed", gateway_response: reason });
+    await laterPaymentDelivered();
+    expect(receiver.forRef(t.reference)).toEqual([]);
+  });
+
+  it("lets the customer retry after a failure, refuses to charge twice, and sends one event", async () => {
+    const t = await init();
+    expect((await payJson(t.access_code, DECLINED)).body.status).toBe("failed");
+    expect((await payJson(t.access_code, SUCCESS)).body.status).toBe("success");
+    const again = await payJson(t.access_code, SUCCESS);
+    expect(again).toMatchObject({ status: 400, body: { status: "error", reference: t.reference } });
+    expect((await payJson(t.access_code, { card: "12", cvv: "408" })).status).toBe(400);
+    await laterPaymentDelivered();
     expect(receiver.forRef(t.reference)).toHaveLength(1);
     expect((await verify(t.reference)).body.data.status).toBe("success");
   });
 
-  it("rejects a past expiry as a failed charge and malformed input with 400", async () => {
-    const t = await init();
-    const expired = await payJson(t.access_code, CARDS.success, "01/20");
-    expect(expired.body).toMatchObject({
-      status: "failed",
-      message: "Expired Card",
-    });
-    const bad = await payJson(t.access_code, { card: "12", cvv: "408" });
-    expect(bad.status).toBe(400);
-    expect(bad.body.status).toBe("error");
-  });
-
   it("form post redirects to callback_url with trxref and reference", async () => {
-    const t = await init({
-      callback_url: "http://127.0.0.1:54399/pay/done?plan=starter",
-    });
+    const t = await init({ callback_url: "http://127.0.0.1:54399/pay/done?plan=starter" });
     const res = await fetch(`${API}/checkout/${t.access_code}/pay`, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        card: CARDS.success.card,
-        cvv: "408",
-        expiry: EXPIRY,
-      }).toString(),
+      body: new URLSearchParams({ ...SUCCESS, expiry: EXPIRY }).toString(),
       redirect: "manual",
     });
     expect(res.status).toBe(303);
     const loc = new URL(res.headers.get("location")!);
     expect(loc.origin + loc.pathname).toBe("http://127.0.0.1:54399/pay/done");
-    expect(loc.searchParams.get("plan")).toBe("starter");
-    expect(loc.searchParams.get("trxref")).toBe(t.reference);
-    expect(loc.searchParams.get("reference")).toBe(t.reference);
-    await until(
-      () => receiver.forRef(t.reference, "charge.success").length === 1,
-      "charge.success",
-    );
+    expect(Object.fromEntries(loc.searchParams)).toEqual({
+      plan: "starter",
+      trxref: t.reference,
+      reference: t.reference,
+    });
+    await until(() => receiver.forRef(t.reference, "charge.success").length === 1, "charge.success");
   });
 
-  it("form post without callback_url shows a result page; a declined card re-shows the form", async () => {
+  it("form post without callback_url shows a result page; a declined card shows the form again", async () => {
     const t = await init();
-    const post = (card: { card: string; cvv: string }) =>
+    const post = (card: Record<string, string>) =>
       fetch(`${API}/checkout/${t.access_code}/pay`, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
         body: new URLSearchParams({ ...card, expiry: EXPIRY }).toString(),
-        redirect: "manual",
-      });
-    const declined = await post(CARDS.declined);
-    const declinedHtml = await declined.text();
-    expect(declinedHtml).toContain('role="alert"');
-    expect(declinedHtml).toContain("Declined");
-    expect(declinedHtml).toContain("<form");
-    const ok = await post(CARDS.success);
-    expect(ok.status).toBe(200);
-    expect(await ok.text()).toContain("Payment successful");
+      }).then((r) => r.text());
+    const declined = await post(DECLINED);
+    expect(declined).toContain('role="alert"');
+    expect(declined).toContain("Declined");
+    expect(declined).toContain("<form");
+    expect(await post(SUCCESS)).toContain("Payment successful");
   });
 });
 
 describe("webhook delivery", () => {
-  it("retries after a 500 and stops at the first 200", async () => {
+  it("retries a failed delivery with the same bytes and signature, until a 200", async () => {
     const t = await init();
-    receiver.plan = [500];
-    receiver.planRef = t.reference;
+    receiver.answers.set(t.reference, [500, 201]); // anything but 200 is a failure
     const paid = await admin("/admin/pay", { reference: t.reference });
     expect(paid.body.data.deliveries).toEqual([
-      expect.objectContaining({
-        event: "charge.success",
-        status_code: 500,
-        error: "HTTP 500",
-      }),
+      { event: "charge.success", reference: t.reference, status_code: 500, error: "HTTP 500" },
     ]);
-    const [d] = await until(async () => {
-      const ds = await deliveries(t.reference);
-      return ds[0]?.status === "delivered" ? ds : null;
-    }, "delivered after retry");
-    expect(d.attempts.map((a: Json) => a.status_code)).toEqual([500, 200]);
+    await until(() => receiver.forRef(t.reference).length === 3, "two retries");
     const hooks = receiver.forRef(t.reference);
-    expect(hooks.map((h) => h.answered)).toEqual([500, 200]);
-    expect(hooks[1].raw).toBe(hooks[0].raw);
-    expect(hooks[1].signature).toBe(hooks[0].signature);
-    expect(hooks[0].signature).toBe(hmac(hooks[0].raw));
-  });
-
-  it("gives up after the configured retries and records every attempt", async () => {
-    receiver.always = 503;
-    await admin("/admin/config", { retry_ms: [50, 50] });
-    const t = await paidTx();
-    const [d] = await until(async () => {
-      const ds = await deliveries(t.reference);
-      return ds[0]?.status === "failed" ? ds : null;
-    }, "give up");
-    expect(d.attempts.map((a: Json) => [a.attempt, a.status_code])).toEqual([
-      [1, 503],
-      [2, 503],
-      [3, 503],
-    ]);
-    expect(d.next_attempt_at).toBeNull();
-    await sleep(200);
-    expect(receiver.forRef(t.reference)).toHaveLength(3);
-  });
-
-  it("treats any non-200 (even 201) as failure and records network errors", async () => {
-    const t = await init();
-    receiver.plan = [201];
-    receiver.planRef = t.reference;
-    const paid = await admin("/admin/pay", { reference: t.reference });
-    expect(paid.body.data.deliveries[0].status_code).toBe(201);
-    const [d1] = await until(async () => {
-      const ds = await deliveries(t.reference);
-      return ds[0]?.status === "delivered" ? ds : null;
-    }, "retry delivered");
-    expect(d1.attempts.map((a: Json) => a.status_code)).toEqual([201, 200]);
-    expect(receiver.forRef(t.reference).map((h) => h.answered)).toEqual([
-      201,
-      200,
-    ]);
-
-    await admin("/admin/config", {
-      webhook_url: "http://127.0.0.1:54398/nowhere",
-      retry_ms: [],
-    });
-    const t2 = await init();
-    const paid2 = await admin("/admin/pay", { reference: t2.reference });
-    expect(paid2.body.data.deliveries[0].status_code).toBeNull();
-    expect(paid2.body.data.deliveries[0].error).toMatch(/refused|connect/i);
-    const [d] = await deliveries(t2.reference);
-    expect(d.status).toBe("failed");
-  });
-
-  it("replays the same body and signature, concurrently when asked", async () => {
-    const t = await paidTx();
-    await until(
-      () => receiver.forRef(t.reference).length === 1,
-      "first delivery",
-    );
-    const r = await admin("/admin/replay", {
-      reference: t.reference,
-      times: 5,
-      concurrent: true,
-    });
-    expect(r.status).toBe(200);
-    expect(r.body.data.deliveries).toHaveLength(5);
-    expect(r.body.data.deliveries.every((d: Json) => d.status_code === 200))
-      .toBe(true);
-    const hooks = receiver.forRef(t.reference, "charge.success");
-    expect(hooks).toHaveLength(6);
+    expect(hooks.map((h) => h.answered)).toEqual([500, 201, 200]);
     expect(new Set(hooks.map((h) => h.raw)).size).toBe(1);
-    expect(new Set(hooks.map((h) => h.signature)).size).toBe(1);
-    expect(hooks[0].signature).toBe(hmac(hooks[0].raw));
-    const seq = await admin("/admin/replay", {
-      reference: t.reference,
-      times: 2,
-    });
-    expect(seq.body.data.deliveries.map((d: Json) => d.status_code)).toEqual([
-      200,
-      200,
-    ]);
-    const missing = await admin("/admin/replay", {
-      reference: t.reference,
-      event: "refund.processed",
-    });
-    expect(missing.status).toBe(404);
+    expect(new Set(hooks.map((h) => h.signature))).toEqual(new Set([hmac(hooks[0].raw)]));
   });
 
-  it("reorders charge.success events", async () => {
-    const a = await init();
-    const b = await init();
-    for (const t of [a, b]) {
-      const r = await admin("/admin/pay", {
-        reference: t.reference,
-        webhook: false,
-      });
-      expect(r.body.data.deliveries).toEqual([]);
-    }
-    expect(receiver.received).toHaveLength(0);
-    const r = await admin("/admin/reorder", {
-      references: [b.reference, a.reference],
+  it("gives up after the configured retries", async () => {
+    const t = await init();
+    receiver.answers.set(t.reference, [503, 503, 503, 503]);
+    await admin("/admin/pay", { reference: t.reference });
+    await until(() => receiver.forRef(t.reference).length === 3, "three attempts");
+    // The proving event: a delivery started after the last attempt has had its first retry (the same
+    // delay a fourth attempt would have waited).
+    const marker = await init();
+    receiver.answers.set(marker.reference, [503]);
+    await admin("/admin/pay", { reference: marker.reference });
+    await until(() => receiver.forRef(marker.reference).length === 2, "the marker's retry");
+    expect(receiver.forRef(t.reference).map((h) => h.answered)).toEqual([503, 503, 503]);
+  });
+
+  it("follows the webhook URL and retry settings, and reports a network error", async () => {
+    const nowhere = `http://127.0.0.1:${API_PORT + 2}/nowhere`; // in this stack's range; nothing listens there
+    await withConfig({ webhook_url: nowhere, retry_ms: [] }, async () => {
+      expect((await admin("/admin/config")).body.data).toEqual({ webhook_url: nowhere, retry_ms: [], down: false });
+      const t = await init();
+      const [first] = (await admin("/admin/pay", { reference: t.reference })).body.data.deliveries;
+      expect(first).toMatchObject({ status_code: null, error: expect.stringMatching(/refused|connect/i) });
     });
-    expect(r.status).toBe(200);
-    expect(
-      r.body.data.deliveries.map((d: Json) => [d.reference, d.status_code]),
-    )
-      .toEqual([
-        [b.reference, 200],
-        [a.reference, 200],
-      ]);
-    expect(receiver.received.map((h) => h.data.reference)).toEqual([
-      b.reference,
-      a.reference,
-    ]);
-    const unpaid = await init();
-    expect(
-      (await admin("/admin/reorder", { references: [unpaid.reference] }))
-        .status,
-    ).toBe(400);
+    expect((await admin("/admin/config")).body.data.retry_ms).toEqual(RETRY_MS);
+    expect((await admin("/admin/config", { retry_ms: [-1] })).status).toBe(400);
+    expect((await admin("/admin/config", { webhook_url: "nowhere" })).status).toBe(400);
+  });
+
+  it("replays the last event's exact bytes, concurrently when asked; 404 when none was sent", async () => {
+    const t = await paidTx();
+    const r = await admin("/admin/replay", { reference: t.reference, times: 5, concurrent: true });
+    expect(r.body.data.deliveries.map((d: Json) => d.status_code)).toEqual([200, 200, 200, 200, 200]);
+    const seq = await admin("/admin/replay", { reference: t.reference, times: 2 });
+    expect(seq.body.data.deliveries).toHaveLength(2);
+    const hooks = receiver.forRef(t.reference, "charge.success");
+    expect(hooks).toHaveLength(8);
+    expect(new Set(hooks.map((h) => `${h.raw}|${h.signature}`)).size).toBe(1);
+    expect((await admin("/admin/replay", { reference: t.reference, event: "refund.processed" })).status).toBe(404);
+    expect((await admin("/admin/replay", { reference: t.reference, times: 0 })).status).toBe(400);
+  });
+
+  it("sends a hand-made event, signed, found by the reference in its data", async () => {
+    const data = { id: 9, status: "escalated", transaction: { reference: newRef("sent") } };
+    const r = await admin("/admin/send", { event: "charge.dispute.escalate", data });
+    expect(r.body.data).toMatchObject({ reference: data.transaction.reference, deliveries: [{ status_code: 200 }] });
+    const [hook] = receiver.forRef(data.transaction.reference);
+    expect(hook.raw).toBe(JSON.stringify({ event: "charge.dispute.escalate", data }));
+    expect(hook.signature).toBe(hmac(hook.raw));
+    expect((await admin("/admin/send", { data })).status).toBe(400);
   });
 });
 
 describe("refunds", () => {
-  it("full refund: queued response, then refund.pending and refund.processed; verify shows reversed", async () => {
+  it("full refund: queued, then refund.pending and refund.processed; verify shows reversed", async () => {
     const t = await paidTx();
     const v = (await verify(t.reference)).body.data;
     const r = await api("/refund", { body: { transaction: t.reference } });
-    expect(r.status).toBe(200);
-    expect(r.body.status).toBe(true);
-    expect(r.body.message).toBe("Refund has been queued for processing");
-    expect(r.body.data).toMatchObject({
-      status: "pending",
-      amount: 500,
-      currency: "USD",
-      transaction: { id: v.id, reference: t.reference },
+    expect(r.body).toMatchObject({
+      status: true,
+      message: "Refund has been queued for processing",
+      data: { status: "pending", amount: 500, currency: "USD", transaction: { id: v.id, reference: t.reference } },
     });
-    const processed = await until(
-      () => receiver.forRef(t.reference, "refund.processed")[0],
-      "refund.processed",
-    );
+    const processed = await until(() => receiver.forRef(t.reference, "refund.processed")[0], "refund.processed");
     expect(processed.signature).toBe(hmac(processed.raw));
-    expect(processed.data).toMatchObject({
-      status: "processed",
-      transaction_reference: t.reference,
-      amount: 500,
-      currency: "USD",
-      id: r.body.data.id,
-    });
+    expect(processed.data).toMatchObject({ status: "processed", amount: 500, currency: "USD", id: r.body.data.id });
     expect(processed.data.refund_reference).toMatch(/^RFD_/);
-    const pending = receiver.forRef(t.reference, "refund.pending");
-    expect(pending).toHaveLength(1);
-    expect(pending[0].data).toMatchObject({
-      status: "pending",
-      id: r.body.data.id,
-    });
-    expect(receiver.forRef(t.reference, "refund.failed")).toHaveLength(0);
+    expect(receiver.forRef(t.reference, "refund.pending").map((h) => h.data.id)).toEqual([r.body.data.id]);
     expect((await verify(t.reference)).body.data.status).toBe("reversed");
+    expect((await api("/refund", { body: { transaction: t.reference } })).status).toBe(400);
   });
 
-  it("partial refunds by transaction id; over-refund and unpaid refunds are rejected", async () => {
+  it("partial refunds by transaction id; over-refund, unpaid and unknown are refused", async () => {
     const t = await paidTx({ amount: 2000 });
     const id = (await verify(t.reference)).body.data.id;
-    const part = await api("/refund", {
-      body: { transaction: id, amount: 500 },
-    });
-    expect(part.status).toBe(200);
-    expect(part.body.data.amount).toBe(500);
-    const over = await api("/refund", {
-      body: { transaction: t.reference, amount: 1501 },
-    });
-    expect(over.status).toBe(400);
-    expect(over.body.status).toBe(false);
-    await until(
-      () => receiver.forRef(t.reference, "refund.processed").length === 1,
-      "partial processed",
-    );
+    expect((await api("/refund", { body: { transaction: id, amount: 500 } })).body.data.amount).toBe(500);
+    const over = await api("/refund", { body: { transaction: t.reference, amount: 1501 } });
+    expect([over.status, over.body.status]).toEqual([400, false]);
+    await until(() => receiver.forRef(t.reference, "refund.processed").length === 1, "partial processed");
     expect((await verify(t.reference)).body.data.status).toBe("success");
-    const rest = await api("/refund", {
-      body: { transaction: t.reference, amount: 1500 },
-    });
-    expect(rest.status).toBe(200);
-
+    expect((await api("/refund", { body: { transaction: t.reference, amount: 1500 } })).status).toBe(200);
     const unpaid = await init();
-    const r = await api("/refund", { body: { transaction: unpaid.reference } });
-    expect(r.status).toBe(400);
-    expect(r.body.status).toBe(false);
-    const unknown = await api("/refund", { body: { transaction: "nope" } });
-    expect(unknown.status).toBe(404);
+    expect((await api("/refund", { body: { transaction: unpaid.reference } })).status).toBe(400);
+    expect((await api("/refund", { body: { transaction: "nope" } })).status).toBe(404);
   });
 
   it("lists a transaction's refunds (GET /refund) with Paystack's shapes, newest first, in pages", async () => {
-    // https://paystack.com/docs/api/refund/#list: transaction (id), currency, from/to, perPage, page.
     const t = await paidTx({ amount: 2000 });
     const other = await paidTx({ amount: 1000 });
     const id = (await verify(t.reference)).body.data.id;
-    const otherId = (await verify(other.reference)).body.data.id;
     const made = [];
-    for (const amount of [300, 700]) made.push((await api("/refund", { body: { transaction: t.reference, amount } })).body.data);
+    for (const amount of [300, 700]) {
+      made.push((await api("/refund", { body: { transaction: t.reference, amount } })).body.data);
+    }
     await api("/refund", { body: { transaction: other.reference, amount: 100 } });
     await until(() => receiver.forRef(t.reference, "refund.processed").length === 2, "both refunds processed");
     const all = await api(`/refund?transaction=${id}`);
-    expect(all.status).toBe(200);
-    expect(all.body).toMatchObject({ status: true, message: "Refunds retrieved", meta: { total: 2, skipped: 0, perPage: 50, page: 1, pageCount: 1 } });
-    expect(all.body.data.map((r: Json) => r.id)).toEqual([made[1].id, made[0].id]);
+    expect(all.body).toMatchObject({
+      status: true,
+      message: "Refunds retrieved",
+      meta: { total: 2, skipped: 0, perPage: 50, page: 1, pageCount: 1 },
+    });
+    expect(all.body.data.map((r: Json) => [r.id, r.amount])).toEqual([[made[1].id, 700], [made[0].id, 300]]);
     for (const r of all.body.data) {
       expect(Object.keys(r).sort()).toEqual([
-        "amount", "channel", "created_at", "currency", "customer_note", "deducted_amount", "dispute", "domain", "expected_at",
-        "fully_deducted", "id", "integration", "merchant_note", "refunded_at", "refunded_by", "settlement", "status",
-        "transaction", "transaction_reference", "updated_at",
+        "amount",
+        "channel",
+        "created_at",
+        "currency",
+        "customer_note",
+        "deducted_amount",
+        "dispute",
+        "domain",
+        "expected_at",
+        "fully_deducted",
+        "id",
+        "integration",
+        "merchant_note",
+        "refunded_at",
+        "refunded_by",
+        "settlement",
+        "status",
+        "transaction",
+        "transaction_reference",
+        "updated_at",
       ]);
-      expect(r).toMatchObject({ transaction: id, transaction_reference: t.reference, currency: "USD", status: "processed", domain: "test" });
+      expect(r).toMatchObject({
+        transaction: id,
+        transaction_reference: t.reference,
+        currency: "USD",
+        status: "processed",
+      });
     }
-    expect(all.body.data.map((r: Json) => r.amount)).toEqual([700, 300]);
     const page2 = await api(`/refund?transaction=${id}&perPage=1&page=2`);
     expect(page2.body.meta).toMatchObject({ total: 2, skipped: 1, perPage: 1, page: 2, pageCount: 2 });
     expect(page2.body.data.map((r: Json) => r.id)).toEqual([made[0].id]);
-    expect((await api(`/refund?transaction=${otherId}`)).body.data.map((r: Json) => r.amount)).toEqual([100]);
-    expect((await api("/refund")).body.meta.total).toBe(3); // no filter: every refund
-    expect((await api(`/refund?transaction=${id}&currency=NGN`)).body.data).toEqual([]);
     expect((await api("/refund?transaction=1")).body).toMatchObject({ status: true, data: [], meta: { total: 0 } });
     expect((await api("/refund?perPage=0")).status).toBe(400);
-    const noKey = await call(API, `/refund?transaction=${id}`, { headers: { authorization: "Bearer sk_test_wrong" } });
-    expect(noKey.status).toBe(401);
-  });
-
-  it("refund-fails card: refund.failed instead of refund.processed", async () => {
-    const t = await paidTx({}, "refund_fails");
-    const r = await api("/refund", { body: { transaction: t.reference } });
-    expect(r.status).toBe(200);
-    const failed = await until(
-      () => receiver.forRef(t.reference, "refund.failed")[0],
-      "refund.failed",
-    );
-    expect(failed.data).toMatchObject({
-      status: "failed",
-      transaction_reference: t.reference,
-      amount: 500,
-    });
-    expect(failed.signature).toBe(hmac(failed.raw));
-    await sleep(300);
-    expect(receiver.forRef(t.reference, "refund.processed")).toHaveLength(0);
-    expect((await verify(t.reference)).body.data.status).toBe("success");
-    const tx = await admin(`/admin/transactions/${t.reference}`);
-    expect(tx.body.data.refundable).toBe(500);
-  });
-
-  it("admin refund-event sends any refund status, with a string amount when asked", async () => {
-    const t = await paidTx();
-    const pending = await admin("/admin/refund-event", {
-      reference: t.reference,
-      status: "pending",
-      amount: "500",
-    });
-    expect(pending.status).toBe(200);
-    expect(pending.body.data.deliveries[0]).toMatchObject({
-      event: "refund.pending",
-      status_code: 200,
-    });
-    const refundId = pending.body.data.refund.id;
-    const na = await admin("/admin/refund-event", {
-      reference: t.reference,
-      status: "needs-attention",
-      refund_id: refundId,
-    });
-    expect(na.body.data.deliveries[0].event).toBe("refund.needs-attention");
-    const hooks = receiver.forRef(t.reference).filter((h) =>
-      h.event.startsWith("refund.")
-    );
-    expect(hooks.map((h) => [h.event, h.data.status, h.data.id])).toEqual([
-      ["refund.pending", "pending", refundId],
-      ["refund.needs-attention", "needs-attention", refundId],
-    ]);
-    expect(hooks[0].data.amount).toBe("500");
-    expect(hooks[1].data.amount).toBe(500);
-    const bad = await admin("/admin/refund-event", {
-      reference: t.reference,
-      status: "done",
-    });
-    expect(bad.status).toBe(400);
   });
 });
 
 describe("disputes", () => {
-  it("create, remind, resolve", async () => {
+  it("create, then resolve as merchant-accepted: signed events on the transaction; verify says reversed", async () => {
     const t = await paidTx();
     const v = (await verify(t.reference)).body.data;
-    const created = await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "create",
-    });
-    expect(created.status).toBe(200);
-    expect(created.body.data.deliveries[0]).toMatchObject({
-      event: "charge.dispute.create",
-      status_code: 200,
-    });
-    const remind = await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "remind",
-    });
-    expect(remind.body.data.deliveries[0].status_code).toBe(200);
-    const resolved = await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "resolve",
-      resolution: "merchant-accepted",
-    });
-    expect(resolved.body.data.deliveries[0].status_code).toBe(200);
-
-    const hooks = receiver.forRef(t.reference).filter((h) =>
-      h.event.startsWith("charge.dispute.")
-    );
-    expect(hooks.map((h) => h.event)).toEqual([
-      "charge.dispute.create",
-      "charge.dispute.remind",
-      "charge.dispute.resolve",
+    const created = await admin("/admin/dispute", { reference: t.reference, action: "create" });
+    expect(created.body.data.deliveries).toEqual([
+      { event: "charge.dispute.create", reference: t.reference, status_code: 200, error: null },
     ]);
+    await admin("/admin/dispute", { reference: t.reference, action: "resolve", resolution: "merchant-accepted" });
+    const hooks = receiver.forRef(t.reference).filter((h) => h.event.startsWith("charge.dispute."));
+    expect(hooks.map((h) => h.event)).toEqual(["charge.dispute.create", "charge.dispute.resolve"]);
     for (const h of hooks) expect(h.signature).toBe(hmac(h.raw));
-    const id = hooks[0].data.id;
     expect(hooks[0].data).toMatchObject({
+      id: created.body.data.dispute.id,
       refund_amount: 500,
       currency: "USD",
       status: "awaiting-merchant-feedback",
       resolution: null,
-      transaction: {
-        id: v.id,
-        reference: t.reference,
-        amount: 500,
-        status: "success",
-      },
+      transaction: { id: v.id, reference: t.reference, amount: 500, status: "success" },
     });
-    expect(hooks[1].data).toMatchObject({ id, resolution: null });
-    expect(hooks[2].data).toMatchObject({
-      id,
-      status: "resolved",
-      resolution: "merchant-accepted",
-    });
+    expect(hooks[1].data).toMatchObject({ id: hooks[0].data.id, status: "resolved", resolution: "merchant-accepted" });
     expect((await verify(t.reference)).body.data.status).toBe("reversed");
-    const again = await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "resolve",
-      resolution: "declined",
-    });
-    expect(again.status).toBe(400);
+    const again = await admin("/admin/dispute", { reference: t.reference, action: "resolve", resolution: "declined" });
+    expect(again.status).toBe(400); // none open
   });
 
-  it("declined resolution keeps the payment; remind without a dispute is refused", async () => {
+  it("a declined resolution keeps the payment; unpaid transactions and bad input are refused", async () => {
     const t = await paidTx();
-    expect(
-      (await admin("/admin/dispute", {
-        reference: t.reference,
-        action: "remind",
-      })).status,
-    ).toBe(400);
-    await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "create",
-      refund_amount: 300,
-    });
-    const r = await admin("/admin/dispute", {
-      reference: t.reference,
-      action: "resolve",
-      resolution: "declined",
-    });
-    expect(r.body.data.dispute).toMatchObject({
-      status: "resolved",
-      resolution: "declined",
-      refund_amount: 300,
-    });
-    const last = receiver.forRef(t.reference, "charge.dispute.resolve")[0];
-    expect(last.data.resolution).toBe("declined");
+    await admin("/admin/dispute", { reference: t.reference, action: "create" });
+    expect((await admin("/admin/dispute", { reference: t.reference, action: "resolve", resolution: "won" })).status)
+      .toBe(400);
+    const r = await admin("/admin/dispute", { reference: t.reference, action: "resolve", resolution: "declined" });
+    expect(r.body.data.dispute).toMatchObject({ status: "resolved", resolution: "declined" });
     expect((await verify(t.reference)).body.data.status).toBe("success");
     const unpaid = await init();
-    expect(
-      (await admin("/admin/dispute", {
-        reference: unpaid.reference,
-        action: "create",
-      })).status,
-    ).toBe(400);
+    expect((await admin("/admin/dispute", { reference: unpaid.reference, action: "create" })).status).toBe(400);
+    expect((await admin("/admin/dispute", { reference: t.reference, action: "remind" })).status).toBe(400);
   });
 });
 
 describe("admin", () => {
-  it("mutate changes what verify and later webhooks report", async () => {
+  it("mutate changes what verify reports; an event already sent keeps its bytes", async () => {
     const t = await init({ amount: 500, currency: "USD" });
-    const m = await admin("/admin/mutate", {
-      reference: t.reference,
-      amount: 499,
-      currency: "NGN",
-    });
-    expect(m.status).toBe(200);
-    expect(m.body.data).toMatchObject({
-      amount: 499,
-      currency: "NGN",
-      requested_amount: 500,
-    });
+    const m = await admin("/admin/mutate", { reference: t.reference, amount: 499, currency: "NGN" });
+    expect(m.body.data).toMatchObject({ amount: 499, currency: "NGN", requested_amount: 500 });
     await admin("/admin/pay", { reference: t.reference });
-    const hook = receiver.forRef(t.reference, "charge.success")[0];
-    expect(hook.data).toMatchObject({
-      amount: 499,
-      currency: "NGN",
-      requested_amount: 500,
-    });
+    expect(receiver.forRef(t.reference, "charge.success")[0].data).toMatchObject({ amount: 499, currency: "NGN" });
 
     const t2 = await paidTx();
-    await admin("/admin/mutate", {
-      reference: t2.reference,
-      status: "failed",
-      domain: "live",
-    });
-    const v2 = (await verify(t2.reference)).body.data;
-    expect(v2).toMatchObject({ status: "failed", domain: "live" });
-    // the webhook already sent still says success: replay re-sends that exact body
+    await admin("/admin/mutate", { reference: t2.reference, status: "failed", domain: "live" });
+    expect((await verify(t2.reference)).body.data).toMatchObject({ status: "failed", domain: "live" });
     await admin("/admin/replay", { reference: t2.reference });
-    const hooks = receiver.forRef(t2.reference, "charge.success");
-    expect(hooks).toHaveLength(2);
-    expect(hooks[1].data.status).toBe("success");
-    expect(
-      (await admin("/admin/mutate", {
-        reference: t2.reference,
-        domain: "staging",
-      })).status,
-    ).toBe(400);
+    expect(receiver.forRef(t2.reference, "charge.success").map((h) => h.data.status)).toEqual(["success", "success"]);
+    expect((await admin("/admin/mutate", { reference: t2.reference, domain: "staging" })).status).toBe(400);
+    expect((await admin("/admin/mutate", { reference: t2.reference, amount: "x" })).status).toBe(400);
   });
 
-  it("pay with the declined alias sends no webhook; transactions are inspectable", async () => {
-    const t = await init();
-    const r = await admin("/admin/pay", {
+  it("pay without the page: webhook false sends nothing; the transaction view adds channels and refunds", async () => {
+    const t = await init({ channels: ["card"] });
+    const r = await admin("/admin/pay", { reference: t.reference, webhook: false });
+    expect(r.body.data).toEqual({
       reference: t.reference,
-      card: "declined",
-    });
-    expect(r.body.data).toMatchObject({
-      status: "failed",
-      gateway_response: "Declined",
+      status: "success",
+      gateway_response: "Successful",
       deliveries: [],
     });
-    const tx = await admin(`/admin/transactions/${t.reference}`);
-    expect(tx.body.data).toMatchObject({
-      reference: t.reference,
-      status: "failed",
-      access_code: t.access_code,
-    });
+    await api("/refund", { body: { transaction: t.reference, amount: 100 } });
+    const tx = (await admin(`/admin/transactions/${t.reference}`)).body.data;
+    expect(tx).toMatchObject({ ...(await verify(t.reference)).body.data, channels: ["card"] });
+    expect(tx.refunds).toEqual([expect.objectContaining({ amount: 100, currency: "USD" })]);
+    const declined = await init();
+    const d = await admin("/admin/pay", { reference: declined.reference, card: "declined" });
+    expect(d.body.data).toMatchObject({ status: "failed", gateway_response: "Declined", deliveries: [] });
+    await laterPaymentDelivered();
+    expect(receiver.forRef(declined.reference)).toEqual([]);
+    expect(receiver.forRef(t.reference, "charge.success")).toEqual([]);
     expect((await admin("/admin/transactions/none")).status).toBe(404);
+    expect((await admin("/admin/nothing", {})).status).toBe(404);
+    expect((await admin("/admin/pay", { reference: "none" })).status).toBe(404);
   });
 
   it("requires the secret key", async () => {
-    const r = await call(ADMIN, "/admin/deliveries", {
-      headers: { authorization: "Bearer wrong" },
-    });
-    expect(r.status).toBe(401);
-    expect(r.body).toEqual({ status: false, message: "Invalid key" });
+    const r = await call(ADMIN, "/admin/config", { headers: { authorization: "Bearer wrong" } });
+    expect(r).toEqual({ status: 401, body: { status: false, message: "Invalid key" } });
   });
 
-  it("down closes the API listener (connection refused); up reopens it with state kept", async () => {
+  it("down refuses API connections while webhooks still flow; up reopens the API with state kept", async () => {
     const t = await init();
-    const down = await admin("/admin/config", { down: true });
-    expect(down.body.data.down).toBe(true);
-    await expect(
-      fetch(`${API}/transaction/verify/${t.reference}`, { headers: AUTH }),
-    ).rejects.toThrow();
-    const cause = await fetch(`${API}/`, { headers: AUTH }).catch((e) =>
-      e.cause?.code
-    );
-    expect(cause).toBe("ECONNREFUSED");
-    // webhooks keep flowing while the API is down
-    const sent = await admin("/admin/send", {
-      event: "charge.success",
-      data: { reference: "during-outage" },
+    await withConfig({ down: true }, async () => {
+      expect((await admin("/admin/config")).body.data.down).toBe(true);
+      const cause = await fetch(`${API}/transaction/verify/${t.reference}`).catch((e) => e.cause?.code);
+      expect(cause).toBe("ECONNREFUSED");
+      const sent = await admin("/admin/send", { event: "charge.success", data: { reference: newRef("outage") } });
+      expect(sent.body.data.deliveries[0].status_code).toBe(200);
     });
-    expect(sent.body.data.deliveries[0].status_code).toBe(200);
-    const up = await admin("/admin/config", { down: false });
-    expect(up.body.data.down).toBe(false);
-    const v = await verify(t.reference);
-    expect(v.status).toBe(200);
-    expect(v.body.data.reference).toBe(t.reference);
-  });
-
-  it("reset clears transactions and deliveries and restores the startup config", async () => {
-    const t = await paidTx();
-    await admin("/admin/config", {
-      retry_ms: [1, 2, 3],
-      webhook_url: "http://127.0.0.1:54398/x",
-    });
-    const r = await admin("/admin/reset", {});
-    expect(r.body.data).toMatchObject({
-      retry_ms: [100, 200],
-      webhook_url:
-        `http://127.0.0.1:${RECEIVER_PORT}/functions/v1/paystack-webhook`,
-    });
-    expect((await verify(t.reference)).status).toBe(404);
-    expect(await deliveries(t.reference)).toEqual([]);
+    expect((await admin("/admin/config")).body.data.down).toBe(false);
+    expect((await verify(t.reference)).body.data.reference).toBe(t.reference);
   });
 });
 
 describe("currencies and channels", () => {
   // Paystack's minimum charge per currency, in subunits (x100 for every currency; README for sources).
   const MINIMUM: Record<string, number> = {
-    NGN: 5000, USD: 200, GHS: 10, KES: 300, ZAR: 100, XOF: 100, EGP: 1, RWF: 100,
+    NGN: 5000,
+    USD: 200,
+    GHS: 10,
+    KES: 300,
+    ZAR: 100,
+    XOF: 100,
+    EGP: 1,
+    RWF: 100,
   };
 
   it("takes each of the eight currencies from its minimum, in subunits, and refuses below it", async () => {
@@ -1199,13 +719,7 @@ describe("currencies and channels", () => {
       const t = await init({ currency, amount: min });
       const v = (await verify(t.reference)).body.data;
       expect([v.currency, v.amount, v.requested_amount], currency).toEqual([currency, min, min]);
-      if (min > 1) {
-        const below = await api("/transaction/initialize", {
-          body: { email: "a@example.com", amount: min - 1, currency },
-        });
-        expect([below.status, below.body.status], currency).toEqual([400, false]);
-        expect(below.body.message).toMatch(/^Invalid Amount Sent/);
-      }
+      if (min > 1) await refused({ amount: min - 1, currency }, /^Invalid Amount Sent/);
     }
     const lower = await init({ currency: "ghs", amount: 10 }); // codes are case-insensitive, as on Paystack
     expect((await verify(lower.reference)).body.data.currency).toBe("GHS");
@@ -1213,11 +727,7 @@ describe("currencies and channels", () => {
 
   it("XOF and RWF amounts must be whole units (x100); others may carry subunits", async () => {
     for (const currency of ["XOF", "RWF"]) {
-      const r = await api("/transaction/initialize", {
-        body: { email: "a@example.com", amount: 150, currency },
-      });
-      expect(r.status, currency).toBe(400);
-      expect(r.body.message).toMatch(/whole/);
+      await refused({ amount: 150, currency }, /whole/);
       await init({ currency, amount: 5000 });
     }
     await init({ currency: "KES", amount: 301 });
@@ -1227,18 +737,9 @@ describe("currencies and channels", () => {
     const t = await init({ currency: "GHS", amount: 1000, channels: ["card", "mobile_money"] });
     const tx = (await admin(`/admin/transactions/${t.reference}`)).body.data;
     expect(tx.channels).toEqual(["card", "mobile_money"]);
-    for (const channels of [["card", "apple"], "card", [1]]) {
-      const reference = newRef("chan");
-      const r = await api("/transaction/initialize", {
-        body: { email: "a@example.com", amount: 1000, currency: "GHS", reference, channels },
-      });
-      expect(r.status, JSON.stringify(channels)).toBe(400);
-      expect(r.body.status).toBe(false);
-      expect((await verify(reference)).status).toBe(404);
-    }
+    for (const channels of [["card", "apple_pay"], "card", [1]]) await refused({ channels }, /Invalid channels/);
     // A channel the checkout did not offer cannot be used to pay it.
-    const refused = await admin("/admin/pay", { reference: t.reference, channel: "ussd" });
-    expect(refused.status).toBe(400);
+    expect((await admin("/admin/pay", { reference: t.reference, channel: "ussd" })).status).toBe(400);
     expect((await verify(t.reference)).body.data.status).toBe("abandoned");
   });
 
@@ -1247,7 +748,10 @@ describe("currencies and channels", () => {
     async (channel) => {
       const t = await init({ currency: "NGN", amount: 500000 });
       const r = await admin("/admin/pay", { reference: t.reference, channel });
-      expect(r.body.data).toMatchObject({ status: "success", deliveries: [{ event: "charge.success", status_code: 200 }] });
+      expect(r.body.data).toMatchObject({
+        status: "success",
+        deliveries: [{ event: "charge.success", status_code: 200 }],
+      });
       const v = (await verify(t.reference)).body.data;
       expect(v).toMatchObject({ status: "success", channel, currency: "NGN", amount: 500000 });
       expect(v.authorization.channel).toBe(channel);
@@ -1303,6 +807,7 @@ describe("mobile money", () => {
     const later = await pending({}, { complete_after_ms: 400 });
     await until(() => receiver.forRef(later.reference, "charge.success").length === 1, "the later payment");
     expect(receiver.forRef(t.reference)).toEqual([]);
+    expect((await admin(`/admin/deliveries?reference=${t.reference}`)).body.data).toEqual([]);
     expect((await verify(t.reference)).body.data.status).toBe("abandoned");
   });
 
@@ -1324,10 +829,7 @@ describe("mobile money", () => {
 describe("process", () => {
   it("exits cleanly on SIGTERM", async () => {
     emu.kill("SIGTERM");
-    const code = await Promise.race([
-      emuExit,
-      sleep(5000).then(() => "timeout"),
-    ]);
-    expect(code).toBe(0);
+    const deadline = new Promise((r) => setTimeout(() => r("still running after 5 s"), 5000));
+    expect(await Promise.race([emuExit, deadline])).toBe(0);
   });
 });
