@@ -18,6 +18,7 @@ import {
 } from "./http.ts";
 import {
   CARD_ALIASES,
+  CHANNELS,
   DEFAULT_TEST_CARD,
   type DisputeResolution,
   PaystackError,
@@ -175,6 +176,15 @@ async function route(ctx: EmulatorContext, req: Request): Promise<Response> {
       return await config(ctx, body);
     case "pay":
       return await pay(ctx, body);
+    case "complete": {
+      const tx = mustTx(ctx, body.reference);
+      return payReport(tx, await completeNow(ctx, tx));
+    }
+    case "abandon": {
+      const tx = mustTx(ctx, body.reference);
+      ctx.store.abandon(tx);
+      return payReport(tx, []);
+    }
     case "replay":
       return await replay(ctx, body);
     case "send":
@@ -259,27 +269,50 @@ async function pay(
   body: Record<string, unknown>,
 ): Promise<Response> {
   const tx = mustTx(ctx, body.reference);
-  const card = resolveCard(body.card);
-  const known = TEST_CARDS[card.replace(/[\s-]/g, "")];
-  const result = ctx.store.charge(tx, {
-    card,
-    cvv: body.cvv !== undefined ? String(body.cvv) : known?.cvv ?? "123",
-    expiry: body.expiry !== undefined ? String(body.expiry) : undefined,
-  });
+  const channel = body.channel === undefined ? "card" : String(body.channel);
+  if (!CHANNELS.includes(channel)) {
+    throw new AdminError(400, `channel must be one of ${CHANNELS.join(", ")}`);
+  }
+  let result = { status: "", gateway_response: "" };
+  if (channel === "card") {
+    const card = resolveCard(body.card);
+    const known = TEST_CARDS[card.replace(/[\s-]/g, "")];
+    result = ctx.store.charge(tx, {
+      card,
+      cvv: body.cvv !== undefined ? String(body.cvv) : known?.cvv ?? "123",
+      expiry: body.expiry !== undefined ? String(body.expiry) : undefined,
+    });
+  } else {
+    ctx.store.payBy(tx, channel);
+    if (tx.status === "pending") {
+      const after = body.complete_after_ms === undefined ? 0 : nonNegativeInt(body.complete_after_ms, "complete_after_ms");
+      // The customer approves on their phone later; an abandon in between wins.
+      if (after > 0) {
+        ctx.later(after, async () => {
+          if (tx.status === "pending") await completeNow(ctx, tx);
+        });
+      }
+    }
+  }
   let deliveries: AttemptReport[] = [];
-  if (result.status === "success" && body.webhook !== false) {
+  if (tx.status === "success" && body.webhook !== false) {
     deliveries = await firsts([await ctx.sendChargeSuccess(tx)]);
   }
+  return payReport(tx, deliveries);
+}
+
+function payReport(tx: Transaction, deliveries: AttemptReport[]): Response {
+  const message = { success: "Paid", pending: "Pending", abandoned: "Abandoned" }[tx.status] ?? "Payment failed";
   return json(200, {
     status: true,
-    message: result.status === "success" ? "Paid" : "Payment failed",
-    data: {
-      reference: tx.reference,
-      status: tx.status,
-      gateway_response: result.gateway_response,
-      deliveries,
-    },
+    message,
+    data: { reference: tx.reference, status: tx.status, gateway_response: tx.gateway_response, deliveries },
   });
+}
+
+async function completeNow(ctx: EmulatorContext, tx: Transaction): Promise<AttemptReport[]> {
+  ctx.store.complete(tx);
+  return await firsts([await ctx.sendChargeSuccess(tx)]);
 }
 
 async function replay(

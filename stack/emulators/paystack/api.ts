@@ -12,13 +12,13 @@ import {
   readBody,
 } from "./http.ts";
 import {
+  CHANNELS,
+  CURRENCIES,
   DEFAULT_CURRENCY,
-  MIN_AMOUNT,
   PaystackError,
   REFERENCE_PATTERN,
   refundApiData,
   refundListData,
-  SUPPORTED_CURRENCIES,
   transactionData,
 } from "./store.ts";
 
@@ -118,18 +118,21 @@ function initialize(
     body.currency !== ""
   ) {
     currency = String(body.currency).toUpperCase();
-    if (!(SUPPORTED_CURRENCIES as readonly string[]).includes(currency)) {
+    if (!CURRENCIES[currency]) {
       return fail(400, "Currency not supported by merchant", {
         type: "validation_error",
         code: "unsupported_currency",
       });
     }
   }
-  const min = MIN_AMOUNT[currency];
-  if (min !== undefined && amount < min) {
+  const { min, whole } = CURRENCIES[currency];
+  if (amount < min) {
     return validation(
       `Invalid Amount Sent. Minimum amount is ${min} ${currency} subunits`,
     );
+  }
+  if (whole && amount % 100 !== 0) {
+    return validation(`Invalid Amount Sent. ${currency} amounts must be whole (a multiple of 100 subunits)`);
   }
 
   let reference: string | undefined;
@@ -168,7 +171,12 @@ function initialize(
   }
 
   let channels: string[] | null = null;
-  if (Array.isArray(body.channels)) channels = body.channels.map(String);
+  if (body.channels !== undefined && body.channels !== null) {
+    const list = Array.isArray(body.channels) ? body.channels.map(String) : null;
+    const bad = list ? list.filter((c) => !CHANNELS.includes(c)) : [String(body.channels)];
+    if (!list || bad.length) return validation(`Invalid channels: ${bad.join(", ")}`);
+    channels = list;
+  }
 
   const tx = ctx.store.initialize({
     email,

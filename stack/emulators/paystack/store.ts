@@ -4,17 +4,24 @@
 
 export type Domain = "test" | "live";
 
-/** Currencies the emulated merchant account has enabled. NGN is the account default. */
-export const SUPPORTED_CURRENCIES = [
-  "USD",
-  "NGN",
-  "GHS",
-  "ZAR",
-  "KES",
-] as const;
+/**
+ * Currencies the emulated merchant account has enabled (NGN is its default), with Paystack's minimum
+ * charge in subunits. Paystack takes every amount x100 ("subunit"), XOF and RWF included, although they
+ * have no subunit in use: for those only whole units are accepted. Sources in the README.
+ */
+export const CURRENCIES: Record<string, { min: number; whole?: boolean }> = {
+  NGN: { min: 5000 },
+  USD: { min: 200 },
+  GHS: { min: 10 },
+  KES: { min: 300 },
+  ZAR: { min: 100 },
+  XOF: { min: 100, whole: true },
+  EGP: { min: 1 },
+  RWF: { min: 100, whole: true },
+};
 export const DEFAULT_CURRENCY = "NGN";
-/** Minimum amount per currency, in subunits (only USD's minimum of 2.00 is enforced). */
-export const MIN_AMOUNT: Record<string, number> = { USD: 200 };
+/** The payment channels initialize accepts in `channels` (and /admin/pay in `channel`). */
+export const CHANNELS = ["card", "bank", "ussd", "mobile_money", "bank_transfer", "qr"];
 
 export interface Customer {
   id: number;
@@ -25,17 +32,17 @@ export interface Customer {
 
 export interface Authorization {
   authorization_code: string;
-  bin: string;
-  last4: string;
-  exp_month: string;
-  exp_year: string;
-  channel: "card";
+  bin: string | null;
+  last4: string | null;
+  exp_month: string | null;
+  exp_year: string | null;
+  channel: string;
   card_type: string;
   bank: string;
   country_code: string;
   brand: string;
   reusable: boolean;
-  signature: string;
+  signature: string | null;
   account_name: null;
 }
 
@@ -93,6 +100,8 @@ export interface Transaction {
   /** as Paystack returns it: the object sent, or "" when none was sent */
   metadata: unknown;
   channels: string[] | null;
+  /** the channel of the last payment attempt ("card" until one is made, as Paystack reports it) */
+  channel: string;
   created_at: string;
   paid_at: string | null;
   gateway_response: string | null;
@@ -342,6 +351,7 @@ export class Store {
         ? ""
         : input.metadata,
       channels: input.channels ?? null,
+      channel: "card",
       created_at: nowIso(),
       paid_at: null,
       gateway_response: "The transaction was not completed",
@@ -363,11 +373,7 @@ export class Store {
    * Paystack's checkout.
    */
   charge(tx: Transaction, input: ChargeInput): ChargeResult {
-    if (tx.status === "success" || tx.status === "reversed") {
-      throw new PaystackError(400, "Transaction has already been paid", {
-        code: "already_paid",
-      });
-    }
+    this.#payable(tx, "card");
     const number = normalizeCardNumber(String(input.card ?? ""));
     if (!/^\d{12,19}$/.test(number)) {
       throw new PaystackError(400, "Invalid card number");
@@ -392,6 +398,7 @@ export class Store {
       };}
 
     tx.card = number;
+    tx.channel = "card";
     tx.gateway_response = result.gateway_response;
     tx.authorization = {
       authorization_code: "AUTH_" + randomToken(10),
@@ -409,15 +416,74 @@ export class Store {
       account_name: null,
     };
     if (result.status === "success") {
-      tx.status = "success";
-      tx.paid_at = nowIso();
-      tx.fees = computeFees(tx.amount, tx.currency);
+      this.succeed(tx);
     } else {
       tx.status = "failed";
       tx.paid_at = null;
       tx.fees = null;
     }
     return result;
+  }
+
+  /** Refuses a payment on a paid or pending transaction, or by a channel initialize did not offer. */
+  #payable(tx: Transaction, channel: string): void {
+    if (["success", "reversed", "pending"].includes(tx.status)) {
+      const paid = tx.status === "pending" ? "is awaiting payment" : "has already been paid";
+      throw new PaystackError(400, `Transaction ${paid}`, { code: "already_paid" });
+    }
+    if (tx.channels?.length && !tx.channels.includes(channel)) {
+      throw new PaystackError(400, `Channel ${channel} is not enabled for this transaction`);
+    }
+  }
+
+  succeed(tx: Transaction): void {
+    tx.status = "success";
+    tx.gateway_response = "Successful";
+    tx.paid_at = nowIso();
+    tx.fees = computeFees(tx.amount, tx.currency);
+  }
+
+  /**
+   * A payment by a channel other than card. Mobile money waits for the customer to approve it on
+   * their phone: the transaction is `pending` until complete() or abandon(). The others succeed at once.
+   */
+  payBy(tx: Transaction, channel: string): void {
+    this.#payable(tx, channel);
+    tx.channel = channel;
+    tx.card = null;
+    tx.authorization = {
+      authorization_code: "AUTH_" + randomToken(10),
+      bin: null,
+      last4: null,
+      exp_month: null,
+      exp_year: null,
+      channel,
+      card_type: "",
+      bank: channel === "mobile_money" ? "MTN" : "TEST BANK",
+      country_code: "NG",
+      brand: channel,
+      reusable: false,
+      signature: null,
+      account_name: null,
+    };
+    if (channel !== "mobile_money") return this.succeed(tx);
+    tx.status = "pending";
+    tx.gateway_response = "Pending";
+  }
+
+  /** The customer approved a pending mobile-money payment. */
+  complete(tx: Transaction): void {
+    if (tx.status !== "pending") throw new PaystackError(400, `Transaction is ${tx.status}, not pending`);
+    this.succeed(tx);
+  }
+
+  /** The customer never approved: Paystack reports the transaction abandoned and sends no event. */
+  abandon(tx: Transaction): void {
+    if (tx.status !== "pending" && tx.status !== "abandoned") {
+      throw new PaystackError(400, `Transaction is ${tx.status}; only an unpaid one can be abandoned`);
+    }
+    tx.status = "abandoned";
+    tx.gateway_response = "The transaction was not completed";
   }
 
   /** Amount that can still be refunded: amount minus refunds that have not failed. */
@@ -539,7 +605,7 @@ export function transactionData(
     gateway_response: tx.gateway_response,
     paid_at: tx.paid_at,
     created_at: tx.created_at,
-    channel: "card",
+    channel: tx.channel,
     currency: tx.currency,
     ip_address: "127.0.0.1",
     metadata: tx.metadata,
@@ -615,7 +681,7 @@ export function refundListData(
     amount: r.amount,
     deducted_amount: r.status === "processed" ? r.amount : 0,
     currency: r.currency,
-    channel: "card",
+    channel: tx.channel,
     fully_deducted: r.status === "processed" ? 1 : 0,
     refunded_by: "emulator@paystack.test",
     refunded_at: r.status === "processed" ? r.updated_at : null,
@@ -674,7 +740,7 @@ export function disputeEventData(
       currency: tx.currency,
       paid_at: tx.paid_at,
       created_at: tx.created_at,
-      channel: "card",
+      channel: tx.channel,
       metadata: tx.metadata,
     },
     transaction_reference: null,

@@ -29,6 +29,18 @@ export function decimalOfNumber(n: number): string {
   return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
+/**
+ * Integer subunits (Paystack's amounts) as the exact decimal in major units, with exactly `exponent`
+ * decimals: (150050, 2) -> "1500.50", (7, 2) -> "0.07". No float is involved.
+ */
+export function fromSubunits(subunits: number | bigint | string, exponent: number): string {
+  if (!Number.isInteger(exponent) || exponent < 0) throw new TypeError(`not an exponent: ${exponent}`);
+  const v = BigInt(subunits); // throws on a non-integer
+  const digits = (v < 0n ? -v : v).toString().padStart(exponent + 1, "0");
+  const out = exponent === 0 ? digits : `${digits.slice(0, -exponent)}.${digits.slice(-exponent)}`;
+  return v < 0n ? `-${out}` : out;
+}
+
 function scaled(text: string, places: number): bigint {
   const [int, frac = ""] = decimal(text).replace("-", "").split(".");
   const v = BigInt(int + frac.padEnd(places, "0"));

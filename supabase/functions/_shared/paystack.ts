@@ -20,6 +20,7 @@ export const transactionSchema = z.object({
   amount: int,
   requested_amount: int.nullish(),
   currency: z.string(),
+  channel: z.string().nullish(), // what the customer paid with: card, bank, ussd, mobile_money, bank_transfer, qr, ...
   paid_at: z.string().nullish(),
   paidAt: z.string().nullish(),
 }).passthrough();
@@ -29,9 +30,10 @@ const initializeData = z.object({ authorization_url: z.string().url(), access_co
 
 export interface InitializeRequest {
   email: string;
-  amount: number; // integer subunits, from the plan
+  amount: number; // integer subunits, the price locked at checkout
   currency: string; // always sent: omitted means the account's default currency
   reference: string;
+  channels?: string[]; // the currency's channels; omitted: what the merchant's dashboard enables
   callback_url?: string;
   metadata?: Record<string, unknown>;
 }
@@ -65,6 +67,12 @@ export async function initializeTransaction(req: InitializeRequest) {
   if (!body.status) throw new PaystackError(`Paystack refused the transaction: ${body.message}`, status, false);
   return initializeData.parse(body.data);
 }
+
+/**
+ * Verify statuses that are not an answer yet (https://paystack.com/docs/api/transaction/#verify): mobile
+ * money and transfers are paid offline, so a transaction can sit in one of these before it succeeds or fails.
+ */
+export const PENDING_STATUSES: readonly string[] = ["pending", "ongoing", "processing", "queued"];
 
 /** GET /transaction/verify/:reference. null when Paystack does not know the reference. */
 export async function verifyTransaction(reference: string): Promise<Transaction | null> {

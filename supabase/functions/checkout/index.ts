@@ -1,15 +1,50 @@
-// checkout: a signed-in user asks to buy a plan. We record our reference for user + plan first, then ask
-// Paystack to initialize a transaction for the plan's own amount and currency. The client never sends
-// an amount. Rate-limited per user and per client IP, with a cap on open checkouts per user, all counted
-// in SQL (private.start_checkout; limits in private.settings): 429 with Retry-After.
+// checkout: a signed-in user asks to buy a plan, optionally in a currency (else their last one, else the
+// operator's default). SQL records our reference with the deal locked (currency, price, USD credit,
+// channels) first, then we ask Paystack to initialize a transaction for exactly that. The client never
+// sends an amount. Rate-limited per user and per client IP, with a cap on open checkouts per user, all
+// counted in SQL (private.start_checkout; limits in private.settings): 429 with Retry-After.
 import { z } from "zod";
 import { requireUser } from "../_shared/auth.ts";
 import { config } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
 import { clientIp, handler, HttpError, json, readJson } from "../_shared/http.ts";
+import { fromSubunits } from "../_shared/money.ts";
 import { initializeTransaction, PaystackError } from "../_shared/paystack.ts";
 
-const body = z.object({ plan: z.string().min(1).max(40) }).strict();
+const body = z.object({
+  plan: z.string().min(1).max(40),
+  currency: z.string().regex(/^[A-Za-z]{3}$/).optional(),
+}).strict();
+
+type Checkout = {
+  outcome: string;
+  retry_after_seconds: number;
+  reference: string;
+  amount_subunits: number;
+  currency: string;
+  credit: string;
+  email: string;
+  exponent: number;
+  channels: string[];
+};
+
+/** start_checkout's refusals (error hints) as the 400s callers get. */
+function refused(hint: string | undefined, plan: string, currency: string | null): HttpError | null {
+  const code = currency ?? "your currency";
+  switch (hint) {
+    case "unknown_plan":
+      return new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
+    case "unknown_user":
+      return new HttpError(400, "no_email", "your account has no email address, which Paystack requires");
+    case "unknown_currency":
+      return new HttpError(400, "unknown_currency", `"${code}" is not a currency this shop knows`);
+    case "currency_disabled":
+      return new HttpError(400, "currency_disabled", `payments in ${code} are not accepted here; choose another currency`);
+    case "no_price":
+      return new HttpError(400, "no_price", `the plan "${plan}" has no price in ${code}; choose another currency`);
+  }
+  return null;
+}
 
 const LIMITED: Record<string, string> = {
   user_rate_limited: "you started too many checkouts in a short time",
@@ -20,20 +55,21 @@ const LIMITED: Record<string, string> = {
 Deno.serve(handler("checkout", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const user = await requireUser(req);
-  const { plan } = await readJson(req, (v) => {
+  const { plan, currency: asked } = await readJson(req, (v) => {
     const r = body.safeParse(v);
-    if (!r.success) throw new HttpError(400, "invalid_request", "send {\"plan\": \"starter\" | \"pro\" | \"max\"} and nothing else");
+    if (!r.success) {
+      const shape = '{"plan": "starter", "currency": "NGN"}';
+      throw new HttpError(400, "invalid_request", `send ${shape} (currency optional, a 3-letter code) and nothing else`);
+    }
     return r.data;
   });
+  const currency = asked?.toUpperCase() ?? null;
   const sql = db();
-  let checkout: { outcome: string; retry_after_seconds: number; reference: string; amount_subunits: number; currency: string; credit: string; email: string };
+  let checkout: Checkout;
   try {
-    [checkout] = await sql`select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)})`;
+    [checkout] = await sql<Checkout[]>`select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)}, ${currency})`;
   } catch (e) {
-    const hint = (e as { hint?: string }).hint;
-    if (hint === "unknown_plan") throw new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
-    if (hint === "unknown_user") throw new HttpError(400, "no_email", "your account has no email address, which Paystack requires");
-    throw e;
+    throw refused((e as { hint?: string }).hint, plan, currency) ?? e;
   }
   if (checkout.outcome !== "created") {
     const wait = checkout.retry_after_seconds;
@@ -46,6 +82,7 @@ Deno.serve(handler("checkout", async (req) => {
       amount: checkout.amount_subunits,
       currency: checkout.currency,
       reference: checkout.reference,
+      channels: checkout.channels.length ? checkout.channels : undefined,
       callback_url: config().PAYSTACK_CALLBACK_URL,
       metadata: { user_id: user.id, plan },
     });
@@ -55,9 +92,12 @@ Deno.serve(handler("checkout", async (req) => {
       access_code: tx.access_code,
       authorization_url: tx.authorization_url,
       plan,
-      amount: checkout.amount_subunits / 100,
       currency: checkout.currency,
-      credit: checkout.credit,
+      amount: fromSubunits(checkout.amount_subunits, checkout.exponent),
+      amount_subunits: checkout.amount_subunits,
+      exponent: checkout.exponent,
+      credit: checkout.credit, // USD
+      channels: checkout.channels,
     });
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);

@@ -1,17 +1,18 @@
 // paystack-webhook: Paystack's signed events. The signature is checked over the raw bytes before
 // anything is parsed; a charge is credited only after Paystack's verify endpoint confirms it and it
-// matches the plan, exactly once per reference (in SQL). Answers:
+// matches what the checkout locked, exactly once per reference (in SQL). Answers:
 //   413: body over PAYSTACK_WEBHOOK_MAX_BYTES (nothing stored); 403: source IP off the optional allow-list
 //   401: bad or missing signature (both recorded as hash, size and reason only; _shared/webhook-gate.ts)
 //   200: every permanent outcome (credited, duplicate, rejected with a reason, ignored)
-//   5xx: transient failures (database or Paystack unreachable), so Paystack retries.
+//   5xx: transient failures (database or Paystack unreachable, a payment verify still calls pending), so
+//        Paystack retries.
 import { z } from "zod";
 import { db, isTransientDbError } from "../_shared/db.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { paystackMode } from "../_shared/config.ts";
 import { handler, HttpError, json } from "../_shared/http.ts";
 import { log } from "../_shared/log.ts";
-import { listRefunds, PaystackError, verifyTransaction } from "../_shared/paystack.ts";
+import { listRefunds, PaystackError, PENDING_STATUSES, verifyTransaction } from "../_shared/paystack.ts";
 import { admitPaystackPost } from "../_shared/webhook-gate.ts";
 
 const envelope = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
@@ -39,9 +40,15 @@ async function onCharge(data: unknown, deliveryId: string) {
     await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'verify: transaction reference not found')`;
     return json({ outcome: "rejected", reason: "verify: transaction reference not found" });
   }
+  if (PENDING_STATUSES.includes(tx.status)) {
+    // Not an answer yet (mobile money, transfers are paid offline): nothing is decided; a 503 makes Paystack
+    // deliver again later, and the charge.success that follows the customer's approval credits it.
+    throw new HttpError(503, "payment_pending", `verify: the payment is still ${tx.status}; retry later`);
+  }
   const [r] = await sql<Outcome[]>`
     select * from private.apply_payment(${reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
-      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId})`;
+      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId},
+      ${tx.channel ?? null})`;
   let push = "skipped";
   // A duplicate only needs a push if the first delivery could not make one.
   if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;

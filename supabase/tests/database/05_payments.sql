@@ -150,33 +150,6 @@ select results_eq($$ select checkout_status, delivery_outcome, delivery_reason f
 select is_empty($$ select 1 from public.checkouts where reference = 'lc-never-created-by-us' $$,
                 'an unknown reference creates no checkout');
 
--- a plan deactivated between checkout and payment
-create temp table t_inactive_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
-update public.plans set active = false where code = 'max';
-create temp table t_inactive as
-select r.* from t_inactive_co c, private.apply_payment(c.reference, 'success', 2000, null, 'USD', 'test', 'test', 5001, now()) r;
-select results_eq($$ select outcome, reason, is_new from t_inactive $$,
-                  $$ values ('rejected'::text, 'plan_inactive'::text, false) $$, 'a payment for an inactive plan is rejected');
-select results_eq($$ select c.status, c.status_reason from public.checkouts c join t_inactive_co using (reference) $$,
-                  $$ values ('rejected'::text, 'plan_inactive'::text) $$, 'inactive plan: the checkout is rejected with the reason');
-select throws_ok($$ select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max') $$,
-                 'P0001', null, 'no new checkout for an inactive plan');
-update public.plans set active = true where code = 'max';
-
--- a plan whose price changed after the checkout was created
-create temp table t_changed_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
-update public.plans set price_subunits = 2500 where code = 'max';
-select results_eq(
-  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5002, now()) r $$,
-  $$ values ('rejected'::text, 'plan_changed_since_checkout'::text) $$,
-  'the price locked at checkout, paid after the plan''s price changed, is rejected'
-);
-select results_eq(
-  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2500, 2500, 'USD', 'test', 'test', 5003, now()) r $$,
-  $$ values ('rejected'::text, 'amount_mismatch: 2500 <> 2000'::text) $$,
-  'paying the new price on an old checkout is rejected (not the price locked at checkout)'
-);
-
 -- requested_amount wins over amount: a short payment with fees on top is still short
 create temp table t_short_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'starter');
 select results_eq(
@@ -236,6 +209,32 @@ select results_eq($$ select c.status, c.status_reason from public.checkouts c jo
                   $$ values ('paid'::text, null::text) $$, 'that checkout is now paid and its old reason is cleared');
 select is(private.key_target_budget((select id from public.api_keys where user_id = '05000000-0000-4000-8000-00000000000a')),
           52.00::numeric, 'the target rises by exactly one starter pack');
+
+-- The locked deal wins (issue 14): a plan deactivated, or repriced, between checkout and payment still
+-- sells what the checkout locked; only the locked price is accepted.
+create temp table t_inactive_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
+update public.plans set active = false where code = 'max';
+select results_eq(
+  $$ select r.outcome, r.reason from t_inactive_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5001, now()) r $$,
+  $$ values ('credited'::text, null::text) $$, 'a payment for a plan deactivated after its checkout is credited (locked deal)');
+select results_eq($$ select c.status, c.status_reason from public.checkouts c join t_inactive_co using (reference) $$,
+                  $$ values ('paid'::text, null::text) $$, 'inactive plan: the checkout is paid');
+select throws_ok($$ select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max') $$,
+                 'P0001', null, 'no new checkout for an inactive plan');
+update public.plans set active = true where code = 'max';
+
+create temp table t_changed_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
+update public.plan_prices set amount_subunits = 2500 where plan = 'max' and currency = 'USD';
+select results_eq(
+  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2500, 2500, 'USD', 'test', 'test', 5003, now()) r $$,
+  $$ values ('rejected'::text, 'amount_mismatch: 2500 <> 2000'::text) $$,
+  'paying the new price on an old checkout is rejected (not the price locked at checkout)'
+);
+select results_eq(
+  $$ select r.outcome, r.target_max_budget from t_changed_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5002, now()) r $$,
+  $$ values ('credited'::text, 132.00::numeric) $$,
+  'the price locked at checkout, paid after the plan''s price changed, is credited: 52 + 2 x 40'
+);
 
 select * from finish();
 rollback;

@@ -422,12 +422,6 @@ describe("POST /transaction/initialize", () => {
     expect(eur.status).toBe(400);
     expect(eur.body.status).toBe(false);
     expect(eur.body.message).toBe("Currency not supported by merchant");
-    for (const currency of ["USD", "NGN", "GHS", "ZAR", "KES"]) {
-      const ok = await api("/transaction/initialize", {
-        body: { ...base, currency },
-      });
-      expect(ok.status, currency).toBe(200);
-    }
     const badRef = await api("/transaction/initialize", {
       body: { ...base, currency: "USD", reference: "a b/c" },
     });
@@ -1191,6 +1185,139 @@ describe("admin", () => {
     });
     expect((await verify(t.reference)).status).toBe(404);
     expect(await deliveries(t.reference)).toEqual([]);
+  });
+});
+
+describe("currencies and channels", () => {
+  // Paystack's minimum charge per currency, in subunits (x100 for every currency; README for sources).
+  const MINIMUM: Record<string, number> = {
+    NGN: 5000, USD: 200, GHS: 10, KES: 300, ZAR: 100, XOF: 100, EGP: 1, RWF: 100,
+  };
+
+  it("takes each of the eight currencies from its minimum, in subunits, and refuses below it", async () => {
+    for (const [currency, min] of Object.entries(MINIMUM)) {
+      const t = await init({ currency, amount: min });
+      const v = (await verify(t.reference)).body.data;
+      expect([v.currency, v.amount, v.requested_amount], currency).toEqual([currency, min, min]);
+      if (min > 1) {
+        const below = await api("/transaction/initialize", {
+          body: { email: "a@example.com", amount: min - 1, currency },
+        });
+        expect([below.status, below.body.status], currency).toEqual([400, false]);
+        expect(below.body.message).toMatch(/^Invalid Amount Sent/);
+      }
+    }
+    const lower = await init({ currency: "ghs", amount: 10 }); // codes are case-insensitive, as on Paystack
+    expect((await verify(lower.reference)).body.data.currency).toBe("GHS");
+  });
+
+  it("XOF and RWF amounts must be whole units (x100); others may carry subunits", async () => {
+    for (const currency of ["XOF", "RWF"]) {
+      const r = await api("/transaction/initialize", {
+        body: { email: "a@example.com", amount: 150, currency },
+      });
+      expect(r.status, currency).toBe(400);
+      expect(r.body.message).toMatch(/whole/);
+      await init({ currency, amount: 5000 });
+    }
+    await init({ currency: "KES", amount: 301 });
+  });
+
+  it("passes channels on and refuses unknown ones like Paystack (400, nothing created)", async () => {
+    const t = await init({ currency: "GHS", amount: 1000, channels: ["card", "mobile_money"] });
+    const tx = (await admin(`/admin/transactions/${t.reference}`)).body.data;
+    expect(tx.channels).toEqual(["card", "mobile_money"]);
+    for (const channels of [["card", "apple"], "card", [1]]) {
+      const reference = newRef("chan");
+      const r = await api("/transaction/initialize", {
+        body: { email: "a@example.com", amount: 1000, currency: "GHS", reference, channels },
+      });
+      expect(r.status, JSON.stringify(channels)).toBe(400);
+      expect(r.body.status).toBe(false);
+      expect((await verify(reference)).status).toBe(404);
+    }
+    // A channel the checkout did not offer cannot be used to pay it.
+    const refused = await admin("/admin/pay", { reference: t.reference, channel: "ussd" });
+    expect(refused.status).toBe(400);
+    expect((await verify(t.reference)).body.data.status).toBe("abandoned");
+  });
+
+  it.each(["bank", "ussd", "bank_transfer", "qr"])(
+    "%s completes at once and verify and charge.success report the channel",
+    async (channel) => {
+      const t = await init({ currency: "NGN", amount: 500000 });
+      const r = await admin("/admin/pay", { reference: t.reference, channel });
+      expect(r.body.data).toMatchObject({ status: "success", deliveries: [{ event: "charge.success", status_code: 200 }] });
+      const v = (await verify(t.reference)).body.data;
+      expect(v).toMatchObject({ status: "success", channel, currency: "NGN", amount: 500000 });
+      expect(v.authorization.channel).toBe(channel);
+      const [hook] = receiver.forRef(t.reference, "charge.success");
+      expect(hook.data).toMatchObject({ channel, status: "success" });
+    },
+  );
+});
+
+describe("mobile money", () => {
+  async function pending(over: Record<string, unknown> = {}, pay: Record<string, unknown> = {}) {
+    const t = await init({ currency: "GHS", amount: 2500, channels: ["mobile_money"], ...over });
+    const r = await admin("/admin/pay", { reference: t.reference, channel: "mobile_money", ...pay });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.data).toMatchObject({ status: "pending", gateway_response: "Pending", deliveries: [] });
+    return t;
+  }
+
+  it("is pending (verify says so) until /admin/complete, then success and one charge.success", async () => {
+    const t = await pending();
+    const v = (await verify(t.reference)).body.data;
+    expect(v).toMatchObject({ status: "pending", gateway_response: "Pending", channel: "mobile_money", paid_at: null });
+    expect((await admin("/admin/pay", { reference: t.reference, channel: "mobile_money" })).status).toBe(400);
+    const done = await admin("/admin/complete", { reference: t.reference });
+    expect(done.body.data).toMatchObject({
+      status: "success",
+      deliveries: [{ event: "charge.success", reference: t.reference, status_code: 200 }],
+    });
+    const after = (await verify(t.reference)).body.data;
+    expect(after).toMatchObject({ status: "success", channel: "mobile_money", currency: "GHS", amount: 2500 });
+    expect(Date.parse(after.paid_at)).not.toBeNaN();
+    const hooks = receiver.forRef(t.reference, "charge.success");
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0].signature).toBe(hmac(hooks[0].raw));
+    expect(hooks[0].data).toEqual(after);
+    expect((await admin("/admin/complete", { reference: t.reference })).status).toBe(400);
+  });
+
+  it("completes by itself after complete_after_ms", async () => {
+    const t = await pending({}, { complete_after_ms: 150 });
+    const hook = await until(() => receiver.forRef(t.reference, "charge.success")[0], "charge.success");
+    expect(hook.data).toMatchObject({ status: "success", channel: "mobile_money" });
+    expect((await verify(t.reference)).body.data.status).toBe("success");
+  });
+
+  it("abandoned: verify says abandoned, no charge.success ever, and it cannot be completed", async () => {
+    const t = await pending({}, { complete_after_ms: 100 });
+    const a = await admin("/admin/abandon", { reference: t.reference });
+    expect(a.body.data).toMatchObject({ status: "abandoned", deliveries: [] });
+    expect((await verify(t.reference)).body.data).toMatchObject({ status: "abandoned", paid_at: null });
+    expect((await admin("/admin/complete", { reference: t.reference })).status).toBe(400);
+    // The proving event: a payment scheduled to complete later than the abandoned one has completed.
+    const later = await pending({}, { complete_after_ms: 400 });
+    await until(() => receiver.forRef(later.reference, "charge.success").length === 1, "the later payment");
+    expect(receiver.forRef(t.reference)).toEqual([]);
+    expect((await verify(t.reference)).body.data.status).toBe("abandoned");
+  });
+
+  it("refunds in the charged currency, partially in subunits", async () => {
+    const t = await pending({ currency: "KES", amount: 150000 });
+    await admin("/admin/complete", { reference: t.reference });
+    const r = await api("/refund", { body: { transaction: t.reference, amount: 50050 } });
+    expect(r.body.data).toMatchObject({ status: "pending", amount: 50050, currency: "KES" });
+    const processed = await until(() => receiver.forRef(t.reference, "refund.processed")[0], "refund.processed");
+    expect(processed.data).toMatchObject({ amount: 50050, currency: "KES", transaction_reference: t.reference });
+    const id = (await verify(t.reference)).body.data.id;
+    const listed = (await api(`/refund?transaction=${id}`)).body.data;
+    expect(listed).toEqual([expect.objectContaining({ amount: 50050, currency: "KES", channel: "mobile_money" })]);
+    expect((await verify(t.reference)).body.data.status).toBe("success"); // partial: not reversed
+    expect((await api("/refund", { body: { transaction: t.reference, amount: 99951 } })).status).toBe(400);
   });
 });
 
