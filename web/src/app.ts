@@ -3,7 +3,9 @@
 import type { SupabaseClient } from "@supabase/supabase-js";
 import type { DayRow } from "./chart.ts";
 import type { Config } from "./config.ts";
-import type { Account, Key, Lot, Payment, Plan, Rotation, SnippetLang } from "./views.ts";
+import type { Payment } from "./payments.ts";
+import type { Price } from "./prices.ts";
+import type { Account, Key, Lot, Rotation, SnippetLang } from "./views.ts";
 
 export interface State {
   email: string;
@@ -12,7 +14,9 @@ export interface State {
   key: Key | null;
   payments: Payment[];
   usage: DayRow[];
-  plans: Plan[];
+  prices: Price[];
+  /** The currency the buy panel shows: the user's pick on this page, else their usual one (my_currency). */
+  currency: string | null;
   revealed: boolean;
   lang: SnippetLang;
   buying: string | null;
@@ -21,7 +25,7 @@ export interface State {
   loaded: boolean;
 }
 const fresh = (email = ""): State => ({
-  email, account: null, lots: [], key: null, payments: [], usage: [], plans: [], revealed: false, lang: "curl", buying: null, rotation: null, loadError: null, loaded: false,
+  email, account: null, lots: [], key: null, payments: [], usage: [], prices: [], currency: null, revealed: false, lang: "curl", buying: null, rotation: null, loadError: null, loaded: false,
 });
 
 export const root = document.getElementById("app")!;

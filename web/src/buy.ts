@@ -6,7 +6,9 @@ import { FunctionsFetchError, FunctionsHttpError } from "@supabase/supabase-js";
 import { gen, sb, sleep, state } from "./app.ts";
 import { load } from "./dashboard.ts";
 import { $, esc, setHtml } from "./html.ts";
-import { buyCard, type Payment, PAYMENT_COLS, paymentResult, sentence } from "./views.ts";
+import { type Payment, PAYMENT_COLS, paymentResult } from "./payments.ts";
+import { buyCard } from "./prices.ts";
+import { sentence } from "./views.ts";
 
 const RETURN_KEY = "litellm-credits.return-reference";
 
@@ -25,7 +27,7 @@ export const forgetReturn = () => sessionStorage.removeItem(RETURN_KEY);
 
 export function renderBuy() {
   const status = $("#buy-status")?.innerHTML ?? "";
-  setHtml($("#buy"), buyCard(state.plans, state.buying));
+  setHtml($("#buy"), buyCard(state.prices, state.currency, state.buying));
   const el = $("#buy-status");
   if (el && status && !el.innerHTML) el.innerHTML = status;
 }
@@ -50,13 +52,23 @@ async function describeFunctionError(error: unknown): Promise<string> {
   return "The checkout did not start. Please try again in a minute.";
 }
 
+/** The currency picker: the plans' prices in another currency (the checkout then locks that one). */
+export function pickCurrency(currency: string) {
+  if (state.buying) return;
+  state.currency = currency;
+  renderBuy();
+}
+
 export async function buy(plan: string) {
   if (state.buying) return;
   const my = gen;
+  const currency = state.currency;
   state.buying = plan;
   renderBuy();
   setHtml($("#buy-status"), "");
-  const { data, error } = await sb.functions.invoke<{ reference: string; authorization_url: string }>("checkout", { body: { plan } });
+  const { data, error } = await sb.functions.invoke<{ reference: string; authorization_url: string }>("checkout", {
+    body: { plan, currency },
+  });
   if (my !== gen) return;
   if (error || !data?.authorization_url) {
     state.buying = null;

@@ -1,10 +1,12 @@
-// The signed-in page: its layout, loading the user's rows (my_* views, plans) every few seconds, and
+// The signed-in page: its layout, loading the user's rows (my_* views, prices) every few seconds, and
 // rendering them through views.ts. RLS limits every row to the signed-in user.
 import { gen, root, sb, state, userId } from "./app.ts";
 import { renderBuy, returnReference, watchPayment } from "./buy.ts";
 import { type DayRow, lastDays, usageChart } from "./chart.ts";
 import { $, esc, setHtml } from "./html.ts";
 import { renderKey, rotate, rotatedAway, rotationDone, tickRotation } from "./key.ts";
+import { type Payment, PAYMENT_COLS, paymentsCard } from "./payments.ts";
+import { chooseCurrency, type Price, PRICE_COLS } from "./prices.ts";
 import {
   type Account,
   account,
@@ -15,12 +17,8 @@ import {
   LOT_COLS,
   type Lot,
   lotsCard,
-  type Payment,
-  PAYMENT_COLS,
-  paymentsCard,
-  type Plan,
-  PLAN_COLS,
   rotateDialog,
+  topbar,
   updatedText,
 } from "./views.ts";
 
@@ -36,12 +34,7 @@ export const stopRefresh = () => clearTimeout(refreshTimer);
 export function showDashboard() {
   root.dataset.view = "dashboard";
   document.title = "Your credit · LLM credit";
-  root.innerHTML = `<a class="skip" href="#main">Skip to content</a>
-<header class="topbar"><div class="wrap topbar-inner">
-  <span class="brand">LLM credit</span>
-  <span class="who" data-testid="user-email">${esc(state.email)}</span>
-  <button type="button" class="small" data-action="signout">Sign out</button>
-</div></header>
+  root.innerHTML = `${topbar(state.email)}
 <main id="main" class="wrap" tabindex="-1">
   <h1 class="sr-only">Your LLM credit</h1>
   <div id="payment-status" aria-live="polite"></div>
@@ -63,6 +56,7 @@ ${rotateDialog()}`;
     if (dialog.returnValue === "rotate") return void rotate();
     $<HTMLElement>('[data-action="rotate"]')?.focus();
   });
+  render(); // what an earlier visit loaded (back from a receipt), until the fresh answer is in
   void load();
   const ref = returnReference();
   if (ref) void watchPayment(ref, gen);
@@ -70,7 +64,7 @@ ${rotateDialog()}`;
 
 /** A visit back to the tab reloads at once (the timer may be far off). */
 export function onVisible() {
-  if (document.visibilityState === "visible" && userId) void load();
+  if (document.visibilityState === "visible" && userId && root.dataset.view === "dashboard") void load();
 }
 
 export async function load() {
@@ -78,17 +72,18 @@ export async function load() {
   const seq = ++loadSeq;
   clearTimeout(refreshTimer);
   const since = lastDays()[0];
-  const [acc, lots, key, pays, usage, plans] = await Promise.all([
+  const [acc, lots, key, pays, usage, prices, usual] = await Promise.all([
     sb.from("my_account").select(ACCOUNT_COLS).maybeSingle(),
     sb.from("my_lots").select(LOT_COLS).order("created_at").order("lot_id"),
     sb.from("my_key").select(KEY_COLS).maybeSingle(),
     sb.from("my_payments").select(PAYMENT_COLS).order("created_at", { ascending: false }).limit(50),
     sb.from("my_daily_usage").select("day,spend::text").gte("day", since).order("day"),
-    state.plans.length ? Promise.resolve({ data: state.plans, error: null }) : sb.from("plans").select(PLAN_COLS).order("sort_order"),
+    sb.from("prices").select(PRICE_COLS).order("sort_order"),
+    sb.from("my_currency").select("currency").maybeSingle(),
   ]);
   if (my !== gen || seq < appliedSeq) return;
   appliedSeq = seq;
-  const failed = [acc, lots, key, pays, usage, plans].find((r) => r.error)?.error;
+  const failed = [acc, lots, key, pays, usage, prices, usual].find((r) => r.error)?.error;
   state.loadError = failed ? failed.message : null;
   if (!failed) {
     state.account = acc.data as unknown as Account | null;
@@ -96,13 +91,15 @@ export async function load() {
     state.key = key.data as unknown as Key | null;
     state.payments = (pays.data ?? []) as unknown as Payment[];
     state.usage = (usage.data ?? []) as unknown as DayRow[];
-    state.plans = (plans.data ?? []) as unknown as Plan[];
+    state.prices = (prices.data ?? []) as unknown as Price[];
+    state.currency = chooseCurrency(state.prices, state.currency, (usual.data as { currency: string } | null)?.currency);
     state.loaded = true;
     // A rotation that stopped here (LiteLLM down, connection lost) and was finished by ops-sweep meanwhile.
     const r = state.rotation;
     if (r && (r.phase === "saved" || r.phase === "error") && rotatedAway(state.key, r.oldKeyId)) void rotationDone();
   }
   render();
+  if (root.dataset.view !== "dashboard") return; // left for a receipt meanwhile: no more refreshes
   const waitingForKey = !state.key || state.key.status === "pending";
   refreshTimer = setTimeout(() => void load(), failed ? 5_000 : waitingForKey ? PENDING_KEY_REFRESH_MS : REFRESH_MS);
 }
@@ -118,7 +115,7 @@ function render() {
   renderKey();
   setHtml($("#chart"), usageChart(state.usage));
   renderBuy();
-  setHtml($("#lots"), lotsCard(state.lots, state.plans));
+  setHtml($("#lots"), lotsCard(state.lots, state.prices));
   setHtml($("#payments"), paymentsCard(state.payments));
 }
 

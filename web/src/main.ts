@@ -1,16 +1,17 @@
 // The dashboard's entry: reads config.json, connects supabase-js, and routes clicks to the module of their
-// concern. auth.ts (sign-in), router.ts (which page), dashboard.ts (the signed-in page and its data), key.ts
-// (the key and its rotation), buy.ts (checkout and the return from Paystack); views.ts renders.
+// concern: auth.ts (sign-in), router.ts (which page), dashboard.ts (the signed-in page and its data), key.ts
+// (the key and its rotation), buy.ts (checkout and the return from Paystack), receipt.ts (a payment's receipt).
+// Pure renderers: views.ts (account, key, lots), prices.ts (buy panel), payments.ts (payment history).
 import "./style.css";
 import { createClient } from "@supabase/supabase-js";
 import { connect, root, sb } from "./app.ts";
 import { land, showAuth, signOut, takeAuthRedirect } from "./auth.ts";
-import { buy, captureReturnReference, onPageShow } from "./buy.ts";
+import { buy, captureReturnReference, onPageShow, pickCurrency } from "./buy.ts";
 import { loadConfig } from "./config.ts";
 import { dismissPayment, load, onVisible, tick } from "./dashboard.ts";
 import { esc } from "./html.ts";
 import { confirmRotation, copy, dismissRotation, setLang, toggleReveal } from "./key.ts";
-import { onSession } from "./router.ts";
+import { onRoute, onSession } from "./router.ts";
 import type { SnippetLang } from "./views.ts";
 
 async function start() {
@@ -31,6 +32,7 @@ async function start() {
   document.addEventListener("change", onChange);
   document.addEventListener("visibilitychange", onVisible);
   globalThis.addEventListener("pageshow", onPageShow);
+  globalThis.addEventListener("hashchange", onRoute);
   setInterval(tick, 1000);
 }
 
@@ -46,12 +48,14 @@ function onClick(e: MouseEvent) {
   if (action === "buy") return void buy(target.dataset.plan!);
   if (action === "rotate") return confirmRotation();
   if (action === "dismiss-rotation") return dismissRotation();
-  if (action === "dismiss-payment") dismissPayment();
+  if (action === "dismiss-payment") return dismissPayment();
+  if (action === "print") globalThis.print();
 }
 
 function onChange(e: Event) {
   const t = e.target as HTMLSelectElement;
   if (t.dataset.action === "lang") setLang(t.value as SnippetLang);
+  if (t.dataset.action === "currency") pickCurrency(t.value);
 }
 
 void start();

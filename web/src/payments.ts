@@ -1,0 +1,85 @@
+// Payments as the user sees them (public.my_payments): each in the currency it was charged in, how it was
+// paid, the USD credit it bought, and a link to its receipt. Pure: rows in, HTML out.
+import { esc, fmtDateTime } from "./html.ts";
+import { money, price } from "./money.ts";
+import { sentence } from "./views.ts";
+
+export interface Payment {
+  reference: string;
+  plan_code: string;
+  plan_name: string;
+  amount_subunits: number;
+  currency: string;
+  exponent: number;
+  channel: string | null;
+  fx_rate: string | null;
+  credit: string;
+  refunded_subunits: number;
+  status: string;
+  paid_at: string | null;
+  created_at: string;
+}
+export const PAYMENT_COLS =
+  "reference,plan_code,plan_name,amount_subunits,currency,exponent,channel,fx_rate::text,credit::text,refunded_subunits,status,paid_at,created_at";
+
+export const PAYMENT_STATUS: Record<string, string> = {
+  credited: "Credited",
+  partially_refunded: "Partly refunded",
+  refunded: "Refunded",
+  disputed: "Disputed",
+  reversed: "Reversed",
+};
+
+/** Paystack's channel names (what verify reports) in words; "" when Paystack did not say. */
+const CHANNELS: Record<string, string> = {
+  card: "Card",
+  bank: "Bank account",
+  ussd: "USSD",
+  mobile_money: "Mobile money",
+  bank_transfer: "Bank transfer",
+  qr: "QR code",
+};
+export const channelName = (c: string | null | undefined) => (c ? CHANNELS[c] ?? c : "");
+
+export const receiptHref = (reference: string) => `#/receipt/${encodeURIComponent(reference)}`;
+
+export function paymentsCard(pays: Payment[]): string {
+  const cell = (label: string, html: string, cls = "") => `<td role="cell" data-label="${label}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
+  const rows = pays.map((p) => {
+    const paid = (n: number) => esc(price(n, p.currency, p.exponent));
+    const back = p.refunded_subunits > 0 ? ` (${paid(p.refunded_subunits)} back)` : "";
+    const receipt = `<a href="${esc(receiptHref(p.reference))}">Receipt<span class="sr-only"> for ${esc(p.reference)}</span></a>`;
+    return `<tr role="row">${cell("Date", esc(fmtDateTime(p.paid_at ?? p.created_at)))}${cell("Plan", esc(p.plan_name))}
+    ${cell("Paid", paid(p.amount_subunits), "num")}${cell("Paid by", esc(channelName(p.channel) || "–"))}${cell("Credit", esc(money(p.credit)), "num")}
+    ${cell("Status", `${esc(PAYMENT_STATUS[p.status] ?? p.status)}${back}`)}
+    ${cell("Reference", `<code class="ref">${esc(p.reference)}</code> ${receipt}`)}</tr>`;
+  }).join("");
+  const col = (label: string, cls = "") => `<th scope="col" role="columnheader"${cls ? ` class="${cls}"` : ""}>${label}</th>`;
+  const head = `${col("Date")}${col("Plan")}${col("Paid", "num")}${col("Paid by")}${col("Credit", "num")}${col("Status")}${col("Reference")}`;
+  return `<h2 id="payments-h">Payment history</h2>
+  ${pays.length ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="payments-h"><table class="stack" role="table" aria-labelledby="payments-h" data-testid="payments">
+    <thead role="rowgroup"><tr role="row">${head}</tr></thead>
+    <tbody role="rowgroup">${rows}</tbody></table></div>` : `<p>No payments yet.</p>`}`;
+}
+
+type Outcome = { kind: "waiting" | "paid" | "rejected" | "failed" | "unknown" | "slow"; reference: string; credit?: string; reason?: string | null; remaining?: string };
+
+/** The outcome of a return from Paystack, in words. */
+export function paymentResult(state: Outcome): string {
+  const ref = `<code>${esc(state.reference)}</code>`;
+  const dismiss = `<button type="button" class="small" data-action="dismiss-payment">Dismiss</button>`;
+  switch (state.kind) {
+    case "waiting":
+      return `<div class="banner info" data-testid="payment-result"><span class="spinner" aria-hidden="true"></span>Confirming your payment with Paystack… (reference ${ref})</div>`;
+    case "slow":
+      return `<div class="banner warn" data-testid="payment-result">Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute; this page updates by itself when it does. If you cancelled the payment, nothing was charged.</div>`;
+    case "paid":
+      return `<div class="banner ok" data-testid="payment-result"><strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added to your key${state.remaining ? `; you now have ${esc(money(state.remaining))}` : ""}. <a href="${esc(receiptHref(state.reference))}">View the receipt</a> ${dismiss}</div>`;
+    case "rejected":
+      return `<div class="banner danger" data-testid="payment-result"><strong>This payment was not credited.</strong> ${esc(sentence(state.reason))} If money left your account, contact support and quote reference ${ref}. ${dismiss}</div>`;
+    case "failed":
+      return `<div class="banner danger" data-testid="payment-result"><strong>The checkout could not be started.</strong> ${esc(sentence(state.reason))} Nothing was charged; please try again. ${dismiss}</div>`;
+    default:
+      return `<div class="banner warn" data-testid="payment-result">We could not find payment ${ref} on this account. If you paid while signed in as someone else, sign in with that account. ${dismiss}</div>`;
+  }
+}
