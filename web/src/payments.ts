@@ -1,7 +1,9 @@
 // Payments as the user sees them (public.my_payments): each in the currency it was charged in, how it was
-// paid, the USD credit it bought, and a link to its receipt. Pure: rows in, HTML out.
+// paid, the USD credit it bought, and a link to its receipt (public.my_receipts): merchant, reference, date,
+// what was paid in which currency and how, the USD credit it bought, refunds, and the exchange rate when the
+// price was derived from the USD one. Pure: rows in, HTML out.
 import { esc, fmtDateTime } from "./html.ts";
-import { money, price } from "./money.ts";
+import { isPositive, money, price } from "./money.ts";
 import { sentence } from "./views.ts";
 
 export interface Payment {
@@ -72,7 +74,7 @@ export function paymentResult(state: Outcome): string {
     case "waiting":
       return `<div class="banner info" data-testid="payment-result"><span class="spinner" aria-hidden="true"></span>Confirming your payment with Paystack… (reference ${ref})</div>`;
     case "slow":
-      return `<div class="banner warn" data-testid="payment-result">Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute; this page updates by itself when it does. If you cancelled the payment, nothing was charged.</div>`;
+      return `<div class="banner warn" data-testid="payment-result">Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute, and a few minutes for mobile money or a bank transfer (approve it on your phone or in your bank's app); this page updates by itself when it does. If you cancelled the payment, nothing was charged.</div>`;
     case "paid":
       return `<div class="banner ok" data-testid="payment-result"><strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added to your key${state.remaining ? `; you now have ${esc(money(state.remaining))}` : ""}. <a href="${esc(receiptHref(state.reference))}">View the receipt</a> ${dismiss}</div>`;
     case "rejected":
@@ -82,4 +84,55 @@ export function paymentResult(state: Outcome): string {
     default:
       return `<div class="banner warn" data-testid="payment-result">We could not find payment ${ref} on this account. If you paid while signed in as someone else, sign in with that account. ${dismiss}</div>`;
   }
+}
+
+// ---------- receipt ----------
+
+export interface Receipt {
+  reference: string;
+  paid_at: string | null;
+  plan_name: string;
+  currency: string;
+  exponent: number;
+  amount_subunits: number;
+  /** What the card or wallet was charged; more than the price when Paystack's fees are passed on. */
+  charged_subunits: number | null;
+  channel: string | null;
+  credit: string;
+  refunded_subunits: number;
+  credit_reversed: string;
+  fx_rate: string | null;
+  status: string;
+  merchant_name: string;
+}
+export const RECEIPT_COLS =
+  "reference,paid_at,plan_name,currency,exponent,amount_subunits,charged_subunits,channel,credit::text,refunded_subunits,credit_reversed::text,fx_rate::text,status,merchant_name";
+
+const rateFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
+
+/** "1 USD = 1,500 NGN" from the recorded rate (local currency per USD), formatted from the exact string. */
+export const rateText = (rate: string, currency: string) => `1 USD = ${rateFmt.format(rate as unknown as number)} ${currency}`;
+
+export function receiptHtml(r: Receipt): string {
+  const paid = (n: number) => esc(price(n, r.currency, r.exponent));
+  const line = (label: string, html: string, id: string) => `<div><dt>${label}</dt><dd data-testid="receipt-${id}">${html}</dd></div>`;
+  const refunded = r.refunded_subunits > 0 || isPositive(r.credit_reversed);
+  return `<article class="card receipt" aria-labelledby="receipt-h" data-testid="receipt">
+  <header class="receipt-head"><p class="merchant" data-testid="receipt-merchant">${esc(r.merchant_name)}</p>
+    <h1 id="receipt-h">Receipt</h1></header>
+  <dl class="receipt-lines">
+    ${line("Reference", `<code>${esc(r.reference)}</code>`, "reference")}
+    ${line("Date", esc(fmtDateTime(r.paid_at)), "date")}
+    ${line("Item", `${esc(r.plan_name)} credit pack`, "item")}
+    ${line("Amount paid", `${paid(r.amount_subunits)} <span class="sub">${esc(r.currency)}</span>`, "amount")}
+    ${Number(r.charged_subunits) > r.amount_subunits ? line("Charged, with fees", paid(Number(r.charged_subunits)), "charged") : ""}
+    ${r.channel ? line("Paid by", esc(channelName(r.channel)), "channel") : ""}
+    ${line("Credit granted", `${esc(money(r.credit))} <span class="sub">USD, LLM credit</span>`, "credit")}
+    ${r.fx_rate ? line("Exchange rate", esc(rateText(r.fx_rate, r.currency)), "rate") : ""}
+    ${refunded ? line("Refunded", paid(r.refunded_subunits), "refunded") : ""}
+    ${refunded ? line("Credit taken back", `${esc(money(r.credit_reversed))} <span class="sub">USD</span>`, "reversed") : ""}
+    ${line("Status", esc(PAYMENT_STATUS[r.status] ?? r.status), "status")}
+  </dl>
+  <p class="hint">Paid through Paystack. The credit is in US dollars and is spent on the LiteLLM proxy with your API key.</p>
+</article>`;
 }
