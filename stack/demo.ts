@@ -56,11 +56,14 @@ async function buyStarter(env: Record<string, string>, token: string, currency?:
     method: "POST", headers: rest, json: currency ? { plan: "starter", currency } : { plan: "starter" },
   });
   await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
-    method: "POST", headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` }, json: { reference: checkout.reference },
+    method: "POST",
+    headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` },
+    json: { reference: checkout.reference },
   });
   await until(`the ${checkout.currency} payment to be credited`, async () => {
     const ref = encodeURIComponent(checkout.reference);
-    const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_payments?select=reference&reference=eq.${ref}`, { headers: rest });
+    const url = `${env.SUPABASE_URL}/rest/v1/my_payments?select=reference&reference=eq.${ref}`;
+    const rows = await call(url, { headers: rest });
     return rows.length > 0;
   });
 }
@@ -97,7 +100,8 @@ export async function createDemoUser(env: Record<string, string>, opts: { activi
     });
     if (opts.activity) {
       await seedActivity(env, session.access_token);
-      say("demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, reconciled");
+      say("demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, " +
+        "reconciled");
     }
   } catch (e) {
     say(`demo user not fully set up: ${(e as Error).message}`);

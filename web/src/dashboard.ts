@@ -92,7 +92,8 @@ export async function load() {
     state.payments = (pays.data ?? []) as unknown as Payment[];
     state.usage = (usage.data ?? []) as unknown as DayRow[];
     state.prices = (prices.data ?? []) as unknown as Price[];
-    state.currency = chooseCurrency(state.prices, state.currency, (usual.data as { currency: string } | null)?.currency);
+    const usualCurrency = (usual.data as { currency: string } | null)?.currency;
+    state.currency = chooseCurrency(state.prices, state.currency, usualCurrency);
     state.loaded = true;
     // A rotation that stopped here (LiteLLM down, connection lost) and was finished by ops-sweep meanwhile.
     const r = state.rotation;

@@ -41,26 +41,35 @@ const currencyName = (code: string) => currencyNames?.of(code) ?? code;
 
 function picker(codes: string[], chosen: string, busy: boolean): string {
   if (codes.length < 2) return `<p class="hint">Prices in ${esc(currencyName(chosen))} (${esc(chosen)}).</p>`;
-  const options = codes.map((c) => `<option value="${esc(c)}"${c === chosen ? " selected" : ""}>${esc(c)} · ${esc(currencyName(c))}</option>`);
+  const options = codes.map((c) =>
+    `<option value="${esc(c)}"${c === chosen ? " selected" : ""}>${esc(c)} · ${esc(currencyName(c))}</option>`
+  );
   return `<div class="currency"><label class="field-label" for="currency">Pay in</label>
-    <select id="currency" data-action="currency" data-testid="currency"${busy ? " disabled" : ""}>${options.join("")}</select></div>`;
+    <select id="currency" data-action="currency" data-testid="currency"${busy ? " disabled" : ""}>
+      ${options.join("")}</select></div>`;
 }
 
 export function buyCard(prices: Price[], currency: string | null, busy: string | null): string {
   const head = `<h2 id="buy-h">Buy credit</h2>`;
   const shown = prices.filter((p) => p.currency === currency).sort((a, b) => a.sort_order - b.sort_order);
-  if (!currency || !shown.length) return `${head}<p>No plans are on sale right now.</p><div id="buy-status" role="status" aria-live="polite"></div>`;
+  const status = `<div id="buy-status" role="status" aria-live="polite"></div>`;
+  if (!currency || !shown.length) return `${head}<p>No plans are on sale right now.</p>${status}`;
   const items = shown.map((p) => {
     const amount = price(p.amount_subunits, p.currency, p.exponent);
-    const label = busy === p.plan ? "Opening checkout…" : `Buy ${esc(p.name)}<span class="sr-only"> for ${esc(amount)}</span>`;
+    const buttonAttrs = `type="button" class="primary" data-action="buy" data-plan="${esc(p.plan)}"` +
+      (busy ? " disabled" : "");
+    const label = busy === p.plan
+      ? "Opening checkout…"
+      : `Buy ${esc(p.name)}<span class="sr-only"> for ${esc(amount)}</span>`;
     return `<li class="plan"><h3>${esc(p.name)}</h3>
       <p class="plan-price" data-testid="price-${esc(p.plan)}"><span class="sr-only">Pay </span>${esc(amount)}</p>
       <p class="plan-credit">${esc(money(p.credit))} of credit</p>
-      <button type="button" class="primary" data-action="buy" data-plan="${esc(p.plan)}"${busy ? " disabled" : ""}>${label}</button></li>`;
+      <button ${buttonAttrs}>${label}</button></li>`;
   }).join("");
   return `${head}
-  <p class="hint">Every pack adds the credit shown, in US dollars, to your key's budget. You pay on Paystack's secure page and come back here.</p>
+  <p class="hint">Every pack adds the credit shown, in US dollars, to your key's budget. You pay on Paystack's secure
+    page and come back here.</p>
   ${picker(currenciesOf(prices), currency, !!busy)}
   <ul class="plans">${items}</ul>
-  <div id="buy-status" role="status" aria-live="polite"></div>`;
+  ${status}`;
 }

@@ -7,8 +7,8 @@ import { type Payment, paymentsCard, type Receipt, receiptHtml } from "../src/pa
 import { buyCard, chooseCurrency, currenciesOf, type Price } from "../src/prices.ts";
 
 const row = (plan: string, currency: string, amount: number, credit: string, extra: Partial<Price> = {}): Price => ({
-  plan, name: plan[0].toUpperCase() + plan.slice(1), currency, amount_subunits: amount, exponent: 2, credit, channels: [],
-  is_default: currency === "USD", sort_order: { starter: 1, pro: 2, max: 3 }[plan] ?? 9, ...extra,
+  plan, name: plan[0].toUpperCase() + plan.slice(1), currency, amount_subunits: amount, exponent: 2, credit,
+  channels: [], is_default: currency === "USD", sort_order: { starter: 1, pro: 2, max: 3 }[plan] ?? 9, ...extra,
 });
 const PRICES = [
   row("pro", "NGN", 2250000, "30"), row("starter", "NGN", 750000, "10"), row("starter", "USD", 500, "10"),
@@ -50,8 +50,9 @@ describe("buy panel", () => {
 });
 
 const payment: Payment = {
-  reference: "lc-<x>", plan_code: "starter", plan_name: "Starter", amount_subunits: 750000, currency: "NGN", exponent: 2,
-  channel: "mobile_money", fx_rate: "1500", credit: "10.00", refunded_subunits: 375000, status: "partially_refunded",
+  reference: "lc-<x>", plan_code: "starter", plan_name: "Starter", amount_subunits: 750000, currency: "NGN",
+  exponent: 2, channel: "mobile_money", fx_rate: "1500", credit: "10.00", refunded_subunits: 375000,
+  status: "partially_refunded",
   paid_at: "2026-12-02T10:00:00Z", created_at: "2026-12-02T09:59:00Z",
 };
 
@@ -76,7 +77,8 @@ const receipt: Receipt = {
   credit_reversed: "0", fx_rate: "1500", status: "credited", merchant_name: "<b>Shop</b>",
 };
 /** The text of one line of the receipt. */
-const line = (html: string, id: string) => text(new RegExp(`data-testid="receipt-${id}">([\\s\\S]*?)</dd>`).exec(html)?.[1] ?? "");
+const line = (html: string, id: string) =>
+  text(new RegExp(`data-testid="receipt-${id}">([\\s\\S]*?)</dd>`).exec(html)?.[1] ?? "");
 
 describe("receipt", () => {
   it("shows what was paid, how, the USD credit and the exchange rate; the merchant's name is text", () => {
@@ -91,7 +93,8 @@ describe("receipt", () => {
   });
 
   it("shows refunds in the charged currency and the USD credit taken back; no rate for a price set by hand", () => {
-    const html = receiptHtml({ ...receipt, refunded_subunits: 375000, credit_reversed: "5.00", fx_rate: null, status: "partially_refunded" });
+    const refund = { refunded_subunits: 375000, credit_reversed: "5.00", status: "partially_refunded" };
+    const html = receiptHtml({ ...receipt, ...refund, fx_rate: null });
     expect(line(html, "refunded")).toBe(price(375000, "NGN", 2));
     expect(line(html, "reversed")).toBe("$5.00 USD");
     expect(line(html, "status")).toBe("Partly refunded");
