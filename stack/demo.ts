@@ -1,8 +1,8 @@
 // The demo user `npm start` creates, so the dashboard has something to show: created already confirmed through
 // the Auth stand-in's admin API (email_confirm, so the real trigger grants the sign-up credit at once and
 // provisioning runs) and signed in with its password, one Starter pack paid in USD on the Paystack emulator
-// (the real checkout and webhook run), then naira switched on the way an operator does it and a second
-// Starter pack paid in NGN, a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
+// (the real checkout and webhook run), then a second Starter pack paid in NGN (naira on sale for it the way an
+// operator does it), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
 // through the product's own paths; if one fails the stack still starts and says so.
 import { say } from "./log.ts";
 
@@ -42,11 +42,22 @@ const publicKey = (env: Record<string, string>) => env.SUPABASE_PUBLISHABLE_KEY 
 /** The server key: secret (new key mode), service_role (legacy). */
 const serverKey = (env: Record<string, string>) => env.SUPABASE_SECRET_KEY ?? env.SUPABASE_SERVICE_ROLE_KEY;
 
-/** Naira on sale, as an operator does it with `npm run admin -- currencies enable NGN` and `npm run admin --
- * prices derive NGN --rate 1500 --round 100` (the same SQL functions): Starter 7,500 NGN, Pro 22,500, Max 30,000. */
-async function sellInNaira() {
+/**
+ * One purchase in naira. NGN goes on sale as an operator puts it there (`npm run admin -- currencies enable NGN`,
+ * `npm run admin -- prices derive NGN --rate 1500 --round 100`: the same SQL functions; Starter costs 7,500 NGN),
+ * and off sale again afterwards: the payment stays, the currencies are the migrations' (USD only), which the pgTAP
+ * suite checks on this database.
+ */
+async function inNaira(buy: () => Promise<void>) {
   const { psql } = await import("./pg.ts"); // Deno only: web/tests (Node) import DEMO from this file
-  await psql({ sql: "select private.set_currency('NGN', true); select private.derive_prices('NGN', 1500, 100);" });
+  await psql({ sql: "select private.set_currency('NGN', true); select private.derive_prices('NGN', 1500, 100)" });
+  try {
+    await buy();
+  } finally {
+    await psql({
+      sql: "select private.set_currency('NGN', false); delete from public.plan_prices where currency = 'NGN'",
+    });
+  }
 }
 
 /** One Starter pack, checked out in `currency` (none: the user's usual one), paid on the emulator and credited. */
@@ -75,8 +86,7 @@ async function seedActivity(env: Record<string, string>, token: string) {
     return rows[0]?.status === "active" ? rows[0].key_value as string : null;
   });
   await buyStarter(env, token);
-  await sellInNaira();
-  await buyStarter(env, token, "NGN");
+  await inNaira(() => buyStarter(env, token, "NGN"));
   for (const content of ["Summarise the plot of Hamlet.", "Write a haiku about budgets.", "x".repeat(1500)]) {
     await call(`${env.LITELLM_PUBLIC_URL}/chat/completions`, {
       method: "POST", headers: { Authorization: `Bearer ${key}` },

@@ -53,7 +53,7 @@ async function signOut() {
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  // What this test changes, to put back afterwards (the demo may have set up NGN on this stack already).
+  // What this test changes, to put back afterwards (an operator may have set up NGN on this stack already).
   const [ngn] = await sql()`select enabled, channels from public.currencies where code = 'NGN'`;
   const prices = await sql()`select plan, amount_subunits, active, fx_rate from public.plan_prices
                               where currency = 'NGN'`;
@@ -61,11 +61,10 @@ beforeAll(async () => {
   restore.push(async () => {
     await sql()`update private.settings set value = ${JSON.stringify(merchant.value)}::jsonb
                  where key = 'merchant_name'`;
-    await sql()`update public.plan_prices set active = false where currency = 'NGN'`;
+    await sql()`delete from public.plan_prices where currency = 'NGN'`;
     for (const p of prices) {
-      await sql()`update public.plan_prices
-                     set amount_subunits = ${p.amount_subunits}, active = ${p.active}, fx_rate = ${p.fx_rate}
-                   where plan = ${p.plan} and currency = 'NGN'`;
+      await sql()`insert into public.plan_prices (plan, currency, amount_subunits, active, fx_rate)
+                  values (${p.plan}, 'NGN', ${p.amount_subunits}, ${p.active}, ${p.fx_rate})`;
     }
     await sql()`update public.currencies set enabled = ${ngn.enabled}, channels = ${sql().array(ngn.channels)}
                  where code = 'NGN'`;
