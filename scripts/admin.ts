@@ -38,12 +38,12 @@ changing (each changes only what it says)
 prices and currencies (what checkout charges; a checkout already started keeps its price)
   currencies                     Paystack's currencies: enabled, default, channels, minimum
   currencies enable <CODE> [--default] [--channels card,mobile_money] [--min <amount>]
-                                 accept payments in CODE (--channels '': Paystack decides; --min: its minimum, major units)
+                                 accept payments in CODE (--channels '': Paystack decides; --min: major units)
   currencies disable <CODE>      stop new checkouts in CODE (not the default)
   prices                         every plan's price in every currency (major units), with the rate it was derived at
   prices set <plan> <CODE> <amount>                 a price in major units, e.g. prices set starter NGN 7500
   prices derive <CODE> --rate <CODE per USD> [--round <step>]
-                                 every plan's USD price x rate, rounded up to a multiple of step (major units); rate recorded
+                                 each USD price x rate, rounded up to a multiple of step (major units); rate kept
   merchant-name [set <name>]     the shop's name on receipts
 
 <user> is a user id or an email address. <amount> is USD for grant/deduct, e.g. 5 or 2.50.
@@ -61,7 +61,9 @@ class UsageError extends Error {}
 class AdminError extends Error {}
 
 // ------------------------------------------------------------------ arguments and environment
-const VALUE_FLAGS = new Set(["db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key", "channels", "min", "rate", "round"]);
+const VALUE_FLAGS = new Set([
+  "db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key", "channels", "min", "rate", "round",
+]);
 const BOOL_FLAGS = new Set(["json", "all", "help", "ack", "default"]);
 
 function parseArgs(argv: string[]) {
@@ -219,7 +221,8 @@ function parseAmount(raw: string | undefined): string {
 /** A positive decimal as typed (major units or a rate), passed to SQL as numeric: never a float. */
 function parseDecimal(raw: string | boolean | undefined, what: string): string {
   if (typeof raw !== "string" || !/^\d{1,12}(\.\d{1,12})?$/.test(raw) || compareMoney(raw, "0") === 0) {
-    throw new UsageError(`${what} must be a positive number written with digits and at most one point, e.g. 7500 or 1550.25 (got ${JSON.stringify(raw ?? "")})`);
+    throw new UsageError(`${what} must be a positive number written with digits and at most one point, ` +
+      `e.g. 7500 or 1550.25 (got ${JSON.stringify(raw ?? "")})`);
   }
   return raw;
 }
@@ -230,34 +233,44 @@ async function pricing(sql: Sql, command: string, args: string[], flags: Record<
   const arity = (n: number, usage: string) => {
     if (rest.length !== n) throw new UsageError(`usage: ${command} ${usage}`);
   };
-  const currencies = () => sql`select code, name, enabled, is_default as "default", channels, private.subunits_text(min_subunits, exponent) as minimum,
-                                      exponent, whole_units from public.currencies order by enabled desc, sort_order`;
-  const prices = () => sql`select pp.plan, pp.currency, private.subunits_text(pp.amount_subunits, c.exponent) as amount, pp.amount_subunits,
-                                  pp.active, c.enabled as currency_enabled, pp.fx_rate, pp.updated_at
-                             from public.plan_prices pp join public.currencies c on c.code = pp.currency
-                             join public.plans pl on pl.code = pp.plan order by c.sort_order, pl.sort_order`;
   const show = (rows: Record<string, unknown>[], empty: string) => out(rows, () => table(rows, empty));
-  if (command === "currencies" && verb === undefined) return show(await currencies(), "no currencies");
-  if (command === "currencies" && (verb === "enable" || verb === "disable")) {
-    arity(1, `${verb} <CODE>${verb === "enable" ? " [--default] [--channels card,mobile_money] [--min <amount>]" : ""}`);
-    const channels = typeof flags.channels === "string" ? flags.channels.split(",").map((c) => c.trim()).filter(Boolean) : null;
-    const min = flags.min === undefined ? null : parseDecimal(flags.min, "--min");
-    const rows = await sql`select code, enabled, is_default as "default", channels, private.subunits_text(min_subunits, exponent) as minimum
-                             from private.set_currency(${rest[0]}, ${verb === "enable"}, ${flags.default === true}, ${channels}, ${min}::numeric)`;
-    return show(rows, "");
+  const minimum = sql`private.subunits_text(min_subunits, exponent) as minimum`;
+  if (command === "currencies" && verb === undefined) {
+    return show(await sql`select code, name, enabled, is_default as "default", channels, ${minimum}, exponent,
+                                 whole_units
+                            from public.currencies order by enabled desc, sort_order`, "no currencies");
   }
-  if (command === "prices" && verb === undefined) return show(await prices(), "no prices");
+  if (command === "currencies" && (verb === "enable" || verb === "disable")) {
+    const options = verb === "enable" ? " [--default] [--channels card,mobile_money] [--min <amount>]" : "";
+    arity(1, `${verb} <CODE>${options}`);
+    const channels = typeof flags.channels === "string"
+      ? flags.channels.split(",").map((c) => c.trim()).filter(Boolean)
+      : null;
+    const min = flags.min === undefined ? null : parseDecimal(flags.min, "--min");
+    return show(await sql`select code, enabled, is_default as "default", channels, ${minimum}
+                            from private.set_currency(${rest[0]}, ${verb === "enable"}, ${flags.default === true},
+                                                      ${channels}, ${min}::numeric)`, "");
+  }
+  if (command === "prices" && verb === undefined) {
+    return show(await sql`select pp.plan, pp.currency, private.subunits_text(pp.amount_subunits, c.exponent) as amount,
+                                 pp.amount_subunits, pp.active, c.enabled as currency_enabled, pp.fx_rate, pp.updated_at
+                            from public.plan_prices pp join public.currencies c on c.code = pp.currency
+                            join public.plans pl on pl.code = pp.plan order by c.sort_order, pl.sort_order`,
+      "no prices");
+  }
   if (command === "prices" && verb === "set") {
     arity(3, "set <plan> <CODE> <amount in major units>");
-    const rows = await sql`select plan, currency, amount_subunits from private.set_price(${rest[0]}, ${rest[1]}, ${parseDecimal(rest[2], "the amount")}::numeric)`;
-    return show(rows, "");
+    const amount = parseDecimal(rest[2], "the amount");
+    return show(await sql`select plan, currency, amount_subunits
+                            from private.set_price(${rest[0]}, ${rest[1]}, ${amount}::numeric)`, "");
   }
   if (command === "prices" && verb === "derive") {
     arity(1, "derive <CODE> --rate <CODE per USD> [--round <step in major units>]");
+    const rate = parseDecimal(flags.rate, "--rate");
     const round = flags.round === undefined ? null : parseDecimal(flags.round, "--round");
-    const rows = await sql`select plan, usd_subunits, amount_subunits, fx_rate
-                             from private.derive_prices(${rest[0]}, ${parseDecimal(flags.rate, "--rate")}::numeric, ${round}::numeric)`;
-    return show(rows, "no USD prices to derive from");
+    return show(await sql`select plan, usd_subunits, amount_subunits, fx_rate
+                            from private.derive_prices(${rest[0]}, ${rate}::numeric, ${round}::numeric)`,
+      "no USD prices to derive from");
   }
   if (command === "merchant-name" && verb === undefined) {
     const [r] = await sql`select private.setting('merchant_name') #>> '{}' as merchant_name`;
@@ -321,8 +334,9 @@ async function run(argv: string[]): Promise<number> {
     out(rows, () => table(rows, empty));
     return 0;
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit", "user", "requeue", "push-budget",
-    "reconcile", "recreate", "grant", "deduct", "rotate", "currencies", "prices", "merchant-name"];
+  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit",
+    "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate", "currencies", "prices",
+    "merchant-name"];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);

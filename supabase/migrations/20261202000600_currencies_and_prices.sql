@@ -46,7 +46,8 @@ create function private.check_one_default_currency() returns trigger
 language plpgsql set search_path = '' as $$
 begin
   if (select count(*) from public.currencies c where c.is_default) <> 1 then
-    raise exception 'exactly one currency must be the default (an enabled one)' using errcode = '23514', hint = 'no_default_currency';
+    raise exception 'exactly one currency must be the default (an enabled one)'
+      using errcode = '23514', hint = 'no_default_currency';
   end if;
   return null;
 end
@@ -89,10 +90,11 @@ language sql stable security definer set search_path = '' as $$
   select case
     when c.code is null then 'unknown currency ' || coalesce(p_currency, 'null')
     when p_amount_subunits < c.min_subunits
-      then format('%s %s is below Paystack''s minimum of %s %s', private.subunits_text(p_amount_subunits, c.exponent), c.code,
-                  private.subunits_text(c.min_subunits, c.exponent), c.code)
+      then format('%s %s is below Paystack''s minimum of %s %s', private.subunits_text(p_amount_subunits, c.exponent),
+                  c.code, private.subunits_text(c.min_subunits, c.exponent), c.code)
     when c.whole_units and p_amount_subunits % (10::numeric ^ c.exponent) <> 0
-      then format('%s %s: %s is priced in whole units only', private.subunits_text(p_amount_subunits, c.exponent), c.code, c.code)
+      then format('%s %s: %s is priced in whole units only', private.subunits_text(p_amount_subunits, c.exponent),
+                  c.code, c.code)
   end
   from (select 1) one left join public.currencies c on c.code = p_currency
 $$;
@@ -170,7 +172,8 @@ revoke all on table public.my_currency from public, anon, authenticated, service
 grant select on table public.my_currency to authenticated, service_role;
 
 insert into private.settings (key, value, description) values
-  ('merchant_name', '"litellm-credits"', 'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")')
+  ('merchant_name', '"litellm-credits"',
+   'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")')
 on conflict (key) do nothing;
 
 -- ---------------------------------------------------------------- the operator's changes (admin CLI)
@@ -185,6 +188,7 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_cur public.currencies;
   v_bad text;
+  v_min numeric; -- p_min in subunits
 begin
   select * into v_cur from public.currencies c where c.code = upper(p_code) for update;
   if v_cur.code is null then
@@ -195,14 +199,17 @@ begin
     raise exception 'a disabled currency cannot be the default' using hint = 'invalid_default';
   end if;
   if not p_enabled and v_cur.is_default then
-    raise exception '% is the default currency: make another one the default first', v_cur.code using hint = 'invalid_default';
+    raise exception '% is the default currency: make another one the default first', v_cur.code
+      using hint = 'invalid_default';
   end if;
   select string_agg(ch, ', ') into v_bad from unnest(p_channels) ch
    where ch not in ('card', 'bank', 'ussd', 'mobile_money', 'bank_transfer', 'qr');
   if v_bad is not null then
-    raise exception 'unknown channel(s) %: use card, bank, ussd, mobile_money, bank_transfer, qr', v_bad using hint = 'invalid_channel';
+    raise exception 'unknown channel(s) %: use card, bank, ussd, mobile_money, bank_transfer, qr', v_bad
+      using hint = 'invalid_channel';
   end if;
-  if p_min is not null and (p_min <= 0 or p_min * (10::numeric ^ v_cur.exponent) <> trunc(p_min * (10::numeric ^ v_cur.exponent))) then
+  v_min := p_min * (10::numeric ^ v_cur.exponent);
+  if v_min is not null and (v_min <= 0 or v_min <> trunc(v_min)) then
     raise exception 'minimum % is not a positive amount of % with at most % decimals', p_min, v_cur.code, v_cur.exponent
       using hint = 'invalid_amount';
   end if;
@@ -212,8 +219,10 @@ begin
   update public.currencies c
      set enabled = p_enabled,
          is_default = p_default or (c.is_default and p_enabled),
-         channels = coalesce((select array_agg(distinct ch order by ch) from unnest(p_channels) ch), case when p_channels is null then c.channels else '{}' end),
-         min_subunits = coalesce((p_min * (10::numeric ^ c.exponent))::bigint, c.min_subunits)
+         channels = case when p_channels is null then c.channels
+                         else coalesce((select array_agg(distinct ch order by ch) from unnest(p_channels) ch), '{}')
+                    end,
+         min_subunits = coalesce(v_min::bigint, c.min_subunits)
    where c.code = v_cur.code;
   return query select * from public.currencies c where c.code = v_cur.code;
 end
@@ -245,7 +254,8 @@ begin
   end if;
   insert into public.plan_prices as pp (plan, currency, amount_subunits, active, fx_rate)
   values (p_plan, v_cur.code, v_subunits::bigint, true, p_fx_rate)
-  on conflict (plan, currency) do update set amount_subunits = excluded.amount_subunits, active = true, fx_rate = excluded.fx_rate;
+  on conflict (plan, currency) do update
+    set amount_subunits = excluded.amount_subunits, active = true, fx_rate = excluded.fx_rate;
   return query select * from public.plan_prices pp where pp.plan = p_plan and pp.currency = v_cur.code;
 end
 $$;
@@ -258,29 +268,33 @@ returns table (plan text, usd_subunits bigint, amount_subunits bigint, fx_rate n
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_cur public.currencies;
+  v_unit numeric; -- subunits per unit
   v_step numeric; -- in subunits
   r record;
 begin
   select * into v_cur from public.currencies c where c.code = upper(p_currency);
   if v_cur.code is null or v_cur.code = 'USD' then
-    raise exception 'cannot derive % prices from USD ones', coalesce(p_currency, 'null') using hint = 'unknown_currency';
+    raise exception 'cannot derive % prices from USD ones', coalesce(p_currency, 'null')
+      using hint = 'unknown_currency';
   end if;
   if p_rate is null or p_rate <= 0 then
     raise exception 'the rate must be a positive number of % per USD', v_cur.code using hint = 'invalid_amount';
   end if;
-  v_step := coalesce(p_round, case when v_cur.whole_units then 1 else 1 / (10::numeric ^ v_cur.exponent) end) * (10::numeric ^ v_cur.exponent);
-  if v_step <= 0 or v_step <> trunc(v_step) or (v_cur.whole_units and v_step % (10::numeric ^ v_cur.exponent) <> 0) then
+  v_unit := 10::numeric ^ v_cur.exponent;
+  v_step := coalesce(p_round * v_unit, case when v_cur.whole_units then v_unit else 1 end);
+  if v_step <= 0 or v_step <> trunc(v_step) or (v_cur.whole_units and v_step % v_unit <> 0) then
     raise exception 'cannot round % prices to steps of %', v_cur.code, p_round using hint = 'invalid_amount';
   end if;
   for r in select pp.plan, pp.amount_subunits from public.plan_prices pp
             where pp.currency = 'USD' and pp.active order by pp.plan loop
     -- USD subunits -> USD -> local major units -> local subunits, rounded up to the step.
     perform private.set_price(r.plan, v_cur.code,
-      ceil(r.amount_subunits::numeric / 100 * p_rate * (10::numeric ^ v_cur.exponent) / v_step) * v_step / (10::numeric ^ v_cur.exponent),
-      p_rate);
+                              ceil(r.amount_subunits::numeric / 100 * p_rate * v_unit / v_step) * v_step / v_unit,
+                              p_rate);
   end loop;
   return query select pp.plan, usd.amount_subunits, pp.amount_subunits, pp.fx_rate
-                 from public.plan_prices pp join public.plan_prices usd on usd.plan = pp.plan and usd.currency = 'USD' and usd.active
+                 from public.plan_prices pp
+                 join public.plan_prices usd on usd.plan = pp.plan and usd.currency = 'USD' and usd.active
                 where pp.currency = v_cur.code order by pp.plan;
 end
 $$;

@@ -43,6 +43,7 @@ declare
   v_ref text := 'lc-' || replace(gen_random_uuid()::text, '-', '');
   v_email text;
   v_code text := coalesce(upper(p_currency), public.preferred_currency(p_user_id));
+  v_major numeric;
   v_usd numeric;
 begin
   select * into v_plan from public.plans pl where pl.code = p_plan_code and pl.active;
@@ -60,25 +61,30 @@ begin
   if not v_cur.enabled then
     raise exception 'currency % is not enabled', v_cur.code using errcode = 'P0001', hint = 'currency_disabled';
   end if;
-  select * into v_price from public.plan_prices pp where pp.plan = v_plan.code and pp.currency = v_cur.code and pp.active;
+  select * into v_price from public.plan_prices pp
+   where pp.plan = v_plan.code and pp.currency = v_cur.code and pp.active;
   if v_price.plan is null then
     raise exception 'plan % has no price in %', v_plan.code, v_cur.code using errcode = 'P0001', hint = 'no_price';
   end if;
+  v_major := v_price.amount_subunits::numeric / (10::numeric ^ v_cur.exponent);
   v_usd := case
-    when v_cur.code = 'USD' then v_price.amount_subunits::numeric / (10::numeric ^ v_cur.exponent)
-    when v_price.fx_rate is not null then round(v_price.amount_subunits::numeric / (10::numeric ^ v_cur.exponent) / v_price.fx_rate, 2)
+    when v_cur.code = 'USD' then v_major
+    when v_price.fx_rate is not null then round(v_major / v_price.fx_rate, 2)
     when v_plan.currency = 'USD' then v_plan.price_subunits::numeric / 100
   end;
-  insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit, exponent, channels, fx_rate, usd_value)
-  values (v_ref, p_user_id, v_plan.code, v_price.amount_subunits, v_cur.code, v_plan.credit, v_cur.exponent, v_cur.channels,
-          v_price.fx_rate, v_usd);
-  return query select v_ref, v_price.amount_subunits::integer, v_cur.code, v_plan.credit, v_email, v_cur.exponent, v_cur.channels;
+  insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit, exponent, channels,
+                                fx_rate, usd_value)
+  values (v_ref, p_user_id, v_plan.code, v_price.amount_subunits, v_cur.code, v_plan.credit, v_cur.exponent,
+          v_cur.channels, v_price.fx_rate, v_usd);
+  return query select v_ref, v_price.amount_subunits::integer, v_cur.code, v_plan.credit, v_email, v_cur.exponent,
+                      v_cur.channels;
 end
 $$;
 
 -- checkout's one call, as in 20261202000410 (rate limits, open-checkout cap, then create_checkout), with
 -- the currency. A bad plan or currency raises and rolls the counting back: bad input changes nothing.
-create function private.start_checkout(p_user_id uuid, p_plan_code text, p_ip inet default null, p_currency text default null)
+create function private.start_checkout(p_user_id uuid, p_plan_code text, p_ip inet default null,
+                                       p_currency text default null)
 returns table (outcome text, retry_after_seconds integer, reference text, amount_subunits integer, currency text,
                credit numeric, email text, exponent integer, channels text[])
 language plpgsql volatile security definer set search_path = '' as $$
@@ -90,14 +96,16 @@ declare
   v_open integer;
   v_oldest timestamptz;
 begin
-  v_user_wait := private.take_rate_limit('checkout:user:' || p_user_id, private.setting_numeric('checkout_user_limit')::integer, v_window);
+  v_user_wait := private.take_rate_limit('checkout:user:' || p_user_id,
+                                         private.setting_numeric('checkout_user_limit')::integer, v_window);
   if p_ip is not null then
-    v_ip_wait := private.take_rate_limit('checkout:ip:' || host(p_ip), private.setting_numeric('checkout_ip_limit')::integer, v_window);
+    v_ip_wait := private.take_rate_limit('checkout:ip:' || host(p_ip),
+                                         private.setting_numeric('checkout_ip_limit')::integer, v_window);
   end if;
   if v_user_wait > 0 or v_ip_wait > 0 then
     return query select case when v_user_wait > 0 then 'user_rate_limited' else 'ip_rate_limited' end,
-                        greatest(v_user_wait, v_ip_wait), null::text, null::integer, null::text, null::numeric, null::text,
-                        null::integer, null::text[];
+                        greatest(v_user_wait, v_ip_wait), null::text, null::integer, null::text, null::numeric,
+                        null::text, null::integer, null::text[];
     return;
   end if;
 
@@ -108,12 +116,14 @@ begin
      and c.created_at > now() - make_interval(secs => v_ttl::double precision);
   if v_open >= private.setting_numeric('checkout_max_open_per_user') then
     return query select 'too_many_open_checkouts'::text,
-                        greatest(1, ceil(extract(epoch from v_oldest + make_interval(secs => v_ttl::double precision) - now())))::integer,
+                        greatest(1, ceil(extract(epoch from v_oldest + make_interval(secs => v_ttl::double precision)
+                                                            - now())))::integer,
                         null::text, null::integer, null::text, null::numeric, null::text, null::integer, null::text[];
     return;
   end if;
 
-  return query select 'created'::text, 0, c.reference, c.amount_subunits, c.currency, c.credit, c.email, c.exponent, c.channels
+  return query select 'created'::text, 0, c.reference, c.amount_subunits, c.currency, c.credit, c.email, c.exponent,
+                      c.channels
                  from private.create_checkout(p_user_id, p_plan_code, p_currency) c;
 end
 $$;
@@ -160,12 +170,16 @@ begin
     end if;
     v_reason := case
       when p_status is distinct from 'success' then 'verify_status_' || coalesce(p_status, 'missing')
-      when p_domain is distinct from p_expected_domain then 'domain_mismatch: ' || coalesce(p_domain, 'missing') || ' payment, ' || p_expected_domain || ' mode'
-      when p_currency is distinct from v_checkout.currency then 'currency_mismatch: ' || coalesce(p_currency, 'missing') || ' <> ' || v_checkout.currency
+      when p_domain is distinct from p_expected_domain
+        then 'domain_mismatch: ' || coalesce(p_domain, 'missing') || ' payment, ' || p_expected_domain || ' mode'
+      when p_currency is distinct from v_checkout.currency
+        then 'currency_mismatch: ' || coalesce(p_currency, 'missing') || ' <> ' || v_checkout.currency
       when p_requested_amount_subunits is null then 'requested_amount_missing'
-      when p_requested_amount_subunits <> v_checkout.amount_subunits then 'amount_mismatch: ' || p_requested_amount_subunits || ' <> ' || v_checkout.amount_subunits
+      when p_requested_amount_subunits <> v_checkout.amount_subunits
+        then 'amount_mismatch: ' || p_requested_amount_subunits || ' <> ' || v_checkout.amount_subunits
       when p_amount_subunits is null or p_amount_subunits < v_checkout.amount_subunits
-        then 'underpaid: charged ' || coalesce(p_amount_subunits::text, 'missing') || ' < ' || v_checkout.amount_subunits
+        then 'underpaid: charged ' || coalesce(p_amount_subunits::text, 'missing') || ' < '
+             || v_checkout.amount_subunits
     end;
   end if;
 
@@ -184,11 +198,13 @@ begin
   select k.id into v_key_id from public.api_keys k
    where k.user_id = v_checkout.user_id and k.status <> 'retired' for update;
 
-  insert into public.payments (provider, reference, user_id, plan_code, amount_subunits, charged_subunits, currency, credit,
-                               provider_transaction_id, domain, paid_at, exponent, channel, fx_rate, usd_value, merchant_name)
-  values ('paystack', p_reference, v_checkout.user_id, v_checkout.plan_code, p_requested_amount_subunits, p_amount_subunits,
-          p_currency, v_checkout.credit, p_provider_transaction_id, p_domain, p_paid_at, v_checkout.exponent, left(p_channel, 40),
-          v_checkout.fx_rate, v_checkout.usd_value, private.setting('merchant_name') #>> '{}')
+  insert into public.payments (provider, reference, user_id, plan_code, amount_subunits, charged_subunits, currency,
+                               credit, provider_transaction_id, domain, paid_at, exponent, channel, fx_rate, usd_value,
+                               merchant_name)
+  values ('paystack', p_reference, v_checkout.user_id, v_checkout.plan_code, p_requested_amount_subunits,
+          p_amount_subunits, p_currency, v_checkout.credit, p_provider_transaction_id, p_domain, p_paid_at,
+          v_checkout.exponent, left(p_channel, 40), v_checkout.fx_rate, v_checkout.usd_value,
+          private.setting('merchant_name') #>> '{}')
   on conflict (provider, reference) do nothing
   returning id into v_payment_id;
 
@@ -207,7 +223,8 @@ begin
   if p_delivery_id is not null then
     perform private.finish_delivery(p_delivery_id, 'credited', null);
   end if;
-  return query select 'credited'::text, null::text, true, v_checkout.user_id, v_key_id, private.key_target_budget(v_key_id);
+  return query select 'credited'::text, null::text, true, v_checkout.user_id, v_key_id,
+                      private.key_target_budget(v_key_id);
 end
 $$;
 
@@ -215,9 +232,10 @@ $$;
 -- Payments in their own currency. A plan deactivated since (RLS hides it from users) still names the
 -- payment by its code. amount: major units (every Paystack exponent is 2, so numeric(12, 2) is exact).
 create or replace view public.my_payments with (security_invoker = true) as
-select pm.id, pm.user_id, pm.reference, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name, pm.amount_subunits, pm.currency,
-       (pm.amount_subunits::numeric / (10::numeric ^ pm.exponent))::numeric(12, 2) as amount, pm.credit, pm.refunded_subunits,
-       pm.status, pm.paid_at, pm.created_at, pm.charged_subunits, pm.exponent, pm.channel, pm.fx_rate
+select pm.id, pm.user_id, pm.reference, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name, pm.amount_subunits,
+       pm.currency, (pm.amount_subunits::numeric / (10::numeric ^ pm.exponent))::numeric(12, 2) as amount, pm.credit,
+       pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at, pm.charged_subunits, pm.exponent, pm.channel,
+       pm.fx_rate
   from public.payments pm left join public.plans pl on pl.code = pm.plan_code;
 
 -- One receipt per payment: what was paid (price and, with fees passed on, what was charged), in which
@@ -240,7 +258,8 @@ create or replace view public.my_lots with (security_invoker = true) as
 with lot as (
   select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
          l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
-                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0) as credit
+                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0)
+           as credit
     from public.credit_ledger l
     left join public.payments pm on pm.id = l.payment_id
    where l.amount > 0
@@ -265,7 +284,8 @@ select user_id, lot_id, kind, plan_code, created_at, credit, cost,
        credit - least(greatest(deducted + spent - before, 0), credit) as remaining,
        case when credit > 0 then cost / credit else 0 end as cost_per_credit,
        case when credit > 0
-            then round((least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
+            then round((least(greatest(deducted + spent - before, 0), credit)
+                        - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
             else 0 end as cost_of_used
   from placed;
 

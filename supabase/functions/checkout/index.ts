@@ -39,7 +39,7 @@ function refused(hint: string | undefined, plan: string, currency: string | null
     case "unknown_currency":
       return new HttpError(400, "unknown_currency", `"${code}" is not a currency this shop knows`);
     case "currency_disabled":
-      return new HttpError(400, "currency_disabled", `payments in ${code} are not accepted here; choose another currency`);
+      return new HttpError(400, "currency_disabled", `payments in ${code} are not accepted here; choose another one`);
     case "no_price":
       return new HttpError(400, "no_price", `the plan "${plan}" has no price in ${code}; choose another currency`);
   }
@@ -59,7 +59,7 @@ Deno.serve(handler("checkout", async (req) => {
     const r = body.safeParse(v);
     if (!r.success) {
       const shape = '{"plan": "starter", "currency": "NGN"}';
-      throw new HttpError(400, "invalid_request", `send ${shape} (currency optional, a 3-letter code) and nothing else`);
+      throw new HttpError(400, "invalid_request", `send ${shape} (currency optional: 3 letters) and nothing else`);
     }
     return r.data;
   });
@@ -67,7 +67,8 @@ Deno.serve(handler("checkout", async (req) => {
   const sql = db();
   let checkout: Checkout;
   try {
-    [checkout] = await sql<Checkout[]>`select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)}, ${currency})`;
+    [checkout] = await sql<Checkout[]>`
+      select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)}, ${currency})`;
   } catch (e) {
     throw refused((e as { hint?: string }).hint, plan, currency) ?? e;
   }

@@ -47,8 +47,8 @@ async function onCharge(data: unknown, deliveryId: string) {
   }
   const [r] = await sql<Outcome[]>`
     select * from private.apply_payment(${reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
-      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId},
-      ${tx.channel ?? null})`;
+      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null},
+      ${deliveryId}, ${tx.channel ?? null})`;
   let push = "skipped";
   // A duplicate only needs a push if the first delivery could not make one.
   if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;

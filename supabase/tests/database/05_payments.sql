@@ -215,8 +215,10 @@ select is(private.key_target_budget((select id from public.api_keys where user_i
 create temp table t_inactive_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
 update public.plans set active = false where code = 'max';
 select results_eq(
-  $$ select r.outcome, r.reason from t_inactive_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5001, now()) r $$,
-  $$ values ('credited'::text, null::text) $$, 'a payment for a plan deactivated after its checkout is credited (locked deal)');
+  $$ select r.outcome, r.reason from t_inactive_co c,
+            private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5001, now()) r $$,
+  $$ values ('credited'::text, null::text) $$,
+  'a payment for a plan deactivated after its checkout is credited (locked deal)');
 select results_eq($$ select c.status, c.status_reason from public.checkouts c join t_inactive_co using (reference) $$,
                   $$ values ('paid'::text, null::text) $$, 'inactive plan: the checkout is paid');
 select throws_ok($$ select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max') $$,
@@ -226,12 +228,14 @@ update public.plans set active = true where code = 'max';
 create temp table t_changed_co as select * from private.create_checkout('05000000-0000-4000-8000-00000000000a', 'max');
 update public.plan_prices set amount_subunits = 2500 where plan = 'max' and currency = 'USD';
 select results_eq(
-  $$ select r.outcome, r.reason from t_changed_co c, private.apply_payment(c.reference, 'success', 2500, 2500, 'USD', 'test', 'test', 5003, now()) r $$,
+  $$ select r.outcome, r.reason from t_changed_co c,
+            private.apply_payment(c.reference, 'success', 2500, 2500, 'USD', 'test', 'test', 5003, now()) r $$,
   $$ values ('rejected'::text, 'amount_mismatch: 2500 <> 2000'::text) $$,
   'paying the new price on an old checkout is rejected (not the price locked at checkout)'
 );
 select results_eq(
-  $$ select r.outcome, r.target_max_budget from t_changed_co c, private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5002, now()) r $$,
+  $$ select r.outcome, r.target_max_budget from t_changed_co c,
+            private.apply_payment(c.reference, 'success', 2000, 2000, 'USD', 'test', 'test', 5002, now()) r $$,
   $$ values ('credited'::text, 132.00::numeric) $$,
   'the price locked at checkout, paid after the plan''s price changed, is credited: 52 + 2 x 40'
 );

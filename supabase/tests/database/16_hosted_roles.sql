@@ -48,8 +48,9 @@ select set_eq(
       where n.nspname in ('public', 'private') and c.relkind in ('r', 'p', 'v', 'm', 'f')
         and has_table_privilege(r.rolname, c.oid, pv.priv) $$,
   $$ select r, t::regclass::text, 'SELECT' from (values
-       ('anon', 'public.plans'), ('anon', 'public.currencies'), ('anon', 'public.plan_prices'), ('anon', 'public.prices'),
-       ('authenticated', 'public.currencies'), ('authenticated', 'public.plan_prices'), ('authenticated', 'public.prices'),
+       ('anon', 'public.plans'), ('anon', 'public.currencies'), ('anon', 'public.plan_prices'),
+       ('anon', 'public.prices'), ('authenticated', 'public.currencies'), ('authenticated', 'public.plan_prices'),
+       ('authenticated', 'public.prices'),
        ('authenticated', 'public.my_currency'), ('authenticated', 'public.my_receipts'),
        ('service_role', 'public.currencies'), ('service_role', 'public.plan_prices'), ('service_role', 'public.prices'),
        ('service_role', 'public.my_currency'), ('service_role', 'public.my_receipts'),
@@ -105,7 +106,8 @@ select set_eq(
             ('authenticated', 'public.remaining_credit(uuid)'::regprocedure::text),
             ('authenticated', 'public.percent_left(numeric, numeric)'::regprocedure::text),
             ('authenticated', 'public.preferred_currency(uuid)'::regprocedure::text) $$,
-  'anon and authenticated may execute exactly four functions in public and private: key_spend, remaining_credit, percent_left and preferred_currency (security invoker, for the my_* views)'
+  'anon and authenticated may execute exactly four functions in public and private: key_spend, remaining_credit, '
+  || 'percent_left and preferred_currency (security invoker, for the my_* views)'
 );
 
 -- Extensions ------------------------------------------------------------------------------------------
