@@ -1,7 +1,8 @@
 // The demo user `npm start` creates, so the dashboard has something to show: created already confirmed through
 // the Auth stand-in's admin API (email_confirm, so the real trigger grants the sign-up credit at once and
-// provisioning runs) and signed in with its password, one Starter pack paid on the Paystack emulator (the real
-// checkout and webhook run), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
+// provisioning runs) and signed in with its password, one Starter pack paid in USD on the Paystack emulator
+// (the real checkout and webhook run), then a second Starter pack paid in NGN (naira on sale for it the way an
+// operator does it), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
 // through the product's own paths; if one fails the stack still starts and says so.
 import { say } from "./log.ts";
 
@@ -41,22 +42,51 @@ const publicKey = (env: Record<string, string>) => env.SUPABASE_PUBLISHABLE_KEY 
 /** The server key: secret (new key mode), service_role (legacy). */
 const serverKey = (env: Record<string, string>) => env.SUPABASE_SECRET_KEY ?? env.SUPABASE_SERVICE_ROLE_KEY;
 
+/**
+ * One purchase in naira. NGN goes on sale as an operator puts it there (`npm run admin -- currencies enable NGN`,
+ * `npm run admin -- prices derive NGN --rate 1500 --round 100`: the same SQL functions; Starter costs 7,500 NGN),
+ * and off sale again afterwards: the payment stays, the currencies are the migrations' (USD only), which the pgTAP
+ * suite checks on this database.
+ */
+async function inNaira(buy: () => Promise<void>) {
+  const { psql } = await import("./pg.ts"); // Deno only: web/tests (Node) import DEMO from this file
+  await psql({ sql: "select private.set_currency('NGN', true); select private.derive_prices('NGN', 1500, 100)" });
+  try {
+    await buy();
+  } finally {
+    await psql({
+      sql: "select private.set_currency('NGN', false); delete from public.plan_prices where currency = 'NGN'",
+    });
+  }
+}
+
+/** One Starter pack, checked out in `currency` (none: the user's usual one), paid on the emulator and credited. */
+async function buyStarter(env: Record<string, string>, token: string, currency?: string) {
+  const rest = { apikey: publicKey(env), Authorization: `Bearer ${token}` };
+  const checkout = await call(`${env.SUPABASE_URL}/functions/v1/checkout`, {
+    method: "POST", headers: rest, json: currency ? { plan: "starter", currency } : { plan: "starter" },
+  });
+  await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` },
+    json: { reference: checkout.reference },
+  });
+  await until(`the ${checkout.currency} payment to be credited`, async () => {
+    const ref = encodeURIComponent(checkout.reference);
+    const url = `${env.SUPABASE_URL}/rest/v1/my_payments?select=reference&reference=eq.${ref}`;
+    const rows = await call(url, { headers: rest });
+    return rows.length > 0;
+  });
+}
+
 async function seedActivity(env: Record<string, string>, token: string) {
   const rest = { apikey: publicKey(env), Authorization: `Bearer ${token}` };
   const key = await until("the demo key to turn active", async () => {
     const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_key?select=key_value,status`, { headers: rest });
     return rows[0]?.status === "active" ? rows[0].key_value as string : null;
   });
-  const checkout = await call(`${env.SUPABASE_URL}/functions/v1/checkout`, {
-    method: "POST", headers: { apikey: publicKey(env), Authorization: `Bearer ${token}` }, json: { plan: "starter" },
-  });
-  await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
-    method: "POST", headers: { Authorization: `Bearer ${env.PAYSTACK_SECRET_KEY}` }, json: { reference: checkout.reference },
-  });
-  await until("the payment to be credited", async () => {
-    const rows = await call(`${env.SUPABASE_URL}/rest/v1/my_payments?select=reference`, { headers: rest });
-    return rows.length > 0;
-  });
+  await buyStarter(env, token);
+  await inNaira(() => buyStarter(env, token, "NGN"));
   for (const content of ["Summarise the plot of Hamlet.", "Write a haiku about budgets.", "x".repeat(1500)]) {
     await call(`${env.LITELLM_PUBLIC_URL}/chat/completions`, {
       method: "POST", headers: { Authorization: `Bearer ${key}` },
@@ -80,7 +110,8 @@ export async function createDemoUser(env: Record<string, string>, opts: { activi
     });
     if (opts.activity) {
       await seedActivity(env, session.access_token);
-      say("demo user: created confirmed, bought the Starter pack, made a few chat calls, reconciled");
+      say("demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, " +
+        "reconciled");
     }
   } catch (e) {
     say(`demo user not fully set up: ${(e as Error).message}`);

@@ -45,11 +45,42 @@ export function money(v: unknown, opts: { currency?: string; tiny?: boolean } = 
   return `${c < 0n ? "-" : ""}${sym}${group(abs / 100n)}.${(abs % 100n).toString().padStart(2, "0")}`;
 }
 
-/** Integer subunits (Paystack amounts: 500 = 5.00) as money. */
-export function subunits(n: number | string, currency = "USD"): string {
+/**
+ * Integer subunits as the exact decimal in major units, with `exponent` fraction digits (Paystack amounts:
+ * 150000 NGN subunits, exponent 2 -> "1500.00"; exponent 0 -> "1500"). String arithmetic only.
+ */
+export function majorUnits(n: number | string | bigint, exponent: number): string {
   const c = BigInt(String(n).split(".")[0] || "0");
-  const abs = c < 0n ? -c : c;
-  return money(`${c < 0n ? "-" : ""}${abs / 100n}.${(abs % 100n).toString().padStart(2, "0")}`, { currency });
+  const digits = (c < 0n ? -c : c).toString().padStart(exponent + 1, "0");
+  const int = digits.slice(0, digits.length - exponent);
+  return `${c < 0n ? "-" : ""}${int}${exponent > 0 ? `.${digits.slice(-exponent)}` : ""}`;
+}
+
+const formats = new Map<string, Intl.NumberFormat>();
+function format(locale: string | undefined, currency: string, digits: number): Intl.NumberFormat {
+  const id = `${locale ?? ""}|${currency}|${digits}`;
+  let f = formats.get(id);
+  if (!f) {
+    const fraction = digits < 0 ? {} : { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    f = new Intl.NumberFormat(locale, { style: "currency", currency, currencyDisplay: "narrowSymbol", ...fraction });
+    formats.set(id, f);
+  }
+  return f;
+}
+
+/**
+ * A Paystack amount in its own currency for the reader's locale: "₦7,500.00", "$5.00", "GH₵75.50". Intl
+ * formats the exact decimal string (ECMA-402 takes a string as an exact decimal) with the amount's subunit
+ * digits, the narrow symbol (so a browser set to English (US) still shows ₦ rather than "NGN"), and the
+ * locale's separators. Paystack counts XOF and RWF in hundredths too, though they have no minor unit (ISO
+ * 4217): whole amounts of such a currency show without ".00"; a non-zero subunit is never hidden.
+ */
+export function price(n: number | string | bigint, currency: string, exponent: number, locale?: string): string {
+  const exact = majorUnits(n, exponent);
+  const iso = format(locale, currency, -1).resolvedOptions().maximumFractionDigits ?? exponent;
+  const whole = iso < exponent && /^0+$/.test(exact.slice(exact.length - (exponent - iso)));
+  // The string overload is ES2023 (Intl.NumberFormat v3); TypeScript's es2022 lib only knows number | bigint.
+  return format(locale, currency, whole ? iso : exponent).format(exact as unknown as number);
 }
 
 /** A display-only ratio (bar widths, chart heights): a / b clamped to [0, 1]. */

@@ -1,6 +1,7 @@
-// Pure renderers: data from the views in, HTML out (every value escaped). main.ts owns state and events.
-import { ago, esc, fmtDate, fmtDateTime } from "./html.ts";
-import { isPositive, isZero, money, ratio, subunits } from "./money.ts";
+// Pure renderers of the account, key and lots: data from the views in, HTML out (every value escaped). State and
+// events live in the module of each concern (dashboard.ts, key.ts, ...).
+import { ago, esc, fmtDate } from "./html.ts";
+import { isPositive, isZero, money, ratio } from "./money.ts";
 
 // Numerics are selected ::text, so they arrive as exact decimal strings.
 export interface Account {
@@ -41,38 +42,26 @@ export interface Key {
   /** An unfinished rotation involves this key (kept by the database, so it survives a reload). */
   rotating?: boolean;
 }
-export interface Payment {
-  reference: string;
-  plan_code: string;
-  plan_name: string;
-  amount_subunits: number;
-  currency: string;
-  credit: string;
-  refunded_subunits: number;
-  status: string;
-  paid_at: string | null;
-  created_at: string;
-}
-export interface Plan {
-  code: string;
-  name: string;
-  price_subunits: number;
-  currency: string;
-  credit: string;
-}
-
 export const ACCOUNT_COLS =
   "email,granted::text,purchased::text,paid::text,spent::text,remaining::text,cost_of_spend::text,savings::text,remaining_percent::text,last_synced_at,stale,low_balance_level";
 export const LOT_COLS = "lot_id,kind,plan_code,created_at,credit::text,cost::text,used::text,remaining::text";
 export const KEY_COLS = "key_id,key_value,key_masked,status,sync_status,blocked,created_at,activated_at,last_sync_error,rotating";
-export const PAYMENT_COLS = "reference,plan_code,plan_name,amount_subunits,currency,credit::text,refunded_subunits,status,paid_at,created_at";
-export const PLAN_COLS = "code,name,price_subunits,currency,credit::text";
 
 /** A server's reason as a sentence: capitalised, ending in a full stop ("" for none). */
 export function sentence(s: string | null | undefined): string {
   const t = (s ?? "").trim();
   if (!t) return "";
   return `${t.charAt(0).toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? "" : "."}`;
+}
+
+/** The signed-in pages' top bar: brand, who is signed in, sign out. */
+export function topbar(email: string): string {
+  return `<a class="skip" href="#main">Skip to content</a>
+<header class="topbar"><div class="wrap topbar-inner">
+  <span class="brand">LLM credit</span>
+  <span class="who" data-testid="user-email">${esc(email)}</span>
+  <button type="button" class="small" data-action="signout">Sign out</button>
+</div></header>`;
 }
 
 // ---------- account ----------
@@ -281,31 +270,15 @@ export function rotateDialog(): string {
 </dialog>`;
 }
 
-// ---------- plans ----------
+// ---------- lots ----------
 
-export function buyCard(plans: Plan[], busy: string | null): string {
-  const items = plans.map((p) => {
-    const price = subunits(p.price_subunits, p.currency);
-    return `<li class="plan"><h3>${esc(p.name)}</h3>
-      <p class="plan-price"><span class="sr-only">Pay </span>${esc(price)}</p>
-      <p class="plan-credit">${esc(money(p.credit, { currency: p.currency }))} of credit</p>
-      <button type="button" class="primary" data-action="buy" data-plan="${esc(p.code)}"${busy ? " disabled" : ""}>${busy === p.code ? "Opening checkout…" : `Buy ${esc(p.name)}<span class="sr-only"> for ${esc(price)}</span>`}</button></li>`;
-  }).join("");
-  return `<h2 id="buy-h">Buy credit</h2>
-  <p class="hint">Every pack adds twice what you pay to your key's budget. You pay on Paystack's secure page and come back here.</p>
-  ${plans.length ? `<ul class="plans">${items}</ul>` : `<p>No plans are on sale right now.</p>`}
-  <div id="buy-status" role="status" aria-live="polite"></div>`;
-}
-
-// ---------- lots and payments ----------
-
-export function lotName(l: Lot, plans: Plan[]): string {
+export function lotName(l: Lot, plans: { plan: string; name: string }[]): string {
   if (l.kind === "signup_grant") return "Sign-up credit";
-  if (l.kind === "purchase") return `${plans.find((p) => p.code === l.plan_code)?.name ?? l.plan_code ?? "Credit"} pack`;
+  if (l.kind === "purchase") return `${plans.find((p) => p.plan === l.plan_code)?.name ?? l.plan_code ?? "Credit"} pack`;
   return "Adjustment";
 }
 
-export function lotsCard(lots: Lot[], plans: Plan[]): string {
+export function lotsCard(lots: Lot[], plans: { plan: string; name: string }[]): string {
   const cell = (label: string, html: string) => `<td role="cell" class="num" data-label="${label}">${html}</td>`;
   const rows = lots.map((l) => `<tr role="row"><th scope="row" role="rowheader">${esc(lotName(l, plans))}<span class="sub">${esc(fmtDate(l.created_at))}</span></th>
     ${cell("Credit", esc(money(l.credit)))}${cell("Used", esc(money(l.used, { tiny: true })))}
@@ -316,44 +289,4 @@ export function lotsCard(lots: Lot[], plans: Plan[]): string {
   ${lots.length ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="lots-h"><table class="stack" role="table" aria-labelledby="lots-h" data-testid="lots">
     <thead role="rowgroup"><tr role="row">${col("Credit lot")}${col("Credit", "num")}${col("Used", "num")}${col("Remaining", "num")}${col("Cost", "num")}</tr></thead>
     <tbody role="rowgroup">${rows}</tbody></table></div>` : "<p>No credit yet.</p>"}`;
-}
-
-const PAYMENT_STATUS: Record<string, string> = {
-  credited: "Credited",
-  partially_refunded: "Partly refunded",
-  refunded: "Refunded",
-  disputed: "Disputed",
-  reversed: "Reversed",
-};
-
-export function paymentsCard(pays: Payment[]): string {
-  const cell = (label: string, html: string, cls = "") => `<td role="cell" data-label="${label}"${cls ? ` class="${cls}"` : ""}>${html}</td>`;
-  const rows = pays.map((p) => `<tr role="row">${cell("Date", esc(fmtDateTime(p.paid_at ?? p.created_at)))}${cell("Plan", esc(p.plan_name))}
-    ${cell("Paid", esc(subunits(p.amount_subunits, p.currency)), "num")}${cell("Credit", esc(money(p.credit)), "num")}
-    ${cell("Status", `${esc(PAYMENT_STATUS[p.status] ?? p.status)}${p.refunded_subunits > 0 ? ` (${esc(subunits(p.refunded_subunits, p.currency))} back)` : ""}`)}
-    ${cell("Reference", `<code class="ref">${esc(p.reference)}</code>`)}</tr>`).join("");
-  const col = (label: string, cls = "") => `<th scope="col" role="columnheader"${cls ? ` class="${cls}"` : ""}>${label}</th>`;
-  return `<h2 id="payments-h">Payment history</h2>
-  ${pays.length ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="payments-h"><table class="stack" role="table" aria-labelledby="payments-h" data-testid="payments">
-    <thead role="rowgroup"><tr role="row">${col("Date")}${col("Plan")}${col("Paid", "num")}${col("Credit", "num")}${col("Status")}${col("Reference")}</tr></thead>
-    <tbody role="rowgroup">${rows}</tbody></table></div>` : `<p>No payments yet.</p>`}`;
-}
-
-/** The outcome of a return from Paystack, in words. */
-export function paymentResult(state: { kind: "waiting" | "paid" | "rejected" | "failed" | "unknown" | "slow"; reference: string; credit?: string; reason?: string | null; remaining?: string }): string {
-  const ref = `<code>${esc(state.reference)}</code>`;
-  switch (state.kind) {
-    case "waiting":
-      return `<div class="banner info" data-testid="payment-result"><span class="spinner" aria-hidden="true"></span>Confirming your payment with Paystack… (reference ${ref})</div>`;
-    case "slow":
-      return `<div class="banner warn" data-testid="payment-result">Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute; this page updates by itself when it does. If you cancelled the payment, nothing was charged.</div>`;
-    case "paid":
-      return `<div class="banner ok" data-testid="payment-result"><strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added to your key${state.remaining ? `; you now have ${esc(money(state.remaining))}` : ""}. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
-    case "rejected":
-      return `<div class="banner danger" data-testid="payment-result"><strong>This payment was not credited.</strong> ${esc(sentence(state.reason))} If money left your account, contact support and quote reference ${ref}. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
-    case "failed":
-      return `<div class="banner danger" data-testid="payment-result"><strong>The checkout could not be started.</strong> ${esc(sentence(state.reason))} Nothing was charged; please try again. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
-    default:
-      return `<div class="banner warn" data-testid="payment-result">We could not find payment ${ref} on this account. If you paid while signed in as someone else, sign in with that account. <button type="button" class="small" data-action="dismiss-payment">Dismiss</button></div>`;
-  }
 }

@@ -1,0 +1,32 @@
+// Which page shows: the sign-in form without a session; with one, the page the address names:
+// #/receipt/<reference> (a payment's receipt, linkable) or the dashboard ("", "#/"). Other fragments are
+// in-page anchors (#main, #buy) and leave the page as it is.
+import type { Session } from "@supabase/supabase-js";
+import { root, switchUser, userId } from "./app.ts";
+import { showAuth } from "./auth.ts";
+import { showDashboard, stopRefresh } from "./dashboard.ts";
+import { receiptReference, showReceipt } from "./receipt.ts";
+
+export function onSession(session: Session | null) {
+  const id = session?.user.id ?? null;
+  if (id === userId && root.dataset.view) return; // token refresh or the same user: nothing to redraw
+  stopRefresh();
+  switchUser(id, session?.user.email ?? "");
+  if (session) showPage(true);
+  else showAuth("signin");
+}
+
+/** The address changed (a receipt link, Back): show its page when signed in. */
+export function onRoute() {
+  if (userId) showPage(false);
+}
+
+function showPage(fresh: boolean) {
+  const reference = receiptReference();
+  if (reference) {
+    stopRefresh();
+    return void showReceipt(reference);
+  }
+  const anchor = location.hash.length > 1 && !location.hash.startsWith("#/");
+  if (fresh || (!anchor && root.dataset.view !== "dashboard")) showDashboard();
+}
