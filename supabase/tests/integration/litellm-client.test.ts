@@ -50,31 +50,33 @@ function client(over: Partial<ConstructorParameters<typeof LiteLLMClient>[0]> = 
   });
 }
 
-/** A call as a user (their key) or an operator (the master key) makes it; GET without a body. */
-async function call(path: string, key: string, body?: unknown) {
-  const r = await fetch(`${BASE}${path}`, {
-    method: body === undefined ? "GET" : "POST",
+/** One HTTP call with a key (a user's or the master key); GET without a body. */
+async function request(url: string, key: string, body?: unknown, method = body === undefined ? "GET" : "POST") {
+  const r = await fetch(url, {
+    method,
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null, headers: r.headers };
+  let parsed: any = text;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch { /* not JSON: kept as text */ }
+  return { status: r.status, body: parsed, headers: r.headers };
 }
+/** A call to the proxy as a user (their key) or an operator (the master key) makes it. */
+const call = (path: string, key: string, body?: unknown) => request(`${BASE}${path}`, key, body);
 const chatBody = (extra: object = {}) =>
   ({ model: MODEL || "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "hello there" }], ...extra });
 const chat = (key: string) => call("/chat/completions", key, chatBody());
 
 /** The emulator's admin port (main port + 1). */
-async function admin(path: string, body?: unknown, method = body === undefined ? "GET" : "POST") {
+async function admin(path: string, body?: unknown, method?: string) {
   const u = new URL(BASE);
   u.port = String(Number(u.port) + 1);
-  const r = await fetch(`${u.origin}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${MASTER}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
-  return await r.json();
+  const r = await request(`${u.origin}${path}`, MASTER, body, method);
+  if (r.status !== 200) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
 }
 
 const created: string[] = [];
