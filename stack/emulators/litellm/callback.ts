@@ -16,8 +16,8 @@ export class GenericApiLogger {
 
   constructor(public target: CallbackTarget) {}
 
-  /** One costed request; spendAtAuth is the key's spend when the request was admitted. */
-  log(row: KeyRow, spendAtAuth: number, cost: number, model: string, tokens: [number, number]): void {
+  /** One costed request; spendBefore goes out as user_api_key_spend (chat.ts says which spend that is). */
+  log(row: KeyRow, spendBefore: number, cost: number, model: string, tokens: [number, number]): void {
     if (!this.target.endpoint) return;
     this.queue.push({
       id: `chatcmpl-${crypto.randomUUID()}`,
@@ -33,7 +33,7 @@ export class GenericApiLogger {
         user_api_key_hash: row.token,
         user_api_key_alias: row.key_alias,
         user_api_key_user_id: row.user_id,
-        user_api_key_spend: spendAtAuth,
+        user_api_key_spend: spendBefore,
         user_api_key_max_budget: row.max_budget,
       },
     });

@@ -52,8 +52,7 @@ export function chatRoutes(state: EmulatorState): Record<string, Handler> {
     const prompt = promptTokens(body.messages);
     const completion = completionTokens(body);
     const cost = prompt * price[0] + completion * price[1];
-    const spendAtAuth = row?.spend ?? 0;
-    const record = () => recordCost(state, caller, spendAtAuth, cost, model, [prompt, completion]);
+    const record = () => recordCost(state, caller, cost, model, [prompt, completion]);
     const content = REPLY.split(" ").slice(0, completion).join(" ");
     const finish = completion >= MAX_COMPLETION ? "stop" : "length";
     const base = { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
@@ -71,12 +70,13 @@ export function chatRoutes(state: EmulatorState): Record<string, Handler> {
 }
 
 /** Adds the cost to the key (if it still exists) and logs the request to the callback. */
-function recordCost(state: EmulatorState, caller: Caller, spendAtAuth: number, cost: number, model: string,
-  tokens: [number, number]): void {
+function recordCost(state: EmulatorState, caller: Caller, cost: number, model: string, tokens: [number, number]) {
   const row: KeyRow | undefined = caller.master ? undefined : state.store.get(caller.row.token);
   if (!row) return;
+  // LiteLLM logs the spend its auth check saw at admission; the emulator logs the spend just before this cost
+  // is added, which is the same for calls one at a time and higher for overlapping ones (README.md).
+  state.callback.log(row, row.spend, cost, model, tokens);
   state.store.setSpend(row, row.spend + cost, state.immediateWrites);
-  state.callback.log(row, spendAtAuth, cost, model, tokens);
 }
 
 /** SSE chunks word by word, then [DONE]; costed at the end. A stream the client abandons is not costed. */

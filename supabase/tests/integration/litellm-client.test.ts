@@ -297,7 +297,7 @@ describe("what users' calls see", () => {
     expect(Number((await client().keyInfo(k.key))?.spend)).toBeCloseTo(costs[0] + costs[1], 12);
   });
 
-  emulatorOnly("the logging callback posts each call's spend at admission and its cost (spend hints)", async () => {
+  emulatorOnly("the logging callback posts each call's cost and the key's spend before it (spend hints)", async () => {
     const bodies: string[] = [];
     const sink = createServer((req, res) => {
       let body = "";
