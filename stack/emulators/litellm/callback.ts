@@ -1,93 +1,61 @@
-// The generic API logging callback of the real proxy (callback_type: generic_api): every costed request
-// becomes a StandardLoggingPayload, queued and POSTed in batches (log_format json_array) to a configured
-// endpoint with configured headers. Delivery is best effort, as in LiteLLM: a failed batch is dropped.
+// The proxy's generic API logging callback (callback_type: generic_api, log_format json_array): every
+// costed request becomes a StandardLoggingPayload, queued and POSTed in batches to the endpoint with the
+// configured headers. Best effort, as in LiteLLM: a failed batch is dropped.
+import type { KeyRow } from "./store.ts";
 
-export interface CallbackConfig {
+export interface CallbackTarget {
   endpoint: string | null;
   headers: Record<string, string>;
-  flush_ms: number;
 }
 
-export interface LoggedRequest {
-  token: string;
-  alias: string | null;
-  userId: string | null;
-  spendAtAuth: number; // the key's spend when the request was admitted (metadata.user_api_key_spend)
-  maxBudget: number | null;
-  cost: number;
-  model: string;
-  promptTokens: number;
-  completionTokens: number;
-  startTime: number;
-}
+const FLUSH_MS = 1000; // LiteLLM flushes every 5 s (or at 512 entries); quicker here so tests wait less
 
 export class GenericApiLogger {
-  config: CallbackConfig;
   private queue: unknown[] = [];
-  private timer: ReturnType<typeof setInterval> | undefined;
-  sent = 0;
-  failed = 0;
+  private timer = setInterval(() => void this.flush(), FLUSH_MS);
 
-  constructor(config: CallbackConfig) {
-    this.config = { ...config };
-    this.restart();
-  }
+  constructor(public target: CallbackTarget) {}
 
-  configure(patch: Partial<CallbackConfig>): CallbackConfig {
-    this.config = { ...this.config, ...patch };
-    this.restart();
-    return { ...this.config };
-  }
-
-  log(r: LoggedRequest): void {
-    if (!this.config.endpoint) return;
-    const end = Date.now() / 1000;
+  /** One costed request; spendBefore goes out as user_api_key_spend (chat.ts says which spend that is). */
+  log(row: KeyRow, spendBefore: number, cost: number, model: string, tokens: [number, number]): void {
+    if (!this.target.endpoint) return;
     this.queue.push({
       id: `chatcmpl-${crypto.randomUUID()}`,
       call_type: "acompletion",
       status: "success",
-      response_cost: r.cost,
-      model: r.model,
-      prompt_tokens: r.promptTokens,
-      completion_tokens: r.completionTokens,
-      total_tokens: r.promptTokens + r.completionTokens,
-      startTime: r.startTime / 1000,
-      endTime: end,
+      response_cost: cost,
+      model,
+      prompt_tokens: tokens[0],
+      completion_tokens: tokens[1],
+      total_tokens: tokens[0] + tokens[1],
+      endTime: Date.now() / 1000,
       metadata: {
-        user_api_key_hash: r.token,
-        user_api_key_alias: r.alias,
-        user_api_key_user_id: r.userId,
-        user_api_key_spend: r.spendAtAuth,
-        user_api_key_max_budget: r.maxBudget,
+        user_api_key_hash: row.token,
+        user_api_key_alias: row.key_alias,
+        user_api_key_user_id: row.user_id,
+        user_api_key_spend: spendBefore,
+        user_api_key_max_budget: row.max_budget,
       },
     });
   }
 
   async flush(): Promise<void> {
-    if (!this.config.endpoint || this.queue.length === 0) return;
-    const batch = this.queue;
+    const { endpoint, headers } = this.target;
+    if (!endpoint || this.queue.length === 0) return;
+    const body = JSON.stringify(this.queue);
     this.queue = [];
     try {
-      const res = await fetch(this.config.endpoint, {
+      const res = await fetch(endpoint, {
         method: "POST",
-        headers: { "Content-Type": "application/json", ...this.config.headers },
-        body: JSON.stringify(batch),
+        headers: { "Content-Type": "application/json", ...headers },
+        body,
         signal: AbortSignal.timeout(10_000),
       });
       await res.body?.cancel();
-      if (res.ok) this.sent += batch.length;
-      else this.failed += batch.length;
-    } catch {
-      this.failed += batch.length;
-    }
+    } catch { /* dropped, as LiteLLM does */ }
   }
 
   dispose(): void {
     clearInterval(this.timer);
-  }
-
-  private restart(): void {
-    clearInterval(this.timer);
-    this.timer = this.config.endpoint ? setInterval(() => void this.flush(), this.config.flush_ms) : undefined;
   }
 }

@@ -1,127 +1,95 @@
-// Everything the two ports share: the key store, the runtime configuration (changeable
-// through the admin port), faults, rate-limit windows, request counters and the two
-// background jobs of the real proxy (the spend batch writer and the budget reset job).
+// What both ports share: keys, runtime config, queued faults, request counts, the spend batch writer,
+// the logging callback, and the proxy's key check (user_api_key_auth, reduced to what we use).
+import { type CallbackTarget, GenericApiLogger } from "./callback.ts";
+import { proxyError } from "./http.ts";
+import { type KeyRow, KeyStore } from "./store.ts";
 
-import { type CallbackConfig, GenericApiLogger } from "./callback.ts";
-import { durationMs } from "./duration.ts";
-import { Faults } from "./faults.ts";
-import { RateLimits } from "./ratelimit.ts";
-import { KeyStore } from "./store.ts";
-
-export interface RuntimeConfig {
-  /** PROXY_BATCH_WRITE_AT: how often spend reaches the database view (0 = at once). */
-  batch_write_ms: number;
-  /** 400 (older releases) or 429 (newest) for budget_exceeded. */
-  budget_exceeded_status: number;
-  /** Extra latency of every chat completion, before its cost is recorded. */
-  latency_ms: number;
-  /** Pause between streamed chunks (the stream is costed when it ends). */
-  stream_chunk_delay_ms: number;
-  /** How often the budget reset job runs (LiteLLM: about every 10 minutes). */
-  budget_reset_check_ms: number;
+export interface Config {
+  batch_write_ms: number; // PROXY_BATCH_WRITE_AT: how often spend reaches the database view (0 = at once)
+  stream_chunk_delay_ms: number; // pause between streamed chunks (a stream is costed when it ends)
 }
 
-export const CONFIG_LIMITS: Record<keyof RuntimeConfig, [number, number]> = {
-  batch_write_ms: [0, 3_600_000],
-  budget_exceeded_status: [400, 599],
-  latency_ms: [0, 600_000],
-  stream_chunk_delay_ms: [0, 60_000],
-  budget_reset_check_ms: [100, 86_400_000],
-};
+export const FAULT_MODES = ["500", "429", "timeout", "bare"] as const;
+export interface Fault {
+  route: string; // a main-port path, e.g. "/key/generate"
+  remaining: number;
+  mode: typeof FAULT_MODES[number];
+  delay_ms: number; // timeout mode: how late the answer comes
+}
+
+export type Caller = { master: true } | { master: false; key: string; row: KeyRow };
 
 export class EmulatorState {
   readonly store = new KeyStore();
-  readonly faults = new Faults();
-  readonly limits = new RateLimits();
   readonly callback: GenericApiLogger;
-  readonly masterKey: string;
-  config: RuntimeConfig;
-  private readonly initialConfig: RuntimeConfig;
-  private requests = new Map<string, number>();
-  private total = 0;
-  private flushTimer: ReturnType<typeof setInterval> | undefined;
-  private resetTimer: ReturnType<typeof setInterval> | undefined;
+  config: Config;
+  faults: Fault[] = [];
+  requests = new Map<string, number>();
+  private timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(masterKey: string, config: RuntimeConfig, callback: CallbackConfig = { endpoint: null, headers: {}, flush_ms: 1000 }) {
-    this.masterKey = masterKey;
+  constructor(readonly masterKey: string, private readonly initial: Config, callback: CallbackTarget) {
+    this.config = { ...initial };
     this.callback = new GenericApiLogger(callback);
-    this.initialConfig = { ...config };
-    this.config = { ...config };
-    this.startJobs();
+    this.setConfig({});
   }
 
-  /** Spend written straight to the database view (batch_write_ms = 0)? */
   get immediateWrites(): boolean {
     return this.config.batch_write_ms === 0;
   }
 
-  applyConfig(patch: Partial<RuntimeConfig>): RuntimeConfig {
+  setConfig(patch: Partial<Config>): Config {
     this.config = { ...this.config, ...patch };
-    // Going to "immediate" must not strand spend queued under the old interval.
-    if (this.immediateWrites) this.store.flush();
-    this.startJobs();
-    return { ...this.config };
+    if (this.immediateWrites) this.store.flush(); // nothing queued under the old interval is stranded
+    clearInterval(this.timer);
+    this.timer = this.immediateWrites ? undefined : setInterval(() => this.store.flush(), this.config.batch_write_ms);
+    return this.config;
+  }
+
+  /** Consumes one queued fault for this path, oldest first. */
+  takeFault(path: string): Fault | undefined {
+    const f = this.faults.find((x) => x.route === path);
+    if (f && --f.remaining <= 0) this.faults.splice(this.faults.indexOf(f), 1);
+    return f;
   }
 
   count(method: string, path: string): void {
     const k = `${method} ${path}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
-    this.total++;
   }
 
-  stats(): {
-    requests: Record<string, number>;
-    total: number;
-    keys: number;
-    pending_spend_writes: number;
-  } {
-    return {
-      requests: Object.fromEntries(this.requests),
-      total: this.total,
-      keys: this.store.size,
-      pending_spend_writes: this.store.pendingWrites,
-    };
+  /** The presented key: master, or a known virtual key that is not blocked (401 otherwise). */
+  authenticate(req: Request): Caller {
+    const key = req.headers.get("authorization")?.replace(/^Bearer\s*/i, "").trim();
+    if (!key) throw proxyError(401, "Authentication Error, No api key passed in.", "auth_error");
+    if (key === this.masterKey) return { master: true };
+    const row = this.store.get(key);
+    if (!key.startsWith("sk-") || !row) {
+      throw proxyError(401, "Authentication Error, Invalid proxy server token passed.", "token_not_found_in_db", "key");
+    }
+    if (row.blocked) {
+      const msg = "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.";
+      throw proxyError(401, msg, "auth_error");
+    }
+    return { master: false, key, row };
   }
 
-  resetStats(): void {
-    this.requests.clear();
-    this.total = 0;
+  /** Management routes: the master key only (RouteChecks). */
+  requireMaster(req: Request): void {
+    if (!this.authenticate(req).master) {
+      throw proxyError(401, "Authentication Error, Only proxy admin can call this route.", "auth_error");
+    }
   }
 
-  runBudgetReset(now = Date.now()): number {
-    return this.store.resetBudgets(now, durationMs);
-  }
-
-  /** /admin/reset: no keys, faults, windows or counters; configuration as at start. */
+  /** /admin/reset: no keys, faults or counts; config as at start. */
   reset(): void {
-    this.faults.clear();
     this.store.clear();
-    this.limits.clear();
-    this.resetStats();
-    this.config = { ...this.initialConfig };
-    this.startJobs();
+    this.faults = [];
+    this.requests.clear();
+    this.setConfig(this.initial);
   }
 
   dispose(): void {
+    clearInterval(this.timer);
     this.callback.dispose();
-    clearInterval(this.flushTimer);
-    clearInterval(this.resetTimer);
-    this.faults.clear();
-  }
-
-  private startJobs(): void {
-    clearInterval(this.flushTimer);
-    clearInterval(this.resetTimer);
-    this.flushTimer = undefined;
-    if (this.config.batch_write_ms > 0) {
-      this.flushTimer = setInterval(
-        () => this.store.flush(),
-        this.config.batch_write_ms,
-      );
-    }
-    this.resetTimer = setInterval(
-      () => this.runBudgetReset(),
-      this.config.budget_reset_check_ms,
-    );
   }
 }
