@@ -43,21 +43,14 @@ const publicKey = (env: Record<string, string>) => env.SUPABASE_PUBLISHABLE_KEY 
 const serverKey = (env: Record<string, string>) => env.SUPABASE_SECRET_KEY ?? env.SUPABASE_SERVICE_ROLE_KEY;
 
 /**
- * One purchase in naira. NGN goes on sale as an operator puts it there (`npm run admin -- currencies enable NGN`,
+ * NGN goes on sale as an operator puts it there (`npm run admin -- currencies enable NGN`,
  * `npm run admin -- prices derive NGN --rate 1500 --round 100`: the same SQL functions; Starter costs 7,500 NGN),
- * and off sale again afterwards: the payment stays, the currencies are the migrations' (USD only), which the pgTAP
- * suite checks on this database.
+ * and stays on sale, so the dashboard's picker offers naira next to dollars.
  */
 async function inNaira(buy: () => Promise<void>) {
   const { psql } = await import("./pg.ts"); // Deno only: web/tests (Node) import DEMO from this file
   await psql({ sql: "select private.set_currency('NGN', true); select private.derive_prices('NGN', 1500, 100)" });
-  try {
-    await buy();
-  } finally {
-    await psql({
-      sql: "select private.set_currency('NGN', false); delete from public.plan_prices where currency = 'NGN'",
-    });
-  }
+  await buy();
 }
 
 /** One Starter pack, checked out in `currency` (none: the user's usual one), paid on the emulator and credited. */
