@@ -370,10 +370,10 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   ]);
   for (const e of onLiteLLM.examples) console.log(`  e.g. ${e}`);
 
-  const worstCpu = Math.max(isolatedCpu(probes.rec), isolatedCpu(probes.prov), healthy.maxCpuMs ?? 0, wiped.maxCpuMs ?? 0);
+  const worstCpu = Math.max(isolatedCpu(probes.rec), isolatedCpu(probes.prov), ...audits.map((a) => a.maxCpuMs ?? 0));
   const growth = (p: { rss: { baseline: number | null; peak: number | null } }) => (p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN);
   const worstRss = Math.max(probes.rec.rss.peak ?? NaN, probes.prov.rss.peak ?? NaN);
-  const worstGrowth = Math.max(growth(probes.rec), growth(probes.prov), growth(healthy), growth(wiped));
+  const worstGrowth = Math.max(growth(probes.rec), growth(probes.prov), ...audits.map(growth));
   const allFinished = repair.minutes.every((m) => m.finished && m.workMs <= 60_000);
   const lastRestored = repair.minutes.at(-1)?.restored ?? 0;
   console.log("");
