@@ -110,15 +110,39 @@ export async function litellmApi(path: string, body?: unknown): Promise<{ status
   return { status: r.status, body: await r.json().catch(() => null) };
 }
 
-/** max_budget of many keys (by sha256 token), through /v2/key/info in batches of 1000. */
-export async function litellmBudgets(tokens: string[]): Promise<Map<string, number | null>> {
-  const out = new Map<string, number | null>();
-  for (let i = 0; i < tokens.length; i += 1000) {
-    const r = await litellmApi("/v2/key/info", { keys: tokens.slice(i, i + 1000) });
+/** LiteLLM's rows of many keys (raw values or sha256 tokens), by token, through /v2/key/info in batches of 1000. */
+// deno-lint-ignore no-explicit-any
+export async function litellmKeyRows(keys: string[]): Promise<Map<string, any>> {
+  // deno-lint-ignore no-explicit-any
+  const out = new Map<string, any>();
+  for (let i = 0; i < keys.length; i += 1000) {
+    const r = await litellmApi("/v2/key/info", { keys: keys.slice(i, i + 1000) });
     if (r.status !== 200) throw new BenchError(`/v2/key/info -> ${r.status}`);
-    for (const row of r.body.info) out.set(row.token, row.max_budget ?? null);
+    for (const row of r.body.info) out.set(row.token, row);
   }
   return out;
+}
+
+/** max_budget of many keys (by sha256 token), through /v2/key/info in batches of 1000. */
+export async function litellmBudgets(tokens: string[]): Promise<Map<string, number | null>> {
+  const rows = await litellmKeyRows(tokens);
+  return new Map([...rows].map(([token, row]) => [token, row.max_budget ?? null]));
+}
+
+/** Calls one of our functions as pg_cron does (cron secret); the body parsed when it is JSON. */
+// deno-lint-ignore no-explicit-any
+export async function invokeFunction(name: string, body: unknown): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env("CRON_SECRET")}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await r.text();
+  try {
+    return { status: r.status, body: JSON.parse(text) };
+  } catch {
+    return { status: r.status, body: null };
+  }
 }
 
 export interface FnStats {
@@ -208,6 +232,61 @@ export function cpuMs(pid: number): number | null {
     return null;
   }
 }
+
+let postmasterPid: number | null | undefined;
+/** Finds the stack's postmaster (its data directory's postmaster.pid), for postgresCpuMs. */
+export async function findPostmaster() {
+  const [{ dir }] = await sql()<{ dir: string }[]>`select setting as dir from pg_settings where name = 'data_directory'`;
+  try {
+    postmasterPid = Number(Deno.readTextFileSync(`${dir}/postmaster.pid`).split("\n")[0]);
+  } catch {
+    postmasterPid = null; // not readable: Postgres CPU is not reported
+  }
+}
+
+/** Postgres CPU so far, ms: the postmaster's own and its reaped children's time, plus live children's. */
+export function postgresCpuMs(): number | null {
+  if (!postmasterPid) return null;
+  try {
+    const read = (pid: number) => {
+      const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return s.slice(s.lastIndexOf(")") + 2).split(" ");
+    };
+    const f = read(postmasterPid);
+    let ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const c = read(Number(e.name));
+        if (Number(c[1]) === postmasterPid) ticks += Number(c[11]) + Number(c[12]);
+      } catch { /* exited */ }
+    }
+    return ticks * 10;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU so far of the gateway, the LiteLLM emulator, Postgres and PgBouncer (ms; null when unreadable). */
+export function stackCpu() {
+  const pids = stackPids();
+  const of = (pid: number | undefined) => (pid ? cpuMs(pid) : null);
+  return { gateway: of(pids.gateway), litellm: of(pids.litellm), postgres: postgresCpuMs(), pooler: of(pids.pooler) };
+}
+export type StackCpu = ReturnType<typeof stackCpu>;
+const minus = (a: number | null, b: number | null) => (a === null || b === null ? null : b - a);
+/** What each process used between two stackCpu() readings. */
+export const cpuDelta = (a: StackCpu, b: StackCpu): StackCpu => ({
+  gateway: minus(a.gateway, b.gateway),
+  litellm: minus(a.litellm, b.litellm),
+  postgres: minus(a.postgres, b.postgres),
+  pooler: minus(a.pooler, b.pooler),
+});
+/** "gateway / emulator / Postgres / PgBouncer" CPU, as one table cell. */
+export const cpuCell = (c: StackCpu) =>
+  [c.gateway, c.litellm, c.postgres, c.pooler].map((v) => ms(v ?? NaN)).join(" / ");
+
+export const mb = (v: number | null) => (v === null || !Number.isFinite(v) ? "n/a" : `${v.toFixed(1)} MB`);
 
 /** Samples a process's RSS every `everyMs` until stopped: baseline, peak, last. */
 export function rssSampler(pid: number | undefined, everyMs = 20) {
