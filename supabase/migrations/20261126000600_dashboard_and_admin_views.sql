@@ -8,11 +8,44 @@
 -- ignored: by then the pull has caught up, and it stays the final word. Retired keys: frozen spend.
 create function public.key_spend(k public.api_keys) returns numeric
 language sql stable set search_path = '' as $$
-  select coalesce(k.retired_spend,
-                  greatest(k.spend, case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end))
+  select greatest(coalesce(k.retired_spend, k.spend), case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end)
 $$;
 revoke all on function public.key_spend(public.api_keys) from public, anon, authenticated, service_role;
 grant execute on function public.key_spend(public.api_keys) to authenticated, service_role;
+
+-- One definition of a user's remaining credit, used by every view, trigger, alert and batch:
+-- granted = the ledger total; spent = public.key_spend over all the user's keys (retired ones included,
+-- a fresh callback hint counted); remaining = granted - spent; low_balance_level = 5 or 20 while
+-- remaining * 100 <= granted * level (exact numerics, granted > 0), else null.
+--
+-- It lives in public, security invoker, like public.key_spend: the dashboard's views run as the reader
+-- (RLS), so they can only call a function the reader may execute, and nothing in schema private is
+-- executable by users. As invoker it reads only what the caller may read: a user asking about someone
+-- else gets their own RLS-filtered nothing (0 granted), never another user's numbers.
+-- No SET clause, so the planner inlines it into the calling query (a SET makes every call a separate
+-- execution: 20x slower in the alert trigger a reconcile batch fires for 1000 keys); every name in it is
+-- schema-qualified, and as invoker it never runs with more rights than its caller.
+-- The share of what was granted that is left, in percent to one decimal (0 when nothing was granted; never
+-- below 0): the dashboard's gauge and the alert texts.
+create function public.percent_left(p_remaining numeric, p_granted numeric) returns numeric
+language sql immutable as $$
+  select case when p_granted > 0 then round(greatest(p_remaining, 0) / p_granted * 100, 1) else 0 end
+$$;
+revoke execute on function public.percent_left(numeric, numeric) from public, anon;
+grant execute on function public.percent_left(numeric, numeric) to authenticated, service_role;
+
+create function public.remaining_credit(p_user_id uuid)
+returns table (granted numeric, spent numeric, remaining numeric, remaining_percent numeric, low_balance_level integer)
+language sql stable security invoker as $$
+  select b.granted, b.spent, b.granted - b.spent, public.percent_left(b.granted - b.spent, b.granted),
+         case when b.granted <= 0 then null::integer
+              when (b.granted - b.spent) * 100 <= b.granted * 5 then 5
+              when (b.granted - b.spent) * 100 <= b.granted * 20 then 20 end
+    from (select coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0) as granted,
+                 coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = p_user_id), 0) as spent) b
+$$;
+revoke execute on function public.remaining_credit(uuid) from public, anon;
+grant execute on function public.remaining_credit(uuid) to authenticated, service_role;
 
 -- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
 -- for it (net of refunds) and holds its credit net of refunds / lost disputes. Deductions (negative
@@ -51,32 +84,26 @@ select user_id, lot_id, kind, plan_code, created_at, credit, cost,
 create view public.my_account with (security_invoker = true) as
 select p.id as user_id,
        p.email,
-       coalesce(g.granted, 0) as granted,
+       b.granted,
        coalesce(g.purchased, 0) as purchased,
-       coalesce(pay.paid, 0) as paid,
-       coalesce(k.spent, 0) as spent,
-       coalesce(g.granted, 0) - coalesce(k.spent, 0) as remaining,
+       coalesce(lots.paid, 0) as paid,
+       b.spent,
+       b.remaining,
        coalesce(lots.cost_of_spend, 0) as cost_of_spend,
-       coalesce(k.spent, 0) - coalesce(lots.cost_of_spend, 0) as savings,
-       case when coalesce(g.granted, 0) > 0
-            then round(greatest(coalesce(g.granted, 0) - coalesce(k.spent, 0), 0) / g.granted * 100, 1) else 0 end as remaining_percent,
+       b.spent - coalesce(lots.cost_of_spend, 0) as savings,
+       b.remaining_percent,
        live.last_synced_at,
        -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
        (live.id is not null and live.status = 'active'
          and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
-       -- The low-balance banner: 20 or 5 while remaining credit is at or below that percentage of what was
-       -- granted, else null (the same exact rule as the alerts, private.evaluate_low_balance).
-       case when coalesce(g.granted, 0) <= 0 then null::integer
-            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 5 then 5
-            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 20 then 20 end as low_balance_level
+       -- The low-balance banner: the same rule and numbers as the alerts (public.remaining_credit).
+       b.low_balance_level
   from public.profiles p
-  left join lateral (select sum(l.amount) as granted,
-                            sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
+  cross join lateral public.remaining_credit(p.id) b
+  left join lateral (select sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
                        from public.credit_ledger l where l.user_id = p.id) g on true
-  left join lateral (select (sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) as paid
-                       from public.payments pm where pm.user_id = p.id) pay on true
-  left join lateral (select sum(public.key_spend(k)) as spent from public.api_keys k where k.user_id = p.id) k on true
-  left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
+  left join lateral (select sum(ml.cost) as paid, sum(ml.cost_of_used) as cost_of_spend
+                       from public.my_lots ml where ml.user_id = p.id) lots on true
   left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
                        from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
                       where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
