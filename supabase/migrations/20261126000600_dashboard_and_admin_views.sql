@@ -52,14 +52,17 @@ grant execute on function public.remaining_credit(uuid) to authenticated, servic
 -- adjustments) are consumed first, then spend, lot by lot (product rules, "Savings").
 create view public.my_lots with (security_invoker = true) as
 with lot as (
-  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code,
+  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
          l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
-                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0) as credit,
-         case when l.payment_id is null then 0::numeric
-              else ((pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) end as cost
+                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0)
+           as credit
     from public.credit_ledger l
     left join public.payments pm on pm.id = l.payment_id
    where l.amount > 0
+), priced as (
+  select lot.*, case when lot.payment_id is null then 0::numeric
+                     else coalesce(round(lot.usd_value * lot.credit / lot.bought, 2), 0) end as cost
+    from lot
 ), usage as (
   select u.user_id,
          coalesce((select -sum(d.amount) from public.credit_ledger d
@@ -67,17 +70,18 @@ with lot as (
          coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
     from (select distinct user_id from lot) u
 ), placed as (
-  select lot.*, usage.deducted, usage.spent,
-         coalesce(sum(lot.credit) over (partition by lot.user_id order by lot.created_at, lot.lot_id
-                                        rows between unbounded preceding and 1 preceding), 0) as before
-    from lot join usage using (user_id)
+  select priced.*, usage.deducted, usage.spent,
+         coalesce(sum(priced.credit) over (partition by priced.user_id order by priced.created_at, priced.lot_id
+                                           rows between unbounded preceding and 1 preceding), 0) as before
+    from priced join usage using (user_id)
 )
 select user_id, lot_id, kind, plan_code, created_at, credit, cost,
        least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit) as used,
        credit - least(greatest(deducted + spent - before, 0), credit) as remaining,
        case when credit > 0 then cost / credit else 0 end as cost_per_credit,
        case when credit > 0
-            then round((least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
+            then round((least(greatest(deducted + spent - before, 0), credit)
+                        - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
             else 0 end as cost_of_used
   from placed;
 
@@ -117,9 +121,11 @@ select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4)
  where k.status <> 'retired';
 
 create view public.my_payments with (security_invoker = true) as
-select pm.id, pm.user_id, pm.reference, pm.plan_code, pl.name as plan_name, pm.amount_subunits, pm.currency,
-       (pm.amount_subunits::numeric / 100)::numeric(12, 2) as amount, pm.credit, pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at
-  from public.payments pm join public.plans pl on pl.code = pm.plan_code;
+select pm.id, pm.user_id, pm.reference, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name, pm.amount_subunits,
+       pm.currency, (pm.amount_subunits::numeric / (10::numeric ^ pm.exponent))::numeric(12, 2) as amount, pm.credit,
+       pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at, pm.charged_subunits, pm.exponent, pm.channel,
+       pm.fx_rate
+  from public.payments pm left join public.plans pl on pl.code = pm.plan_code;
 
 -- Daily spend from snapshot deltas (spend is cumulative on LiteLLM; a drop, which should not happen
 -- without budget_duration, counts as 0).
@@ -131,6 +137,20 @@ with deltas as (
 )
 select user_id, (observed_at at time zone 'utc')::date as day, sum(delta) as spend
   from deltas group by user_id, (observed_at at time zone 'utc')::date;
+
+-- One receipt per payment: what was paid (price and, with fees passed on, what was charged), in which
+-- currency and how, the USD credit it bought, refunds (subunits of the charge) and the credit they and any
+-- lost dispute took back (USD, from the ledger), the exchange rate of a derived price, the seller's name.
+create view public.my_receipts with (security_invoker = true) as
+select pm.user_id, pm.reference, pm.paid_at, pm.created_at, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name,
+       pm.currency, pm.exponent, pm.amount_subunits, pm.charged_subunits, pm.channel, pm.credit, pm.refunded_subunits,
+       coalesce(rv.reversed, 0) as credit_reversed, pm.fx_rate, pm.status, pm.merchant_name
+  from public.payments pm
+  left join public.plans pl on pl.code = pm.plan_code
+  left join lateral (select -sum(l.amount) as reversed from public.credit_ledger l
+                      where l.payment_id = pm.id and l.kind in ('refund', 'dispute_reversal')) rv on true;
+revoke all on table public.my_receipts from public, anon, authenticated, service_role;
+grant select on table public.my_receipts to authenticated, service_role;
 
 revoke all on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
   from public, anon, authenticated, service_role;
