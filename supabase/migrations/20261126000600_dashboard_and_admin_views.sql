@@ -173,11 +173,7 @@ create view public.admin_dead_jobs as
 select j.id as job_id, j.key_id, j.user_id, j.attempts, j.last_error, j.created_at, j.finished_at
   from private.provisioning_jobs j where j.status = 'dead';
 
-create view public.admin_rejected_deliveries as
-select d.id, d.provider, d.event, d.reference, d.signature_valid, d.outcome, d.reason, d.source_ip, d.received_at
-  from private.webhook_deliveries d where d.outcome in ('rejected', 'error') or not d.signature_valid;
-
-revoke all on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+revoke all on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs
   from public, anon, authenticated, service_role;
-grant select on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+grant select on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs
   to service_role;

@@ -99,20 +99,6 @@ language sql stable security definer set search_path = '' as $$
     from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired'
 $$;
 
--- What the health function reports from the database (one round trip; no secrets).
-create function private.health_status()
-returns table (last_successful_reconcile_at timestamptz, last_successful_reconcile_age_seconds numeric,
-               reconcile_stale_seconds numeric, active_keys boolean, pending_alerts integer, unfinished_rotations integer)
-language sql stable security definer set search_path = '' as $$
-  select r.finished_at,
-         round(extract(epoch from (now() - r.finished_at))::numeric, 1),
-         private.setting_numeric('reconcile_stale_seconds'),
-         exists (select 1 from public.api_keys k where k.status = 'active'),
-         (select count(*)::integer from private.alert_events e where e.delivery_status = 'pending'),
-         (select count(*)::integer from private.key_rotations kr where kr.state <> 'done')
-    from (select max(rr.finished_at) as finished_at from private.reconcile_runs rr where rr.outcome = 'ok') r
-$$;
-
 -- Whether ops-sweep has anything to do (the cron job calls it only then).
 create function private.ops_work_due() returns boolean
 language sql stable security definer set search_path = '' as $$

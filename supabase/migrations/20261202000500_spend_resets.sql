@@ -133,8 +133,8 @@ language sql volatile security definer set search_path = '' as $$
   select count(*)::integer from a
 $$;
 
--- health (20261126001100) plus what needs a person: unacknowledged spend resets and flagged keys by flag.
-drop function private.health_status();
+-- What the health function reports from the database (one round trip; no secrets), including what needs
+-- a person: unacknowledged spend resets and flagged keys by flag.
 create function private.health_status()
 returns table (last_successful_reconcile_at timestamptz, last_successful_reconcile_age_seconds numeric,
                reconcile_stale_seconds numeric, active_keys boolean, pending_alerts integer, unfinished_rotations integer,
