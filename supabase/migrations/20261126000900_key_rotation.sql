@@ -12,10 +12,12 @@
 --   retired    old key retired; new key row pending               create the new key on LiteLLM with
 --                                                                  max_budget = private.key_target_budget
 --                                                                  (ledger total - retired keys' spend)
---   activated  new key active and confirmed on LiteLLM            delete the old key on LiteLLM (gone = done)
+--   activated  new key active and confirmed on LiteLLM            done (a database step: the old key stays
+--                                                                  blocked and reconciled until its spend
+--                                                                  settles, then reconcile-spend deletes it;
+--                                                                  20261202000320_rotation_in_flight.sql)
 --   done       finished
--- (Since 20261202000320_rotation_in_flight.sql activated -> done deletes nothing: the old key stays blocked
--- and reconciled until its spend settles, then reconcile-spend deletes it.)
+-- Every step that takes more than one lock takes the user's first (private.lock_user, 20261126000200).
 --
 -- Why nothing is granted twice: the old key is blocked before its spend is read, so its spend is final
 -- (after the settle time, which covers LiteLLM's batched spend writes: PROXY_BATCH_WRITE_AT + jitter);
@@ -92,8 +94,9 @@ language sql stable security definer set search_path = '' as $$
    where r.id = p_rotation_id
 $$;
 
--- Step 1. Opens a rotation of the user's key, or returns the unfinished one (a rerun continues it), and
--- takes the run's lease. claimed = false: another run owns it right now (its lease has not expired).
+-- Step 1 (the user lock first). Opens a rotation of the user's key, or returns the unfinished one (a rerun
+-- continues it), and takes the run's lease. claimed = false: another run owns it right now (its lease has
+-- not expired).
 -- p_rate_limited: a user may start one at most every rotation_user_min_interval_seconds (the dashboard);
 -- operators are not limited.
 create function private.start_key_rotation(p_user_id uuid, p_requested_by text, p_rate_limited boolean default false)
@@ -187,11 +190,13 @@ begin
 end
 $$;
 
--- Step 3: the old key's spend is final. In one transaction: the old key is retired with that spend
--- (never less than what we already saw: LiteLLM spend only grows; rounded up to 1e-8 USD), and the new key's row is inserted
--- (pending) with the value and alias chosen at step 1. p_final_spend null = LiteLLM no longer knows the
--- old key: the last spend reconcile observed stands. Idempotent: a rotation already past this step is
--- returned unchanged.
+-- Step 3, after the settle time. In one transaction (the user lock, the old key, then the rotation row):
+-- the old key is retired with the spend read now (never less than what we already saw: LiteLLM spend
+-- only grows; rounded up to 1e-8 USD), and the new key's row is inserted (pending) with the value and
+-- alias chosen at step 1. Later spend is charged by reconcile until it settles (20261202000320).
+-- p_final_spend null = LiteLLM no longer knows the old key: the last spend reconcile observed stands, and
+-- a key it no longer knows cannot spend (settled at once). Idempotent: a rotation already past this step
+-- is returned unchanged.
 create function private.rotation_retire_old(p_rotation_id bigint, p_final_spend numeric)
 returns table (new_key_id uuid, target_max_budget numeric)
 language plpgsql volatile security definer set search_path = '' as $$
@@ -270,7 +275,8 @@ begin
 end
 $$;
 
--- Steps 6-7: the old key is gone from LiteLLM; the rotation is done and its lease released.
+-- Step 5: the rotation is done once the new key is active (the old key, blocked, is deleted by reconcile
+-- when its spend has settled), and its lease released.
 create function private.rotation_finish(p_rotation_id bigint) returns void
 language plpgsql volatile security definer set search_path = '' as $$
 begin

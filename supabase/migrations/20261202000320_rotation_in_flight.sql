@@ -12,7 +12,7 @@
 -- `settled_at` says when a retired key's spend became final.
 --
 -- Lock order: every rotation step that takes more than one lock starts with private.lock_user (see
--- 20261202000300), then api_keys rows, then the key_rotations row.
+-- 20261126000200), then api_keys rows, then the key_rotations row.
 
 insert into private.settings (key, value, description) values
   ('retired_key_settle_seconds', '900',
