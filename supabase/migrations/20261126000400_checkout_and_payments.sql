@@ -87,10 +87,14 @@ language sql volatile security definer set search_path = '' as $$
    where id = p_delivery_id
 $$;
 
--- Apply a charge that Paystack's verify endpoint returned. Exactly once per reference: the payments
--- unique key and the ledger idempotency key make a duplicate a no-op, and the row lock on the checkout
--- serialises concurrent deliveries of one reference. Locking the user's live key serialises two payments
--- of one user, so each computes its target after the other's ledger row is visible.
+-- Apply a charge that Paystack's verify endpoint returned, against the checkout row alone (it locked the
+-- deal, 20261202000600): credited only when the currency is the locked one, requested_amount is exactly
+-- the locked price and amount (what was collected, fees passed to the customer included) covers it; the
+-- plan's current price, currency or active flag no longer matter. Every other case is rejected with a
+-- reason kept on the delivery and the checkout (public.admin_rejected_deliveries). Exactly once per
+-- reference: the payments unique key and the ledger idempotency key make a duplicate a no-op, and the
+-- user lock (private.lock_user) then the checkout row lock serialise concurrent deliveries and payments.
+-- p_channel is what verify says the customer paid with.
 create function private.apply_payment(
   p_reference text,
   p_status text,
@@ -303,9 +307,10 @@ begin
 end
 $$;
 
--- Disputes: opening blocks the key; resolved for the merchant ('declined') unblocks; resolved for the
--- customer ('merchant-accepted' / 'auto-accepted': the money went back) reverses what is left of the
--- purchase's credit and unblocks (LiteLLM then blocks by budget if spend >= max_budget).
+-- Disputes. Only known actions change anything (create | remind: open; resolve with merchant-accepted or
+-- auto-accepted: lost, the money went back; resolve with declined: won); anything else is recorded as
+-- ignored and answered 200 by the webhook. Whatever the order the events arrive in, a resolved dispute
+-- stays resolved and the key is blocked exactly while one of the user's disputes is open.
 create function private.apply_dispute(
   p_dispute_id bigint, p_transaction_reference text, p_action text, p_resolution text, p_delivery_id bigint default null
 ) returns table (outcome text, reason text, user_id uuid, key_id uuid, blocked boolean, target_max_budget numeric)

@@ -25,6 +25,7 @@ grant execute on function public.key_spend(public.api_keys) to authenticated, se
 -- No SET clause, so the planner inlines it into the calling query (a SET makes every call a separate
 -- execution: 20x slower in the alert trigger a reconcile batch fires for 1000 keys); every name in it is
 -- schema-qualified, and as invoker it never runs with more rights than its caller.
+
 -- The share of what was granted that is left, in percent to one decimal (0 when nothing was granted; never
 -- below 0): the dashboard's gauge and the alert texts.
 create function public.percent_left(p_remaining numeric, p_granted numeric) returns numeric
@@ -47,9 +48,10 @@ $$;
 revoke execute on function public.remaining_credit(uuid) from public, anon;
 grant execute on function public.remaining_credit(uuid) to authenticated, service_role;
 
--- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
--- for it (net of refunds) and holds its credit net of refunds / lost disputes. Deductions (negative
--- adjustments) are consumed first, then spend, lot by lot (product rules, "Savings").
+-- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase holds its credit net
+-- of refunds / lost disputes and costs its USD value (the pack's, locked at checkout) in proportion to the
+-- credit left of it (a lot of unknown USD value costs 0). Deductions (negative adjustments) are consumed
+-- first, then spend, lot by lot (product rules, "Savings").
 create view public.my_lots with (security_invoker = true) as
 with lot as (
   select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
@@ -120,6 +122,8 @@ select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4)
   from public.api_keys k
  where k.status <> 'retired';
 
+-- Payments in their own currency. A plan deactivated since (RLS hides it from users) still names the
+-- payment by its code. amount: major units (every Paystack exponent is 2, so numeric(12, 2) is exact).
 create view public.my_payments with (security_invoker = true) as
 select pm.id, pm.user_id, pm.reference, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name, pm.amount_subunits,
        pm.currency, (pm.amount_subunits::numeric / (10::numeric ^ pm.exponent))::numeric(12, 2) as amount, pm.credit,

@@ -308,7 +308,9 @@ $$;
 -- against that row only, so a price or plan changed (or deactivated) after the checkout never changes
 -- what a paid checkout buys; a payment in another currency is a recorded rejection (currency_mismatch).
 --
--- A signed-in user's checkout for a plan: the amount always comes from the plan, never from the client.
+-- A signed-in user's checkout for a plan in a currency (null: public.preferred_currency). The amount
+-- always comes from the active price, never from the client. Raises with hint unknown_plan, unknown_user,
+-- unknown_currency, currency_disabled or no_price.
 create function private.create_checkout(p_user_id uuid, p_plan_code text, p_currency text default null)
 returns table (reference text, amount_subunits integer, currency text, credit numeric, email text, exponent integer,
                channels text[])
