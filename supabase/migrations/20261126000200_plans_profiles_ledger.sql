@@ -34,6 +34,23 @@ create policy "own profile" on public.profiles for select to authenticated using
 revoke all on table public.profiles from public, anon, authenticated, service_role;
 grant select on table public.profiles to authenticated, service_role;
 
+-- The one lock every function that changes a user's money or keys takes first.
+--
+-- Lock order (one order everywhere, so two of these can never deadlock): first the user's profile row
+-- (private.lock_user), then that user's checkout or payment row, then api_keys rows, then the
+-- key_rotations row. The profile is the lock because it exists for every user from sign-up on and never
+-- changes identity: "the user's live key", which earlier migrations locked, is replaced by a rotation,
+-- and a transaction that waited on the old row would find it retired. Functions that change no user's
+-- money (reconcile batches, claims with SKIP LOCKED) lock rows of one table only and never wait on the
+-- user lock.
+
+create function private.lock_user(p_user_id uuid) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  perform 1 from public.profiles p where p.id = p_user_id for update;
+end
+$$;
+
 -- Payments are defined here because ledger rows reference them.
 create table public.payments (
   id bigint generated always as identity primary key,
@@ -51,9 +68,24 @@ create table public.payments (
   domain text,
   paid_at timestamptz,
   created_at timestamptz not null default now(),
+  -- What Paystack charged (amount, fees passed to the customer included) next to what we asked for
+  -- (amount_subunits = requested_amount = the plan price locked at checkout). Refunds are paid out of the
+  -- charged amount, so that is what they are compared with.
+  charged_subunits integer not null,
+  exponent integer not null,
+  channel text, -- what Paystack reports the customer paid with (verify data.channel)
+  fx_rate numeric check (fx_rate > 0),
+  usd_value numeric(12, 2),
+  -- The seller's name when the payment was credited: a receipt does not change afterwards.
+  merchant_name text not null,
   unique (provider, reference),
-  check (refunded_subunits <= amount_subunits)
+  constraint payments_charge_covers_price check (charged_subunits >= amount_subunits),
+  constraint payments_refunds_within_charge check (refunded_subunits <= charged_subunits)
 );
+comment on column public.payments.amount_subunits is
+  'Paystack requested_amount: the plan price locked at checkout (what the credit was bought for)';
+comment on column public.payments.charged_subunits is
+  'Paystack amount: what the customer was charged, fees passed to the customer included';
 create index payments_user_id_idx on public.payments (user_id);
 alter table public.payments enable row level security;
 create policy "own payments" on public.payments for select to authenticated using ((select auth.uid()) = user_id);

@@ -104,8 +104,10 @@ exception when others then
 end
 $$;
 
--- Sign-up: profile, +2.00 grant, the key row with its value chosen now, one provisioning job, and a
--- pg_net call to provision-key (sent after commit). Inserts only: a failing trigger blocks sign-up.
+-- Sign-up: profile, the grant if due (private.signup_grant_due, 20261202000400), the key row with its
+-- value chosen now, one provisioning job, and a pg_net call to provision-key (sent after commit). Inserts
+-- only: a failing trigger blocks sign-up. The grant comes before the key row, so a user created confirmed
+-- starts at budget_version 0.
 create function private.handle_new_user() returns trigger
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -113,8 +115,9 @@ declare
   v_key_id uuid;
 begin
   insert into public.profiles (id, email) values (new.id, new.email);
-  insert into public.credit_ledger (user_id, kind, amount, idempotency_key, reason)
-  values (new.id, 'signup_grant', private.setting_numeric('signup_grant_usd'), 'signup:' || new.id, 'sign-up credit');
+  if private.signup_grant_due(new.email_confirmed_at) then
+    perform private.grant_signup_credit(new.id);
+  end if;
   insert into public.api_keys (user_id, key_alias, key_value, key_token)
   values (new.id, 'lc-' || new.id, v_key, private.key_token(v_key))
   returning id into v_key_id;

@@ -12,7 +12,13 @@ create table public.checkouts (
   status_reason text,
   access_code text,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  exponent integer not null,
+  channels text[] not null default '{}',
+  fx_rate numeric check (fx_rate > 0),
+  -- What the pack is worth in USD (the dashboard's "You paid" and "You saved"): the price itself in USD,
+  -- price / fx_rate for a derived price, else the plan's USD price.
+  usd_value numeric(12, 2)
 );
 create index checkouts_user_id_idx on public.checkouts (user_id, created_at desc);
 alter table public.checkouts enable row level security;
@@ -45,31 +51,12 @@ create table private.disputes (
   status text not null,
   resolution text,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  updated_at timestamptz not null default now(),
+  is_open boolean generated always as (status in ('create', 'remind')) stored,
+  -- Lost by the merchant: the money went back to the customer.
+  is_lost boolean generated always as (status = 'resolve' and resolution in ('merchant-accepted', 'auto-accepted')) stored
 );
-
--- A signed-in user's checkout for a plan: the amount always comes from the plan, never from the client.
-create function private.create_checkout(p_user_id uuid, p_plan_code text)
-returns table (reference text, amount_subunits integer, currency text, credit numeric, email text)
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_plan public.plans;
-  v_ref text := 'lc-' || replace(gen_random_uuid()::text, '-', '');
-  v_email text;
-begin
-  select * into v_plan from public.plans where code = p_plan_code and active;
-  if v_plan.code is null then
-    raise exception 'unknown or inactive plan: %', p_plan_code using errcode = 'P0001', hint = 'unknown_plan';
-  end if;
-  select u.email into v_email from auth.users u where u.id = p_user_id;
-  if v_email is null then
-    raise exception 'unknown user' using errcode = 'P0001', hint = 'unknown_user';
-  end if;
-  insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit)
-  values (v_ref, p_user_id, v_plan.code, v_plan.price_subunits, v_plan.currency, v_plan.credit);
-  return query select v_ref, v_plan.price_subunits, v_plan.currency, v_plan.credit, v_email;
-end
-$$;
+create index disputes_payment_idx on private.disputes (payment_id);
 
 create function private.checkout_initialized(p_reference text, p_access_code text) returns void
 language sql volatile security definer set search_path = '' as $$
@@ -100,10 +87,14 @@ language sql volatile security definer set search_path = '' as $$
    where id = p_delivery_id
 $$;
 
--- Apply a charge that Paystack's verify endpoint returned. Exactly once per reference: the payments
--- unique key and the ledger idempotency key make a duplicate a no-op, and the row lock on the checkout
--- serialises concurrent deliveries of one reference. Locking the user's live key serialises two payments
--- of one user, so each computes its target after the other's ledger row is visible.
+-- Apply a charge that Paystack's verify endpoint returned, against the checkout row alone (it locked the
+-- deal, 20261202000600): credited only when the currency is the locked one, requested_amount is exactly
+-- the locked price and amount (what was collected, fees passed to the customer included) covers it; the
+-- plan's current price, currency or active flag no longer matter. Every other case is rejected with a
+-- reason kept on the delivery and the checkout (public.admin_rejected_deliveries). Exactly once per
+-- reference: the payments unique key and the ledger idempotency key make a duplicate a no-op, and the
+-- user lock (private.lock_user) then the checkout row lock serialise concurrent deliveries and payments.
+-- p_channel is what verify says the customer paid with.
 create function private.apply_payment(
   p_reference text,
   p_status text,
@@ -114,22 +105,22 @@ create function private.apply_payment(
   p_expected_domain text,
   p_provider_transaction_id bigint,
   p_paid_at timestamptz,
-  p_delivery_id bigint default null
+  p_delivery_id bigint default null,
+  p_channel text default null
 ) returns table (outcome text, reason text, is_new boolean, user_id uuid, key_id uuid, target_max_budget numeric)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_checkout public.checkouts;
-  v_plan public.plans;
+  v_plan_name text;
   v_payment_id bigint;
   v_key_id uuid;
-  v_paid integer := coalesce(p_requested_amount_subunits, p_amount_subunits);
   v_reason text;
 begin
+  perform private.lock_user((select c.user_id from public.checkouts c where c.reference = p_reference));
   select * into v_checkout from public.checkouts c where c.reference = p_reference for update;
   if v_checkout.reference is null then
     v_reason := 'unknown_reference';
   else
-    select * into v_plan from public.plans pl where pl.code = v_checkout.plan_code;
     if exists (select 1 from public.payments pm where pm.provider = 'paystack' and pm.reference = p_reference) then
       select k.id into v_key_id from public.api_keys k where k.user_id = v_checkout.user_id and k.status <> 'retired';
       if p_delivery_id is not null then
@@ -141,11 +132,16 @@ begin
     end if;
     v_reason := case
       when p_status is distinct from 'success' then 'verify_status_' || coalesce(p_status, 'missing')
-      when p_domain is distinct from p_expected_domain then 'domain_mismatch: ' || coalesce(p_domain, 'missing') || ' payment, ' || p_expected_domain || ' mode'
-      when not v_plan.active then 'plan_inactive'
-      when p_currency is distinct from v_plan.currency then 'currency_mismatch: ' || coalesce(p_currency, 'missing') || ' <> ' || v_plan.currency
-      when v_paid is distinct from v_plan.price_subunits then 'amount_mismatch: ' || coalesce(v_paid::text, 'missing') || ' <> ' || v_plan.price_subunits
-      when v_checkout.amount_subunits <> v_plan.price_subunits or v_checkout.currency <> v_plan.currency then 'plan_changed_since_checkout'
+      when p_domain is distinct from p_expected_domain
+        then 'domain_mismatch: ' || coalesce(p_domain, 'missing') || ' payment, ' || p_expected_domain || ' mode'
+      when p_currency is distinct from v_checkout.currency
+        then 'currency_mismatch: ' || coalesce(p_currency, 'missing') || ' <> ' || v_checkout.currency
+      when p_requested_amount_subunits is null then 'requested_amount_missing'
+      when p_requested_amount_subunits <> v_checkout.amount_subunits
+        then 'amount_mismatch: ' || p_requested_amount_subunits || ' <> ' || v_checkout.amount_subunits
+      when p_amount_subunits is null or p_amount_subunits < v_checkout.amount_subunits
+        then 'underpaid: charged ' || coalesce(p_amount_subunits::text, 'missing') || ' < '
+             || v_checkout.amount_subunits
     end;
   end if;
 
@@ -161,97 +157,160 @@ begin
     return;
   end if;
 
-  -- Serialise with other ledger changes of this user (see comment above).
   select k.id into v_key_id from public.api_keys k
    where k.user_id = v_checkout.user_id and k.status <> 'retired' for update;
 
-  insert into public.payments (provider, reference, user_id, plan_code, amount_subunits, currency, credit,
-                               provider_transaction_id, domain, paid_at)
-  values ('paystack', p_reference, v_checkout.user_id, v_plan.code, v_paid, p_currency, v_plan.credit,
-          p_provider_transaction_id, p_domain, p_paid_at)
+  insert into public.payments (provider, reference, user_id, plan_code, amount_subunits, charged_subunits, currency,
+                               credit, provider_transaction_id, domain, paid_at, exponent, channel, fx_rate, usd_value,
+                               merchant_name)
+  values ('paystack', p_reference, v_checkout.user_id, v_checkout.plan_code, p_requested_amount_subunits,
+          p_amount_subunits, p_currency, v_checkout.credit, p_provider_transaction_id, p_domain, p_paid_at,
+          v_checkout.exponent, left(p_channel, 40), v_checkout.fx_rate, v_checkout.usd_value,
+          private.setting('merchant_name') #>> '{}')
   on conflict (provider, reference) do nothing
   returning id into v_payment_id;
 
   if v_payment_id is null then
-    -- Lost a race that the checkout lock should have prevented; still exactly once.
     return query select 'duplicate'::text, 'already credited'::text, false, v_checkout.user_id, v_key_id,
                         private.key_target_budget(v_key_id);
     return;
   end if;
 
+  select pl.name into v_plan_name from public.plans pl where pl.code = v_checkout.plan_code;
   insert into public.credit_ledger (user_id, kind, amount, payment_id, idempotency_key, reason)
-  values (v_checkout.user_id, 'purchase', v_plan.credit, v_payment_id, 'payment:paystack:' || p_reference,
-          v_plan.name || ' plan');
+  values (v_checkout.user_id, 'purchase', v_checkout.credit, v_payment_id, 'payment:paystack:' || p_reference,
+          coalesce(v_plan_name, v_checkout.plan_code) || ' plan');
   update public.checkouts set status = 'paid', status_reason = null, updated_at = now() where reference = p_reference;
   perform private.mark_budget_changed(v_checkout.user_id);
   if p_delivery_id is not null then
     perform private.finish_delivery(p_delivery_id, 'credited', null);
   end if;
-  return query select 'credited'::text, null::text, true, v_checkout.user_id, v_key_id, private.key_target_budget(v_key_id);
+  return query select 'credited'::text, null::text, true, v_checkout.user_id, v_key_id,
+                      private.key_target_budget(v_key_id);
 end
 $$;
 
--- refund.processed: a negative ledger row of credit x refunded / price, once per refund.
-create function private.apply_refund(
-  p_transaction_reference text, p_refund_id text, p_refunded_subunits integer, p_currency text,
-  p_delivery_id bigint default null
-) returns table (outcome text, reason text, is_new boolean, user_id uuid, key_id uuid, target_max_budget numeric)
+-- Refunds as an absolute, and disputes whatever the order of their events.
+--
+-- Refunds: the credit taken back for a payment is always credit x (processed refunds / amount charged),
+-- capped at the credit, recomputed from Paystack's own list of refunds of that transaction (the webhook
+-- asks Paystack: GET /refund?transaction=<id>, https://paystack.com/docs/api/refund/#list). Ledger rows
+-- move the payment's refund total to that absolute, so event order, replays, two equal refunds without a
+-- reference, or a lost event cannot skew it; a recomputation that finds nothing new adds nothing. The
+-- charged amount includes fees passed to the customer, so a full refund of a fee-bearing charge takes
+-- back the whole credit.
+--
+-- Disputes: only create, remind and resolve (with a known resolution) change anything; a resolution is
+-- final (a late create or remind never reopens it); a key is blocked while any dispute of its user is
+-- open; a lost dispute takes back what refunds have not, exactly once.
+
+-- What a payment has taken back so far, by kind (the ledger is the truth).
+create function private.payment_reversals(p_payment_id bigint, out refunded numeric, out disputed numeric)
+language sql stable security definer set search_path = '' as $$
+  select coalesce(-sum(l.amount) filter (where l.kind = 'refund'), 0),
+         coalesce(-sum(l.amount) filter (where l.kind = 'dispute_reversal'), 0)
+    from public.credit_ledger l where l.payment_id = p_payment_id
+$$;
+
+-- The payment's status follows from its disputes and refunds (never set by hand, never out of step).
+create function private.refresh_payment_status(p_payment_id bigint) returns void
+language sql volatile security definer set search_path = '' as $$
+  update public.payments pm
+     set status = case
+       when exists (select 1 from private.disputes d where d.payment_id = pm.id and d.is_lost) then 'reversed'
+       when exists (select 1 from private.disputes d where d.payment_id = pm.id and d.is_open) then 'disputed'
+       when pm.refunded_subunits >= pm.charged_subunits then 'refunded'
+       when pm.refunded_subunits > 0 then 'partially_refunded'
+       else 'credited' end
+   where pm.id = p_payment_id
+$$;
+
+-- What the webhook needs to ask Paystack for a payment's refunds (null row: not our payment).
+create function private.refund_lookup(p_transaction_reference text)
+returns table (payment_id bigint, provider_transaction_id bigint, currency text)
+language sql stable security definer set search_path = '' as $$
+  select pm.id, pm.provider_transaction_id, pm.currency
+    from public.payments pm where pm.provider = 'paystack' and pm.reference = p_transaction_reference
+$$;
+
+-- p_refunds: Paystack's list of refunds of the transaction ([{id, transaction, amount, currency, status}],
+-- every page). Only processed refunds of this transaction count; each refund id once.
+create function private.apply_refunds(p_transaction_reference text, p_refunds jsonb, p_delivery_id bigint default null)
+returns table (outcome text, reason text, is_new boolean, user_id uuid, key_id uuid, target_max_budget numeric,
+               refunded_subunits bigint, refunded_credit numeric)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_payment public.payments;
   v_key_id uuid;
-  v_amount numeric(12, 2);
+  v_processed bigint;
+  v_foreign_currency boolean;
   v_reason text;
+  v_before record;
+  v_goal numeric(12, 2);
   v_ledger_id bigint;
 begin
+  perform private.lock_user((select pm.user_id from public.payments pm
+                              where pm.provider = 'paystack' and pm.reference = p_transaction_reference));
   select * into v_payment from public.payments pm
    where pm.provider = 'paystack' and pm.reference = p_transaction_reference for update;
-  v_reason := case
-    when v_payment.id is null then 'unknown_reference'
-    when p_refunded_subunits is null or p_refunded_subunits <= 0 then 'invalid_refund_amount'
-    when p_currency is distinct from v_payment.currency then 'currency_mismatch'
-  end;
-  if v_reason is null and exists (select 1 from public.credit_ledger l where l.idempotency_key = 'refund:paystack:' || p_refund_id) then
-    select k.id into v_key_id from public.api_keys k where k.user_id = v_payment.user_id and k.status <> 'retired';
-    if p_delivery_id is not null then perform private.finish_delivery(p_delivery_id, 'duplicate', 'refund already applied'); end if;
-    return query select 'duplicate'::text, 'refund already applied'::text, false, v_payment.user_id, v_key_id, private.key_target_budget(v_key_id);
-    return;
-  end if;
-  if v_reason is null and v_payment.refunded_subunits + p_refunded_subunits > v_payment.amount_subunits then
-    v_reason := 'refund_exceeds_payment';
+  if v_payment.id is null then
+    v_reason := 'unknown_reference';
+  elsif p_refunds is null or jsonb_typeof(p_refunds) <> 'array' then
+    v_reason := 'malformed refund list';
+  else
+    select coalesce(sum(r.amount) filter (where r.currency = v_payment.currency), 0),
+           coalesce(bool_or(r.currency is distinct from v_payment.currency), false)
+      into v_processed, v_foreign_currency
+      from (select distinct on (x.id) x.id, x.amount, x.currency
+              from jsonb_to_recordset(p_refunds) as x(id text, transaction bigint, amount bigint, currency text, status text)
+             where x.status = 'processed' and x.transaction = v_payment.provider_transaction_id and x.amount > 0
+             order by x.id) r;
+    v_reason := case
+      when v_foreign_currency then 'currency_mismatch'
+      when v_processed > v_payment.charged_subunits then 'refunds_exceed_charge: ' || v_processed || ' > ' || v_payment.charged_subunits
+    end;
   end if;
   if v_reason is not null then
     if p_delivery_id is not null then perform private.finish_delivery(p_delivery_id, 'rejected', v_reason); end if;
-    return query select 'rejected'::text, v_reason, false, v_payment.user_id, null::uuid, null::numeric;
+    return query select 'rejected'::text, v_reason, false, v_payment.user_id, null::uuid, null::numeric, null::bigint, null::numeric;
     return;
   end if;
 
   select k.id into v_key_id from public.api_keys k
    where k.user_id = v_payment.user_id and k.status <> 'retired' for update;
-  v_amount := round(v_payment.credit * p_refunded_subunits / v_payment.amount_subunits, 2);
-  insert into public.credit_ledger (user_id, kind, amount, payment_id, idempotency_key, reason)
-  values (v_payment.user_id, 'refund', -v_amount, v_payment.id, 'refund:paystack:' || p_refund_id,
-          'refund of ' || p_refunded_subunits || ' ' || v_payment.currency || ' subunits')
-  on conflict (idempotency_key) do nothing
-  returning id into v_ledger_id;
-  if v_ledger_id is not null then
-    update public.payments
-       set refunded_subunits = refunded_subunits + p_refunded_subunits,
-           status = case when refunded_subunits + p_refunded_subunits >= amount_subunits then 'refunded' else 'partially_refunded' end
-     where id = v_payment.id;
-    perform private.mark_budget_changed(v_payment.user_id);
+  select * into v_before from private.payment_reversals(v_payment.id);
+  -- The absolute the refunds take back, never more than a lost dispute left of the credit.
+  v_goal := least(round(v_payment.credit * v_processed / v_payment.charged_subunits, 2), v_payment.credit - v_before.disputed);
+  if v_goal > v_before.refunded then
+    -- Keyed by the processed total it brings the payment to: that total only grows, so each row is new.
+    insert into public.credit_ledger (user_id, kind, amount, payment_id, idempotency_key, reason)
+    values (v_payment.user_id, 'refund', -(v_goal - v_before.refunded), v_payment.id,
+            'refund:paystack:' || v_payment.reference || ':' || v_processed,
+            'refunds of ' || v_processed || ' of ' || v_payment.charged_subunits || ' ' || v_payment.currency || ' subunits charged')
+    on conflict (idempotency_key) do nothing
+    returning id into v_ledger_id;
+    if v_ledger_id is not null then
+      perform private.mark_budget_changed(v_payment.user_id);
+    end if;
   end if;
+  update public.payments pm set refunded_subunits = greatest(pm.refunded_subunits, v_processed) where pm.id = v_payment.id;
+  perform private.refresh_payment_status(v_payment.id);
   if p_delivery_id is not null then
-    perform private.finish_delivery(p_delivery_id, case when v_ledger_id is null then 'duplicate' else 'refunded' end, null);
+    perform private.finish_delivery(p_delivery_id, case when v_ledger_id is null then 'duplicate' else 'refunded' end,
+                                    case when v_ledger_id is null then 'refunds already applied' end);
   end if;
-  return query select case when v_ledger_id is null then 'duplicate' else 'refunded' end, null::text, v_ledger_id is not null,
-                      v_payment.user_id, v_key_id, private.key_target_budget(v_key_id);
+  return query select case when v_ledger_id is null then 'duplicate' else 'refunded' end,
+                      case when v_ledger_id is null then 'refunds already applied' end,
+                      v_ledger_id is not null, v_payment.user_id, v_key_id, private.key_target_budget(v_key_id),
+                      greatest(v_payment.refunded_subunits, v_processed)::bigint,
+                      (select p.refunded from private.payment_reversals(v_payment.id) p);
 end
 $$;
 
--- Disputes: opening blocks the key; resolved for the merchant ('declined') unblocks; resolved for the
--- customer ('merchant-accepted' / 'auto-accepted': the money went back) reverses what is left of the
--- purchase's credit and unblocks (LiteLLM then blocks by budget if spend >= max_budget).
+-- Disputes. Only known actions change anything (create | remind: open; resolve with merchant-accepted or
+-- auto-accepted: lost, the money went back; resolve with declined: won); anything else is recorded as
+-- ignored and answered 200 by the webhook. Whatever the order the events arrive in, a resolved dispute
+-- stays resolved and the key is blocked exactly while one of the user's disputes is open.
 create function private.apply_dispute(
   p_dispute_id bigint, p_transaction_reference text, p_action text, p_resolution text, p_delivery_id bigint default null
 ) returns table (outcome text, reason text, user_id uuid, key_id uuid, blocked boolean, target_max_budget numeric)
@@ -259,10 +318,24 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_payment public.payments;
   v_key_id uuid;
+  v_dispute private.disputes;
+  v_before record;
   v_block boolean;
-  v_remaining integer;
-  v_amount numeric(12, 2);
+  v_ignored text;
 begin
+  v_ignored := case
+    when p_action is null or p_action not in ('create', 'remind', 'resolve') then 'unknown dispute action: ' || coalesce(p_action, 'missing')
+    when p_action = 'resolve' and (p_resolution is null or p_resolution not in ('merchant-accepted', 'auto-accepted', 'declined'))
+      then 'unknown dispute resolution: ' || coalesce(p_resolution, 'missing')
+  end;
+  if v_ignored is not null then
+    if p_delivery_id is not null then perform private.finish_delivery(p_delivery_id, 'ignored', v_ignored); end if;
+    return query select 'ignored'::text, v_ignored, null::uuid, null::uuid, null::boolean, null::numeric;
+    return;
+  end if;
+
+  perform private.lock_user((select pm.user_id from public.payments pm
+                              where pm.provider = 'paystack' and pm.reference = p_transaction_reference));
   select * into v_payment from public.payments pm
    where pm.provider = 'paystack' and pm.reference = p_transaction_reference for update;
   if v_payment.id is null then
@@ -274,46 +347,32 @@ begin
    where k.user_id = v_payment.user_id and k.status <> 'retired' for update;
 
   insert into private.disputes (id, payment_id, status, resolution)
-  values (p_dispute_id, v_payment.id, p_action, p_resolution)
-  on conflict (id) do update set status = excluded.status, resolution = coalesce(excluded.resolution, private.disputes.resolution),
-                                 updated_at = now();
+  values (p_dispute_id, v_payment.id, p_action, case when p_action = 'resolve' then p_resolution end)
+  on conflict (id) do update set status = excluded.status, resolution = excluded.resolution, updated_at = now()
+   where private.disputes.status <> 'resolve';
+  select * into v_dispute from private.disputes d where d.id = p_dispute_id;
 
-  if p_action in ('create', 'remind') then
-    v_block := true;
-    update public.payments set status = 'disputed' where id = v_payment.id and status in ('credited', 'partially_refunded');
-  elsif p_action = 'resolve' and p_resolution in ('merchant-accepted', 'auto-accepted') then
-    v_block := false;
-    v_remaining := v_payment.amount_subunits - v_payment.refunded_subunits;
-    if v_remaining > 0 then
-      v_amount := round(v_payment.credit * v_remaining / v_payment.amount_subunits, 2);
+  if v_dispute.is_lost then
+    -- What refunds (and any other lost dispute of this payment) have not taken back yet; once per dispute.
+    select * into v_before from private.payment_reversals(v_payment.id);
+    if v_payment.credit - v_before.refunded - v_before.disputed > 0 then
       insert into public.credit_ledger (user_id, kind, amount, payment_id, idempotency_key, reason)
-      values (v_payment.user_id, 'dispute_reversal', -v_amount, v_payment.id, 'dispute:paystack:' || p_dispute_id,
-              'dispute lost (' || p_resolution || ')')
+      values (v_payment.user_id, 'dispute_reversal', -(v_payment.credit - v_before.refunded - v_before.disputed), v_payment.id,
+              'dispute:paystack:' || p_dispute_id, 'dispute lost (' || v_dispute.resolution || ')')
       on conflict (idempotency_key) do nothing;
       if found then
-        update public.payments set refunded_subunits = amount_subunits, status = 'reversed' where id = v_payment.id;
         perform private.mark_budget_changed(v_payment.user_id);
       end if;
     end if;
-  elsif p_action = 'resolve' then
-    v_block := false;
-    update public.payments set status = case when refunded_subunits > 0 then 'partially_refunded' else 'credited' end
-     where id = v_payment.id and status = 'disputed';
-  else
-    if p_delivery_id is not null then perform private.finish_delivery(p_delivery_id, 'ignored', 'unknown dispute action'); end if;
-    return query select 'ignored'::text, 'unknown dispute action'::text, v_payment.user_id, v_key_id, null::boolean, null::numeric;
-    return;
   end if;
 
-  -- Open disputes on any other payment keep the key blocked.
-  if not v_block and exists (
-    select 1 from private.disputes d join public.payments pm on pm.id = d.payment_id
-     where pm.user_id = v_payment.user_id and d.status in ('create', 'remind') and d.id <> p_dispute_id
-  ) then
-    v_block := true;
-  end if;
+  v_block := exists (select 1 from private.disputes d join public.payments pm on pm.id = d.payment_id
+                      where pm.user_id = v_payment.user_id and d.is_open);
   update public.api_keys k set blocked = v_block, block_synced = k.block_synced and k.blocked = v_block where k.id = v_key_id;
-  if p_delivery_id is not null then perform private.finish_delivery(p_delivery_id, 'dispute', p_action || coalesce(':' || p_resolution, '')); end if;
+  perform private.refresh_payment_status(v_payment.id);
+  if p_delivery_id is not null then
+    perform private.finish_delivery(p_delivery_id, 'dispute', p_action || coalesce(':' || p_resolution, ''));
+  end if;
   return query select 'dispute'::text, null::text, v_payment.user_id, v_key_id, v_block, private.key_target_budget(v_key_id);
 end
 $$;

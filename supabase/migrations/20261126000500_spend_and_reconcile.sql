@@ -43,7 +43,7 @@ grant select on table public.reconcile_chunks to service_role;
 -- p_force: due or not (an operator's "reconcile now"); p_user_id: only the chunks holding that user's
 -- keys, due or not (`npm run admin -- reconcile <user>`).
 create function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120,
-                                               p_force boolean default false, p_user_id uuid default null)
+                                                          p_force boolean default false, p_user_id uuid default null)
 returns table (chunk integer, keys jsonb)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -58,8 +58,7 @@ begin
     select c.chunk from public.reconcile_chunks c
      where (c.lease_until is null or c.lease_until < now())
        and (p_user_id is null or c.chunk in (select k.reconcile_chunk from public.api_keys k
-                                              where k.user_id = p_user_id and k.status = 'active'))
-       -- a few seconds of slack so a chunk finished by last minute's run is due again this minute
+                                              where k.user_id = p_user_id and k.reconciled))
        and (p_force or p_user_id is not null or c.last_finished_at is null
             or c.last_finished_at <= now() - make_interval(secs => (v_interval - 10)::double precision))
      order by c.last_finished_at nulls first, c.chunk
@@ -74,7 +73,7 @@ begin
   select cl.chunk,
          coalesce((select jsonb_agg(jsonb_build_object('id', k.id, 'token', k.key_token) order by k.seq)
                      from public.api_keys k
-                    where k.reconcile_chunk = cl.chunk and k.status = 'active'), '[]'::jsonb)
+                    where k.reconcile_chunk = cl.chunk and k.reconciled), '[]'::jsonb)
     from claimed cl;
 end
 $$;
@@ -87,25 +86,58 @@ create function private.record_spend_batch(p_chunk integer, p_rows jsonb)
 returns jsonb language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_result jsonb;
+  v_retired jsonb;
+  v_window numeric := private.setting_numeric('retired_key_settle_seconds');
 begin
+  with seen as (
+    select k.id as key_id, k.user_id, k.key_value, k.retired_spend, k.observed_max_budget,
+           greatest(k.retired_at, k.spend_observed_at) as last_moved_at,
+           r.token is not null as is_found,
+           -- rounded up to 1e-8 USD as at retirement, so targets keep at most 8 decimals
+           trim_scale(ceil(r.spend * 100000000) / 100000000) as spend
+      from public.api_keys k
+      left join jsonb_to_recordset(p_rows) as r(token text, spend numeric) on r.token = k.key_token
+     where k.reconcile_chunk = p_chunk and k.status = 'retired' and k.settled_at is null
+  ), late as (
+    select s.* from seen s where s.is_found and s.spend > s.retired_spend
+  ), snaps as (
+    insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
+    select l.key_id, l.user_id, l.spend, l.observed_max_budget from late l
+    returning 1
+  ), updated as (
+    update public.api_keys k
+       set retired_spend = coalesce(l.spend, k.retired_spend), spend = coalesce(l.spend, k.spend),
+           spend_observed_at = case when l.key_id is not null then now() else k.spend_observed_at end,
+           settled_at = case when not s.is_found then now() end
+      from seen s left join late l on l.key_id = s.key_id
+     where k.id = s.key_id and k.reconcile_chunk = p_chunk and (l.key_id is not null or not s.is_found)
+    returning k.id
+  )
+  select jsonb_build_object(
+    'settling', (select count(*) from seen),
+    'late_spend', (select count(*) from late),
+    'gone', (select count(*) from seen s where not s.is_found),
+    'late', coalesce((select jsonb_agg(distinct jsonb_build_object('key_id', lk.id))
+                        from late l join public.api_keys lk on lk.user_id = l.user_id and lk.status = 'active'), '[]'::jsonb),
+    'settle', coalesce((select jsonb_agg(jsonb_build_object('key_id', s.key_id, 'key', s.key_value))
+                          from seen s
+                         where s.is_found and s.spend <= s.retired_spend
+                           and s.last_moved_at <= now() - make_interval(secs => v_window::double precision)), '[]'::jsonb),
+    'updated', (select count(*) from updated)
+  ) into v_retired;
+
   with seen as (
     select k.id as key_id, k.user_id, k.key_token, k.budget_version, k.blocked as want_blocked, k.block_synced, k.flag, k.sync_status,
            r.token is not null as is_found, r.spend, r.max_budget, r.blocked,
            r.token is not null and (r.spend is distinct from k.spend or r.max_budget is distinct from k.observed_max_budget
                                     or r.blocked is distinct from k.litellm_blocked) as changed,
-           greatest(coalesce(l.total, 0) - coalesce(rt.total, 0), 0) as target -- as private.key_target_budget: LiteLLM refuses a negative max_budget
+           private.key_target_budget(k.id) as target
       from public.api_keys k
       left join jsonb_to_recordset(p_rows) as r(token text, spend numeric, max_budget numeric, blocked boolean)
         on r.token = k.key_token
-      left join lateral (select sum(x.amount) as total from public.credit_ledger x where x.user_id = k.user_id) l on true
-      left join lateral (select sum(coalesce(x.retired_spend, x.spend)) as total from public.api_keys x
-                          where x.user_id = k.user_id and x.status = 'retired') rt on true
      where k.reconcile_chunk = p_chunk and k.status = 'active'
   ), judged as (
     select s.*,
-           -- Changed behind our back: flag for a person, never silently undo (a deliberate block or
-           -- deletion on LiteLLM stays; `npm run admin` can re-provision). Flags clear once no longer true.
-           -- A block we asked to lift but LiteLLM did not confirm is ours to retry, not a flag.
            case when not s.is_found then 'deleted_externally'
                 when s.blocked and not s.want_blocked and s.block_synced then 'blocked_externally' end as new_flag,
            case when not s.is_found then 'failed'
@@ -132,7 +164,7 @@ begin
            last_sync_error = case when not j.is_found then 'key not found on LiteLLM'
                                   when j.new_sync = 'synced' then null else k.last_sync_error end
       from judged j
-     where j.key_id = k.id and k.reconcile_chunk = p_chunk and k.status = 'active' -- lets the planner use the chunk index
+     where j.key_id = k.id and k.reconcile_chunk = p_chunk and k.status = 'active'
        and (j.changed or j.new_flag is distinct from k.flag or j.new_sync is distinct from k.sync_status)
     returning 1
   )
@@ -141,17 +173,17 @@ begin
     'keys', (select count(*) from judged),
     'found', (select count(*) from judged j where j.is_found),
     'missing', (select count(*) from judged j where not j.is_found),
-    'snapshots', (select count(*) from snaps),
+    'snapshots', (select count(*) from snaps) + (v_retired ->> 'late_spend')::integer,
     'updated', (select count(*) from updated),
-    'drift', coalesce((select jsonb_agg(jsonb_build_object('key_id', j.key_id, 'token', j.key_token, 'target', j.target,
-                                                           'version', j.budget_version, 'observed', j.max_budget))
+    -- money as text: a JSON number would reach TypeScript as a float
+    'drift', coalesce((select jsonb_agg(jsonb_build_object('key_id', j.key_id, 'token', j.key_token, 'target', j.target::text,
+                                                           'version', j.budget_version, 'observed', j.max_budget::text))
                          from judged j where j.is_found and j.max_budget is distinct from j.target), '[]'::jsonb),
-    -- Keys whose block state must be pushed: a dispute block LiteLLM does not have, or a block/unblock
-    -- of ours that was never confirmed.
     'block', coalesce((select jsonb_agg(jsonb_build_object('key_id', j.key_id, 'token', j.key_token, 'blocked', j.want_blocked))
                          from judged j
                         where j.is_found and coalesce(j.blocked, false) <> j.want_blocked
-                          and (j.want_blocked or not j.block_synced)), '[]'::jsonb)
+                          and (j.want_blocked or not j.block_synced)), '[]'::jsonb),
+    'retired', v_retired
   ) into v_result;
 
   update public.reconcile_chunks

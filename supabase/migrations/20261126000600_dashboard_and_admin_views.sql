@@ -8,25 +8,63 @@
 -- ignored: by then the pull has caught up, and it stays the final word. Retired keys: frozen spend.
 create function public.key_spend(k public.api_keys) returns numeric
 language sql stable set search_path = '' as $$
-  select coalesce(k.retired_spend,
-                  greatest(k.spend, case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end))
+  select greatest(coalesce(k.retired_spend, k.spend), case when k.hinted_at > now() - interval '10 minutes' then k.hinted_spend end)
 $$;
 revoke all on function public.key_spend(public.api_keys) from public, anon, authenticated, service_role;
 grant execute on function public.key_spend(public.api_keys) to authenticated, service_role;
 
--- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase costs what was paid
--- for it (net of refunds) and holds its credit net of refunds / lost disputes. Deductions (negative
--- adjustments) are consumed first, then spend, lot by lot (product rules, "Savings").
+-- One definition of a user's remaining credit, used by every view, trigger, alert and batch:
+-- granted = the ledger total; spent = public.key_spend over all the user's keys (retired ones included,
+-- a fresh callback hint counted); remaining = granted - spent; low_balance_level = 5 or 20 while
+-- remaining * 100 <= granted * level (exact numerics, granted > 0), else null.
+--
+-- It lives in public, security invoker, like public.key_spend: the dashboard's views run as the reader
+-- (RLS), so they can only call a function the reader may execute, and nothing in schema private is
+-- executable by users. As invoker it reads only what the caller may read: a user asking about someone
+-- else gets their own RLS-filtered nothing (0 granted), never another user's numbers.
+-- No SET clause, so the planner inlines it into the calling query (a SET makes every call a separate
+-- execution: 20x slower in the alert trigger a reconcile batch fires for 1000 keys); every name in it is
+-- schema-qualified, and as invoker it never runs with more rights than its caller.
+
+-- The share of what was granted that is left, in percent to one decimal (0 when nothing was granted; never
+-- below 0): the dashboard's gauge and the alert texts.
+create function public.percent_left(p_remaining numeric, p_granted numeric) returns numeric
+language sql immutable as $$
+  select case when p_granted > 0 then round(greatest(p_remaining, 0) / p_granted * 100, 1) else 0 end
+$$;
+revoke execute on function public.percent_left(numeric, numeric) from public, anon;
+grant execute on function public.percent_left(numeric, numeric) to authenticated, service_role;
+
+create function public.remaining_credit(p_user_id uuid)
+returns table (granted numeric, spent numeric, remaining numeric, remaining_percent numeric, low_balance_level integer)
+language sql stable security invoker as $$
+  select b.granted, b.spent, b.granted - b.spent, public.percent_left(b.granted - b.spent, b.granted),
+         case when b.granted <= 0 then null::integer
+              when (b.granted - b.spent) * 100 <= b.granted * 5 then 5
+              when (b.granted - b.spent) * 100 <= b.granted * 20 then 20 end
+    from (select coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0) as granted,
+                 coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = p_user_id), 0) as spent) b
+$$;
+revoke execute on function public.remaining_credit(uuid) from public, anon;
+grant execute on function public.remaining_credit(uuid) to authenticated, service_role;
+
+-- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase holds its credit net
+-- of refunds / lost disputes and costs its USD value (the pack's, locked at checkout) in proportion to the
+-- credit left of it (a lot of unknown USD value costs 0). Deductions (negative adjustments) are consumed
+-- first, then spend, lot by lot (product rules, "Savings").
 create view public.my_lots with (security_invoker = true) as
 with lot as (
-  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code,
+  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
          l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
-                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0) as credit,
-         case when l.payment_id is null then 0::numeric
-              else ((pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) end as cost
+                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0)
+           as credit
     from public.credit_ledger l
     left join public.payments pm on pm.id = l.payment_id
    where l.amount > 0
+), priced as (
+  select lot.*, case when lot.payment_id is null then 0::numeric
+                     else coalesce(round(lot.usd_value * lot.credit / lot.bought, 2), 0) end as cost
+    from lot
 ), usage as (
   select u.user_id,
          coalesce((select -sum(d.amount) from public.credit_ledger d
@@ -34,49 +72,44 @@ with lot as (
          coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
     from (select distinct user_id from lot) u
 ), placed as (
-  select lot.*, usage.deducted, usage.spent,
-         coalesce(sum(lot.credit) over (partition by lot.user_id order by lot.created_at, lot.lot_id
-                                        rows between unbounded preceding and 1 preceding), 0) as before
-    from lot join usage using (user_id)
+  select priced.*, usage.deducted, usage.spent,
+         coalesce(sum(priced.credit) over (partition by priced.user_id order by priced.created_at, priced.lot_id
+                                           rows between unbounded preceding and 1 preceding), 0) as before
+    from priced join usage using (user_id)
 )
 select user_id, lot_id, kind, plan_code, created_at, credit, cost,
        least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit) as used,
        credit - least(greatest(deducted + spent - before, 0), credit) as remaining,
        case when credit > 0 then cost / credit else 0 end as cost_per_credit,
        case when credit > 0
-            then round((least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
+            then round((least(greatest(deducted + spent - before, 0), credit)
+                        - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
             else 0 end as cost_of_used
   from placed;
 
 create view public.my_account with (security_invoker = true) as
 select p.id as user_id,
        p.email,
-       coalesce(g.granted, 0) as granted,
+       b.granted,
        coalesce(g.purchased, 0) as purchased,
-       coalesce(pay.paid, 0) as paid,
-       coalesce(k.spent, 0) as spent,
-       coalesce(g.granted, 0) - coalesce(k.spent, 0) as remaining,
+       coalesce(lots.paid, 0) as paid,
+       b.spent,
+       b.remaining,
        coalesce(lots.cost_of_spend, 0) as cost_of_spend,
-       coalesce(k.spent, 0) - coalesce(lots.cost_of_spend, 0) as savings,
-       case when coalesce(g.granted, 0) > 0
-            then round(greatest(coalesce(g.granted, 0) - coalesce(k.spent, 0), 0) / g.granted * 100, 1) else 0 end as remaining_percent,
+       b.spent - coalesce(lots.cost_of_spend, 0) as savings,
+       b.remaining_percent,
        live.last_synced_at,
        -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
        (live.id is not null and live.status = 'active'
          and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
-       -- The low-balance banner: 20 or 5 while remaining credit is at or below that percentage of what was
-       -- granted, else null (the same exact rule as the alerts, private.evaluate_low_balance).
-       case when coalesce(g.granted, 0) <= 0 then null::integer
-            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 5 then 5
-            when (g.granted - coalesce(k.spent, 0)) * 100 <= g.granted * 20 then 20 end as low_balance_level
+       -- The low-balance banner: the same rule and numbers as the alerts (public.remaining_credit).
+       b.low_balance_level
   from public.profiles p
-  left join lateral (select sum(l.amount) as granted,
-                            sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
+  cross join lateral public.remaining_credit(p.id) b
+  left join lateral (select sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
                        from public.credit_ledger l where l.user_id = p.id) g on true
-  left join lateral (select (sum(pm.amount_subunits - pm.refunded_subunits)::numeric / 100)::numeric(12, 2) as paid
-                       from public.payments pm where pm.user_id = p.id) pay on true
-  left join lateral (select sum(public.key_spend(k)) as spent from public.api_keys k where k.user_id = p.id) k on true
-  left join lateral (select sum(ml.cost_of_used) as cost_of_spend from public.my_lots ml where ml.user_id = p.id) lots on true
+  left join lateral (select sum(ml.cost) as paid, sum(ml.cost_of_used) as cost_of_spend
+                       from public.my_lots ml where ml.user_id = p.id) lots on true
   left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
                        from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
                       where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
@@ -89,10 +122,14 @@ select k.id as key_id, k.user_id, k.key_value, 'sk-...' || right(k.key_value, 4)
   from public.api_keys k
  where k.status <> 'retired';
 
+-- Payments in their own currency. A plan deactivated since (RLS hides it from users) still names the
+-- payment by its code. amount: major units (every Paystack exponent is 2, so numeric(12, 2) is exact).
 create view public.my_payments with (security_invoker = true) as
-select pm.id, pm.user_id, pm.reference, pm.plan_code, pl.name as plan_name, pm.amount_subunits, pm.currency,
-       (pm.amount_subunits::numeric / 100)::numeric(12, 2) as amount, pm.credit, pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at
-  from public.payments pm join public.plans pl on pl.code = pm.plan_code;
+select pm.id, pm.user_id, pm.reference, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name, pm.amount_subunits,
+       pm.currency, (pm.amount_subunits::numeric / (10::numeric ^ pm.exponent))::numeric(12, 2) as amount, pm.credit,
+       pm.refunded_subunits, pm.status, pm.paid_at, pm.created_at, pm.charged_subunits, pm.exponent, pm.channel,
+       pm.fx_rate
+  from public.payments pm left join public.plans pl on pl.code = pm.plan_code;
 
 -- Daily spend from snapshot deltas (spend is cumulative on LiteLLM; a drop, which should not happen
 -- without budget_duration, counts as 0).
@@ -104,6 +141,20 @@ with deltas as (
 )
 select user_id, (observed_at at time zone 'utc')::date as day, sum(delta) as spend
   from deltas group by user_id, (observed_at at time zone 'utc')::date;
+
+-- One receipt per payment: what was paid (price and, with fees passed on, what was charged), in which
+-- currency and how, the USD credit it bought, refunds (subunits of the charge) and the credit they and any
+-- lost dispute took back (USD, from the ledger), the exchange rate of a derived price, the seller's name.
+create view public.my_receipts with (security_invoker = true) as
+select pm.user_id, pm.reference, pm.paid_at, pm.created_at, pm.plan_code, coalesce(pl.name, pm.plan_code) as plan_name,
+       pm.currency, pm.exponent, pm.amount_subunits, pm.charged_subunits, pm.channel, pm.credit, pm.refunded_subunits,
+       coalesce(rv.reversed, 0) as credit_reversed, pm.fx_rate, pm.status, pm.merchant_name
+  from public.payments pm
+  left join public.plans pl on pl.code = pm.plan_code
+  left join lateral (select -sum(l.amount) as reversed from public.credit_ledger l
+                      where l.payment_id = pm.id and l.kind in ('refund', 'dispute_reversal')) rv on true;
+revoke all on table public.my_receipts from public, anon, authenticated, service_role;
+grant select on table public.my_receipts to authenticated, service_role;
 
 revoke all on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
   from public, anon, authenticated, service_role;
@@ -126,11 +177,7 @@ create view public.admin_dead_jobs as
 select j.id as job_id, j.key_id, j.user_id, j.attempts, j.last_error, j.created_at, j.finished_at
   from private.provisioning_jobs j where j.status = 'dead';
 
-create view public.admin_rejected_deliveries as
-select d.id, d.provider, d.event, d.reference, d.signature_valid, d.outcome, d.reason, d.source_ip, d.received_at
-  from private.webhook_deliveries d where d.outcome in ('rejected', 'error') or not d.signature_valid;
-
-revoke all on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+revoke all on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs
   from public, anon, authenticated, service_role;
-grant select on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs, public.admin_rejected_deliveries
+grant select on table public.admin_sync_failures, public.admin_drift, public.admin_dead_jobs
   to service_role;

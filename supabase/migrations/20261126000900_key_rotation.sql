@@ -12,10 +12,12 @@
 --   retired    old key retired; new key row pending               create the new key on LiteLLM with
 --                                                                  max_budget = private.key_target_budget
 --                                                                  (ledger total - retired keys' spend)
---   activated  new key active and confirmed on LiteLLM            delete the old key on LiteLLM (gone = done)
+--   activated  new key active and confirmed on LiteLLM            done (a database step: the old key stays
+--                                                                  blocked and reconciled until its spend
+--                                                                  settles, then reconcile-spend deletes it;
+--                                                                  20261202000320_rotation_in_flight.sql)
 --   done       finished
--- (Since 20261202000320_rotation_in_flight.sql activated -> done deletes nothing: the old key stays blocked
--- and reconciled until its spend settles, then reconcile-spend deletes it.)
+-- Every step that takes more than one lock takes the user's first (private.lock_user, 20261126000200).
 --
 -- Why nothing is granted twice: the old key is blocked before its spend is read, so its spend is final
 -- (after the settle time, which covers LiteLLM's batched spend writes: PROXY_BATCH_WRITE_AT + jitter);
@@ -92,8 +94,9 @@ language sql stable security definer set search_path = '' as $$
    where r.id = p_rotation_id
 $$;
 
--- Step 1. Opens a rotation of the user's key, or returns the unfinished one (a rerun continues it), and
--- takes the run's lease. claimed = false: another run owns it right now (its lease has not expired).
+-- Step 1 (the user lock first). Opens a rotation of the user's key, or returns the unfinished one (a rerun
+-- continues it), and takes the run's lease. claimed = false: another run owns it right now (its lease has
+-- not expired).
 -- p_rate_limited: a user may start one at most every rotation_user_min_interval_seconds (the dashboard);
 -- operators are not limited.
 create function private.start_key_rotation(p_user_id uuid, p_requested_by text, p_rate_limited boolean default false)
@@ -111,7 +114,7 @@ begin
   if not exists (select 1 from auth.users u where u.id = p_user_id) then
     raise exception 'unknown user %', p_user_id using errcode = 'P0001', hint = 'unknown_user';
   end if;
-  -- Serialise with payments and other rotations of this user (they lock the live key too).
+  perform private.lock_user(p_user_id);
   select * into v_key from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired' for update;
   select * into v_rot from private.key_rotations r where r.user_id = p_user_id and r.state <> 'done' for update;
   if v_rot.id is null then
@@ -139,6 +142,20 @@ begin
 end
 $$;
 
+-- The user of a rotation, locked (the first lock of every rotation step below).
+create function private.lock_rotation_user(p_rotation_id bigint) returns uuid
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_user uuid := (select r.user_id from private.key_rotations r where r.id = p_rotation_id);
+begin
+  if v_user is null then
+    raise exception 'rotation % not found', p_rotation_id using errcode = 'P0002';
+  end if;
+  perform private.lock_user(v_user);
+  return v_user;
+end
+$$;
+
 -- Step 2, before calling LiteLLM: from now on we want the old key blocked (reconcile pushes the block
 -- too if this run dies before LiteLLM confirmed it, and never flags it as blocked behind our back).
 create function private.rotation_block_intent(p_rotation_id bigint) returns void
@@ -155,6 +172,7 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_rot private.key_rotations;
 begin
+  perform private.lock_rotation_user(p_rotation_id);
   update private.key_rotations r
      set state = case when r.state = 'opened' then 'blocked' else r.state end,
          blocked_at = coalesce(r.blocked_at, now()),
@@ -172,11 +190,13 @@ begin
 end
 $$;
 
--- Step 3: the old key's spend is final. In one transaction: the old key is retired with that spend
--- (never less than what we already saw: LiteLLM spend only grows; rounded up to 1e-8 USD), and the new key's row is inserted
--- (pending) with the value and alias chosen at step 1. p_final_spend null = LiteLLM no longer knows the
--- old key: the last spend reconcile observed stands. Idempotent: a rotation already past this step is
--- returned unchanged.
+-- Step 3, after the settle time. In one transaction (the user lock, the old key, then the rotation row):
+-- the old key is retired with the spend read now (never less than what we already saw: LiteLLM spend
+-- only grows; rounded up to 1e-8 USD), and the new key's row is inserted (pending) with the value and
+-- alias chosen at step 1. Later spend is charged by reconcile until it settles (20261202000320).
+-- p_final_spend null = LiteLLM no longer knows the old key: the last spend reconcile observed stands, and
+-- a key it no longer knows cannot spend (settled at once). Idempotent: a rotation already past this step
+-- is returned unchanged.
 create function private.rotation_retire_old(p_rotation_id bigint, p_final_spend numeric)
 returns table (new_key_id uuid, target_max_budget numeric)
 language plpgsql volatile security definer set search_path = '' as $$
@@ -188,10 +208,10 @@ declare
   v_blocked boolean;
   v_remaining numeric;
 begin
+  perform private.lock_rotation_user(p_rotation_id);
+  select * into v_old from public.api_keys k
+   where k.id = (select r.old_key_id from private.key_rotations r where r.id = p_rotation_id) for update;
   select * into v_rot from private.key_rotations r where r.id = p_rotation_id for update;
-  if v_rot.id is null then
-    raise exception 'rotation % not found', p_rotation_id using errcode = 'P0002';
-  end if;
   if v_rot.state in ('retired', 'activated', 'done') then
     return query select v_rot.new_key_id, private.key_target_budget(v_rot.new_key_id);
     return;
@@ -209,23 +229,21 @@ begin
     raise exception 'rotation %: negative spend %', p_rotation_id, p_final_spend using errcode = 'P0001', hint = 'invalid_spend';
   end if;
 
-  select * into v_old from public.api_keys k where k.id = v_rot.old_key_id for update;
   -- Rounded up to 1e-8 USD: the new key's target (ledger - this) then has at most 8 decimals, so it
   -- survives the round trip through the float LiteLLM stores max_budget in, and reconcile sees no drift.
   v_final := trim_scale(ceil(greatest(coalesce(p_final_spend, v_old.spend), v_old.spend) * 100000000) / 100000000);
   if v_final is distinct from v_old.spend then
-    -- The spend LiteLLM wrote after the last reconcile: keep the daily usage history complete.
     insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
     values (v_old.id, v_old.user_id, v_final, v_old.observed_max_budget);
   end if;
   update public.api_keys
      set status = 'retired', retired_spend = v_final, spend = v_final, spend_observed_at = now(), retired_at = now(),
+         settled_at = case when p_final_spend is null and v_rot.old_key_missing then now() end,
          sync_status = 'synced', last_sync_error = null, flag = null, flag_detail = null
    where id = v_old.id;
 
-  -- An open dispute keeps the user's key blocked, whichever key that is.
   v_blocked := exists (select 1 from private.disputes d join public.payments pm on pm.id = d.payment_id
-                        where pm.user_id = v_rot.user_id and d.status in ('create', 'remind'));
+                        where pm.user_id = v_rot.user_id and d.is_open);
   insert into public.api_keys (user_id, key_alias, key_value, key_token, blocked, block_synced)
   values (v_rot.user_id, v_rot.new_key_alias, v_rot.new_key_value, private.key_token(v_rot.new_key_value), v_blocked, not v_blocked)
   returning id into v_new_id;
@@ -243,10 +261,8 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_rot private.key_rotations;
 begin
+  perform private.lock_rotation_user(p_rotation_id);
   select * into v_rot from private.key_rotations r where r.id = p_rotation_id for update;
-  if v_rot.id is null then
-    raise exception 'rotation % not found', p_rotation_id using errcode = 'P0002';
-  end if;
   if v_rot.state in ('activated', 'done') then
     return;
   end if;
@@ -259,15 +275,17 @@ begin
 end
 $$;
 
--- Steps 6-7: the old key is gone from LiteLLM; the rotation is done and its lease released.
+-- Step 5: the rotation is done once the new key is active (the old key, blocked, is deleted by reconcile
+-- when its spend has settled), and its lease released.
 create function private.rotation_finish(p_rotation_id bigint) returns void
 language plpgsql volatile security definer set search_path = '' as $$
 begin
+  perform private.lock_rotation_user(p_rotation_id);
   update private.key_rotations
      set state = 'done', finished_at = coalesce(finished_at, now()), locked_until = null, last_error = null, updated_at = now()
    where id = p_rotation_id and state in ('activated', 'done');
   if not found then
-    raise exception 'rotation %: the old key can only be deleted after the new key is active', p_rotation_id
+    raise exception 'rotation %: it can only finish after the new key is active', p_rotation_id
       using errcode = 'P0001', hint = 'wrong_state';
   end if;
 end

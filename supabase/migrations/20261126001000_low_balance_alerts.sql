@@ -56,19 +56,16 @@ begin
     return 0;
   end if;
   with bal as (
-    select u.user_id,
-           coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = u.user_id), 0) as granted,
-           coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
+    select u.user_id, b.granted, b.spent, b.low_balance_level
       from (select distinct x.user_id from unnest(p_user_ids) as x(user_id)) u
+      cross join lateral public.remaining_credit(u.user_id) b
   ), lvl0 as (
     select b.user_id, b.granted, b.spent, v.level,
-           b.granted > 0 and (b.granted - b.spent) * 100 <= b.granted * v.level as is_low,
+           coalesce(b.low_balance_level <= v.level, false) as is_low,
            exists (select 1 from private.alert_events e
                     where e.user_id = b.user_id and e.level = v.level and e.rearmed_at is null) as is_open
       from bal b cross join (values (20), (5)) as v(level)
   ), lvl as (
-    -- fires_5: this user's 5% alert fires now (then a 20% one firing at the same time is superseded).
-    -- A window over the user's two rows, not a rescan of lvl per fired alert (docs/benchmarks.md).
     select l.*, bool_or(l.level = 5 and l.is_low and not l.is_open) over (partition by l.user_id) as fires_5
       from lvl0 l
   ), rearmed as (
@@ -111,7 +108,7 @@ begin
   perform private.evaluate_low_balance(array(
     select distinct n.user_id from new_rows n join old_rows o on o.id = n.id
      where n.spend is distinct from o.spend or n.retired_spend is distinct from o.retired_spend
-        or n.status is distinct from o.status));
+        or n.hinted_spend is distinct from o.hinted_spend or n.status is distinct from o.status));
   return null;
 end
 $$;
@@ -131,7 +128,7 @@ $$;
 -- Alerts due for delivery, leased to one run (SKIP LOCKED: overlapping runs never send one twice).
 create function private.claim_alert_deliveries(p_limit integer default null, p_lease_seconds integer default 60)
 returns table (alert_id bigint, user_id uuid, email text, level integer, granted numeric, spent numeric, remaining numeric,
-               crossed_at timestamptz, attempts integer)
+               crossed_at timestamptz, attempts integer, remaining_percent numeric)
 language sql volatile security definer set search_path = '' as $$
   with due as (
     select e.id from private.alert_events e
@@ -144,7 +141,8 @@ language sql volatile security definer set search_path = '' as $$
       from due where e.id = due.id
     returning e.*
   )
-  select c.id, c.user_id, u.email::text, c.level, c.granted, c.spent, c.remaining, c.crossed_at, c.attempts
+  select c.id, c.user_id, u.email::text, c.level, c.granted, c.spent, c.remaining, c.crossed_at, c.attempts,
+         public.percent_left(c.remaining, c.granted)
     from claimed c left join auth.users u on u.id = c.user_id
    order by c.id
 $$;

@@ -34,7 +34,7 @@ $$;
 -- new absolute target to LiteLLM; reconcile repairs it if that push fails). Exactly once per
 -- p_idempotency_key: repeating a command with the same key adds nothing (is_new = false).
 create function private.adjust_credit(p_user_id uuid, p_amount numeric, p_reason text, p_created_by text,
-                                      p_idempotency_key text default null)
+                                                 p_idempotency_key text default null)
 returns table (ledger_id bigint, is_new boolean, key_id uuid, granted numeric, remaining numeric, target_max_budget numeric)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -62,14 +62,12 @@ begin
     raise exception 'who makes the change is required' using errcode = 'P0001', hint = 'created_by_required';
   end if;
 
-  -- Serialise with payments, refunds and rotations of this user (they lock the live key too).
+  perform private.lock_user(p_user_id);
   select k.id into v_key_id from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired' for update;
-  -- A deduction may take the remaining credit below what was spent (LiteLLM then blocks the key, as after
-  -- a refund), but never the ledger total below 0: that is not a balance, it is a mistake.
-  if p_amount < 0 and coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0) + p_amount < 0
+  if p_amount < 0 and (select b.granted from public.remaining_credit(p_user_id) b) + p_amount < 0
      and not exists (select 1 from public.credit_ledger l where l.idempotency_key = v_idem) then
     raise exception 'deducting % would take the user''s ledger total below 0 (it is %)', -p_amount,
-      coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0)
+      (select b.granted from public.remaining_credit(p_user_id) b)
       using errcode = 'P0001', hint = 'invalid_amount';
   end if;
   insert into public.credit_ledger (user_id, kind, amount, idempotency_key, reason, created_by)
@@ -87,11 +85,9 @@ begin
     perform private.mark_budget_changed(p_user_id);
   end if;
   return query
-  select v_ledger_id, v_existing.id is null, v_key_id,
-         (select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id),
-         (select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id)
-           - coalesce((select sum(coalesce(k.retired_spend, k.spend)) from public.api_keys k where k.user_id = p_user_id), 0),
-         case when v_key_id is not null then private.key_target_budget(v_key_id) end;
+  select v_ledger_id, v_existing.id is null, v_key_id, b.granted, b.remaining,
+         case when v_key_id is not null then private.key_target_budget(v_key_id) end
+    from public.remaining_credit(p_user_id) b;
 end
 $$;
 
@@ -101,20 +97,6 @@ returns table (key_id uuid, status text, blocked boolean, block_synced boolean, 
 language sql stable security definer set search_path = '' as $$
   select k.id, k.status, k.blocked, k.block_synced, k.litellm_blocked
     from public.api_keys k where k.user_id = p_user_id and k.status <> 'retired'
-$$;
-
--- What the health function reports from the database (one round trip; no secrets).
-create function private.health_status()
-returns table (last_successful_reconcile_at timestamptz, last_successful_reconcile_age_seconds numeric,
-               reconcile_stale_seconds numeric, active_keys boolean, pending_alerts integer, unfinished_rotations integer)
-language sql stable security definer set search_path = '' as $$
-  select r.finished_at,
-         round(extract(epoch from (now() - r.finished_at))::numeric, 1),
-         private.setting_numeric('reconcile_stale_seconds'),
-         exists (select 1 from public.api_keys k where k.status = 'active'),
-         (select count(*)::integer from private.alert_events e where e.delivery_status = 'pending'),
-         (select count(*)::integer from private.key_rotations kr where kr.state <> 'done')
-    from (select max(rr.finished_at) as finished_at from private.reconcile_runs rr where rr.outcome = 'ok') r
 $$;
 
 -- Whether ops-sweep has anything to do (the cron job calls it only then).

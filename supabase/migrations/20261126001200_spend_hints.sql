@@ -9,13 +9,13 @@ declare
   v_updated integer;
 begin
   with hints as (
-    select r.token, max(r.spend) as spend
-      from jsonb_to_recordset(p_rows) as r(token text, spend numeric)
-     where r.token is not null and r.spend is not null and r.spend >= 0
+    select r.token, max(coalesce(r.spend, r.auth_spend + r.cost)) as spend
+      from jsonb_to_recordset(p_rows) as r(token text, spend numeric, auth_spend numeric, cost numeric)
+     where r.token is not null and coalesce(r.spend, r.auth_spend + r.cost) >= 0
      group by r.token
   ), matched as (
-    select k.id, h.spend, greatest(k.spend, coalesce(k.hinted_spend, 0)) as known
-      from hints h join public.api_keys k on k.key_token = h.token and k.status = 'active'
+    select k.id, h.spend, greatest(coalesce(k.retired_spend, k.spend), coalesce(k.hinted_spend, 0)) as known
+      from hints h join public.api_keys k on k.key_token = h.token and k.reconciled
   ), updated as (
     update public.api_keys k set hinted_spend = m.spend, hinted_at = now()
       from matched m where m.id = k.id and m.spend > m.known

@@ -41,28 +41,6 @@ language sql stable security definer set search_path = '' as $$
       or not coalesce((private.setting('signup_grant_requires_confirmation') #>> '{}')::boolean, true)
 $$;
 
--- Sign-up: profile, the grant if due (see above), the key row with its value chosen now, one provisioning
--- job, and a pg_net call to provision-key (sent after commit). Inserts only: a failing trigger blocks
--- sign-up. The grant comes before the key row, so a user created confirmed starts at budget_version 0.
-create or replace function private.handle_new_user() returns trigger
-language plpgsql security definer set search_path = '' as $$
-declare
-  v_key text := private.new_key_value();
-  v_key_id uuid;
-begin
-  insert into public.profiles (id, email) values (new.id, new.email);
-  if private.signup_grant_due(new.email_confirmed_at) then
-    perform private.grant_signup_credit(new.id);
-  end if;
-  insert into public.api_keys (user_id, key_alias, key_value, key_token)
-  values (new.id, 'lc-' || new.id, v_key, private.key_token(v_key))
-  returning id into v_key_id;
-  insert into private.provisioning_jobs (key_id, user_id) values (v_key_id, new.id);
-  perform private.invoke_function('provision-key', jsonb_build_object('user_id', new.id));
-  return new;
-end
-$$;
-
 -- The address was confirmed (Auth's verify link sets email_confirmed_at once): record the grant and ask
 -- push-budget to raise the key's max_budget from 0 (a key not yet provisioned gets the target when it is).
 create function private.handle_user_confirmed() returns trigger

@@ -48,9 +48,10 @@ $$;
 -- 'created' (the checkout columns are set), 'user_rate_limited', 'ip_rate_limited' or
 -- 'too_many_open_checkouts' (retry_after_seconds says when to try again; nothing was created).
 -- An unknown plan raises (as create_checkout does) and rolls the counting back: bad input changes nothing.
-create function private.start_checkout(p_user_id uuid, p_plan_code text, p_ip inet default null)
+create function private.start_checkout(p_user_id uuid, p_plan_code text, p_ip inet default null,
+                                       p_currency text default null)
 returns table (outcome text, retry_after_seconds integer, reference text, amount_subunits integer, currency text,
-               credit numeric, email text)
+               credit numeric, email text, exponent integer, channels text[])
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_window integer := private.setting_numeric('checkout_window_seconds')::integer;
@@ -60,17 +61,19 @@ declare
   v_open integer;
   v_oldest timestamptz;
 begin
-  v_user_wait := private.take_rate_limit('checkout:user:' || p_user_id, private.setting_numeric('checkout_user_limit')::integer, v_window);
+  v_user_wait := private.take_rate_limit('checkout:user:' || p_user_id,
+                                         private.setting_numeric('checkout_user_limit')::integer, v_window);
   if p_ip is not null then
-    v_ip_wait := private.take_rate_limit('checkout:ip:' || host(p_ip), private.setting_numeric('checkout_ip_limit')::integer, v_window);
+    v_ip_wait := private.take_rate_limit('checkout:ip:' || host(p_ip),
+                                         private.setting_numeric('checkout_ip_limit')::integer, v_window);
   end if;
   if v_user_wait > 0 or v_ip_wait > 0 then
     return query select case when v_user_wait > 0 then 'user_rate_limited' else 'ip_rate_limited' end,
-                        greatest(v_user_wait, v_ip_wait), null::text, null::integer, null::text, null::numeric, null::text;
+                        greatest(v_user_wait, v_ip_wait), null::text, null::integer, null::text, null::numeric,
+                        null::text, null::integer, null::text[];
     return;
   end if;
 
-  -- One user's checkouts one at a time, so two concurrent requests cannot both pass the cap.
   perform pg_advisory_xact_lock(hashtextextended('checkout:' || p_user_id, 0));
   select count(*), min(c.created_at) into v_open, v_oldest
     from public.checkouts c
@@ -78,13 +81,15 @@ begin
      and c.created_at > now() - make_interval(secs => v_ttl::double precision);
   if v_open >= private.setting_numeric('checkout_max_open_per_user') then
     return query select 'too_many_open_checkouts'::text,
-                        greatest(1, ceil(extract(epoch from v_oldest + make_interval(secs => v_ttl::double precision) - now())))::integer,
-                        null::text, null::integer, null::text, null::numeric, null::text;
+                        greatest(1, ceil(extract(epoch from v_oldest + make_interval(secs => v_ttl::double precision)
+                                                            - now())))::integer,
+                        null::text, null::integer, null::text, null::numeric, null::text, null::integer, null::text[];
     return;
   end if;
 
-  return query select 'created'::text, 0, c.reference, c.amount_subunits, c.currency, c.credit, c.email
-                 from private.create_checkout(p_user_id, p_plan_code) c;
+  return query select 'created'::text, 0, c.reference, c.amount_subunits, c.currency, c.credit, c.email, c.exponent,
+                      c.channels
+                 from private.create_checkout(p_user_id, p_plan_code, p_currency) c;
 end
 $$;
 

@@ -38,7 +38,7 @@ $$;
 
 -- The admin view lists both: deliveries rejected after the gate (signed, but not applicable) and posts
 -- refused at the gate (no event, reference or IP is kept for them; body_bytes says how big they were).
-create or replace view public.admin_rejected_deliveries as
+create view public.admin_rejected_deliveries as
 select d.id, d.provider, d.event, d.reference, d.signature_valid, d.outcome, d.reason, d.source_ip, d.received_at,
        null::integer as body_bytes
   from private.webhook_deliveries d where d.outcome in ('rejected', 'error') or not d.signature_valid
@@ -46,20 +46,8 @@ union all
 select p.id, p.provider, null, null, false, 'rejected', p.reason, null, p.received_at, p.body_bytes
   from private.rejected_webhook_posts p;
 
-revoke all on public.admin_rejected_deliveries from anon, authenticated;
-grant select on public.admin_rejected_deliveries to service_role;
-
--- Housekeeping, as 20261126000700 scheduled it, plus: rejected posts after 30 days (the cap bounds them
--- sooner under a flood) and rate-limit windows after a day. cron.schedule replaces the job by name.
-select cron.schedule('cleanup', '17 * * * *', $$
-  delete from net._http_response where created < now() - interval '6 hours';
-  delete from private.webhook_deliveries
-   where (outcome in ('credited', 'duplicate', 'ignored', 'refunded', 'dispute') and received_at < now() - interval '30 days')
-      or received_at < now() - interval '90 days';
-  delete from private.rejected_webhook_posts where received_at < now() - interval '30 days';
-  delete from private.rate_limit_hits where window_start < now() - interval '1 day';
-  delete from cron.job_run_details where end_time < now() - interval '7 days';
-$$);
+revoke all on table public.admin_rejected_deliveries from public, anon, authenticated, service_role;
+grant select on table public.admin_rejected_deliveries to service_role;
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

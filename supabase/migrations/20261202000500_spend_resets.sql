@@ -61,7 +61,7 @@ begin
     select k.id, k.user_id, coalesce(k.retired_spend, k.spend) as recorded, r.spend as litellm_spend, k.spend_offset
       from public.api_keys k join r on r.token = k.key_token
      where k.reconcile_chunk = p_chunk and k.reconciled
-       -- a retired key's spend was rounded up to 1e-8 (20261202000320): compare it the same way
+       -- a retired key's spend was rounded up to 1e-8 (rotation_retire_old, 20261126000900): compare it the same way
        and case when k.status = 'retired' then trim_scale(ceil((r.spend + k.spend_offset) * 100000000) / 100000000)
                 else r.spend + k.spend_offset end < coalesce(k.retired_spend, k.spend)
        for update of k
@@ -94,9 +94,9 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- The entry points reconcile and the callback use, record_spend_batch and record_spend_hints, become
--- monotonic themselves, so no caller can record spend past the reset rule: their bodies of 20261202000320
--- are kept as *_as_reported and called with the spend as we record it (offset added), so snapshots, late
--- spend of retired keys, drift (against the offset-lowered target) and alerts all follow.
+-- monotonic themselves, so no caller can record spend past the reset rule: their bodies (20261126000500,
+-- 20261126001200) are kept as *_as_reported and called with the spend as we record it (offset added), so
+-- snapshots, late spend of retired keys, drift (against the offset-lowered target) and alerts all follow.
 alter function private.record_spend_batch(integer, jsonb) rename to record_spend_batch_as_reported;
 alter function private.record_spend_hints(jsonb) rename to record_spend_hints_as_reported;
 
@@ -133,8 +133,8 @@ language sql volatile security definer set search_path = '' as $$
   select count(*)::integer from a
 $$;
 
--- health (20261126001100) plus what needs a person: unacknowledged spend resets and flagged keys by flag.
-drop function private.health_status();
+-- What the health function reports from the database (one round trip; no secrets), including what needs
+-- a person: unacknowledged spend resets and flagged keys by flag.
 create function private.health_status()
 returns table (last_successful_reconcile_at timestamptz, last_successful_reconcile_age_seconds numeric,
                reconcile_stale_seconds numeric, active_keys boolean, pending_alerts integer, unfinished_rotations integer,

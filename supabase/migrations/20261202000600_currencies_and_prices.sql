@@ -55,6 +55,10 @@ $$;
 create constraint trigger currencies_one_default_check after insert or update or delete on public.currencies
   deferrable initially deferred for each row execute function private.check_one_default_currency();
 
+-- Checkouts and payments are in an enabled-or-once-enabled currency (their rows lock the deal).
+alter table public.checkouts add constraint checkouts_currency_fkey foreign key (currency) references public.currencies (code);
+alter table public.payments add constraint payments_currency_fkey foreign key (currency) references public.currencies (code);
+
 create table public.plan_prices (
   plan text not null references public.plans (code),
   currency text not null references public.currencies (code),
@@ -296,6 +300,63 @@ begin
                  from public.plan_prices pp
                  join public.plan_prices usd on usd.plan = pp.plan and usd.currency = 'USD' and usd.active
                 where pp.currency = v_cur.code order by pp.plan;
+end
+$$;
+
+-- The checkout locks the deal (issue 14): currency, price (subunits and exponent), credit (USD), channels
+-- and the exchange rate of the price, at the moment the user starts paying. The payment is verified
+-- against that row only, so a price or plan changed (or deactivated) after the checkout never changes
+-- what a paid checkout buys; a payment in another currency is a recorded rejection (currency_mismatch).
+--
+-- A signed-in user's checkout for a plan in a currency (null: public.preferred_currency). The amount
+-- always comes from the active price, never from the client. Raises with hint unknown_plan, unknown_user,
+-- unknown_currency, currency_disabled or no_price.
+create function private.create_checkout(p_user_id uuid, p_plan_code text, p_currency text default null)
+returns table (reference text, amount_subunits integer, currency text, credit numeric, email text, exponent integer,
+               channels text[])
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_plan public.plans;
+  v_cur public.currencies;
+  v_price public.plan_prices;
+  v_ref text := 'lc-' || replace(gen_random_uuid()::text, '-', '');
+  v_email text;
+  v_code text := coalesce(upper(p_currency), public.preferred_currency(p_user_id));
+  v_major numeric;
+  v_usd numeric;
+begin
+  select * into v_plan from public.plans pl where pl.code = p_plan_code and pl.active;
+  if v_plan.code is null then
+    raise exception 'unknown or inactive plan: %', p_plan_code using errcode = 'P0001', hint = 'unknown_plan';
+  end if;
+  select u.email into v_email from auth.users u where u.id = p_user_id;
+  if v_email is null then
+    raise exception 'unknown user' using errcode = 'P0001', hint = 'unknown_user';
+  end if;
+  select * into v_cur from public.currencies c where c.code = v_code;
+  if v_cur.code is null then
+    raise exception 'unknown currency: %', p_currency using errcode = 'P0001', hint = 'unknown_currency';
+  end if;
+  if not v_cur.enabled then
+    raise exception 'currency % is not enabled', v_cur.code using errcode = 'P0001', hint = 'currency_disabled';
+  end if;
+  select * into v_price from public.plan_prices pp
+   where pp.plan = v_plan.code and pp.currency = v_cur.code and pp.active;
+  if v_price.plan is null then
+    raise exception 'plan % has no price in %', v_plan.code, v_cur.code using errcode = 'P0001', hint = 'no_price';
+  end if;
+  v_major := v_price.amount_subunits::numeric / (10::numeric ^ v_cur.exponent);
+  v_usd := case
+    when v_cur.code = 'USD' then v_major
+    when v_price.fx_rate is not null then round(v_major / v_price.fx_rate, 2)
+    when v_plan.currency = 'USD' then v_plan.price_subunits::numeric / 100
+  end;
+  insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit, exponent, channels,
+                                fx_rate, usd_value)
+  values (v_ref, p_user_id, v_plan.code, v_price.amount_subunits, v_cur.code, v_plan.credit, v_cur.exponent,
+          v_cur.channels, v_price.fx_rate, v_usd);
+  return query select v_ref, v_price.amount_subunits::integer, v_cur.code, v_plan.credit, v_email, v_cur.exponent,
+                      v_cur.channels;
 end
 $$;
 

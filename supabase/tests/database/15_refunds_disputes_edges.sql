@@ -1,4 +1,4 @@
--- Refunds and disputes at the edges (20261202000310): refunds taken back as an absolute from Paystack's
+-- Refunds and disputes at the edges (20261126000400): refunds taken back as an absolute from Paystack's
 -- list (fees passed to the customer, two equal refunds without references, lists seen out of order,
 -- rounding), and disputes whatever the order or content of their events (unknown actions and
 -- resolutions change nothing; a key stays blocked while any dispute of its user is open; a lost dispute

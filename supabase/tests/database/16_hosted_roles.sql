@@ -178,7 +178,7 @@ select is_empty(
         and not coalesce(p.proconfig && array['search_path=""'], false)
         -- Two deliberate exceptions: security-invoker SQL functions whose every name is schema-qualified and
         -- which the planner must inline into the my_* views and the alert triggers (a SET clause prevents
-        -- inlining: about 4x slower for 1,000 users; migration 20261202000330). The tests schema is never deployed.
+        -- inlining: about 4x slower for 1,000 users; migration 20261126000600). The tests schema is never deployed.
         and p.oid not in ('public.remaining_credit(uuid)'::regprocedure, 'public.percent_left(numeric, numeric)'::regprocedure) $$,
   'every function of ours but remaining_credit and percent_left sets search_path = '''' (lint function_search_path_mutable)'
 );

@@ -1,8 +1,8 @@
 -- Spend in flight during a key rotation (20261202000320): the retired key stays under reconciliation until
 -- its LiteLLM spend has not moved for retired_key_settle_seconds; late spend is charged (the live key's
 -- target drops); callback hints for it are accepted; then it is settled (deleted on LiteLLM by
--- reconcile-spend) and left alone. It calls that migration's bodies, kept as record_spend_batch_as_reported and
--- record_spend_hints_as_reported; the reset rule wrapped around them (20261202000500) is 19_spend_resets.sql's.
+-- reconcile-spend) and left alone. It calls record_spend_batch_as_reported (20261126000500) and
+-- record_spend_hints_as_reported (20261126001200); the reset rule wrapped around them (20261202000500) is 19_spend_resets.sql's.
 begin;
 select plan(25);
 

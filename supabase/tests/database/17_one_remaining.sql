@@ -1,4 +1,4 @@
--- One definition of a user's remaining credit (20261202000330): public.remaining_credit is what the
+-- One definition of a user's remaining credit (20261126000600): public.remaining_credit is what the
 -- dashboard's my_account (banner included), the low-balance alerts (their triggers), the admin credit
 -- command and the views use; this file proves they agree, spend hints and retired keys included.
 begin;

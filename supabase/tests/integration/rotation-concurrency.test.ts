@@ -1,4 +1,4 @@
-// Issue 13: one lock order everywhere (migration 20261202000300). Every function that changes a user's
+// Issue 13: one lock order everywhere (private.lock_user, migration 20261126000200). Every function that changes a user's
 // money or keys takes the user's lock first, so rotation steps, payments and credit adjustments of one
 // user, run at the same moment from separate connections, queue up instead of deadlocking.
 //
