@@ -9,7 +9,7 @@ const checkoutsOf = async (userId: string) =>
   (await sql()`select 1 from public.checkouts where user_id = ${userId}`).length;
 
 describe("request bodies", () => {
-  it("checkout: a body that is not JSON, has an extra field or names no active plan: 400, nothing created", async () => {
+  it("checkout: a body not JSON, with an extra field or naming no active plan: 400, nothing created", async () => {
     const u = await activeUser("bad-body");
     const notJson = await invoke("checkout", "{plan: starter", u.token);
     expect([notJson.status, notJson.body.error]).toEqual([400, "invalid_json"]);
