@@ -16,7 +16,7 @@
 //                and /health says ok
 import postgres from "postgres";
 import { configSchema, PLATFORM_INJECTED } from "../supabase/functions/_shared/config.ts";
-import { parseConfigToml, verifyJwtFlags as flagsOf } from "../stack/platform/config-toml.ts";
+import { parseConfigToml, verifyJwtFlags } from "../stack/platform/config-toml.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -73,11 +73,6 @@ export function parseEnvFile(text: string): Record<string, string> {
     if (m) out[m[1]] = m[2].replace(/^(['"])(.*)\1$/, "$2");
   }
   return out;
-}
-
-/** verify_jwt per function from config.toml text (the shared reader of the small TOML subset it uses). */
-export function verifyJwtFlags(toml: string): Map<string, boolean | undefined> {
-  return flagsOf(parseConfigToml(toml));
 }
 
 /** Which env names the functions need (no default, not optional), and which are optional. */
@@ -155,7 +150,7 @@ function checkConfig(checks: Check[], configPath: string, functionsDir: string) 
     checks.push({ group: "verify_jwt", name: configPath, ok: false, detail: "cannot read it" });
     return;
   }
-  const flags = verifyJwtFlags(toml);
+  const flags = verifyJwtFlags(parseConfigToml(toml));
   let folders: string[] = [];
   try {
     folders = [...Deno.readDirSync(functionsDir)].filter((e) => e.isDirectory && !e.name.startsWith("_")).map((e) => e.name).sort();

@@ -12,7 +12,8 @@
 // (DEPLOY_REHEARSE_DIR).
 import postgres from "postgres";
 import { PLATFORM_INJECTED } from "../supabase/functions/_shared/config.ts";
-import { INTENDED_VERIFY_JWT, parseEnvFile, REQUIRED_VAULT_SECRETS, verifyJwtFlags } from "./deploy-check.ts";
+import { configToml, verifyJwtFlags } from "../stack/platform/config-toml.ts";
+import { INTENDED_VERIFY_JWT, parseEnvFile, REQUIRED_VAULT_SECRETS } from "./deploy-check.ts";
 import { DEPLOY_STEPS, type DeployStep, envNamesIn, SECRETS_TEMPLATE } from "./deploy-steps.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -199,7 +200,7 @@ async function functionsDeploy(): Promise<string> {
   const cp = await exec("cp", ["-r", `${ROOT}/supabase/functions`, `${ROOT}/supabase/config.toml`, `${target}/`]);
   if (cp.code !== 0) fail(`copying the functions failed: ${tail(cp.out)}`);
   const folders = [...Deno.readDirSync(`${target}/functions`)].filter((e) => e.isDirectory && !e.name.startsWith("_")).map((e) => e.name).sort();
-  const flags = verifyJwtFlags(Deno.readTextFileSync(`${target}/config.toml`));
+  const flags = verifyJwtFlags(configToml(`${target}/config.toml`));
   const wrong = folders.filter((f) => flags.get(f) !== false || !(f in INTENDED_VERIFY_JWT));
   if (wrong.length) fail(`verify_jwt is not off in config.toml (or not intended) for ${wrong.join(", ")}`);
 

@@ -1,6 +1,7 @@
 // Request plumbing shared by every function: JSON responses, CORS, caller authentication, bounded bodies,
-// the client's IP, and the one structured log line per invocation.
+// validated JSON bodies, the client's IP, and the one structured log line per invocation.
 import { isIP } from "node:net";
+import type { z } from "zod";
 import { config, ConfigError, serviceKeys } from "./config.ts";
 import { log } from "./log.ts";
 
@@ -103,7 +104,11 @@ export function clientIp(req: Request): string | null {
   return isIP(first) ? first : null;
 }
 
-export async function readJson<T>(req: Request, parse: (v: unknown) => T): Promise<T> {
+/**
+ * The JSON body checked against schema (an empty body reads as {}): 400 invalid_json when it is not JSON,
+ * 400 invalid_request when it does not fit, with `usage` (what to send) or else zod's list of what is wrong.
+ */
+export async function parseBody<S extends z.ZodType>(req: Request, schema: S, usage?: string): Promise<z.output<S>> {
   let raw: unknown = {};
   const text = await req.text();
   if (text.trim()) {
@@ -113,7 +118,10 @@ export async function readJson<T>(req: Request, parse: (v: unknown) => T): Promi
       throw new HttpError(400, "invalid_json", "the request body is not valid JSON");
     }
   }
-  return parse(raw);
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+  throw new HttpError(400, "invalid_request", usage ?? issues);
 }
 
 /**

@@ -1,6 +1,8 @@
-// The one Paystack client (initialize, verify, refund, list refunds) and the webhook signature check.
+// The one Paystack client (initialize, verify, list refunds, the health ping) and the webhook signature check.
+// The product never starts a refund; it reads the ones made on Paystack (README "Refunds and disputes").
 import { z } from "zod";
 import { config } from "./config.ts";
+import { hex } from "./hash.ts";
 
 export class PaystackError extends Error {
   constructor(message: string, public readonly status: number | null, public readonly transient: boolean) {
@@ -121,12 +123,6 @@ export async function listRefunds(transactionId: string | number, pageSize = REF
   throw new PaystackError(`Paystack list refunds: more than ${REFUND_MAX_PAGES} pages for one transaction`, null, false);
 }
 
-export async function refundTransaction(transaction: string | number, amountSubunits?: number) {
-  const { status, body } = await call("POST", "/refund", { transaction, amount: amountSubunits });
-  if (!body.status) throw new PaystackError(`Paystack refund: ${body.message}`, status, status >= 500);
-  return body.data;
-}
-
 /**
  * Health check: Paystack has no ping route, so this is the cheapest authenticated read there is, a verify
  * of a reference that cannot exist. Paystack answers "not found" (400/404) when our secret key is
@@ -146,10 +142,6 @@ export async function pingPaystack(): Promise<{ ok: boolean; status: number | nu
   }
 }
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes)).map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * x-paystack-signature: lowercase hex HMAC-SHA512 of the exact body bytes, keyed with the secret key.
  * Checked over the raw bytes, before anything is parsed, in constant time.
@@ -164,8 +156,4 @@ export async function verifySignature(rawBody: Uint8Array<ArrayBuffer>, header: 
   let diff = 0;
   for (let i = 0; i < 128; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);
   return diff === 0 ? "ok" : "mismatch";
-}
-
-export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return hex(await crypto.subtle.digest("SHA-256", bytes));
 }

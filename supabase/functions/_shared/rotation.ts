@@ -16,6 +16,7 @@ import { db } from "./db.ts";
 import { HttpError } from "./http.ts";
 import { litellm, LiteLLMError } from "./litellm.ts";
 import { log, mask, maskKey } from "./log.ts";
+import { sqlRefusal } from "./sql-errors.ts";
 
 interface Context {
   rotation_id: string;
@@ -44,12 +45,6 @@ export interface RotationResult {
   max_budget?: string;
 }
 
-const HINTS: Record<string, [number, string]> = {
-  unknown_user: [404, "unknown_user"],
-  no_active_key: [409, "no_active_key"],
-  too_soon: [429, "too_soon"],
-};
-
 /**
  * Opens a rotation of the user's key (or continues the unfinished one) and runs it.
  * rateLimited: a user from the dashboard (at most one rotation per rotation_user_min_interval_seconds).
@@ -60,9 +55,7 @@ export async function rotateUserKey(userId: string, requestedBy: string, opts: {
   try {
     [started] = await sql`select * from private.start_key_rotation(${userId}, ${requestedBy}, ${opts.rateLimited})`;
   } catch (e) {
-    const hint = (e as { hint?: string }).hint ?? "";
-    if (HINTS[hint]) throw new HttpError(HINTS[hint][0], HINTS[hint][1], (e as Error).message);
-    throw e;
+    throw sqlRefusal(e); // unknown_user 404, no_active_key 409, too_soon 429
   }
   if (!started.claimed) {
     throw new HttpError(409, "rotation_in_progress", "another run is rotating this key right now; try again in a minute");

@@ -6,7 +6,8 @@ import { config } from "./config.ts";
 import { db } from "./db.ts";
 import { clientIp, json, readBodyLimited } from "./http.ts";
 import { log } from "./log.ts";
-import { sha256Hex, verifySignature } from "./paystack.ts";
+import { sha256Hex } from "./hash.ts";
+import { verifySignature } from "./paystack.ts";
 
 export interface AdmittedPost {
   raw: Uint8Array<ArrayBuffer>;

@@ -7,9 +7,10 @@ import { z } from "zod";
 import { requireUser } from "../_shared/auth.ts";
 import { config } from "../_shared/config.ts";
 import { db } from "../_shared/db.ts";
-import { clientIp, handler, HttpError, json, readJson } from "../_shared/http.ts";
+import { clientIp, handler, HttpError, json, parseBody } from "../_shared/http.ts";
 import { fromSubunits } from "../_shared/money.ts";
 import { initializeTransaction, PaystackError } from "../_shared/paystack.ts";
+import { sqlRefusal, type Wording } from "../_shared/sql-errors.ts";
 
 const body = z.object({
   plan: z.string().min(1).max(40),
@@ -28,22 +29,16 @@ type Checkout = {
   channels: string[];
 };
 
-/** start_checkout's refusals (error hints) as the 400s callers get. */
-function refused(hint: string | undefined, plan: string, currency: string | null): HttpError | null {
+/** start_checkout's refusals (SQL hints), worded for the buyer. */
+function refusals(plan: string, currency: string | null): Wording {
   const code = currency ?? "your currency";
-  switch (hint) {
-    case "unknown_plan":
-      return new HttpError(400, "unknown_plan", `there is no active plan "${plan}"`);
-    case "unknown_user":
-      return new HttpError(400, "no_email", "your account has no email address, which Paystack requires");
-    case "unknown_currency":
-      return new HttpError(400, "unknown_currency", `"${code}" is not a currency this shop knows`);
-    case "currency_disabled":
-      return new HttpError(400, "currency_disabled", `payments in ${code} are not accepted here; choose another one`);
-    case "no_price":
-      return new HttpError(400, "no_price", `the plan "${plan}" has no price in ${code}; choose another currency`);
-  }
-  return null;
+  return {
+    unknown_plan: `there is no active plan "${plan}"`,
+    unknown_user: [400, "no_email", "your account has no email address, which Paystack requires"],
+    unknown_currency: `"${code}" is not a currency this shop knows`,
+    currency_disabled: `payments in ${code} are not accepted here; choose another one`,
+    no_price: `the plan "${plan}" has no price in ${code}; choose another currency`,
+  };
 }
 
 const LIMITED: Record<string, string> = {
@@ -55,14 +50,8 @@ const LIMITED: Record<string, string> = {
 Deno.serve(handler("checkout", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const user = await requireUser(req);
-  const { plan, currency: asked } = await readJson(req, (v) => {
-    const r = body.safeParse(v);
-    if (!r.success) {
-      const shape = '{"plan": "starter", "currency": "NGN"}';
-      throw new HttpError(400, "invalid_request", `send ${shape} (currency optional: 3 letters) and nothing else`);
-    }
-    return r.data;
-  });
+  const { plan, currency: asked } = await parseBody(req, body,
+    'send {"plan": "starter", "currency": "NGN"} (currency optional: 3 letters) and nothing else');
   const currency = asked?.toUpperCase() ?? null;
   const sql = db();
   let checkout: Checkout;
@@ -70,7 +59,7 @@ Deno.serve(handler("checkout", async (req) => {
     [checkout] = await sql<Checkout[]>`
       select * from private.start_checkout(${user.id}, ${plan}, ${clientIp(req)}, ${currency})`;
   } catch (e) {
-    throw refused((e as { hint?: string }).hint, plan, currency) ?? e;
+    throw sqlRefusal(e, refusals(plan, currency));
   }
   if (checkout.outcome !== "created") {
     const wait = checkout.retry_after_seconds;

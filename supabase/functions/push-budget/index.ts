@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { db } from "../_shared/db.ts";
-import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
+import { handler, HttpError, json, parseBody, requireCronOrService } from "../_shared/http.ts";
 
 const body = z.object({ user_id: z.string().uuid(), skip_if_synced: z.boolean().optional() }).strict();
 
@@ -21,11 +21,8 @@ interface LiveKey {
 Deno.serve(handler("push-budget", async (req) => {
   requireCronOrService(req);
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const { user_id, skip_if_synced } = await readJson(req, (v) => {
-    const r = body.safeParse(v);
-    if (!r.success) throw new HttpError(400, "invalid_request", "send {\"user_id\": \"<uuid>\"} (and optionally \"skip_if_synced\": true)");
-    return r.data;
-  });
+  const { user_id, skip_if_synced } = await parseBody(req, body,
+    'send {"user_id": "<uuid>"} (and optionally "skip_if_synced": true)');
   const [k] = await db()<LiveKey[]>`select * from private.live_key_of(${user_id})`;
   if (!k) throw new HttpError(404, "no_key", "the user has no key");
   if (k.status !== "active") {

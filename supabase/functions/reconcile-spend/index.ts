@@ -13,7 +13,7 @@
 import { z } from "zod";
 import { deliverAlerts, notifyOperator } from "../_shared/alerts.ts";
 import { db } from "../_shared/db.ts";
-import { handler, HttpError, json, readJson, requireCronOrService } from "../_shared/http.ts";
+import { handler, json, parseBody, requireCronOrService } from "../_shared/http.ts";
 import { auditChunks } from "../_shared/audit.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
 import { type CallStats, litellm } from "../_shared/litellm.ts";
@@ -52,11 +52,7 @@ const WALL_BUDGET_MS = 40_000;
 
 Deno.serve(handler("reconcile-spend", async (req) => {
   requireCronOrService(req);
-  const opts = await readJson(req, (v) => {
-    const r = body.safeParse(v);
-    if (!r.success) throw new HttpError(400, "invalid_request", r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
-    return r.data;
-  });
+  const opts = await parseBody(req, body);
   const sql = db();
   const client = litellm();
   const started = performance.now();

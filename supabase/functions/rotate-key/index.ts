@@ -12,7 +12,7 @@
 //   409 no_active_key | rotation_in_progress   429 too_soon   503 LiteLLM unavailable (rerun continues)
 import { z } from "zod";
 import { requireUser } from "../_shared/auth.ts";
-import { handler, HttpError, isServiceCaller, json, readJson } from "../_shared/http.ts";
+import { handler, HttpError, isServiceCaller, json, parseBody } from "../_shared/http.ts";
 import { LiteLLMError } from "../_shared/litellm.ts";
 import { rotateUserKey } from "../_shared/rotation.ts";
 
@@ -23,11 +23,7 @@ const body = z.object({
 
 Deno.serve(handler("rotate-key", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const opts = await readJson(req, (v) => {
-    const r = body.safeParse(v);
-    if (!r.success) throw new HttpError(400, "invalid_request", "send {} (your own key) or, with a secret API key, {\"user_id\": \"<uuid>\"}");
-    return r.data;
-  });
+  const opts = await parseBody(req, body, 'send {} (your own key) or, with a secret API key, {"user_id": "<uuid>"}');
   let userId: string;
   let requestedBy: string;
   let rateLimited: boolean;

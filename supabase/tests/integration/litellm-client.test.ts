@@ -10,13 +10,8 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  type CallStats,
-  LiteLLMClient,
-  LiteLLMError,
-  sha256Hex,
-  spendHintsFromLogs,
-} from "../../functions/_shared/litellm.ts";
+import { sha256Hex } from "../../functions/_shared/hash.ts";
+import { type CallStats, LiteLLMClient, LiteLLMError, spendHintsFromLogs } from "../../functions/_shared/litellm.ts";
 import { waitFor } from "./helpers.ts";
 
 const REAL = !!(process.env.LITELLM_CONTRACT_URL && process.env.LITELLM_CONTRACT_MASTER_KEY);
