@@ -62,7 +62,17 @@ class AdminError extends Error {}
 
 // ------------------------------------------------------------------ arguments and environment
 const VALUE_FLAGS = new Set([
-  "db-url", "url", "env-file", "by", "reason", "limit", "idempotency-key", "channels", "min", "rate", "round",
+  "db-url",
+  "url",
+  "env-file",
+  "by",
+  "reason",
+  "limit",
+  "idempotency-key",
+  "channels",
+  "min",
+  "rate",
+  "round",
 ]);
 const BOOL_FLAGS = new Set(["json", "all", "help", "ack", "default"]);
 
@@ -122,8 +132,10 @@ function settings(flags: Record<string, string | boolean>) {
   return {
     dbUrl: (flags["db-url"] as string | undefined) ?? get("SUPABASE_DB_URL"),
     url: (flags["url"] as string | undefined) ?? get("SUPABASE_URL"),
-    serviceKey: get("SUPABASE_SECRET_KEY") ?? defaultKey(get("SUPABASE_SECRET_KEYS")) ?? get("SUPABASE_SERVICE_ROLE_KEY"),
-    by: (flags["by"] as string | undefined) ?? Deno.env.get("ADMIN_NAME") ?? `admin-cli:${Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown"}`,
+    serviceKey: get("SUPABASE_SECRET_KEY") ?? defaultKey(get("SUPABASE_SECRET_KEYS")) ??
+      get("SUPABASE_SERVICE_ROLE_KEY"),
+    by: (flags["by"] as string | undefined) ?? Deno.env.get("ADMIN_NAME") ??
+      `admin-cli:${Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? "unknown"}`,
   };
 }
 
@@ -145,7 +157,9 @@ function table(rows: Record<string, unknown>[], empty: string) {
   if (rows.length === 0) return console.log(empty);
   const cols = Object.keys(rows[0]);
   const widths = cols.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
-  const fmt = (vals: string[]) => vals.map((v, i) => (v.length > widths[i] ? v.slice(0, widths[i] - 1) + "…" : v.padEnd(widths[i]))).join("  ").trimEnd();
+  const fmt = (vals: string[]) =>
+    vals.map((v, i) => (v.length > widths[i] ? v.slice(0, widths[i] - 1) + "…" : v.padEnd(widths[i]))).join("  ")
+      .trimEnd();
   console.log(fmt(cols));
   console.log(fmt(widths.map((w) => "-".repeat(w))));
   for (const r of rows) console.log(fmt(cols.map((c) => cell(r[c]))));
@@ -184,18 +198,29 @@ type Answer = { status: number; body: any }; // a function's JSON answer, shape 
 
 async function callFunction(s: ReturnType<typeof settings>, name: string, body: unknown): Promise<Answer> {
   if (!s.url) throw new AdminError(`cannot call ${name}: no project URL (give --url or set SUPABASE_URL)`);
-  if (!s.serviceKey) throw new AdminError(`cannot call ${name}: no secret API key (set SUPABASE_SECRET_KEY, or the legacy SUPABASE_SERVICE_ROLE_KEY, in the environment or --env-file)`);
+  if (!s.serviceKey) {
+    throw new AdminError(
+      `cannot call ${name}: no secret API key (set SUPABASE_SECRET_KEY, or the legacy SUPABASE_SERVICE_ROLE_KEY, in the environment or --env-file)`,
+    );
+  }
   let res: Response;
   try {
     res = await fetch(`${s.url.replace(/\/$/, "")}/functions/v1/${name}`, {
       method: "POST",
       // Hosted wants the new keys in apikey (they are not JWTs); Authorization carries the same value.
-      headers: { apikey: s.serviceKey, Authorization: `Bearer ${s.serviceKey}`, "Content-Type": "application/json", "x-client-info": "litellm-credits-admin" },
+      headers: {
+        apikey: s.serviceKey,
+        Authorization: `Bearer ${s.serviceKey}`,
+        "Content-Type": "application/json",
+        "x-client-info": "litellm-credits-admin",
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(90_000),
     });
   } catch (e) {
-    throw new AdminError(`cannot reach ${name} at ${s.url}: ${(e as Error).name === "TimeoutError" ? "timed out" : "unreachable"}`);
+    throw new AdminError(
+      `cannot reach ${name} at ${s.url}: ${(e as Error).name === "TimeoutError" ? "timed out" : "unreachable"}`,
+    );
   }
   const text = await res.text();
   let parsed: Answer["body"] = null;
@@ -221,8 +246,10 @@ function parseAmount(raw: string | undefined): string {
 /** A positive decimal as typed (major units or a rate), passed to SQL as numeric: never a float. */
 function parseDecimal(raw: string | boolean | undefined, what: string): string {
   if (typeof raw !== "string" || !/^\d{1,12}(\.\d{1,12})?$/.test(raw) || compareMoney(raw, "0") === 0) {
-    throw new UsageError(`${what} must be a positive number written with digits and at most one point, ` +
-      `e.g. 7500 or 1550.25 (got ${JSON.stringify(raw ?? "")})`);
+    throw new UsageError(
+      `${what} must be a positive number written with digits and at most one point, ` +
+        `e.g. 7500 or 1550.25 (got ${JSON.stringify(raw ?? "")})`,
+    );
   }
   return raw;
 }
@@ -236,9 +263,12 @@ async function pricing(sql: Sql, command: string, args: string[], flags: Record<
   const show = (rows: Record<string, unknown>[], empty: string) => out(rows, () => table(rows, empty));
   const minimum = sql`private.subunits_text(min_subunits, exponent) as minimum`;
   if (command === "currencies" && verb === undefined) {
-    return show(await sql`select code, name, enabled, is_default as "default", channels, ${minimum}, exponent,
+    return show(
+      await sql`select code, name, enabled, is_default as "default", channels, ${minimum}, exponent,
                                  whole_units
-                            from public.currencies order by enabled desc, sort_order`, "no currencies");
+                            from public.currencies order by enabled desc, sort_order`,
+      "no currencies",
+    );
   }
   if (command === "currencies" && (verb === "enable" || verb === "disable")) {
     const options = verb === "enable" ? " [--default] [--channels card,mobile_money] [--min <amount>]" : "";
@@ -247,30 +277,40 @@ async function pricing(sql: Sql, command: string, args: string[], flags: Record<
       ? flags.channels.split(",").map((c) => c.trim()).filter(Boolean)
       : null;
     const min = flags.min === undefined ? null : parseDecimal(flags.min, "--min");
-    return show(await sql`select code, enabled, is_default as "default", channels, ${minimum}
+    return show(
+      await sql`select code, enabled, is_default as "default", channels, ${minimum}
                             from private.set_currency(${rest[0]}, ${verb === "enable"}, ${flags.default === true},
-                                                      ${channels}, ${min}::numeric)`, "");
+                                                      ${channels}, ${min}::numeric)`,
+      "",
+    );
   }
   if (command === "prices" && verb === undefined) {
-    return show(await sql`select pp.plan, pp.currency, private.subunits_text(pp.amount_subunits, c.exponent) as amount,
+    return show(
+      await sql`select pp.plan, pp.currency, private.subunits_text(pp.amount_subunits, c.exponent) as amount,
                                  pp.amount_subunits, pp.active, c.enabled as currency_enabled, pp.fx_rate, pp.updated_at
                             from public.plan_prices pp join public.currencies c on c.code = pp.currency
                             join public.plans pl on pl.code = pp.plan order by c.sort_order, pl.sort_order`,
-      "no prices");
+      "no prices",
+    );
   }
   if (command === "prices" && verb === "set") {
     arity(3, "set <plan> <CODE> <amount in major units>");
     const amount = parseDecimal(rest[2], "the amount");
-    return show(await sql`select plan, currency, amount_subunits
-                            from private.set_price(${rest[0]}, ${rest[1]}, ${amount}::numeric)`, "");
+    return show(
+      await sql`select plan, currency, amount_subunits
+                            from private.set_price(${rest[0]}, ${rest[1]}, ${amount}::numeric)`,
+      "",
+    );
   }
   if (command === "prices" && verb === "derive") {
     arity(1, "derive <CODE> --rate <CODE per USD> [--round <step in major units>]");
     const rate = parseDecimal(flags.rate, "--rate");
     const round = flags.round === undefined ? null : parseDecimal(flags.round, "--round");
-    return show(await sql`select plan, usd_subunits, amount_subunits, fx_rate
+    return show(
+      await sql`select plan, usd_subunits, amount_subunits, fx_rate
                             from private.derive_prices(${rest[0]}, ${rate}::numeric, ${round}::numeric)`,
-      "no USD prices to derive from");
+      "no USD prices to derive from",
+    );
   }
   if (command === "merchant-name" && verb === undefined) {
     const [r] = await sql`select private.setting('merchant_name') #>> '{}' as merchant_name`;
@@ -284,33 +324,64 @@ async function pricing(sql: Sql, command: string, args: string[], flags: Record<
   throw new UsageError(`unknown ${command} command "${verb}" (see \`npm run admin -- help\`)`);
 }
 
-async function adjust(sql: Sql, s: ReturnType<typeof settings>, flags: Record<string, string | boolean>, args: string[], sign: 1 | -1) {
+async function adjust(
+  sql: Sql,
+  s: ReturnType<typeof settings>,
+  flags: Record<string, string | boolean>,
+  args: string[],
+  sign: 1 | -1,
+) {
   const verb = sign > 0 ? "grant" : "deduct";
   if (args.length > 2) throw new UsageError(`${verb} takes a user and an amount (put the reason in --reason "...")`);
   const amount = parseAmount(args[1]);
   const reason = typeof flags.reason === "string" ? flags.reason.trim() : "";
-  if (reason.length < 3) throw new UsageError(`${verb} needs --reason "..." (at least 3 characters): it is recorded in the ledger`);
+  if (reason.length < 3) {
+    throw new UsageError(`${verb} needs --reason "..." (at least 3 characters): it is recorded in the ledger`);
+  }
   const user = await userOf(sql, args[0]);
   const signed = sign > 0 ? amount : `-${amount}`;
-  const [r] = await sql<{ ledger_id: string; is_new: boolean; key_id: string | null; granted: string; remaining: string; target_max_budget: string | null }[]>`
-    select * from private.adjust_credit(${user.id}, ${signed}::numeric, ${reason}, ${s.by}, ${(flags["idempotency-key"] as string | undefined) ?? null})`;
+  const [r] = await sql<
+    {
+      ledger_id: string;
+      is_new: boolean;
+      key_id: string | null;
+      granted: string;
+      remaining: string;
+      target_max_budget: string | null;
+    }[]
+  >`
+    select * from private.adjust_credit(${user.id}, ${signed}::numeric, ${reason}, ${s.by}, ${
+    (flags["idempotency-key"] as string | undefined) ?? null
+  })`;
   // The ledger row is committed. Push the new absolute target now; if that fails, reconcile repairs it.
   let push: { outcome: string; detail?: string } = { outcome: "skipped", detail: "the user has no key yet" };
   if (r.key_id) {
     try {
       const p = await callFunction(s, "push-budget", { user_id: user.id });
-      push = p.status === 200 ? { outcome: p.body.budget_push } : { outcome: "failed", detail: p.body?.message ?? `status ${p.status}` };
+      push = p.status === 200
+        ? { outcome: p.body.budget_push }
+        : { outcome: "failed", detail: p.body?.message ?? `status ${p.status}` };
     } catch (e) {
       push = { outcome: "failed", detail: (e as Error).message };
     }
   }
   out({ command: verb, user_id: user.id, amount: signed, ...r, budget_push: push }, () => {
-    console.log(`${r.is_new ? (sign > 0 ? "granted" : "deducted") : "already recorded (same idempotency key)"}: ${amount} USD ${sign > 0 ? "to" : "from"} ${user.email ?? user.id}`);
+    console.log(
+      `${r.is_new ? (sign > 0 ? "granted" : "deducted") : "already recorded (same idempotency key)"}: ${amount} USD ${
+        sign > 0 ? "to" : "from"
+      } ${user.email ?? user.id}`,
+    );
     console.log(`ledger row ${r.ledger_id} (adjustment, by ${s.by}): "${reason}"`);
-    console.log(`granted in total ${r.granted} USD, remaining ${formatMoney(r.remaining)} USD; key target ${r.target_max_budget ?? "-"}`);
+    console.log(
+      `granted in total ${r.granted} USD, remaining ${formatMoney(r.remaining)} USD; key target ${
+        r.target_max_budget ?? "-"
+      }`,
+    );
     console.log(`budget push: ${push.outcome}${push.detail ? ` (${push.detail})` : ""}`);
   });
-  if (push.outcome === "failed") console.error("admin: warning: the budget push failed; reconcile-spend pushes the new budget within a minute");
+  if (push.outcome === "failed") {
+    console.error("admin: warning: the budget push failed; reconcile-spend pushes the new budget within a minute");
+  }
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -323,7 +394,9 @@ async function run(argv: string[]): Promise<number> {
   }
   const s = settings(flags);
   const limit = flags.limit === undefined ? 50 : Number(flags.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError("--limit must be a whole number from 1 to 10000");
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+    throw new UsageError("--limit must be a whole number from 1 to 10000");
+  }
   const noArgs = () => {
     if (args.length) throw new UsageError(`${command} takes no arguments`);
   };
@@ -334,35 +407,80 @@ async function run(argv: string[]): Promise<number> {
     out(rows, () => table(rows, empty));
     return 0;
   };
-  const known = ["failures", "drift", "dead-jobs", "rejected", "rotations", "alerts", "resets", "repairs", "audit",
-    "user", "requeue", "push-budget", "reconcile", "recreate", "grant", "deduct", "rotate", "currencies", "prices",
-    "merchant-name"];
+  const known = [
+    "failures",
+    "drift",
+    "dead-jobs",
+    "rejected",
+    "rotations",
+    "alerts",
+    "resets",
+    "repairs",
+    "audit",
+    "user",
+    "requeue",
+    "push-budget",
+    "reconcile",
+    "recreate",
+    "grant",
+    "deduct",
+    "rotate",
+    "currencies",
+    "prices",
+    "merchant-name",
+  ];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
   try {
     switch (command) {
       case "failures":
-        return await list(() => sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`, "no sync failures");
+        return await list(
+          () => sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`,
+          "no sync failures",
+        );
       case "drift":
-        return await list(() => sql`select * from public.admin_drift order by key_id`, "no drift: every active key's LiteLLM budget matches the ledger");
+        return await list(
+          () => sql`select * from public.admin_drift order by key_id`,
+          "no drift: every active key's LiteLLM budget matches the ledger",
+        );
       case "dead-jobs":
-        return await list(() => sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`, "no dead provisioning jobs");
+        return await list(
+          () => sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`,
+          "no dead provisioning jobs",
+        );
       case "rejected":
-        return await list(() => sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`, "no rejected deliveries");
+        return await list(
+          () => sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`,
+          "no rejected deliveries",
+        );
       case "rotations":
-        return await list(() => sql`select * from public.admin_key_rotations order by rotation_id`, "no unfinished rotations");
+        return await list(
+          () => sql`select * from public.admin_key_rotations order by rotation_id`,
+          "no unfinished rotations",
+        );
       case "alerts":
         return await list(
-          () => flags.all
-            ? sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
-            : sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`,
+          () =>
+            flags.all
+              ? sql`select * from public.admin_alerts order by alert_id desc limit ${limit}`
+              : sql`select * from public.admin_alerts where delivery_status in ('pending', 'failed') order by alert_id desc limit ${limit}`,
           flags.all ? "no alerts" : "no undelivered alerts",
         );
       case "audit": {
         noArgs();
         // LiteLLM is read by reconcile-spend's audit mode, a few chunks of 1000 keys per call.
-        type Chunk = { keys: number; litellm_spend: string; mismatches: { key_id: string; user_id: string; kind: string; ledger: string | null; litellm: string | null }[] };
+        type Chunk = {
+          keys: number;
+          litellm_spend: string;
+          mismatches: {
+            key_id: string;
+            user_id: string;
+            kind: string;
+            ledger: string | null;
+            litellm: string | null;
+          }[];
+        };
         const chunks: Chunk[] = [];
         for (let from: number | null = 0; from !== null;) {
           const r = await callFunction(s, "reconcile-spend", { audit: true, from_chunk: from });
@@ -374,20 +492,36 @@ async function run(argv: string[]): Promise<number> {
         const [{ totals }] = await sql<{ totals: Record<string, string> }[]>`select private.audit_totals() as totals`;
         // exact sum in SQL (never float money)
         const [{ spendOnLiteLLM }] = await sql<{ spendOnLiteLLM: string }[]>`
-          select coalesce(sum(x::numeric), 0)::text as "spendOnLiteLLM" from unnest(${chunks.map((c) => c.litellm_spend)}::text[]) x`;
+          select coalesce(sum(x::numeric), 0)::text as "spendOnLiteLLM" from unnest(${
+          chunks.map((c) => c.litellm_spend)
+        }::text[]) x`;
         const byKind: Record<string, number> = {};
         for (const m of mismatches) byKind[m.kind] = (byKind[m.kind] ?? 0) + 1;
-        const report = { keys: chunks.reduce((a, c) => a + c.keys, 0), mismatches, by_kind: byKind, totals: { ...totals, spend_on_litellm: spendOnLiteLLM } };
+        const report = {
+          keys: chunks.reduce((a, c) => a + c.keys, 0),
+          mismatches,
+          by_kind: byKind,
+          totals: { ...totals, spend_on_litellm: spendOnLiteLLM },
+        };
         await sql`select private.record_audit(${mismatches.length}, ${sql.json(report as never)})`;
         out(report, () => {
           table(mismatches, "no mismatches: every live key agrees with LiteLLM");
-          console.log(`\n${report.keys} key(s) audited; mismatches: ${mismatches.length}${mismatches.length ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(", ")})` : ""}`);
-          for (const [k, v] of Object.entries(report.totals)) console.log(`${k.replaceAll("_", " ")}: ${formatMoney(v)} USD`);
+          console.log(
+            `\n${report.keys} key(s) audited; mismatches: ${mismatches.length}${
+              mismatches.length ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(", ")})` : ""
+            }`,
+          );
+          for (const [k, v] of Object.entries(report.totals)) {
+            console.log(`${k.replaceAll("_", " ")}: ${formatMoney(v)} USD`);
+          }
         });
         return mismatches.length ? 1 : 0;
       }
       case "repairs":
-        return await list(() => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`, "no repairs");
+        return await list(
+          () => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`,
+          "no repairs",
+        );
       case "resets": {
         noArgs();
         if (flags.ack) {
@@ -396,9 +530,10 @@ async function run(argv: string[]): Promise<number> {
           return 0;
         }
         return await list(
-          () => flags.all
-            ? sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
-            : sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`,
+          () =>
+            flags.all
+              ? sql`select * from public.admin_spend_resets order by id desc limit ${limit}`
+              : sql`select * from public.admin_spend_resets where acknowledged_at is null order by id desc limit ${limit}`,
           flags.all ? "no spend resets" : "no spend resets to acknowledge",
         );
       }
@@ -406,7 +541,8 @@ async function run(argv: string[]): Promise<number> {
         if (args.length !== 1) throw new UsageError("user takes one user (id or email)");
         const u = await userOf(sql, args[0]);
         const [account] = await sql`select * from public.my_account where user_id = ${u.id}`;
-        const keys = await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, spend_offset, retired_spend,
+        const keys =
+          await sql`select id, 'sk-...' || right(key_value, 4) as key, status, sync_status, litellm_max_budget, spend, spend_offset, retired_spend,
                                       blocked, flag, created_at from public.api_keys where user_id = ${u.id} order by seq`;
         const ledger = await sql`select id, kind, amount, reason, created_by, created_at from public.credit_ledger
                                   where user_id = ${u.id} order by id desc limit ${limit}`;
@@ -452,8 +588,15 @@ async function run(argv: string[]): Promise<number> {
           left -= r.body.claimed;
         }
         const done = runs.reduce((a, r) => a + r.done, 0);
-        out({ queued: n, recreated: done, provisioning_runs: runs.length }, () =>
-          console.log(`${n} key(s) deleted on LiteLLM queued${u ? ` for ${u.email ?? u.id}` : ""}; ${done} re-created with the same key value`));
+        out(
+          { queued: n, recreated: done, provisioning_runs: runs.length },
+          () =>
+            console.log(
+              `${n} key(s) deleted on LiteLLM queued${
+                u ? ` for ${u.email ?? u.id}` : ""
+              }; ${done} re-created with the same key value`,
+            ),
+        );
         return done === n ? 0 : 1;
       }
       case "push-budget": {
@@ -461,11 +604,19 @@ async function run(argv: string[]): Promise<number> {
         const u = await userOf(sql, args[0]);
         const r = await callFunction(s, "push-budget", { user_id: u.id });
         if (r.status !== 200) functionError("push-budget", r);
-        out(r.body, () => console.log(`budget push for ${u.email ?? u.id}: ${r.body.budget_push} (target ${r.body.target_max_budget}), block: ${r.body.block_push}`));
+        out(
+          r.body,
+          () =>
+            console.log(
+              `budget push for ${
+                u.email ?? u.id
+              }: ${r.body.budget_push} (target ${r.body.target_max_budget}), block: ${r.body.block_push}`,
+            ),
+        );
         return 0;
       }
       case "reconcile": {
-        if (args.length !== 1) throw new UsageError("reconcile takes one user (id or email) or \"all\"");
+        if (args.length !== 1) throw new UsageError('reconcile takes one user (id or email) or "all"');
         const results: Answer["body"][] = [];
         if (args[0] === "all") {
           // Every chunk, 100 per call, until a call finds none left (force: due or not).
@@ -489,12 +640,26 @@ async function run(argv: string[]): Promise<number> {
           }
         }
         const sum = (k: string) => results.reduce((a, r) => a + (Number(r[k]) || 0), 0);
-        const summary = { runs: results.length, chunks: sum("chunks"), keys: sum("keys"), snapshots: sum("snapshots"), repairs: sum("repairs"),
-          repair_failures: sum("repair_failures"), missing: sum("missing"), outcome: results.every((r) => r.outcome === "ok") ? "ok" : "partial" };
+        const summary = {
+          runs: results.length,
+          chunks: sum("chunks"),
+          keys: sum("keys"),
+          snapshots: sum("snapshots"),
+          repairs: sum("repairs"),
+          repair_failures: sum("repair_failures"),
+          missing: sum("missing"),
+          outcome: results.every((r) => r.outcome === "ok") ? "ok" : "partial",
+        };
         out({ ...summary, results }, () => {
-          console.log(`reconciled ${summary.keys} key${summary.keys === 1 ? "" : "s"} in ${summary.chunks} chunk(s): ${summary.snapshots} snapshot(s), ` +
-            `${summary.repairs} budget repair(s), ${summary.repair_failures} repair failure(s), ${summary.missing} missing on LiteLLM (${summary.outcome})`);
-          if (summary.chunks === 0) console.log("nothing claimed: the user has no active key, or a cron run holds the chunk (try again)");
+          console.log(
+            `reconciled ${summary.keys} key${
+              summary.keys === 1 ? "" : "s"
+            } in ${summary.chunks} chunk(s): ${summary.snapshots} snapshot(s), ` +
+              `${summary.repairs} budget repair(s), ${summary.repair_failures} repair failure(s), ${summary.missing} missing on LiteLLM (${summary.outcome})`,
+          );
+          if (summary.chunks === 0) {
+            console.log("nothing claimed: the user has no active key, or a cron run holds the chunk (try again)");
+          }
         });
         return 0;
       }
@@ -515,8 +680,15 @@ async function run(argv: string[]): Promise<number> {
         const r = await callFunction(s, "rotate-key", { user_id: u.id, requested_by: s.by });
         if (r.status !== 200 && r.status !== 202) functionError("rotate-key", r);
         out(r.body, () => {
-          if (r.body.state === "done") console.log(`rotated the key of ${u.email ?? u.id}: new key ${r.body.key_masked} with max_budget ${r.body.max_budget}; old key deleted`);
-          else console.log(`rotation ${r.body.rotation_id} is waiting ${r.body.resume_in_seconds} s for the old key's spend to settle; ops-sweep finishes it (or run this again)`);
+          if (r.body.state === "done") {
+            console.log(
+              `rotated the key of ${
+                u.email ?? u.id
+              }: new key ${r.body.key_masked} with max_budget ${r.body.max_budget}; old key deleted`,
+            );
+          } else {console.log(
+              `rotation ${r.body.rotation_id} is waiting ${r.body.resume_in_seconds} s for the old key's spend to settle; ops-sweep finishes it (or run this again)`,
+            );}
           for (const step of r.body.steps ?? []) console.log(`  - ${step}`);
         });
         return 0;
@@ -536,7 +708,13 @@ try {
     Deno.exit(2);
   }
   const err = e as { message?: string; code?: string; hint?: string };
-  const connection = ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "CONNECT_TIMEOUT", "28P01", "3D000"].includes(err.code ?? "");
-  console.error(`admin: ${connection ? `cannot connect to the database (${err.code}): check --db-url` : mask(err.message ?? String(e))}`);
+  const connection = ["ECONNREFUSED", "ENOTFOUND", "ETIMEDOUT", "CONNECT_TIMEOUT", "28P01", "3D000"].includes(
+    err.code ?? "",
+  );
+  console.error(
+    `admin: ${
+      connection ? `cannot connect to the database (${err.code}): check --db-url` : mask(err.message ?? String(e))
+    }`,
+  );
   Deno.exit(1);
 }

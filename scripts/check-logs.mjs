@@ -76,7 +76,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const { scanned, findings } = scan(paths);
   for (const f of findings) console.log(`${f.file}:${f.line}: ${f.what}: ${f.excerpt}`);
-  console.log(`log hygiene: ${scanned} file(s) scanned, ${findings.length} line(s) with a secret in the clear` +
-    (secrets.length < 3 ? " (LITELLM_MASTER_KEY / PAYSTACK_SECRET_KEY / SUPABASE_SECRET_KEY not all set: only checked what was)" : ""));
+  console.log(
+    `log hygiene: ${scanned} file(s) scanned, ${findings.length} line(s) with a secret in the clear` +
+      (secrets.length < 3
+        ? " (LITELLM_MASTER_KEY / PAYSTACK_SECRET_KEY / SUPABASE_SECRET_KEY not all set: only checked what was)"
+        : ""),
+  );
   process.exit(findings.length ? 1 : 0);
 }

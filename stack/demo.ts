@@ -57,7 +57,9 @@ async function inNaira(buy: () => Promise<void>) {
 async function buyStarter(env: Record<string, string>, token: string, currency?: string) {
   const rest = { apikey: publicKey(env), Authorization: `Bearer ${token}` };
   const checkout = await call(`${env.SUPABASE_URL}/functions/v1/checkout`, {
-    method: "POST", headers: rest, json: currency ? { plan: "starter", currency } : { plan: "starter" },
+    method: "POST",
+    headers: rest,
+    json: currency ? { plan: "starter", currency } : { plan: "starter" },
   });
   await call(`${adminUrl(env.PAYSTACK_BASE_URL)}/admin/pay`, {
     method: "POST",
@@ -82,13 +84,16 @@ async function seedActivity(env: Record<string, string>, token: string) {
   await inNaira(() => buyStarter(env, token, "NGN"));
   for (const content of ["Summarise the plot of Hamlet.", "Write a haiku about budgets.", "x".repeat(1500)]) {
     await call(`${env.LITELLM_PUBLIC_URL}/chat/completions`, {
-      method: "POST", headers: { Authorization: `Bearer ${key}` },
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}` },
       json: { model: "test-expensive", messages: [{ role: "user", content }] },
     });
   }
   await until("a reconcile run", async () => {
     const r = await call(`${env.SUPABASE_URL}/functions/v1/reconcile-spend`, {
-      method: "POST", headers: { Authorization: `Bearer ${env.CRON_SECRET}` }, json: { force: true, max_chunks: 100 },
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.CRON_SECRET}` },
+      json: { force: true, max_chunks: 100 },
     });
     return r.claimed > 0;
   });
@@ -97,14 +102,22 @@ async function seedActivity(env: Record<string, string>, token: string) {
 export async function createDemoUser(env: Record<string, string>, opts: { activity: boolean }): Promise<string> {
   try {
     const admin = { apikey: serverKey(env), Authorization: `Bearer ${serverKey(env)}` };
-    await call(`${env.SUPABASE_URL}/auth/v1/admin/users`, { method: "POST", headers: admin, json: { ...DEMO, email_confirm: true } });
+    await call(`${env.SUPABASE_URL}/auth/v1/admin/users`, {
+      method: "POST",
+      headers: admin,
+      json: { ...DEMO, email_confirm: true },
+    });
     const session = await call(`${env.SUPABASE_URL}/auth/v1/token?grant_type=password`, {
-      method: "POST", headers: { apikey: publicKey(env) }, json: DEMO,
+      method: "POST",
+      headers: { apikey: publicKey(env) },
+      json: DEMO,
     });
     if (opts.activity) {
       await seedActivity(env, session.access_token);
-      say("demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, " +
-        "reconciled");
+      say(
+        "demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, " +
+          "reconciled",
+      );
     }
   } catch (e) {
     say(`demo user not fully set up: ${(e as Error).message}`);

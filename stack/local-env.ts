@@ -23,7 +23,8 @@ export const PORTS = {
 export const ADMIN_PORTS = { litellm: PORTS.litellm + 1, paystack: PORTS.paystack + 1 };
 
 // Supabase CLI's well-known local JWT secret: local only, public on purpose (legacy mode).
-export const LEGACY_JWT_SECRET = Deno.env.get("SUPABASE_JWT_SECRET") ?? "super-secret-jwt-token-with-at-least-32-characters-long";
+export const LEGACY_JWT_SECRET = Deno.env.get("SUPABASE_JWT_SECRET") ??
+  "super-secret-jwt-token-with-at-least-32-characters-long";
 export const DB_URL = `postgresql://postgres:postgres@127.0.0.1:${PORTS.db}/postgres`;
 // What only the gateway (the stand-in Auth) may hold, the way hosted keeps it out of functions: the ES256
 // private key or the legacy JWT secret. A file only our user can read, never an env var.
@@ -51,12 +52,18 @@ async function legacyApiKey(role: "anon" | "service_role"): Promise<string> {
     .sign(new TextEncoder().encode(LEGACY_JWT_SECRET));
 }
 
-const randomToken = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24)))).replace(/[+/=]/g, "");
+const randomToken = () =>
+  btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24)))).replace(/[+/=]/g, "");
 
 /** The project's keys for this start: what hosted injects into functions, what tools use, what only Auth holds. */
-async function projectKeys(mode: KeysMode): Promise<{ injected: Record<string, string>; tools: Record<string, string>; platform: PlatformKeys }> {
+async function projectKeys(
+  mode: KeysMode,
+): Promise<{ injected: Record<string, string>; tools: Record<string, string>; platform: PlatformKeys }> {
   if (mode === "legacy") {
-    const keys = { SUPABASE_ANON_KEY: await legacyApiKey("anon"), SUPABASE_SERVICE_ROLE_KEY: await legacyApiKey("service_role") };
+    const keys = {
+      SUPABASE_ANON_KEY: await legacyApiKey("anon"),
+      SUPABASE_SERVICE_ROLE_KEY: await legacyApiKey("service_role"),
+    };
     return { injected: keys, tools: {}, platform: { mode, jwt_secret: LEGACY_JWT_SECRET } };
   }
   const publishable = `sb_publishable_${randomToken()}`;
@@ -90,7 +97,10 @@ export function writeEnvFile(path: string, env: Record<string, string>) {
 // Process settings the gateway may inherit (none secret); everything else it gets is named below.
 export const SYSTEM_ENV = ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR", "TZ", "LANG", "NO_COLOR"];
 // The function secrets a deploy sets (`supabase secrets set`): every name _shared/config.ts reads, and LOG_LEVEL.
-const FUNCTION_SECRETS = [...Object.keys(configSchema.shape).filter((n) => !(PLATFORM_INJECTED as readonly string[]).includes(n)), "LOG_LEVEL"];
+const FUNCTION_SECRETS = [
+  ...Object.keys(configSchema.shape).filter((n) => !(PLATFORM_INJECTED as readonly string[]).includes(n)),
+  "LOG_LEVEL",
+];
 
 /**
  * STACK_BARE=1: the project as hosted Supabase hands it over on creation (docs/deploy.md, step 1): the
@@ -103,7 +113,10 @@ export const bare = () => Deno.env.get("STACK_BARE") === "1";
  * The environment of the functions host (the gateway), as on hosted Supabase: the process settings and the
  * stand-in's own STACK_* settings, the function secrets, and what the platform injects. Nothing else.
  */
-export function functionsHostEnv(secrets: Record<string, string>, injected: Record<string, string>): Record<string, string> {
+export function functionsHostEnv(
+  secrets: Record<string, string>,
+  injected: Record<string, string>,
+): Record<string, string> {
   const inherited = Deno.env.toObject();
   const out: Record<string, string> = {};
   for (const n of [...SYSTEM_ENV, ...Object.keys(inherited).filter((k) => k.startsWith("STACK_"))]) {
@@ -149,7 +162,13 @@ export async function localEnv(): Promise<{ env: Record<string, string>; gateway
 
   // A bare project has no function secrets yet (a deploy sets them).
   const available: Record<string, string> = bare() ? {} : { ...Deno.env.toObject(), ...settings };
-  const secrets = Object.fromEntries(FUNCTION_SECRETS.filter((n) => available[n] !== undefined).map((n) => [n, available[n]]));
-  const gateway = functionsHostEnv(secrets, { SUPABASE_URL: settings.SUPABASE_URL, SUPABASE_DB_URL: settings.SUPABASE_DB_URL, ...keys.injected });
+  const secrets = Object.fromEntries(
+    FUNCTION_SECRETS.filter((n) => available[n] !== undefined).map((n) => [n, available[n]]),
+  );
+  const gateway = functionsHostEnv(secrets, {
+    SUPABASE_URL: settings.SUPABASE_URL,
+    SUPABASE_DB_URL: settings.SUPABASE_DB_URL,
+    ...keys.injected,
+  });
   return { env: { ...settings, ...keys.injected, ...keys.tools, STACK_KEYS: mode }, gateway };
 }

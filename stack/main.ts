@@ -33,16 +33,30 @@ async function applyDatabase(env: Record<string, string>) {
     await psql({ file: `${ROOT}/stack/platform/sql/${f}` }, BOOTSTRAP_ROLE);
   }
   // STACK_GRANTS=legacy: the default grants of projects created before May 30, 2026, before our migrations run.
-  if (Deno.env.get("STACK_GRANTS") === "legacy") await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
-  else if (Deno.env.get("STACK_GRANTS")) fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
+  if (Deno.env.get("STACK_GRANTS") === "legacy") {
+    await psql({ file: `${ROOT}/stack/platform/legacy-default-grants.sql` });
+  } else if (Deno.env.get("STACK_GRANTS")) {
+    fail(`STACK_GRANTS must be "legacy" or unset (got "${Deno.env.get("STACK_GRANTS")}")`);
+  }
   if (bare()) return say("bare project (STACK_BARE=1): platform only, no migrations, no vault secrets");
   // The secrets our cron jobs read, as a deployer stores them on hosted Supabase (docs/deploy.md, step 6).
   await psql({
     sql: `select vault.create_secret('${env.SUPABASE_URL}', 'project_url');
           select vault.create_secret('${env.CRON_SECRET}', 'cron_secret');`,
   });
-  const push = await run(`${ROOT}/node_modules/.bin/supabase`, ["db", "push", "--db-url", `${DB_URL}?sslmode=disable`, "--include-all", "--yes", "--workdir", ROOT], {});
-  if (push.code !== 0) fail(`supabase db push failed: ${(push.stderr || push.stdout).trim().split("\n").slice(-3).join(" | ")}`);
+  const push = await run(`${ROOT}/node_modules/.bin/supabase`, [
+    "db",
+    "push",
+    "--db-url",
+    `${DB_URL}?sslmode=disable`,
+    "--include-all",
+    "--yes",
+    "--workdir",
+    ROOT,
+  ], {});
+  if (push.code !== 0) {
+    fail(`supabase db push failed: ${(push.stderr || push.stdout).trim().split("\n").slice(-3).join(" | ")}`);
+  }
   say("migrations applied with supabase db push");
 }
 
@@ -68,12 +82,25 @@ function newest(path: string): number {
 async function ensureWebBuild(): Promise<void> {
   const web = `${ROOT}/web`;
   const built = newest(`${web}/dist/index.html`);
-  const sources = Math.max(newest(`${web}/src`), newest(`${web}/index.html`), newest(`${web}/vite.config.ts`), newest(`${ROOT}/package-lock.json`));
+  const sources = Math.max(
+    newest(`${web}/src`),
+    newest(`${web}/index.html`),
+    newest(`${web}/vite.config.ts`),
+    newest(`${ROOT}/package-lock.json`),
+  );
   if (built && built >= sources) return;
   const t0 = Date.now();
   const tmp = `${web}/.dist-${Deno.pid}`;
-  const r = await run(`${ROOT}/node_modules/.bin/vite`, ["build", "--config", `${web}/vite.config.ts`, "--outDir", tmp], {})
-    .catch((e) => ({ code: 1, stdout: "", stderr: `cannot run vite (npm run setup installs it): ${(e as Error).message}` }));
+  const r = await run(
+    `${ROOT}/node_modules/.bin/vite`,
+    ["build", "--config", `${web}/vite.config.ts`, "--outDir", tmp],
+    {},
+  )
+    .catch((e) => ({
+      code: 1,
+      stdout: "",
+      stderr: `cannot run vite (npm run setup installs it): ${(e as Error).message}`,
+    }));
   if (r.code !== 0) {
     try {
       Deno.removeSync(tmp, { recursive: true });
@@ -101,27 +128,55 @@ async function ensureWebBuild(): Promise<void> {
 
 function services(env: Record<string, string>, gatewayEnv: Record<string, string>): Service[] {
   const all: Service[] = [
-    { name: "litellm", entry: "stack/emulators/litellm/main.ts", port: PORTS.litellm, readyPath: "/health/liveliness", env: {
-      LITELLM_EMULATOR_PORT: String(PORTS.litellm), LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm),
-      // Like a proxy configured with our generic API logging callback (callback_type: generic_api); a bare
-      // project's proxy is not configured for it yet.
-      ...(bare() ? {} : {
-        LITELLM_CALLBACK_URL: `${env.SUPABASE_URL}/functions/v1/litellm-spend-callback`,
-        LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
-      }),
-    } },
-    { name: "paystack", entry: "stack/emulators/paystack/main.ts", port: PORTS.paystack, env: { PAYSTACK_EMULATOR_PORT: String(PORTS.paystack), PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack) } },
+    {
+      name: "litellm",
+      entry: "stack/emulators/litellm/main.ts",
+      port: PORTS.litellm,
+      readyPath: "/health/liveliness",
+      env: {
+        LITELLM_EMULATOR_PORT: String(PORTS.litellm),
+        LITELLM_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.litellm),
+        // Like a proxy configured with our generic API logging callback (callback_type: generic_api); a bare
+        // project's proxy is not configured for it yet.
+        ...(bare() ? {} : {
+          LITELLM_CALLBACK_URL: `${env.SUPABASE_URL}/functions/v1/litellm-spend-callback`,
+          LITELLM_CALLBACK_AUTH: `Bearer ${env.LITELLM_CALLBACK_SECRET}`,
+        }),
+      },
+    },
+    {
+      name: "paystack",
+      entry: "stack/emulators/paystack/main.ts",
+      port: PORTS.paystack,
+      env: {
+        PAYSTACK_EMULATOR_PORT: String(PORTS.paystack),
+        PAYSTACK_EMULATOR_ADMIN_PORT: String(ADMIN_PORTS.paystack),
+      },
+    },
     // The functions run in the gateway: it gets only what hosted injects into functions (local-env.ts).
-    { name: "gateway", entry: "stack/platform/gateway.ts", port: PORTS.gateway, readyPath: "/health", onlyEnv: gatewayEnv },
+    {
+      name: "gateway",
+      entry: "stack/platform/gateway.ts",
+      port: PORTS.gateway,
+      readyPath: "/health",
+      onlyEnv: gatewayEnv,
+    },
     { name: "web", entry: "stack/web-server.ts", port: PORTS.web },
   ];
-  const external = { litellm: !env.LITELLM_BASE_URL.includes(`:${PORTS.litellm}`), paystack: !env.PAYSTACK_BASE_URL.includes(`:${PORTS.paystack}`) };
+  const external = {
+    litellm: !env.LITELLM_BASE_URL.includes(`:${PORTS.litellm}`),
+    paystack: !env.PAYSTACK_BASE_URL.includes(`:${PORTS.paystack}`),
+  };
   // STACK_SERVICES=litellm,gateway limits what starts (e.g. "none" for a database-only stack).
   const only = Deno.env.get("STACK_SERVICES");
   return all.filter((s) => {
     if (only !== undefined && !only.split(",").includes(s.name)) return false;
     if ((s.name === "litellm" && external.litellm) || (s.name === "paystack" && external.paystack)) {
-      say(`${s.name}: using ${s.name === "litellm" ? env.LITELLM_BASE_URL : env.PAYSTACK_BASE_URL} (emulator not started)`);
+      say(
+        `${s.name}: using ${
+          s.name === "litellm" ? env.LITELLM_BASE_URL : env.PAYSTACK_BASE_URL
+        } (emulator not started)`,
+      );
       return false;
     }
     try {
@@ -139,13 +194,24 @@ function preflight() {
   const major = pgMajor();
   const extDir = Deno.env.get("STACK_PG_EXTENSION_DIR") ?? `/usr/share/postgresql/${major}/extension`;
   const needs: [string, string][] = [
-    [`${extDir}/pg_cron.control`, `Debian package postgresql-${major}-cron is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-cron)`],
-    [`${extDir}/pgtap.control`, `Debian package postgresql-${major}-pgtap is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-pgtap)`],
-    [`${extDir}/plpgsql_check.control`, `Debian package postgresql-${major}-plpgsql-check is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-plpgsql-check)`],
+    [
+      `${extDir}/pg_cron.control`,
+      `Debian package postgresql-${major}-cron is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-cron)`,
+    ],
+    [
+      `${extDir}/pgtap.control`,
+      `Debian package postgresql-${major}-pgtap is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-pgtap)`,
+    ],
+    [
+      `${extDir}/plpgsql_check.control`,
+      `Debian package postgresql-${major}-plpgsql-check is missing: run \`npm run setup\` (or apt-get install postgresql-${major}-plpgsql-check)`,
+    ],
     [`${extDir}/pg_net.control`, "the pg_net stand-in extension is not installed: run `npm run setup`"],
     [`${extDir}/supabase_vault.control`, "the supabase_vault stand-in extension is not installed: run `npm run setup`"],
     [`${ROOT}/node_modules/.bin/supabase`, "the Supabase CLI is missing from node_modules: run `npm run setup`"],
-    ...(poolerWanted() ? [[PGBOUNCER, "PgBouncer is missing: run `npm run setup` (or apt-get install pgbouncer)"] as [string, string]] : []),
+    ...(poolerWanted()
+      ? [[PGBOUNCER, "PgBouncer is missing: run `npm run setup` (or apt-get install pgbouncer)"] as [string, string]]
+      : []),
   ];
   for (const [path, message] of needs) {
     try {
@@ -170,13 +236,26 @@ async function main() {
   // Only the ports this stack may take (STACK_SERVICES=none needs the database's alone).
   const only = Deno.env.get("STACK_SERVICES")?.split(",");
   const taken = (name: string) => name === "db" || !only || only.includes(name);
-  for (const [name, port] of [...Object.entries(PORTS).filter(([n]) => taken(n)), ...Object.entries(ADMIN_PORTS).filter(([n]) => taken(n)).map(([n, p]) => [`${n} admin`, p] as const)]) {
-    if (!(await portFree(port))) fail(`port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`);
+  for (
+    const [name, port] of [
+      ...Object.entries(PORTS).filter(([n]) => taken(n)),
+      ...Object.entries(ADMIN_PORTS).filter(([n]) => taken(n)).map(([n, p]) => [`${n} admin`, p] as const),
+    ]
+  ) {
+    if (!(await portFree(port))) {
+      fail(
+        `port ${port} (${name}) is in use by another process: stop it (ss -ltnp 'sport = :${port}') and start again`,
+      );
+    }
   }
   let cluster: Cluster | undefined;
   let pooler: Pooler | undefined;
   // Every process we started, so a later start can kill what a crashed run left behind (killStale).
-  const saveState = () => Deno.writeTextFileSync(STATE, JSON.stringify({ main: Deno.pid, pids: { ...pids(), ...(pooler ? { pooler: pooler.pid } : {}) } }));
+  const saveState = () =>
+    Deno.writeTextFileSync(
+      STATE,
+      JSON.stringify({ main: Deno.pid, pids: { ...pids(), ...(pooler ? { pooler: pooler.pid } : {}) } }),
+    );
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -214,7 +293,8 @@ async function main() {
     // Demo activity needs both emulators (it pays and chats); against real services only the user is made.
     const names = list.map((s) => s.name);
     const demo = bare() ? "none (bare project)" : await createDemoUser(env, {
-      activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) && Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
+      activity: ["litellm", "paystack", "gateway"].every((n) => names.includes(n)) &&
+        Deno.env.get("STACK_DEMO_ACTIVITY") !== "0",
     });
     writeEnvFile(`${LOCAL_DIR}/stack.env`, env);
     Deno.writeTextFileSync(READY, String(Date.now()));
@@ -223,7 +303,11 @@ async function main() {
 litellm-credits local stack is up (${secs} s)
   Dashboard        http://127.0.0.1:${PORTS.web}
   Supabase API     ${env.SUPABASE_URL}  (auth /auth/v1, rest /rest/v1, functions /functions/v1)
-  Postgres         ${DB_URL}${env.DB_POOLER_URL ? `\n  Pooler           ${env.DB_POOLER_URL}  (PgBouncer, transaction mode: what the functions use)` : ""}
+  Postgres         ${DB_URL}${
+      env.DB_POOLER_URL
+        ? `\n  Pooler           ${env.DB_POOLER_URL}  (PgBouncer, transaction mode: what the functions use)`
+        : ""
+    }
   LiteLLM proxy    ${env.LITELLM_PUBLIC_URL}
   Paystack         ${env.PAYSTACK_BASE_URL}
   Demo login       ${demo}

@@ -21,10 +21,20 @@ export function pgBin(name: string): string {
   return `/usr/lib/postgresql/${pgMajor()}/bin/${name}`;
 }
 
-export async function run(cmd: string, args: string[], opts: { asPostgres?: boolean; env?: Record<string, string>; stdin?: string } = {}) {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { asPostgres?: boolean; env?: Record<string, string>; stdin?: string } = {},
+) {
   let [c, a] = [cmd, args];
   if (opts.asPostgres && isRoot) [c, a] = ["runuser", ["-u", "postgres", "--", cmd, ...args]];
-  const child = new Deno.Command(c, { args: a, env: opts.env, stdin: opts.stdin ? "piped" : "null", stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(c, {
+    args: a,
+    env: opts.env,
+    stdin: opts.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   if (opts.stdin) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(opts.stdin));
@@ -85,7 +95,17 @@ export async function startCluster(): Promise<Cluster> {
   Deno.mkdirSync(socketDir, { recursive: true });
   if (isRoot) await run("chown", ["-R", "postgres:postgres", dir]);
 
-  const init = await run(pgBin("initdb"), ["-D", data, "-U", BOOTSTRAP_ROLE, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], { asPostgres: true });
+  const init = await run(pgBin("initdb"), [
+    "-D",
+    data,
+    "-U",
+    BOOTSTRAP_ROLE,
+    "--auth=trust",
+    "-E",
+    "UTF8",
+    "--locale=C.UTF-8",
+    "--no-sync",
+  ], { asPostgres: true });
   if (init.code !== 0) fail(`initdb failed: ${init.stderr.trim().split("\n").pop()}`);
 
   const conf = [
@@ -105,7 +125,9 @@ export async function startCluster(): Promise<Cluster> {
   ].join("\n");
   await Deno.writeTextFile(`${data}/postgresql.auto.conf`, conf + "\n", { append: true });
 
-  const start = await run(pgBin("pg_ctl"), ["-D", data, "-l", logFile, "-w", "-t", "60", "start"], { asPostgres: true });
+  const start = await run(pgBin("pg_ctl"), ["-D", data, "-l", logFile, "-w", "-t", "60", "start"], {
+    asPostgres: true,
+  });
   if (start.code !== 0) {
     let tail = "";
     try {
@@ -122,8 +144,24 @@ export async function stopCluster(c: Cluster): Promise<void> {
 }
 
 /** Run a SQL file (or text) with psql as `role` (the project's postgres unless the platform's superuser); stops at the first error. */
-export async function psql(sqlOrFile: { file?: string; sql?: string }, role: "postgres" | typeof BOOTSTRAP_ROLE = "postgres"): Promise<string> {
-  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(PORTS.db), "-U", role, "-d", "postgres"];
+export async function psql(
+  sqlOrFile: { file?: string; sql?: string },
+  role: "postgres" | typeof BOOTSTRAP_ROLE = "postgres",
+): Promise<string> {
+  const args = [
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(PORTS.db),
+    "-U",
+    role,
+    "-d",
+    "postgres",
+  ];
   if (sqlOrFile.file) args.push("-f", sqlOrFile.file);
   const r = await run("psql", args, { stdin: sqlOrFile.sql });
   if (r.code !== 0) fail(`SQL failed${sqlOrFile.file ? ` in ${sqlOrFile.file}` : ""}: ${r.stderr.trim()}`);

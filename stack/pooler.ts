@@ -30,7 +30,8 @@ export interface Pooler {
 }
 
 /** One auth_file line; a double quote inside a field is written twice (PgBouncer's format). */
-const authLine = (user: string, password: string) => `"${user.replaceAll('"', '""')}" "${password.replaceAll('"', '""')}"\n`;
+const authLine = (user: string, password: string) =>
+  `"${user.replaceAll('"', '""')}" "${password.replaceAll('"', '""')}"\n`;
 
 function config(dir: string, db: URL): string {
   return [
@@ -61,7 +62,9 @@ function config(dir: string, db: URL): string {
 async function postgresIds(): Promise<{ uid: number; gid: number } | undefined> {
   if (Deno.uid() !== 0) return undefined; // not root: run as ourselves, like the cluster
   const [u, g] = await Promise.all([run("id", ["-u", "postgres"]), run("id", ["-g", "postgres"])]);
-  if (u.code !== 0 || g.code !== 0) fail("the postgres user is missing: run `npm run setup` (apt-get install postgresql)");
+  if (u.code !== 0 || g.code !== 0) {
+    fail("the postgres user is missing: run `npm run setup` (apt-get install postgresql)");
+  }
   return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
@@ -71,7 +74,11 @@ export async function startPooler(cluster: Cluster, directUrl: string): Promise<
   const dir = `${cluster.dir}/pooler`;
   const logFile = `${dir}/pgbouncer.log`;
   Deno.mkdirSync(dir, { recursive: true });
-  Deno.writeTextFileSync(`${dir}/userlist.txt`, authLine(decodeURIComponent(db.username), decodeURIComponent(db.password)), { mode: 0o600 });
+  Deno.writeTextFileSync(
+    `${dir}/userlist.txt`,
+    authLine(decodeURIComponent(db.username), decodeURIComponent(db.password)),
+    { mode: 0o600 },
+  );
   Deno.writeTextFileSync(`${dir}/pgbouncer.ini`, config(dir, db));
   try {
     Deno.removeSync(logFile);
@@ -80,7 +87,13 @@ export async function startPooler(cluster: Cluster, directUrl: string): Promise<
   if (ids) await run("chown", ["-R", `${ids.uid}:${ids.gid}`, dir]);
 
   // -q: the log file has everything; stderr only carries what happens before it is opened.
-  const child = new Deno.Command(PGBOUNCER, { args: ["-q", `${dir}/pgbouncer.ini`], ...ids, stdin: "null", stdout: "null", stderr: "piped" }).spawn();
+  const child = new Deno.Command(PGBOUNCER, {
+    args: ["-q", `${dir}/pgbouncer.ini`],
+    ...ids,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
   let early = "";
   (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) early = (early + chunk).slice(-2000);
@@ -103,7 +116,11 @@ export async function startPooler(cluster: Cluster, directUrl: string): Promise<
     if (probe.code === 0) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      fail(`PgBouncer did not answer on 127.0.0.1:${PORTS.pooler} within 15 s (${probe.stderr.trim() || tail()}); see ${logFile}`);
+      fail(
+        `PgBouncer did not answer on 127.0.0.1:${PORTS.pooler} within 15 s (${
+          probe.stderr.trim() || tail()
+        }); see ${logFile}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -115,7 +132,10 @@ export async function startPooler(cluster: Cluster, directUrl: string): Promise<
     async stop() {
       if (exited) return;
       child.kill("SIGTERM"); // immediate shutdown: the stack is stopping, clients are gone
-      const done = await Promise.race([child.status.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+      const done = await Promise.race([
+        child.status.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 5000)),
+      ]);
       if (!done) child.kill("SIGKILL");
     },
   };

@@ -40,7 +40,11 @@ export function portFree(port: number): boolean {
 }
 
 export async function startService(s: Service, env: Record<string, string>): Promise<void> {
-  if (!(await portFree(s.port))) fail(`port ${s.port} (${s.name}) is in use by another process: stop it (ss -ltnp 'sport = :${s.port}') and start again`);
+  if (!(await portFree(s.port))) {
+    fail(
+      `port ${s.port} (${s.name}) is in use by another process: stop it (ss -ltnp 'sport = :${s.port}') and start again`,
+    );
+  }
   Deno.mkdirSync(`${LOCAL_DIR}/logs`, { recursive: true });
   const logFile = await Deno.open(`${LOCAL_DIR}/logs/${s.name}.log`, { create: true, write: true, truncate: true });
   const child = new Deno.Command(deno, {

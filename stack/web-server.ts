@@ -7,7 +7,15 @@ import { ROOT } from "./local-env.ts";
 
 const port = Number(Deno.env.get("STACK_WEB_PORT") ?? 54323);
 const dist = Deno.env.get("STACK_WEB_DIST") ?? `${ROOT}/web/dist`;
-const types: Record<string, string> = { html: "text/html; charset=utf-8", js: "text/javascript", css: "text/css", svg: "image/svg+xml", json: "application/json", png: "image/png", ico: "image/x-icon" };
+const types: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript",
+  css: "text/css",
+  svg: "image/svg+xml",
+  json: "application/json",
+  png: "image/png",
+  ico: "image/x-icon",
+};
 
 // Public values only: the publishable key (legacy projects: the anon key) is meant for browsers (RLS
 // protects the rows).
@@ -30,24 +38,31 @@ const uploadedConfig = (() => {
 })();
 const security = { "x-content-type-options": "nosniff", "referrer-policy": "no-referrer" };
 
-Deno.serve({ port, hostname: "127.0.0.1", onListen: () => console.log(`dashboard on http://127.0.0.1:${port}`) }, async (req) => {
-  let path: string;
-  try {
-    path = decodeURIComponent(new URL(req.url).pathname);
-  } catch {
-    return new Response("bad path", { status: 400 });
-  }
-  if (path === "/config.json" && !uploadedConfig) {
-    return new Response(config, { headers: { "content-type": "application/json", "cache-control": "no-cache", ...security } });
-  }
-  const file = path.endsWith("/") || !path.includes(".") ? "/index.html" : path;
-  if (file.includes("..")) return new Response("bad path", { status: 400 });
-  try {
-    const body = await Deno.readFile(`${dist}${file}`);
-    const ext = file.split(".").pop() ?? "";
-    const cache = file.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache";
-    return new Response(body, { headers: { "content-type": types[ext] ?? "application/octet-stream", "cache-control": cache, ...security } });
-  } catch {
-    return new Response(`dashboard not built: run npm run build:web (${file})`, { status: 404 });
-  }
-});
+Deno.serve(
+  { port, hostname: "127.0.0.1", onListen: () => console.log(`dashboard on http://127.0.0.1:${port}`) },
+  async (req) => {
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(req.url).pathname);
+    } catch {
+      return new Response("bad path", { status: 400 });
+    }
+    if (path === "/config.json" && !uploadedConfig) {
+      return new Response(config, {
+        headers: { "content-type": "application/json", "cache-control": "no-cache", ...security },
+      });
+    }
+    const file = path.endsWith("/") || !path.includes(".") ? "/index.html" : path;
+    if (file.includes("..")) return new Response("bad path", { status: 400 });
+    try {
+      const body = await Deno.readFile(`${dist}${file}`);
+      const ext = file.split(".").pop() ?? "";
+      const cache = file.startsWith("/assets/") ? "public, max-age=31536000, immutable" : "no-cache";
+      return new Response(body, {
+        headers: { "content-type": types[ext] ?? "application/octet-stream", "cache-control": cache, ...security },
+      });
+    } catch {
+      return new Response(`dashboard not built: run npm run build:web (${file})`, { status: 404 });
+    }
+  },
+);

@@ -20,7 +20,9 @@ function bundleBudget(): Plugin {
         gz += g;
         lines.push(`  ${file.fileName}: ${(bytes.length / 1024).toFixed(1)} KB, ${(g / 1024).toFixed(1)} KB gzipped`);
       }
-      const summary = `web bundle: JavaScript ${(raw / 1024).toFixed(1)} KB, ${(gz / 1024).toFixed(1)} KB gzipped (budget ${JS_BUDGET_BYTES / 1024} KB gzipped)`;
+      const summary = `web bundle: JavaScript ${(raw / 1024).toFixed(1)} KB, ${
+        (gz / 1024).toFixed(1)
+      } KB gzipped (budget ${JS_BUDGET_BYTES / 1024} KB gzipped)`;
       console.log(`\n${lines.join("\n")}\n${summary}`);
       if (gz > JS_BUDGET_BYTES) this.error(`${summary}: over budget, make the bundle smaller`);
     },

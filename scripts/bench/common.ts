@@ -66,7 +66,11 @@ export function table(headers: string[], rows: (string | number)[][]) {
 export const verdict = (ok: boolean) => (ok ? "PASS" : "MISS");
 
 /** Runs fn over items with at most `concurrency` in flight; results in input order. */
-export async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function pool<T, R>(
+  items: T[],
+  concurrency: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -82,7 +86,13 @@ export function adminUrl(baseUrl: string): string {
   return u.origin;
 }
 
-async function adminCall(base: string, secret: string, path: string, body?: unknown, method = body === undefined ? "GET" : "POST") {
+async function adminCall(
+  base: string,
+  secret: string,
+  path: string,
+  body?: unknown,
+  method = body === undefined ? "GET" : "POST",
+) {
   const r = await fetch(`${adminUrl(base)}${path}`, {
     method,
     headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" },
@@ -187,7 +197,11 @@ export async function poolerTotals(): Promise<PoolerTotals | null> {
     const rows = await admin.unsafe("SHOW STATS");
     const r = rows.find((x) => x.database === new URL(url).pathname.slice(1));
     const pid = stackPids().pooler;
-    return { queries: Number(r?.total_query_count ?? 0), waitMs: Number(r?.total_wait_time ?? 0) / 1000, cpuMs: pid ? cpuMs(pid) : null };
+    return {
+      queries: Number(r?.total_query_count ?? 0),
+      waitMs: Number(r?.total_wait_time ?? 0) / 1000,
+      cpuMs: pid ? cpuMs(pid) : null,
+    };
   } finally {
     await admin.end({ timeout: 1 });
   }
@@ -197,7 +211,9 @@ export async function poolerTotals(): Promise<PoolerTotals | null> {
 export function poolerDelta(a: PoolerTotals | null, b: PoolerTotals | null, requests: number): string {
   if (!a || !b) return "n/a (no pooler)";
   const cpu = a.cpuMs === null || b.cpuMs === null ? "n/a" : ms(b.cpuMs - a.cpuMs);
-  return `${int(b.queries - a.queries)} queries (${((b.queries - a.queries) / requests).toFixed(1)} per request), waited for a server ${ms(b.waitMs - a.waitMs)} in total, PgBouncer CPU ${cpu}`;
+  return `${int(b.queries - a.queries)} queries (${
+    ((b.queries - a.queries) / requests).toFixed(1)
+  } per request), waited for a server ${ms(b.waitMs - a.waitMs)} in total, PgBouncer CPU ${cpu}`;
 }
 
 // --- processes of the stack (Linux /proc) ---
@@ -236,7 +252,9 @@ export function cpuMs(pid: number): number | null {
 let postmasterPid: number | null | undefined;
 /** Finds the stack's postmaster (its data directory's postmaster.pid), for postgresCpuMs. */
 export async function findPostmaster() {
-  const [{ dir }] = await sql()<{ dir: string }[]>`select setting as dir from pg_settings where name = 'data_directory'`;
+  const [{ dir }] = await sql()<
+    { dir: string }[]
+  >`select setting as dir from pg_settings where name = 'data_directory'`;
   try {
     postmasterPid = Number(Deno.readTextFileSync(`${dir}/postmaster.pid`).split("\n")[0]);
   } catch {
@@ -322,7 +340,12 @@ export function machine() {
   try {
     memGb = Number(/MemTotal:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/meminfo"))?.[1]) / 1024 / 1024;
   } catch { /* not Linux */ }
-  return { cpu: model, cores: navigator.hardwareConcurrency, mem: `${memGb.toFixed(1)} GiB`, date: new Date().toISOString().replace(/\.\d+Z$/, "Z") };
+  return {
+    cpu: model,
+    cores: navigator.hardwareConcurrency,
+    mem: `${memGb.toFixed(1)} GiB`,
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+  };
 }
 
 /** 1/5/15-minute load averages: other work on the machine skews the numbers (2 cores). */
@@ -337,9 +360,15 @@ export function loadAvg(): string {
 export function printMachine(title: string) {
   const m = machine();
   console.log(`\n== ${title}`);
-  console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.date}; Deno ${Deno.version.deno}; load average ${loadAvg()}`);
+  console.log(
+    `machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.date}; Deno ${Deno.version.deno}; load average ${loadAvg()}`,
+  );
   const pooled = Deno.env.get("DB_POOLER_URL");
-  console.log(`functions' database: ${pooled ? `through PgBouncer (transaction mode, :${new URL(pooled).port})` : "direct (SUPABASE_DB_URL)"}, DB_POOL_MAX ${Deno.env.get("DB_POOL_MAX") ?? "default"}`);
+  console.log(
+    `functions' database: ${
+      pooled ? `through PgBouncer (transaction mode, :${new URL(pooled).port})` : "direct (SUPABASE_DB_URL)"
+    }, DB_POOL_MAX ${Deno.env.get("DB_POOL_MAX") ?? "default"}`,
+  );
 }
 
 /**
@@ -348,23 +377,38 @@ export function printMachine(title: string) {
  * confirmation grants the sign-up credit and the link's redirect carries the session. ms is the sign-up
  * request alone.
  */
-export async function signUp(email: string, password = "bench-password-1"): Promise<{ ok: true; id: string; token: string; ms: number } | { ok: false; error: string; ms: number }> {
+export async function signUp(
+  email: string,
+  password = "bench-password-1",
+): Promise<{ ok: true; id: string; token: string; ms: number } | { ok: false; error: string; ms: number }> {
   const t0 = performance.now();
   let t = 0;
   try {
     const r = await fetch(`${env("SUPABASE_URL")}/auth/v1/signup`, {
       method: "POST",
-      headers: { apikey: publishableKey(), Authorization: `Bearer ${publishableKey()}`, "Content-Type": "application/json" },
+      headers: {
+        apikey: publishableKey(),
+        Authorization: `Bearer ${publishableKey()}`,
+        "Content-Type": "application/json",
+      },
       body: JSON.stringify({ email, password }),
     });
     const body = await r.json().catch(() => null);
     t = performance.now() - t0;
-    if (!r.ok || !body?.id) return { ok: false, error: `HTTP ${r.status}: ${JSON.stringify(body).slice(0, 200)}`, ms: t };
+    if (!r.ok || !body?.id) {
+      return { ok: false, error: `HTTP ${r.status}: ${JSON.stringify(body).slice(0, 200)}`, ms: t };
+    }
     const mail = await (await fetch(`${env("SUPABASE_URL")}/_stack/mail.json?to=${encodeURIComponent(email)}`)).json();
     const link = await fetch(mail[0]?.link ?? "about:blank", { redirect: "manual" });
     await link.body?.cancel();
     const token = new URLSearchParams((link.headers.get("location") ?? "").split("#")[1] ?? "").get("access_token");
-    if (!token) return { ok: false, error: `confirmation link: HTTP ${link.status} ${link.headers.get("location") ?? ""}`.slice(0, 200), ms: t };
+    if (!token) {
+      return {
+        ok: false,
+        error: `confirmation link: HTTP ${link.status} ${link.headers.get("location") ?? ""}`.slice(0, 200),
+        ms: t,
+      };
+    }
     return { ok: true, id: body.id, token, ms: t };
   } catch (e) {
     return { ok: false, error: (e as Error).message, ms: t || performance.now() - t0 };

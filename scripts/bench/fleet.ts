@@ -32,9 +32,9 @@ import {
   secs,
   sleep,
   sql,
+  type StackCpu,
   stackCpu,
   stackPids,
-  type StackCpu,
 } from "./common.ts";
 
 const BATCH = 5_000;
@@ -71,7 +71,9 @@ export async function functionCalls(on: boolean, tx: Sql = sql()) {
  * before has finished; restores the jobs (and invoke_function) afterwards, whatever happens.
  * fn gets the paused jobs (to play cron's part when the benchmark wants it).
  */
-export async function withCronPaused<T>(fn: (jobs: { jobid: number; jobname: string; schedule: string; command: string }[]) => Promise<T>) {
+export async function withCronPaused<T>(
+  fn: (jobs: { jobid: number; jobname: string; schedule: string; command: string }[]) => Promise<T>,
+) {
   const db = sql();
   if (!stackPids().gateway) console.log("note: gateway pid unknown (no stack.json): /proc measurements are skipped");
   await findPostmaster();
@@ -172,7 +174,9 @@ export async function seedFleet(count: number): Promise<Fleet> {
       return rows;
     });
     tDb += performance.now() - tb;
-    if (keys.length !== to - from + 1) throw new BenchError(`batch ${from}: ${keys.length} keys for ${to - from + 1} users`);
+    if (keys.length !== to - from + 1) {
+      throw new BenchError(`batch ${from}: ${keys.length} keys for ${to - from + 1} users`);
+    }
     const entries = keys.map((k: { id: string; key_value: string; key_alias: string; user_id: string }) => {
       const spend = Math.round((0.01 + rand() * 1.98) * 1e6);
       rawKeys.push(k.key_value);
@@ -204,7 +208,9 @@ export async function seedFleet(count: number): Promise<Fleet> {
   const tv = performance.now();
   await db.unsafe("vacuum analyze public.api_keys");
   await db.unsafe("vacuum analyze private.provisioning_jobs");
-  await db.unsafe("analyze auth.users, public.profiles, public.credit_ledger, public.spend_snapshots, public.reconcile_chunks");
+  await db.unsafe(
+    "analyze auth.users, public.profiles, public.credit_ledger, public.spend_snapshots, public.reconcile_chunks",
+  );
   const [counts] = await db<{ active: number; total: number; chunks: number; per: number }[]>`
     select (select count(*) from public.api_keys where status = 'active')::int as active,
            (select count(*) from public.api_keys)::int as total,
@@ -212,13 +218,28 @@ export async function seedFleet(count: number): Promise<Fleet> {
            private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
   const emu = await litellmAdmin("/admin/stats");
   console.log(
-    `setup: ${int(count)} users + keys in ${secs(performance.now() - t0)} (SQL with the sign-up trigger ${secs(tDb)}, ` +
-      `emulator import ${secs(tEmu)}, vacuum analyze ${secs(performance.now() - tv)}); ${int(counts.active)} active keys ` +
-      `of ${int(counts.total)} in ${counts.chunks} chunks (${counts.per} per invocation); emulator holds ${int(emu.keys)} ` +
+    `setup: ${int(count)} users + keys in ${secs(performance.now() - t0)} (SQL with the sign-up trigger ${
+      secs(tDb)
+    }, ` +
+      `emulator import ${secs(tEmu)}, vacuum analyze ${secs(performance.now() - tv)}); ${
+        int(counts.active)
+      } active keys ` +
+      `of ${int(counts.total)} in ${counts.chunks} chunks (${counts.per} per invocation); emulator holds ${
+        int(emu.keys)
+      } ` +
       `keys; pg_net calls queued by the load: ${queued}`,
   );
-  if (queued > 0) throw new BenchError("the load queued pg_net calls (the trigger's provision-key call was not switched off)");
-  return { rawKeys, owners, spendMicros, grantMicros: Math.round(Number(grant) * 1e6), chunks: counts.chunks, perInvocation: counts.per };
+  if (queued > 0) {
+    throw new BenchError("the load queued pg_net calls (the trigger's provision-key call was not switched off)");
+  }
+  return {
+    rawKeys,
+    owners,
+    spendMicros,
+    grantMicros: Math.round(Number(grant) * 1e6),
+    chunks: counts.chunks,
+    perInvocation: counts.per,
+  };
 }
 
 /** "A minute passes": every chunk is due again. */
@@ -230,7 +251,9 @@ export async function nextMinute() {
 /** Only these chunks are due (the others finished just now); chunk rows exist, as the first claim creates them. */
 export async function dueOnly(chunks: number[], total: number) {
   const db = sql();
-  await db`insert into public.reconcile_chunks (chunk) select generate_series(0, ${total - 1}::int) on conflict do nothing`;
+  await db`insert into public.reconcile_chunks (chunk) select generate_series(0, ${
+    total - 1
+  }::int) on conflict do nothing`;
   await db`update public.reconcile_chunks set lease_until = null,
              last_finished_at = case when chunk = any(${chunks}::int[]) then now() - interval '2 minutes' else now() end`;
 }
@@ -256,7 +279,17 @@ export async function isolated(name: string, body: unknown, label: string) {
   const cpu = cpu0 === null || cpu1 === null ? null : cpu1 - cpu0;
   // deno-lint-ignore no-explicit-any
   const report: any = r.body;
-  return { label, status: r.status, report, wall, cpu, rss, fn, litellm: ll.total as number, litellmByRoute: ll.requests };
+  return {
+    label,
+    status: r.status,
+    report,
+    wall,
+    cpu,
+    rss,
+    fn,
+    litellm: ll.total as number,
+    litellmByRoute: ll.requests,
+  };
 }
 export type Isolated = Awaited<ReturnType<typeof isolated>>;
 
@@ -338,7 +371,12 @@ export async function cycle(label: string, mode: "pg_net" | "direct" = "pg_net")
     const [{ per }] = await db<{ per: number }[]>`
       select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
     invocations = Math.ceil(chunks / per);
-    direct = Promise.all(Array.from({ length: invocations }, (_, i) => invokeFunction("reconcile-spend", { source: "bench", slot: i + 1 })));
+    direct = Promise.all(
+      Array.from(
+        { length: invocations },
+        (_, i) => invokeFunction("reconcile-spend", { source: "bench", slot: i + 1 }),
+      ),
+    );
   }
 
   // Every chunk finished after the start, or every invocation over (then some chunk failed), or timeout.
@@ -440,34 +478,65 @@ export function cycleRows(cyc: CycleResult[], keys: number): (string | number)[]
     ["full-cycle wall time (start -> last chunk finished)", ...cyc.map((c) => secs(c.wallMs))],
     ["kick -> every invocation finished (client clock)", ...cyc.map((c) => secs(c.clientWallMs))],
     ["longest invocation (reconcile_runs)", ...cyc.map((c) => secs(c.maxInvocationWallMs))],
-    ["LiteLLM requests (emulator /admin/stats)", ...cyc.map((c) => `${int(c.litellmRequests)} ${JSON.stringify(c.litellmByRoute)}`)],
-    ["SQL round trips (sum of sql_round_trips reported)", ...cyc.map((c) =>
-      `${c.sqlRoundTrips === null ? "n/a" : int(c.sqlRoundTrips)}${c.reportsMissing ? ` (${c.reportsMissing} reports missing)` : ""}`)],
+    [
+      "LiteLLM requests (emulator /admin/stats)",
+      ...cyc.map((c) => `${int(c.litellmRequests)} ${JSON.stringify(c.litellmByRoute)}`),
+    ],
+    [
+      "SQL round trips (sum of sql_round_trips reported)",
+      ...cyc.map((c) =>
+        `${c.sqlRoundTrips === null ? "n/a" : int(c.sqlRoundTrips)}${
+          c.reportsMissing ? ` (${c.reportsMissing} reports missing)` : ""
+        }`
+      ),
+    ],
     ["snapshots inserted", ...cyc.map((c) => int(c.snapshots))],
     ["api_keys rows updated", ...cyc.map((c) => int(c.keysUpdated))],
-    ["rows written (snapshots + api_keys)", ...cyc.map((c) =>
-      `${int(c.snapshots + c.keysUpdated)} (${((100 * (c.snapshots + c.keysUpdated)) / (2 * keys)).toFixed(2)}% of 2 x ${int(keys)})`)],
+    [
+      "rows written (snapshots + api_keys)",
+      ...cyc.map((c) =>
+        `${int(c.snapshots + c.keysUpdated)} (${
+          ((100 * (c.snapshots + c.keysUpdated)) / (2 * keys)).toFixed(2)
+        }% of 2 x ${int(keys)})`
+      ),
+    ],
     ["budget repairs", ...cyc.map((c) => int(c.repairs))],
-    ["low-balance alert events recorded (SQL triggers on the spend writes)", ...cyc.map((c) =>
-      c.alertsFired === null ? "n/a" : int(c.alertsFired))],
+    [
+      "low-balance alert events recorded (SQL triggers on the spend writes)",
+      ...cyc.map((c) => c.alertsFired === null ? "n/a" : int(c.alertsFired)),
+    ],
     ["gateway max_cpu_ms per invocation (process-wide, overlapping)", ...cyc.map((c) => ms(c.gwMaxCpuMs ?? NaN))],
     ["gateway max_rss_mb after an invocation (whole process)", ...cyc.map((c) => mb(c.gwMaxRssMb))],
-    ["gateway RSS baseline -> peak (sampled every 20 ms)", ...cyc.map((c) => `${mb(c.rss.baseline)} -> ${mb(c.rss.peak)}`)],
+    [
+      "gateway RSS baseline -> peak (sampled every 20 ms)",
+      ...cyc.map((c) => `${mb(c.rss.baseline)} -> ${mb(c.rss.peak)}`),
+    ],
     ["CPU during the cycle: gateway / LiteLLM emulator / Postgres / PgBouncer", ...cyc.map((c) => cpuCell(c.cpu))],
-    ["gateway CPU per invocation (cycle total / invocations)", ...cyc.map((c) =>
-      ms((c.cpu.gateway ?? NaN) / c.invocations))],
+    [
+      "gateway CPU per invocation (cycle total / invocations)",
+      ...cyc.map((c) => ms((c.cpu.gateway ?? NaN) / c.invocations)),
+    ],
   ];
 }
-
 
 /** The rows every isolated-invocation table has (one column per invocation). */
 export function isolatedRows(probes: Isolated[]): (string | number)[][] {
   return [
     ["status / outcome", ...probes.map((p) => `${p.status} / ${p.report?.outcome ?? "-"}`)],
-    ["LiteLLM requests / SQL round trips", ...probes.map((p) => `${p.litellm} / ${p.report?.sql_round_trips ?? "n/a"}`)],
+    [
+      "LiteLLM requests / SQL round trips",
+      ...probes.map((p) => `${p.litellm} / ${p.report?.sql_round_trips ?? "n/a"}`),
+    ],
     ["wall time", ...probes.map((p) => ms(p.wall))],
-    ["CPU (gateway max_cpu_ms; /proc delta)", ...probes.map((p) => `${ms(p.fn?.max_cpu_ms ?? NaN)}; ${ms(p.cpu ?? NaN)}`)],
-    ["gateway RSS before -> peak (growth)", ...probes.map((p) =>
-      `${mb(p.rss.baseline)} -> ${mb(p.rss.peak)} (+${mb((p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN))})`)],
+    [
+      "CPU (gateway max_cpu_ms; /proc delta)",
+      ...probes.map((p) => `${ms(p.fn?.max_cpu_ms ?? NaN)}; ${ms(p.cpu ?? NaN)}`),
+    ],
+    [
+      "gateway RSS before -> peak (growth)",
+      ...probes.map((p) =>
+        `${mb(p.rss.baseline)} -> ${mb(p.rss.peak)} (+${mb((p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN))})`
+      ),
+    ],
   ];
 }

@@ -86,7 +86,9 @@ runBench(async () => {
   await poller;
   const allActiveMs = performance.now() - t0;
 
-  const rows = await db<{ user_id: string; status: string; key_token: string; latency_ms: string | null; last_sync_error: string | null }[]>`
+  const rows = await db<
+    { user_id: string; status: string; key_token: string; latency_ms: string | null; last_sync_error: string | null }[]
+  >`
     select k.user_id, k.status, k.key_token, k.last_sync_error,
            (extract(epoch from (k.activated_at - u.created_at)) * 1000)::text as latency_ms
       from public.api_keys k join auth.users u on u.id = k.user_id
@@ -133,8 +135,16 @@ runBench(async () => {
     ["sign-ups wall time", ms(signupWall)],
     ["first sign-up -> all keys active", ms(allActiveMs)],
     ["provision-key invocations (errors)", prov ? `${prov.invocations} (${prov.errors})` : "0"],
-    ["LiteLLM requests (per key)", `${int(litellm.total)} (${(litellm.total / Math.max(1, active.length)).toFixed(2)}): ${JSON.stringify(litellm.requests)}`],
-    ["gateway max_cpu_ms / max_rss_mb of provision-key (process-wide)", prov ? `${prov.max_cpu_ms} / ${prov.max_rss_mb}` : "n/a"],
+    [
+      "LiteLLM requests (per key)",
+      `${int(litellm.total)} (${(litellm.total / Math.max(1, active.length)).toFixed(2)}): ${
+        JSON.stringify(litellm.requests)
+      }`,
+    ],
+    [
+      "gateway max_cpu_ms / max_rss_mb of provision-key (process-wide)",
+      prov ? `${prov.max_cpu_ms} / ${prov.max_rss_mb}` : "n/a",
+    ],
     ["gateway process CPU during the run", gwCpu0 !== null && gwCpu1 !== null ? ms(gwCpu1 - gwCpu0) : "n/a"],
   ]);
   for (const f of failedSignups.slice(0, 5)) console.log(`  sign-up failure: ${!f.ok ? f.error : ""}`);

@@ -12,27 +12,28 @@
 // reconcile_chunks_per_invocation chunks with every key changed (the worst case), alone on the machine, so
 // its CPU and RSS growth are its own (locally every function shares ONE Deno process, the gateway).
 //   npm run bench:reconcile      (BENCH_KEYS=100000 BENCH_CHANGE_PCT=1)
+import { int, litellmAdmin, mb, ms, pool, printMachine, runBench, secs, sql, table, verdict } from "./common.ts";
 import {
-  int,
-  litellmAdmin,
-  mb,
-  ms,
-  pool,
-  printMachine,
-  runBench,
-  secs,
-  sql,
-  table,
-  verdict,
-} from "./common.ts";
-import { cycle, cycleRows, dueOnly, isolated, isolatedCpu, isolatedRows, nextMinute, rng, seedFleet, withCronPaused } from "./fleet.ts";
+  cycle,
+  cycleRows,
+  dueOnly,
+  isolated,
+  isolatedCpu,
+  isolatedRows,
+  nextMinute,
+  rng,
+  seedFleet,
+  withCronPaused,
+} from "./fleet.ts";
 
 const KEYS = Number(Deno.env.get("BENCH_KEYS") ?? 100_000);
 const CHANGE_PCT = Number(Deno.env.get("BENCH_CHANGE_PCT") ?? 1);
 const MODE = Deno.env.get("BENCH_RECONCILE_MODE") === "direct" ? "direct" : "pg_net";
 
 runBench(async () => {
-  printMachine(`bench:reconcile — ${int(KEYS)} keys, ${CHANGE_PCT}% changed in the second cycle, invocations via ${MODE}`);
+  printMachine(
+    `bench:reconcile — ${int(KEYS)} keys, ${CHANGE_PCT}% changed in the second cycle, invocations via ${MODE}`,
+  );
   await withCronPaused(run);
 });
 
@@ -64,7 +65,9 @@ async function run() {
   await pool([...picked], 32, async (i) => {
     await litellmAdmin("/admin/spend", { key: rawKeys[i], add: 0.0125 });
   });
-  console.log(`setup: spend added to ${int(change)} keys on the emulator (/admin/spend) in ${ms(performance.now() - tc)}`);
+  console.log(
+    `setup: spend added to ${int(change)} keys on the emulator (/admin/spend) in ${ms(performance.now() - tc)}`,
+  );
   await nextMinute();
   const c2 = await cycle(`cycle 2: ${CHANGE_PCT}% of keys changed`, MODE);
 
@@ -77,13 +80,16 @@ async function run() {
   console.log("");
   const probes = [worst, idle];
   table(["isolated invocation", ...probes.map((p) => p.label)], [
-    ["chunks / keys / snapshots", ...probes.map((p) =>
-      `${p.report?.chunks} / ${int(p.report?.keys ?? NaN)} / ${int(p.report?.snapshots ?? NaN)}`)],
+    [
+      "chunks / keys / snapshots",
+      ...probes.map((p) => `${p.report?.chunks} / ${int(p.report?.keys ?? NaN)} / ${int(p.report?.snapshots ?? NaN)}`),
+    ],
     ...isolatedRows(probes),
   ]);
 
   const changedKeys = change;
-  const c2Ok = c2.snapshots >= changedKeys * 0.9 && c2.snapshots <= changedKeys * 1.1 && c2.keysUpdated <= changedKeys * 1.1 &&
+  const c2Ok = c2.snapshots >= changedKeys * 0.9 && c2.snapshots <= changedKeys * 1.1 &&
+    c2.keysUpdated <= changedKeys * 1.1 &&
     c2.keysUpdated >= changedKeys * 0.9;
   const cpuWorst = isolatedCpu(worst);
   const rssWorst = worst.rss.peak ?? worst.fn?.max_rss_mb ?? NaN;
@@ -91,15 +97,41 @@ async function run() {
   console.log("");
   table(["target", "measured", "result"], [
     ["full cycle <= 60 s (cycle 1)", secs(c1.wallMs), verdict(c1.chunksDone === c1.chunks && c1.wallMs <= 60_000)],
-    ["every chunk done in each cycle", `${c1.chunksDone}/${c1.chunks}, ${c2.chunksDone}/${c2.chunks}`, verdict(c1.chunksDone === c1.chunks && c2.chunksDone === c2.chunks)],
-    ["<= 1,100 LiteLLM requests per cycle", `${int(c1.litellmRequests)}, ${int(c2.litellmRequests)}`, verdict(Math.max(c1.litellmRequests, c2.litellmRequests) <= 1100)],
+    [
+      "every chunk done in each cycle",
+      `${c1.chunksDone}/${c1.chunks}, ${c2.chunksDone}/${c2.chunks}`,
+      verdict(c1.chunksDone === c1.chunks && c2.chunksDone === c2.chunks),
+    ],
+    [
+      "<= 1,100 LiteLLM requests per cycle",
+      `${int(c1.litellmRequests)}, ${int(c2.litellmRequests)}`,
+      verdict(Math.max(c1.litellmRequests, c2.litellmRequests) <= 1100),
+    ],
     ["no invocation above 1,500 ms CPU (isolated worst case)", ms(cpuWorst), verdict(cpuWorst <= 1500)],
-    ["  same, as the gateway reports it in the concurrent cycle (process-wide)", ms(c1.gwMaxCpuMs ?? NaN), verdict((c1.gwMaxCpuMs ?? Infinity) <= 1500)],
-    ["no invocation above 150 MB RSS (whole gateway process, isolated worst case)", mb(rssWorst), verdict(rssWorst <= 150)],
+    [
+      "  same, as the gateway reports it in the concurrent cycle (process-wide)",
+      ms(c1.gwMaxCpuMs ?? NaN),
+      verdict((c1.gwMaxCpuMs ?? Infinity) <= 1500),
+    ],
+    [
+      "no invocation above 150 MB RSS (whole gateway process, isolated worst case)",
+      mb(rssWorst),
+      verdict(rssWorst <= 150),
+    ],
     ["  RSS growth during that invocation", `+${mb(rssGrowth)}`, verdict(rssGrowth <= 150)],
-    ["  whole gateway process during the concurrent cycle 1", mb(c1.rss.peak ?? c1.gwMaxRssMb), verdict((c1.rss.peak ?? c1.gwMaxRssMb ?? Infinity) <= 150)],
-    [`second cycle writes about ${CHANGE_PCT}% of rows (${int(changedKeys)} keys changed)`, `${int(c2.snapshots)} snapshots, ${int(c2.keysUpdated)} keys updated`, verdict(c2Ok)],
+    [
+      "  whole gateway process during the concurrent cycle 1",
+      mb(c1.rss.peak ?? c1.gwMaxRssMb),
+      verdict((c1.rss.peak ?? c1.gwMaxRssMb ?? Infinity) <= 150),
+    ],
+    [
+      `second cycle writes about ${CHANGE_PCT}% of rows (${int(changedKeys)} keys changed)`,
+      `${int(c2.snapshots)} snapshots, ${int(c2.keysUpdated)} keys updated`,
+      verdict(c2Ok),
+    ],
   ]);
-  console.log("RSS note: locally every function runs in ONE Deno process (the gateway, which also runs Auth, REST and the");
+  console.log(
+    "RSS note: locally every function runs in ONE Deno process (the gateway, which also runs Auth, REST and the",
+  );
   console.log("pg_net worker), so RSS is that whole process; on hosted Supabase each function has its own isolate.");
 }

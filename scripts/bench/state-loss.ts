@@ -110,7 +110,9 @@ async function audit(label: string): Promise<AuditRun> {
   try {
     report = JSON.parse(stdout);
   } catch {
-    throw new BenchError(`admin audit (exit ${child.code}) printed no JSON report: ${(stderr || stdout).slice(0, 300)}`);
+    throw new BenchError(
+      `admin audit (exit ${child.code}) printed no JSON report: ${(stderr || stdout).slice(0, 300)}`,
+    );
   }
   const tt = performance.now();
   await sql()`select private.audit_totals()`;
@@ -130,8 +132,10 @@ async function audit(label: string): Promise<AuditRun> {
     totalsMs,
     stderr,
   };
-  console.log(`audit (${label}): exit ${r.code} in ${secs(r.wallMs)}; ${int(r.keys)} keys, ${int(r.mismatches)} mismatches ` +
-    `${JSON.stringify(r.byKind)}; ${r.invocations} reconcile-spend audit invocations, ${r.litellm} LiteLLM requests`);
+  console.log(
+    `audit (${label}): exit ${r.code} in ${secs(r.wallMs)}; ${int(r.keys)} keys, ${int(r.mismatches)} mismatches ` +
+      `${JSON.stringify(r.byKind)}; ${r.invocations} reconcile-spend audit invocations, ${r.litellm} LiteLLM requests`,
+  );
   return r;
 }
 
@@ -162,7 +166,11 @@ async function keyStates() {
 }
 
 /** pg_cron's every-minute jobs, one minute after the other, until every key is active again. */
-async function cronMinutes(jobs: { jobname: string; schedule: string; command: string }[], heldBack: number, live: number) {
+async function cronMinutes(
+  jobs: { jobname: string; schedule: string; command: string }[],
+  heldBack: number,
+  live: number,
+) {
   const db = sql();
   const everyMinute = jobs.filter((j) => j.schedule === "* * * * *");
   console.log(`cron minutes: ${everyMinute.map((j) => j.jobname).join(", ")} each minute`);
@@ -175,7 +183,12 @@ async function cronMinutes(jobs: { jobname: string; schedule: string; command: s
   // the provision-key calls the probe held back, as auto_recreate_missing_keys would have sent them
   await db`select count(private.invoke_function('provision-key', jsonb_build_object('source', 'recreate', 'slot', g)))
              from generate_series(1, ${heldBack}::int) g`;
-  let total = { invocations: {} as Record<string, number>, errors: 0, litellm: {} as Record<string, number>, maxCpuMs: 0 };
+  let total = {
+    invocations: {} as Record<string, number>,
+    errors: 0,
+    litellm: {} as Record<string, number>,
+    maxCpuMs: 0,
+  };
   for (let minute = 1; minute <= MAX_MINUTES; minute++) {
     await nextMinute();
     const mark = await netMark();
@@ -204,8 +217,10 @@ async function cronMinutes(jobs: { jobname: string; schedule: string; command: s
       litellm: add(total.litellm, m.litellm),
       maxCpuMs: Math.max(total.maxCpuMs, m.maxCpuMs),
     };
-    console.log(`  minute ${minute}: ${secs(workMs)}${finished ? "" : " (work still running)"}; restored ${int(m.restored)}, ` +
-      `flagged ${int(m.flagged)}, queued ${int(m.queued)}, failed ${int(m.failed)}; ${JSON.stringify(m.invocations)}`);
+    console.log(
+      `  minute ${minute}: ${secs(workMs)}${finished ? "" : " (work still running)"}; restored ${int(m.restored)}, ` +
+        `flagged ${int(m.flagged)}, queued ${int(m.queued)}, failed ${int(m.failed)}; ${JSON.stringify(m.invocations)}`,
+    );
     if (m.restored >= live || (m.flagged === 0 && m.queued === 0)) break;
   }
   const wallMs = performance.now() - t0;
@@ -247,7 +262,9 @@ async function verifyLiteLLM(fleet: Fleet) {
       : null;
     if (problem) {
       wrong[problem]++;
-      if (examples.length < 3) examples.push(`${problem}: key ${fleet.owners[i].keyId} has ${row?.max_budget} for ${want / 1e6}`);
+      if (examples.length < 3) {
+        examples.push(`${problem}: key ${fleet.owners[i].keyId} has ${row?.max_budget} for ${want / 1e6}`);
+      }
     }
   }
   const ok = rows.size === fleet.rawKeys.length && Object.values(wrong).every((n) => n === 0);
@@ -272,7 +289,9 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   const db = sql();
   const fleet = await seedFleet(KEYS);
   // every live key, the stack's own (demo) users' included: all of them are lost and re-created
-  const [{ live }] = await db<{ live: number }[]>`select count(*)::int as live from public.api_keys where status = 'active'`;
+  const [{ live }] = await db<
+    { live: number }[]
+  >`select count(*)::int as live from public.api_keys where status = 'active'`;
   // every chunk due, also the one pg_cron reconciled before it was paused (the stack's own keys)
   await dueOnly(Array.from({ length: fleet.chunks }, (_, i) => i), fleet.chunks);
   const c0 = await cycle("reconcile: every key's spend recorded");
@@ -297,7 +316,11 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
     await functionCalls(false);
     let rec;
     try {
-      rec = await isolated("reconcile-spend", { source: "bench-probe" }, `reconcile-spend: ${probeChunks.length} chunks, every key missing`);
+      rec = await isolated(
+        "reconcile-spend",
+        { source: "bench-probe" },
+        `reconcile-spend: ${probeChunks.length} chunks, every key missing`,
+      );
     } finally {
       await functionCalls(true);
     }
@@ -324,7 +347,10 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   table(["npm run admin -- audit", ...audits.map((a) => a.label)], [
     ["exit code", ...audits.map((a) => a.code)],
     ["wall time (CLI start -> exit)", ...audits.map((a) => secs(a.wallMs))],
-    ["keys audited / mismatches", ...audits.map((a) => `${int(a.keys)} / ${int(a.mismatches)} ${JSON.stringify(a.byKind)}`)],
+    [
+      "keys audited / mismatches",
+      ...audits.map((a) => `${int(a.keys)} / ${int(a.mismatches)} ${JSON.stringify(a.byKind)}`),
+    ],
     ["reconcile-spend audit invocations (one after the other)", ...audits.map((a) => a.invocations)],
     ["LiteLLM requests", ...audits.map((a) => int(a.litellm))],
     ["worst audit invocation CPU (gateway max_cpu_ms)", ...audits.map((a) => ms(a.maxCpuMs ?? NaN))],
@@ -335,13 +361,28 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   console.log("");
   const ps = [probes.rec, probes.prov];
   table(["isolated invocation", ...ps.map((p) => p.label)], [
-    ["keys / missing / queued for re-creation", `${int(probes.rec.report?.keys ?? NaN)} / ${int(probes.rec.report?.missing ?? NaN)} / ` +
-      `${int(probes.rec.report?.recreated ?? NaN)}`, "-"],
+    [
+      "keys / missing / queued for re-creation",
+      `${int(probes.rec.report?.keys ?? NaN)} / ${int(probes.rec.report?.missing ?? NaN)} / ` +
+      `${int(probes.rec.report?.recreated ?? NaN)}`,
+      "-",
+    ],
     ["claimed / done", "-", `${probes.prov.report?.claimed} / ${probes.prov.report?.done}`],
     ...isolatedRows(ps),
   ]);
   console.log("");
-  table(["cron minute", "work time", "invocations", "LiteLLM requests", "gateway max_cpu_ms", "restored", "flagged", "queued", "failed"],
+  table(
+    [
+      "cron minute",
+      "work time",
+      "invocations",
+      "LiteLLM requests",
+      "gateway max_cpu_ms",
+      "restored",
+      "flagged",
+      "queued",
+      "failed",
+    ],
     repair.minutes.map((m) => [
       m.minute,
       `${secs(m.workMs)}${m.finished ? "" : " (unfinished)"}`,
@@ -352,51 +393,105 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
       int(m.flagged),
       int(m.queued),
       int(m.failed),
-    ]));
+    ]),
+  );
   console.log("");
   const llTotal = Object.values(repair.total.litellm).reduce((a, b) => a + b, 0);
   const invTotal = Object.values(repair.total.invocations).reduce((a, b) => a + b, 0);
   table(["re-creation, in total", "measured"], [
     ["cron minutes until every key was active again", repair.minutes.length],
-    ["work time (sum of the minutes' work; cron waits make up the rest of each minute)", secs(repair.minutes.reduce((a, m) => a + m.workMs, 0))],
+    [
+      "work time (sum of the minutes' work; cron waits make up the rest of each minute)",
+      secs(repair.minutes.reduce((a, m) => a + m.workMs, 0)),
+    ],
     ["wall time (probes' held-back calls sent -> last minute done)", secs(repair.wallMs)],
-    ["invocations (+ the 2 probes)", `${int(invTotal)} ${JSON.stringify(repair.total.invocations)}; errors ${repair.total.errors}`],
-    ["LiteLLM requests (+ the probes')", `${int(llTotal)} ${JSON.stringify(repair.total.litellm)} = ${(llTotal / live).toFixed(2)} per key`],
+    [
+      "invocations (+ the 2 probes)",
+      `${int(invTotal)} ${JSON.stringify(repair.total.invocations)}; errors ${repair.total.errors}`,
+    ],
+    [
+      "LiteLLM requests (+ the probes')",
+      `${int(llTotal)} ${JSON.stringify(repair.total.litellm)} = ${(llTotal / live).toFixed(2)} per key`,
+    ],
     ["CPU: gateway / LiteLLM emulator / Postgres / PgBouncer", cpuCell(repair.cpu)],
     ["gateway RSS baseline -> peak (whole process)", `${mb(repair.rss.baseline)} -> ${mb(repair.rss.peak)}`],
-    ["verified on LiteLLM (/v2/key/info by raw value)", `${int(onLiteLLM.found)} found; wrong: ${JSON.stringify(onLiteLLM.wrong)} (${ms(onLiteLLM.ms)})`],
-    ["verified in our database", `active ${int(ours.active)}, synced ${int(ours.synced)}, flagged ${int(ours.flagged)}, ` +
-      `offset = lost spend ${int(ours.offsets)}; spend resets recorded ${int(ours.resets)}`],
+    [
+      "verified on LiteLLM (/v2/key/info by raw value)",
+      `${int(onLiteLLM.found)} found; wrong: ${JSON.stringify(onLiteLLM.wrong)} (${ms(onLiteLLM.ms)})`,
+    ],
+    [
+      "verified in our database",
+      `active ${int(ours.active)}, synced ${int(ours.synced)}, flagged ${int(ours.flagged)}, ` +
+      `offset = lost spend ${int(ours.offsets)}; spend resets recorded ${int(ours.resets)}`,
+    ],
   ]);
   for (const e of onLiteLLM.examples) console.log(`  e.g. ${e}`);
 
   const worstCpu = Math.max(isolatedCpu(probes.rec), isolatedCpu(probes.prov), ...audits.map((a) => a.maxCpuMs ?? 0));
-  const growth = (p: { rss: { baseline: number | null; peak: number | null } }) => (p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN);
+  const growth = (p: { rss: { baseline: number | null; peak: number | null } }) =>
+    (p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN);
   const worstRss = Math.max(probes.rec.rss.peak ?? NaN, probes.prov.rss.peak ?? NaN);
   const worstGrowth = Math.max(growth(probes.rec), growth(probes.prov), ...audits.map(growth));
   const allFinished = repair.minutes.every((m) => m.finished && m.workMs <= 60_000);
   const lastRestored = repair.minutes.at(-1)?.restored ?? 0;
   console.log("");
   table(["target", "measured", "result"], [
-    ["every key re-created with the same value, owner and max_budget = what remains", `${int(onLiteLLM.found)}/${int(KEYS)} on LiteLLM, ` +
-      `${int(KEYS - Object.values(onLiteLLM.wrong).reduce((a, b) => a + b, 0))} right; ours ${int(ours.active)} active, ${int(ours.synced)} synced`,
-      verdict(onLiteLLM.ok && ours.ok)],
-    [`every key active again within ${TARGET_MINUTES} cron minutes`, `${repair.minutes.length} minutes (${int(lastRestored)} restored)`,
-      verdict(lastRestored >= live && repair.minutes.length <= TARGET_MINUTES)],
-    ["  each minute's work done within the minute (60 s)", repair.minutes.map((m) => secs(m.workMs)).join(", "), verdict(allFinished)],
-    ["no invocation above 1,500 ms CPU (isolated: reconcile-spend, provision-key, each audit call)", ms(worstCpu), verdict(worstCpu <= 1500)],
-    ["no invocation above 150 MB RSS: the gateway's growth during each one alone (probes; whole audit runs)", `+${mb(worstGrowth)}`,
-      verdict(worstGrowth <= 150)],
-    ["  whole gateway process at the probes (also Auth, REST, pg_net and what earlier steps left to collect)", mb(worstRss),
-      verdict(worstRss <= 150)],
-    [`audit of ${int(live)} keys within ${TARGET_AUDIT_MS / 1000} s, zero mismatches, exit 0 (healthy)`,
+    [
+      "every key re-created with the same value, owner and max_budget = what remains",
+      `${int(onLiteLLM.found)}/${int(KEYS)} on LiteLLM, ` +
+      `${int(KEYS - Object.values(onLiteLLM.wrong).reduce((a, b) => a + b, 0))} right; ours ${
+        int(ours.active)
+      } active, ${int(ours.synced)} synced`,
+      verdict(onLiteLLM.ok && ours.ok),
+    ],
+    [
+      `every key active again within ${TARGET_MINUTES} cron minutes`,
+      `${repair.minutes.length} minutes (${int(lastRestored)} restored)`,
+      verdict(lastRestored >= live && repair.minutes.length <= TARGET_MINUTES),
+    ],
+    [
+      "  each minute's work done within the minute (60 s)",
+      repair.minutes.map((m) => secs(m.workMs)).join(", "),
+      verdict(allFinished),
+    ],
+    [
+      "no invocation above 1,500 ms CPU (isolated: reconcile-spend, provision-key, each audit call)",
+      ms(worstCpu),
+      verdict(worstCpu <= 1500),
+    ],
+    [
+      "no invocation above 150 MB RSS: the gateway's growth during each one alone (probes; whole audit runs)",
+      `+${mb(worstGrowth)}`,
+      verdict(worstGrowth <= 150),
+    ],
+    [
+      "  whole gateway process at the probes (also Auth, REST, pg_net and what earlier steps left to collect)",
+      mb(worstRss),
+      verdict(worstRss <= 150),
+    ],
+    [
+      `audit of ${int(live)} keys within ${TARGET_AUDIT_MS / 1000} s, zero mismatches, exit 0 (healthy)`,
       `${secs(healthy.wallMs)}, ${int(healthy.mismatches)}, exit ${healthy.code}`,
-      verdict(healthy.wallMs <= TARGET_AUDIT_MS && healthy.mismatches === 0 && healthy.code === 0 && healthy.keys === live)],
-    ["audit names every key missing on the empty LiteLLM, exit 1", `${secs(wiped.wallMs)}, ${int(wiped.byKind.missing ?? 0)} missing, exit ${wiped.code}`,
-      verdict(wiped.wallMs <= TARGET_AUDIT_MS && wiped.byKind.missing === live && wiped.mismatches === live && wiped.code === 1)],
-    ["audit after the re-creation: zero mismatches, exit 0", `${secs(after.wallMs)}, ${int(after.mismatches)}, exit ${after.code}`,
-      verdict(after.mismatches === 0 && after.code === 0 && after.keys === live)],
+      verdict(
+        healthy.wallMs <= TARGET_AUDIT_MS && healthy.mismatches === 0 && healthy.code === 0 && healthy.keys === live,
+      ),
+    ],
+    [
+      "audit names every key missing on the empty LiteLLM, exit 1",
+      `${secs(wiped.wallMs)}, ${int(wiped.byKind.missing ?? 0)} missing, exit ${wiped.code}`,
+      verdict(
+        wiped.wallMs <= TARGET_AUDIT_MS && wiped.byKind.missing === live && wiped.mismatches === live &&
+          wiped.code === 1,
+      ),
+    ],
+    [
+      "audit after the re-creation: zero mismatches, exit 0",
+      `${secs(after.wallMs)}, ${int(after.mismatches)}, exit ${after.code}`,
+      verdict(after.mismatches === 0 && after.code === 0 && after.keys === live),
+    ],
   ]);
-  console.log("RSS note: locally every function runs in ONE Deno process (the gateway, which also runs Auth, REST and the");
+  console.log(
+    "RSS note: locally every function runs in ONE Deno process (the gateway, which also runs Auth, REST and the",
+  );
   console.log("pg_net worker), so RSS is that whole process; on hosted Supabase each function has its own isolate.");
 }

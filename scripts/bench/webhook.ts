@@ -36,10 +36,25 @@ const IN_FLIGHT = Number(Deno.env.get("BENCH_IN_FLIGHT") ?? 20);
 const SERIAL = Number(Deno.env.get("BENCH_SERIAL") ?? 20);
 const PLAN = "starter";
 // Fields GET /admin/transactions/:ref adds to the verify shape (the charge.success data is the verify shape).
-const ADMIN_ONLY = ["access_code", "authorization_url", "callback_url", "channels", "card", "refundable", "refunds", "disputes"];
+const ADMIN_ONLY = [
+  "access_code",
+  "authorization_url",
+  "callback_url",
+  "channels",
+  "card",
+  "refundable",
+  "refunds",
+  "disputes",
+];
 
 async function hmacSha512Hex(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-512" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-512" },
+    false,
+    ["sign"],
+  );
   const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
   return Array.from(new Uint8Array(sig), (b) => b.toString(16).padStart(2, "0")).join("");
 }
@@ -71,7 +86,13 @@ async function deliver(d: Delivery): Promise<Result> {
     try {
       body = JSON.parse(text);
     } catch { /* not JSON */ }
-    return { ms: t, status: r.status, outcome: body.outcome ?? null, push: body.budget_push ?? null, error: r.ok ? undefined : text.slice(0, 200) };
+    return {
+      ms: t,
+      status: r.status,
+      outcome: body.outcome ?? null,
+      push: body.budget_push ?? null,
+      error: r.ok ? undefined : text.slice(0, 200),
+    };
   } catch (e) {
     return { ms: performance.now() - t0, status: 0, outcome: null, push: null, error: (e as Error).message };
   }
@@ -80,7 +101,9 @@ async function deliver(d: Delivery): Promise<Result> {
 runBench(async () => {
   printMachine(`bench:webhook — ${PAYMENTS} payments, ${IN_FLIGHT} webhooks in flight`);
   const db = sql();
-  const [plan] = await db<{ price_subunits: number; credit: string }[]>`select price_subunits, credit from public.plans where code = ${PLAN}`;
+  const [plan] = await db<
+    { price_subunits: number; credit: string }[]
+  >`select price_subunits, credit from public.plans where code = ${PLAN}`;
   if (!plan) throw new BenchError(`plan ${PLAN} not found`);
   const [{ grant }] = await db`select private.setting_numeric('signup_grant_usd') as grant`;
   const expectedBudget = Number(grant) + Number(plan.credit);
@@ -88,14 +111,22 @@ runBench(async () => {
   // --- setup: users with active keys ---
   const tag = runId();
   let t = performance.now();
-  const users = await pool(Array.from({ length: PAYMENTS + SERIAL }, (_, i) => `bench-pay-${tag}-${i}@example.com`), 10, (e) => signUp(e));
+  const users = await pool(
+    Array.from({ length: PAYMENTS + SERIAL }, (_, i) => `bench-pay-${tag}-${i}@example.com`),
+    10,
+    (e) => signUp(e),
+  );
   const failedSignups = users.filter((u) => !u.ok);
-  if (failedSignups.length) throw new BenchError(`${failedSignups.length} sign-ups failed: ${(failedSignups[0] as { error: string }).error}`);
+  if (failedSignups.length) {
+    throw new BenchError(`${failedSignups.length} sign-ups failed: ${(failedSignups[0] as { error: string }).error}`);
+  }
   const ok = users as { ok: true; id: string; token: string }[];
   const ids = ok.map((u) => u.id);
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const [{ n }] = await db<{ n: number }[]>`select count(*)::int as n from public.api_keys where user_id = any(${ids}::uuid[]) and status = 'active'`;
+    const [{ n }] = await db<
+      { n: number }[]
+    >`select count(*)::int as n from public.api_keys where user_id = any(${ids}::uuid[]) and status = 'active'`;
     if (n === ids.length) break;
     if (Date.now() > deadline) throw new BenchError(`only ${n} of ${ids.length} keys turned active within 120 s`);
     await new Promise((r) => setTimeout(r, 200));
@@ -116,19 +147,30 @@ runBench(async () => {
     return { user: u.id, reference: body.reference as string, ms: performance.now() - t0 };
   });
   const co = stats(checkouts.map((c) => c.ms));
-  console.log(`setup: ${checkouts.length} checkouts in ${ms(performance.now() - t)} (checkout function p50 ${ms(co.p50)}, p95 ${ms(co.p95)})`);
+  console.log(
+    `setup: ${checkouts.length} checkouts in ${ms(performance.now() - t)} (checkout function p50 ${ms(co.p50)}, p95 ${
+      ms(co.p95)
+    })`,
+  );
 
   // --- setup: pay on the emulator (no webhook), then build and sign each charge.success body ---
   t = performance.now();
   const deliveries = await pool(checkouts, 20, async (c): Promise<Delivery> => {
     const paid = await paystackAdmin("/admin/pay", { reference: c.reference, webhook: false });
     if (paid.data?.status !== "success") throw new BenchError(`pay ${c.reference}: ${JSON.stringify(paid.data)}`);
-    const tx = (await paystackAdmin(`/admin/transactions/${encodeURIComponent(c.reference)}`)).data as Record<string, unknown>;
+    const tx = (await paystackAdmin(`/admin/transactions/${encodeURIComponent(c.reference)}`)).data as Record<
+      string,
+      unknown
+    >;
     for (const k of ADMIN_ONLY) delete tx[k];
     const body = JSON.stringify({ event: "charge.success", data: tx });
     return { reference: c.reference, body, signature: await hmacSha512Hex(env("PAYSTACK_SECRET_KEY"), body) };
   });
-  console.log(`setup: ${deliveries.length} payments made on the Paystack emulator, events signed, in ${ms(performance.now() - t)}`);
+  console.log(
+    `setup: ${deliveries.length} payments made on the Paystack emulator, events signed, in ${
+      ms(performance.now() - t)
+    }`,
+  );
 
   // --- unloaded baseline: a few payments delivered one at a time ---
   const serial = await pool(deliveries.slice(0, SERIAL), 1, deliver);
@@ -172,7 +214,9 @@ runBench(async () => {
   const fnSecond = (await functionStats())["paystack-webhook"];
   const llSecond = await litellmAdmin("/admin/stats");
   const [{ n: purchasesAfter }] = await db<{ n: number }[]>`
-    select count(*)::int as n from public.credit_ledger where kind = 'purchase' and idempotency_key = any(${refs.map((r) => "payment:paystack:" + r)})`;
+    select count(*)::int as n from public.credit_ledger where kind = 'purchase' and idempotency_key = any(${
+    refs.map((r) => "payment:paystack:" + r)
+  })`;
 
   const errs = (rs: Result[], want: string) => rs.filter((r) => r.status !== 200 || r.outcome !== want);
   const e0 = errs(serial, "credited");
@@ -184,30 +228,66 @@ runBench(async () => {
   console.log("");
   table(["paystack-webhook latency", "n", "p50", "p95", "max", "mean", "errors", "wall", "throughput"], [
     ["one at a time (unloaded baseline)", s0.n, ms(s0.p50), ms(s0.p95), ms(s0.max), ms(s0.mean), e0.length, "", ""],
-    [`first delivery, ${IN_FLIGHT} in flight (credit + budget push)`, s1.n, ms(s1.p50), ms(s1.p95), ms(s1.max), ms(s1.mean), e1.length, ms(firstWall), `${(s1.n / (firstWall / 1000)).toFixed(0)}/s`],
-    [`same events again, ${IN_FLIGHT} in flight (duplicates)`, s2.n, ms(s2.p50), ms(s2.p95), ms(s2.max), ms(s2.mean), e2.length, ms(secondWall), `${(s2.n / (secondWall / 1000)).toFixed(0)}/s`],
+    [
+      `first delivery, ${IN_FLIGHT} in flight (credit + budget push)`,
+      s1.n,
+      ms(s1.p50),
+      ms(s1.p95),
+      ms(s1.max),
+      ms(s1.mean),
+      e1.length,
+      ms(firstWall),
+      `${(s1.n / (firstWall / 1000)).toFixed(0)}/s`,
+    ],
+    [
+      `same events again, ${IN_FLIGHT} in flight (duplicates)`,
+      s2.n,
+      ms(s2.p50),
+      ms(s2.p95),
+      ms(s2.max),
+      ms(s2.mean),
+      e2.length,
+      ms(secondWall),
+      `${(s2.n / (secondWall / 1000)).toFixed(0)}/s`,
+    ],
   ]);
-  for (const r of [...e0, ...e1, ...e2].slice(0, 5)) console.log(`  error: status ${r.status}, outcome ${r.outcome}: ${r.error ?? ""}`);
+  for (const r of [...e0, ...e1, ...e2].slice(0, 5)) {
+    console.log(`  error: status ${r.status}, outcome ${r.outcome}: ${r.error ?? ""}`);
+  }
   console.log("");
   table(["counter", "value"], [
     ["references with exactly one ledger purchase row", `${credited} / ${refs.length}`],
     ["references with more than one", doubled],
-    [`purchase rows after the duplicate pass (${SERIAL} serial + ${PAYMENTS} batch payments)`, `${purchasesAfter} (want ${refs.length})`],
+    [
+      `purchase rows after the duplicate pass (${SERIAL} serial + ${PAYMENTS} batch payments)`,
+      `${purchasesAfter} (want ${refs.length})`,
+    ],
     [`keys with max_budget ${expectedBudget} on LiteLLM`, `${atBudget} / ${keys.length}`],
     ["keys with sync_status 'synced'", `${synced} / ${keys.length}`],
     ["budget pushes reported synced (first pass)", first.filter((r) => r.push === "synced").length],
     ["LiteLLM requests during the first pass", `${int(llFirst.total)}: ${JSON.stringify(llFirst.requests)}`],
     ["LiteLLM requests during the duplicate pass", `${int(llSecond.total)}: ${JSON.stringify(llSecond.requests)}`],
-    ["gateway max_cpu_ms / max_rss_mb, first pass (process-wide)", fnFirst ? `${fnFirst.max_cpu_ms} / ${fnFirst.max_rss_mb}` : "n/a"],
+    [
+      "gateway max_cpu_ms / max_rss_mb, first pass (process-wide)",
+      fnFirst ? `${fnFirst.max_cpu_ms} / ${fnFirst.max_rss_mb}` : "n/a",
+    ],
     ["pooler during the first pass", poolerDelta(pooler0, pooler1, first.length)],
     ["pooler during the duplicate pass", poolerDelta(pooler2, pooler3, second.length)],
-    ["gateway max_cpu_ms / max_rss_mb, duplicates (process-wide)", fnSecond ? `${fnSecond.max_cpu_ms} / ${fnSecond.max_rss_mb}` : "n/a"],
+    [
+      "gateway max_cpu_ms / max_rss_mb, duplicates (process-wide)",
+      fnSecond ? `${fnSecond.max_cpu_ms} / ${fnSecond.max_rss_mb}` : "n/a",
+    ],
   ]);
   console.log("");
-  const allCredited = credited === refs.length && doubled === 0 && purchasesAfter === refs.length && atBudget === keys.length && keys.length === refs.length;
+  const allCredited = credited === refs.length && doubled === 0 && purchasesAfter === refs.length &&
+    atBudget === keys.length && keys.length === refs.length;
   table(["target", "measured", "result"], [
     ["p95 webhook latency <= 150 ms (20 in flight)", ms(s1.p95), verdict(s1.p95 <= 150)],
     ["0 errors", String(e0.length + e1.length + e2.length), verdict(e0.length + e1.length + e2.length === 0)],
-    ["every payment credited once, LiteLLM budget updated", `${credited}/${refs.length} credited, ${atBudget}/${keys.length} at ${expectedBudget}`, verdict(allCredited)],
+    [
+      "every payment credited once, LiteLLM budget updated",
+      `${credited}/${refs.length} credited, ${atBudget}/${keys.length} at ${expectedBudget}`,
+      verdict(allCredited),
+    ],
   ]);
 });

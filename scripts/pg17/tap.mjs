@@ -13,17 +13,19 @@ export function judgeTap(lines, error) {
   for (const line of lines) {
     const plan = PLAN.exec(line);
     if (plan) {
-      if (planned !== null) problems.push('more than one plan');
+      if (planned !== null) problems.push("more than one plan");
       planned = Number(plan[1]);
       continue;
     }
     const test = TEST.exec(line);
     if (!test) continue;
     run += 1;
-    if (test[2] !== undefined && Number(test[2]) !== run) problems.push(`test ${test[2]} out of sequence (expected ${run})`);
-    if (test[1] && test[3]?.toUpperCase() !== 'TODO') notOk += 1;
+    if (test[2] !== undefined && Number(test[2]) !== run) {
+      problems.push(`test ${test[2]} out of sequence (expected ${run})`);
+    }
+    if (test[1] && test[3]?.toUpperCase() !== "TODO") notOk += 1;
   }
-  if (planned === null) problems.push('no plan found in TAP output');
+  if (planned === null) problems.push("no plan found in TAP output");
   else if (planned !== run) problems.push(`bad plan: planned ${planned} tests but ran ${run}`);
   if (error) problems.push(`stopped by ${error.text}`);
   const missing = planned !== null && planned > run ? planned - run : 0;

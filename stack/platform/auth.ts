@@ -34,7 +34,12 @@ const REUSE_INTERVAL_S = 10; // GoTrue's refresh_token_reuse_interval: parallel 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 class AuthError extends Error {
-  constructor(readonly status: number, readonly code: string, msg: string, readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    msg: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
     super(msg);
   }
 }
@@ -48,8 +53,12 @@ const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : nul
 
 /** GoTrue's User JSON: unset timestamps are left out (omitempty). */
 function userJson(u: Row) {
-  const optional = { email_confirmed_at: u.email_confirmed_at, confirmation_sent_at: u.confirmation_sent_at, confirmed_at: u.confirmed_at,
-    last_sign_in_at: u.last_sign_in_at };
+  const optional = {
+    email_confirmed_at: u.email_confirmed_at,
+    confirmation_sent_at: u.confirmation_sent_at,
+    confirmed_at: u.confirmed_at,
+    last_sign_in_at: u.last_sign_in_at,
+  };
   return {
     id: u.id,
     aud: u.aud,
@@ -77,28 +86,41 @@ type Method = "password" | "otp";
 async function sessionJson(user: Row, session: Row, refreshToken: string, method: Method) {
   const iat = Math.floor(Date.now() / 1000);
   const exp = iat + EXPIRES_IN;
-  const access_token = await signJwt({
-    iss: `${SUPABASE_URL}/auth/v1`,
-    aud: "authenticated",
-    sub: user.id,
-    email: user.email,
-    phone: user.phone ?? "",
-    role: user.role ?? "authenticated",
-    app_metadata: user.raw_app_meta_data ?? {},
-    user_metadata: user.raw_user_meta_data ?? {},
-    aal: "aal1",
-    amr: [{ method, timestamp: Math.floor(new Date(session.created_at).getTime() / 1000) }],
-    session_id: session.id,
-    is_anonymous: user.is_anonymous ?? false,
-  }, iat, exp);
-  return { access_token, token_type: "bearer", expires_in: EXPIRES_IN, expires_at: exp, refresh_token: refreshToken, user: userJson(user) };
+  const access_token = await signJwt(
+    {
+      iss: `${SUPABASE_URL}/auth/v1`,
+      aud: "authenticated",
+      sub: user.id,
+      email: user.email,
+      phone: user.phone ?? "",
+      role: user.role ?? "authenticated",
+      app_metadata: user.raw_app_meta_data ?? {},
+      user_metadata: user.raw_user_meta_data ?? {},
+      aal: "aal1",
+      amr: [{ method, timestamp: Math.floor(new Date(session.created_at).getTime() / 1000) }],
+      session_id: session.id,
+      is_anonymous: user.is_anonymous ?? false,
+    },
+    iat,
+    exp,
+  );
+  return {
+    access_token,
+    token_type: "bearer",
+    expires_in: EXPIRES_IN,
+    expires_at: exp,
+    refresh_token: refreshToken,
+    user: userJson(user),
+  };
 }
 
 async function startSession(tx: Tx, user: Row, method: Method = "password") {
-  const [session] = await tx`insert into auth.sessions (id, user_id) values (gen_random_uuid(), ${user.id}) returning *`;
+  const [session] =
+    await tx`insert into auth.sessions (id, user_id) values (gen_random_uuid(), ${user.id}) returning *`;
   const token = newRefreshToken();
   await tx`insert into auth.refresh_tokens (token, user_id, session_id) values (${token}, ${user.id}, ${session.id})`;
-  const [fresh] = await tx`update auth.users set last_sign_in_at = now(), updated_at = now() where id = ${user.id} returning *`;
+  const [fresh] =
+    await tx`update auth.users set last_sign_in_at = now(), updated_at = now() where id = ${user.id} returning *`;
   return await sessionJson(fresh, session, token, method);
 }
 
@@ -112,27 +134,44 @@ async function body(req: Request): Promise<Row> {
 }
 
 function checkPassword(password: unknown): string {
-  if (typeof password !== "string" || password === "") return fail(422, "validation_failed", "Signup requires a valid password");
+  if (typeof password !== "string" || password === "") {
+    return fail(422, "validation_failed", "Signup requires a valid password");
+  }
   if (password.length < 6) {
-    return fail(422, "weak_password", "Password should be at least 6 characters.", { weak_password: { reasons: ["length"] } });
+    return fail(422, "weak_password", "Password should be at least 6 characters.", {
+      weak_password: { reasons: ["length"] },
+    });
   }
   return password;
 }
 
 function checkEmail(email: unknown): string {
-  if (typeof email !== "string" || email.trim() === "") return fail(400, "validation_failed", "To signup, please provide your email");
-  if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) return fail(400, "validation_failed", "Unable to validate email address: invalid format");
+  if (typeof email !== "string" || email.trim() === "") {
+    return fail(400, "validation_failed", "To signup, please provide your email");
+  }
+  if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) {
+    return fail(400, "validation_failed", "Unable to validate email address: invalid format");
+  }
   return email.trim().toLowerCase();
 }
 
 /** Inserts the user as GoTrue does; the project's auth.users triggers (handle_new_user) run in this transaction. */
-async function insertUser(tx: Tx, email: string, password: string, userMeta: unknown, appMeta: Row, confirmed: boolean) {
+async function insertUser(
+  tx: Tx,
+  email: string,
+  password: string,
+  userMeta: unknown,
+  appMeta: Row,
+  confirmed: boolean,
+) {
   const [u] = await tx`
     insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
                             raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
     values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated', ${email},
             extensions.crypt(${password}, extensions.gen_salt('bf')), case when ${confirmed}::boolean then now() end,
-            ${sql.json(appMeta)}, ${sql.json((userMeta && typeof userMeta === "object" ? userMeta : {}) as Row)}, now(), now())
+            ${sql.json(appMeta)}, ${
+    sql.json((userMeta && typeof userMeta === "object" ? userMeta : {}) as Row)
+  }, now(), now())
     returning *`;
   return u;
 }
@@ -142,7 +181,11 @@ function savingUserFailed(e: unknown, existsCode: string, existsMsg: string): ne
   if (e instanceof AuthError) throw e;
   const pg = e as { code?: string; constraint_name?: string; message?: string; where?: string };
   if (pg.code === "23505" && pg.constraint_name === "users_email_partial_key") fail(422, existsCode, existsMsg);
-  log(`auth: saving new user failed: ${pg.code ?? ""} ${pg.message ?? e}${pg.where ? ` (${pg.where.split("\n")[0]})` : ""}`);
+  log(
+    `auth: saving new user failed: ${pg.code ?? ""} ${pg.message ?? e}${
+      pg.where ? ` (${pg.where.split("\n")[0]})` : ""
+    }`,
+  );
   return fail(500, "unexpected_failure", "Database error saving new user");
 }
 
@@ -168,13 +211,18 @@ function redirectAllowed(candidate: string): boolean {
     return false;
   }
   const site = new URL(SITE_URL);
-  if (r.hostname === site.hostname && r.protocol === site.protocol && (r.port === site.port || isLoopback(r.hostname) || r.hostname === "localhost")) return true;
+  if (
+    r.hostname === site.hostname && r.protocol === site.protocol &&
+    (r.port === site.port || isLoopback(r.hostname) || r.hostname === "localhost")
+  ) return true;
   return /^https?:$/.test(r.protocol) && isLoopback(r.hostname);
 }
 
 /** GoTrue's GetReferrer: redirect_to if allowed, else the Referer header if allowed, else the site URL. */
 function referrer(req: Request): string {
-  for (const c of [new URL(req.url).searchParams.get("redirect_to"), req.headers.get("referer")]) if (c && redirectAllowed(c)) return c;
+  for (const c of [new URL(req.url).searchParams.get("redirect_to"), req.headers.get("referer")]) {
+    if (c && redirectAllowed(c)) return c;
+  }
   return SITE_URL;
 }
 
@@ -182,22 +230,44 @@ function referrer(req: Request): string {
 async function newConfirmation(tx: Tx, user: Row, redirectTo: string) {
   const sentAt = user.confirmation_sent_at ? new Date(user.confirmation_sent_at).getTime() : 0;
   const wait = Math.ceil((sentAt + MAX_FREQUENCY_S * 1000 - Date.now()) / 1000);
-  if (wait > 0) fail(429, "over_email_send_rate_limit", `For security purposes, you can only request this after ${wait} seconds.`);
+  if (wait > 0) {
+    fail(429, "over_email_send_rate_limit", `For security purposes, you can only request this after ${wait} seconds.`);
+  }
   const otp = String(randomInt(0, 1_000_000)).padStart(6, "0");
   const token = createHash("sha224").update(user.email + otp).digest("hex");
-  const [u] = await tx`update auth.users set confirmation_token = ${token}, confirmation_sent_at = now() where id = ${user.id} returning *`;
+  const [u] =
+    await tx`update auth.users set confirmation_token = ${token}, confirmation_sent_at = now() where id = ${user.id} returning *`;
   const redirect = /[&=#]/.test(redirectTo) ? encodeURIComponent(redirectTo) : redirectTo; // GoTrue's encodeRedirectURL
   const link = `${SUPABASE_URL}/auth/v1/verify?token=${token}&type=signup&redirect_to=${redirect}`;
-  return { user: u, mail: { to: u.email, subject: "Confirm your email address", type: "signup" as const, link,
-    text: `Follow the link below to confirm this email address and finish signing up. Or enter the code ${otp}.` } };
+  return {
+    user: u,
+    mail: {
+      to: u.email,
+      subject: "Confirm your email address",
+      type: "signup" as const,
+      link,
+      text: `Follow the link below to confirm this email address and finish signing up. Or enter the code ${otp}.`,
+    },
+  };
 }
 
 /** What GoTrue answers for an address that is already confirmed, so sign-up does not reveal who is registered. */
 function obfuscatedUser(email: string, data: unknown) {
   const now = new Date().toISOString();
-  return { id: crypto.randomUUID(), aud: "authenticated", role: "", email, phone: "", confirmation_sent_at: now,
-    app_metadata: { provider: "email", providers: ["email"] }, user_metadata: data && typeof data === "object" ? data : {},
-    identities: [], created_at: now, updated_at: now, is_anonymous: false };
+  return {
+    id: crypto.randomUUID(),
+    aud: "authenticated",
+    role: "",
+    email,
+    phone: "",
+    confirmation_sent_at: now,
+    app_metadata: { provider: "email", providers: ["email"] },
+    user_metadata: data && typeof data === "object" ? data : {},
+    identities: [],
+    created_at: now,
+    updated_at: now,
+    is_anonymous: false,
+  };
 }
 
 async function signup(req: Request) {
@@ -216,7 +286,8 @@ async function signup(req: Request) {
       }
       if (existing?.email_confirmed_at) return { body: obfuscatedUser(email, b.data) };
       // New, or signed up before and never confirmed: (re)send the link, as GoTrue does.
-      const user = existing ?? await insertUser(tx, email, password, b.data, { provider: "email", providers: ["email"] }, false);
+      const user = existing ??
+        await insertUser(tx, email, password, b.data, { provider: "email", providers: ["email"] }, false);
       const sent = await newConfirmation(tx, user, redirectTo);
       return { body: userJson(sent.user), mail: sent.mail };
     });
@@ -244,7 +315,8 @@ async function verify(req: Request) {
     if (type !== "signup") fail(400, "validation_failed", "Unsupported verification type"); // the stand-in sends only sign-up links
     const s = await sql.begin(async (tx) => {
       // A second click waits for the first and then finds no user with this token.
-      const [u] = await tx`select * from auth.users where confirmation_token = ${token} and deleted_at is null for update`;
+      const [u] =
+        await tx`select * from auth.users where confirmation_token = ${token} and deleted_at is null for update`;
       if (!u || !u.confirmation_sent_at || Date.now() > new Date(u.confirmation_sent_at).getTime() + OTP_EXP_S * 1000) {
         fail(403, "otp_expired", "Email link is invalid or has expired");
       }
@@ -255,12 +327,29 @@ async function verify(req: Request) {
          where id = ${u.id} returning *`;
       return await startSession(tx, confirmed, "otp");
     });
-    fragment = { access_token: s.access_token, expires_at: String(s.expires_at), expires_in: String(s.expires_in),
-      refresh_token: s.refresh_token, sb: "", token_type: s.token_type, type };
+    fragment = {
+      access_token: s.access_token,
+      expires_at: String(s.expires_at),
+      expires_in: String(s.expires_in),
+      refresh_token: s.refresh_token,
+      sb: "",
+      token_type: s.token_type,
+      type,
+    };
   } catch (e) {
     if (!(e instanceof AuthError)) throw e;
-    const oauth: Record<number, string> = { 400: "invalid_request", 401: "unauthorized_client", 403: "access_denied", 500: "server_error" };
-    fragment = { ...(oauth[e.status] ? { error: oauth[e.status] } : {}), error_code: e.code, error_description: e.message, sb: "" };
+    const oauth: Record<number, string> = {
+      400: "invalid_request",
+      401: "unauthorized_client",
+      403: "access_denied",
+      500: "server_error",
+    };
+    fragment = {
+      ...(oauth[e.status] ? { error: oauth[e.status] } : {}),
+      error_code: e.code,
+      error_description: e.message,
+      sb: "",
+    };
   }
   return new Response(null, { status: 303, headers: { location: `${redirectTo}#${new URLSearchParams(fragment)}` } });
 }
@@ -324,7 +413,13 @@ async function requireUser(req: Request) {
   if (!token) return fail(401, "no_authorization", "This endpoint requires a Bearer token");
   const v = await verifyJwt(token);
   if (!v.ok) {
-    return fail(403, "bad_jwt", `invalid JWT: unable to parse or verify signature, ${v.expired ? "token has invalid claims: token is expired" : v.message}`);
+    return fail(
+      403,
+      "bad_jwt",
+      `invalid JWT: unable to parse or verify signature, ${
+        v.expired ? "token has invalid claims: token is expired" : v.message
+      }`,
+    );
   }
   const sub = v.claims.sub;
   if (!sub || !UUID.test(sub)) return fail(403, "bad_jwt", "invalid claim: missing sub claim");
@@ -343,15 +438,18 @@ async function logout(req: Request) {
   const scope = new URL(req.url).searchParams.get("scope") ?? "global";
   // Deleting a session cascades to its refresh tokens (GoTrue's Logout does the same).
   if (scope === "local" && sessionId) await sql`delete from auth.sessions where id = ${sessionId}`;
-  else if (scope === "others") await sql`delete from auth.sessions where user_id = ${user.id} and id is distinct from ${sessionId ?? null}`;
-  else await sql`delete from auth.sessions where user_id = ${user.id}`;
+  else if (scope === "others") {
+    await sql`delete from auth.sessions where user_id = ${user.id} and id is distinct from ${sessionId ?? null}`;
+  } else await sql`delete from auth.sessions where user_id = ${user.id}`;
   return new Response(null, { status: 204 });
 }
 
 /** The service-role admin endpoints tests commonly use (auth.admin.createUser / getUserById / deleteUser). */
 async function admin(req: Request, path: string) {
   const caller = await authenticate(req); // a secret key, or a JWT with role service_role
-  if (!caller.ok || !["service_role", "supabase_admin"].includes(caller.role)) fail(403, "not_admin", "User not allowed");
+  if (!caller.ok || !["service_role", "supabase_admin"].includes(caller.role)) {
+    fail(403, "not_admin", "User not allowed");
+  }
   const id = path.match(/^\/admin\/users\/([^/]+)$/)?.[1];
   if (path === "/admin/users" && req.method === "POST") {
     const b = await body(req);
@@ -360,7 +458,9 @@ async function admin(req: Request, path: string) {
     try {
       return await sql.begin(async (tx) => {
         const appMeta = { provider: "email", providers: ["email"], ...(b.app_metadata ?? {}) };
-        return json(userJson(await insertUser(tx, email, password, b.user_metadata, appMeta, b.email_confirm === true)));
+        return json(
+          userJson(await insertUser(tx, email, password, b.user_metadata, appMeta, b.email_confirm === true)),
+        );
       });
     } catch (e) {
       savingUserFailed(e, "email_exists", "A user with this email address has already been registered");
@@ -397,15 +497,23 @@ async function authErrors(req: Request, path: string, fn: () => Promise<Response
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof AuthError) return json({ code: e.status, error_code: e.code, msg: e.message, ...e.extra }, e.status);
+    if (e instanceof AuthError) {
+      return json({ code: e.status, error_code: e.code, msg: e.message, ...e.extra }, e.status);
+    }
     log(`auth: ${req.method} ${path} failed: ${(e as Error).message}`);
-    return json({ code: 500, error_code: "unexpected_failure", msg: "Unexpected failure, please check server logs for more information" }, 500);
+    return json({
+      code: 500,
+      error_code: "unexpected_failure",
+      msg: "Unexpected failure, please check server logs for more information",
+    }, 500);
   }
 }
 
 export async function handleAuth(req: Request, path: string): Promise<Response> {
   // The signing keys' discovery endpoint is public (no apikey): legacy HS256 projects publish no key.
-  if (["/.well-known/jwks.json", "/jwks"].includes(path) && req.method === "GET") return json(JWKS, 200, { "cache-control": "public, max-age=600" });
+  if (["/.well-known/jwks.json", "/jwks"].includes(path) && req.method === "GET") {
+    return json(JWKS, 200, { "cache-control": "public, max-age=600" });
+  }
   // The emailed link is opened in a browser: hosted routes /auth/v1/verify without the apikey check too
   // (supabase/supabase docker/volumes/api/kong.yml, service auth-v1-open).
   if (path === "/verify" && req.method === "GET") return await authErrors(req, path, () => verify(req));

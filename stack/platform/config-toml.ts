@@ -4,7 +4,8 @@
 
 // STACK_SUPABASE_DIR lets the stand-ins be tried against a scratch supabase folder.
 // A function, not a constant: deploy:check's parser is also loaded by tests under Node, where there is no Deno.
-export const supabaseDir = () => Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
+export const supabaseDir = () =>
+  Deno.env.get("STACK_SUPABASE_DIR") ?? new URL("../../supabase", import.meta.url).pathname;
 
 export type TomlValue = string | boolean | number;
 
@@ -34,7 +35,13 @@ export function parseConfigToml(text: string): TomlSections {
     const kv = /^([A-Za-z0-9_-]+)\s*=\s*(.+)$/.exec(line);
     if (!kv) continue;
     const v = kv[2].trim();
-    const value: TomlValue = v === "true" || v === "false" ? v === "true" : /^"(.*)"$/.test(v) ? v.slice(1, -1) : Number.isFinite(Number(v)) ? Number(v) : v;
+    const value: TomlValue = v === "true" || v === "false"
+      ? v === "true"
+      : /^"(.*)"$/.test(v)
+      ? v.slice(1, -1)
+      : Number.isFinite(Number(v))
+      ? Number(v)
+      : v;
     if (!out.has(section)) out.set(section, new Map());
     out.get(section)!.set(kv[1], value);
   }

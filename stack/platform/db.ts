@@ -17,7 +17,9 @@ export function adminSql(max: number, name: string) {
 // timestamps), which turns a filter value like `true` or a JSON body into something else.
 // (Only serializers are replaced: `from` is empty, so result parsing stays as it is.)
 const TEXT_PARAMS = Object.fromEntries(
-  [114, 3802, 16, 1082, 1114, 1184, 17].map((oid) => [`text_param_${oid}`, { to: oid, from: [], serialize: (x: unknown) => x, parse: (x: string) => x }]),
+  [114, 3802, 16, 1082, 1114, 1184, 17].map((
+    oid,
+  ) => [`text_param_${oid}`, { to: oid, from: [], serialize: (x: unknown) => x, parse: (x: string) => x }]),
 );
 
 export function authenticatorSql(max: number) {
@@ -25,7 +27,13 @@ export function authenticatorSql(max: number) {
   url.username = "authenticator";
   url.password = "authenticator"; // set by stack/platform/sql/00_roles.sql
   // prepare: false, because every REST request builds new SQL text (an unbounded statement cache otherwise).
-  return postgres(url.toString(), { max, prepare: false, types: TEXT_PARAMS, ...quiet, connection: { application_name: "stack-gateway-rest" } });
+  return postgres(url.toString(), {
+    max,
+    prepare: false,
+    types: TEXT_PARAMS,
+    ...quiet,
+    connection: { application_name: "stack-gateway-rest" },
+  });
 }
 
 export type Sql = ReturnType<typeof adminSql>;

@@ -42,14 +42,22 @@ function caller(): string | undefined {
 
 function installServeShim() {
   const serve = (a: unknown, b?: unknown) => {
-    const handler = (typeof a === "function" ? a : typeof b === "function" ? b : (a as { handler?: unknown })?.handler) as Handler;
+    const handler =
+      (typeof a === "function" ? a : typeof b === "function" ? b : (a as { handler?: unknown })?.handler) as Handler;
     const name = caller();
     if (name && typeof handler === "function") {
       handlers.set(name, handler);
       bootErrors.delete(name);
     } else log(`functions: Deno.serve called outside a function module (${name ?? "unknown caller"}), ignored`);
     // Enough of Deno.HttpServer for code that awaits or shuts down its server.
-    return { finished: new Promise<void>(() => {}), shutdown: async () => {}, ref() {}, unref() {}, addr: { transport: "tcp", hostname: "127.0.0.1", port: 0 }, async [Symbol.asyncDispose]() {} };
+    return {
+      finished: new Promise<void>(() => {}),
+      shutdown: async () => {},
+      ref() {},
+      unref() {},
+      addr: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+      async [Symbol.asyncDispose]() {},
+    };
   };
   Object.defineProperty(Deno, "serve", { value: serve, configurable: true, writable: true });
 }
@@ -75,7 +83,10 @@ function load(name: string): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`import did not finish within ${IMPORT_TIMEOUT_MS} ms`)), IMPORT_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`import did not finish within ${IMPORT_TIMEOUT_MS} ms`)),
+          IMPORT_TIMEOUT_MS,
+        );
       });
       await Promise.race([import(`file://${FUNCTIONS_DIR}/${name}/index.ts`), timeout]);
       if (!handlers.has(name)) bootErrors.set(name, "the module did not call Deno.serve");
@@ -96,7 +107,8 @@ export function loadFunctions(): string[] {
   installServeShim();
   let names: string[] = [];
   try {
-    names = [...Deno.readDirSync(FUNCTIONS_DIR)].filter((e) => e.isDirectory && hasIndex(e.name)).map((e) => e.name).sort();
+    names = [...Deno.readDirSync(FUNCTIONS_DIR)].filter((e) => e.isDirectory && hasIndex(e.name)).map((e) => e.name)
+      .sort();
   } catch { /* no functions folder */ }
   names.forEach(load);
   return names;
@@ -110,28 +122,47 @@ function record(name: string, wallMs: number, cpuMs: number, failed: boolean) {
   s.max_cpu_ms = Math.max(s.max_cpu_ms, Math.round(cpuMs * 10) / 10);
   s.max_rss_mb = Math.max(s.max_rss_mb, Math.round(rssMb * 10) / 10);
   s.total_wall_ms = Math.round((s.total_wall_ms + wallMs) * 10) / 10;
-  if (cpuMs > HOSTED_CPU_MS) log(`functions: ${name} used ~${Math.round(cpuMs)} ms CPU: hosted stops a request at ${HOSTED_CPU_MS} ms`);
-  if (rssMb > HOSTED_MEMORY_MB) log(`functions: gateway RSS ${Math.round(rssMb)} MB after ${name}: hosted allows ${HOSTED_MEMORY_MB} MB per function`);
+  if (cpuMs > HOSTED_CPU_MS) {
+    log(`functions: ${name} used ~${Math.round(cpuMs)} ms CPU: hosted stops a request at ${HOSTED_CPU_MS} ms`);
+  }
+  if (rssMb > HOSTED_MEMORY_MB) {
+    log(
+      `functions: gateway RSS ${Math.round(rssMb)} MB after ${name}: hosted allows ${HOSTED_MEMORY_MB} MB per function`,
+    );
+  }
 }
 
 /** /functions/v1/<name>/<rest>. The gateway's own answers are returned with `own: true` (they get CORS headers). */
-export async function invokeFunction(req: Request, subpath: string, info: Deno.ServeHandlerInfo): Promise<{ res: Response; own: boolean }> {
+export async function invokeFunction(
+  req: Request,
+  subpath: string,
+  info: Deno.ServeHandlerInfo,
+): Promise<{ res: Response; own: boolean }> {
   const [, name = "", rest = ""] = /^\/([^/]*)(\/.*)?$/.exec(subpath) ?? [];
   if (!loading.has(name) && hasIndex(name)) load(name); // a function added after start
-  if (!loading.has(name)) return { res: json({ code: "NOT_FOUND", message: "Requested function was not found" }, 404), own: true };
+  if (!loading.has(name)) {
+    return { res: json({ code: "NOT_FOUND", message: "Requested function was not found" }, 404), own: true };
+  }
 
   // Hosted lets CORS preflights through without a JWT: the function answers them itself.
   if (req.method !== "OPTIONS" && (verifyJwtFor.get(name) ?? true)) {
-    if (!req.headers.get("authorization")) return { res: json({ code: 401, message: "Missing authorization header" }, 401), own: true };
+    if (!req.headers.get("authorization")) {
+      return { res: json({ code: 401, message: "Missing authorization header" }, 401), own: true };
+    }
     const token = bearer(req);
-    if (!token || !(await platformVerifyJwt(token))) return { res: json({ code: 401, message: "Invalid JWT" }, 401), own: true };
+    if (!token || !(await platformVerifyJwt(token))) {
+      return { res: json({ code: 401, message: "Invalid JWT" }, 401), own: true };
+    }
   }
 
   await loading.get(name);
   const handler = handlers.get(name);
   if (!handler) {
     record(name, 0, 0, true);
-    return { res: json({ code: "BOOT_ERROR", message: `Function failed to start: ${bootErrors.get(name) ?? "unknown"}` }, 500), own: true };
+    return {
+      res: json({ code: "BOOT_ERROR", message: `Function failed to start: ${bootErrors.get(name) ?? "unknown"}` }, 500),
+      own: true,
+    };
   }
   const url = new URL(req.url);
   const hasBody = req.method !== "GET" && req.method !== "HEAD";
@@ -152,7 +183,10 @@ export async function invokeFunction(req: Request, subpath: string, info: Deno.S
   } catch (e) {
     failed = true;
     log(`functions: ${name} threw: ${(e as Error).stack ?? e}`);
-    return { res: json({ code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" }, 500), own: true };
+    return {
+      res: json({ code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" }, 500),
+      own: true,
+    };
   } finally {
     const cpu = process.cpuUsage(cpu0);
     record(name, performance.now() - wall0, (cpu.user + cpu.system) / 1000, failed);
@@ -161,7 +195,9 @@ export async function invokeFunction(req: Request, subpath: string, info: Deno.S
 
 /** GET|POST /_stack/functions/stats[/reset], secret key (or legacy service role key) only. */
 export function statsRoute(req: Request, path: string): Response {
-  if (!isServiceKey(bearer(req)) && !isServiceKey(req.headers.get("apikey"))) return json({ code: 401, message: "a secret API key is required" }, 401);
+  if (!isServiceKey(bearer(req)) && !isServiceKey(req.headers.get("apikey"))) {
+    return json({ code: 401, message: "a secret API key is required" }, 401);
+  }
   if (path === "/_stack/functions/stats" && req.method === "GET") return json(stats);
   if (path === "/_stack/functions/stats/reset" && req.method === "POST") {
     stats = {};

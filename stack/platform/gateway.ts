@@ -44,7 +44,10 @@ resetOutbox(); // the database is fresh on every start: so is the outbox
 const server = Deno.serve({
   port,
   hostname: "127.0.0.1",
-  onListen: () => log(`gateway listening on http://127.0.0.1:${port} (auth /auth/v1, rest /rest/v1, functions /functions/v1, pg_net worker)`),
+  onListen: () =>
+    log(
+      `gateway listening on http://127.0.0.1:${port} (auth /auth/v1, rest /rest/v1, functions /functions/v1, pg_net worker)`,
+    ),
 }, async (req, info) => {
   try {
     return await route(req, info);

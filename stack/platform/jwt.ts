@@ -6,8 +6,8 @@
 // The API keys come from the env hosted injects into functions; the signing key or JWT secret from the
 // stack's private file (PLATFORM_KEYS_FILE), never from env.
 // Sources: https://supabase.com/docs/guides/api/api-keys, https://supabase.com/docs/guides/auth/signing-keys
-import { createLocalJWKSet, errors, importJWK, type JWK, jwtVerify, type JWTPayload, SignJWT } from "jose";
-import { type PlatformKeys, PLATFORM_KEYS_FILE } from "../local-env.ts";
+import { createLocalJWKSet, errors, importJWK, type JWK, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { PLATFORM_KEYS_FILE, type PlatformKeys } from "../local-env.ts";
 import { bearer, json } from "./http.ts";
 
 const env = (k: string) => {
@@ -76,7 +76,10 @@ function apiKeyOf(req: Request): string | null {
 export function checkApiKey(req: Request): Response | undefined {
   const key = apiKeyOf(req);
   if (!key) {
-    return json({ message: "No API key found in request", hint: "No `apikey` request header or url param was found." }, 401);
+    return json(
+      { message: "No API key found in request", hint: "No `apikey` request header or url param was found." },
+      401,
+    );
   }
   if (!PUBLISHABLE.includes(key) && !SECRET.includes(key)) {
     return json({ message: "Invalid API key", hint: "Double check your Supabase API key." }, 401);
@@ -92,7 +95,9 @@ export function checkApiKey(req: Request): Response | undefined {
  * The role a request runs as, after checkApiKey: a user JWT in Authorization decides; with none (or the
  * same sb_ key there, as supabase-js sends it) the apikey's role. Legacy: the apikey is itself a JWT.
  */
-export async function authenticate(req: Request): Promise<{ ok: true; role: string; claims: Claims } | Verified & { ok: false }> {
+export async function authenticate(
+  req: Request,
+): Promise<{ ok: true; role: string; claims: Claims } | Verified & { ok: false }> {
   const key = apiKeyOf(req)!;
   const token = bearer(req);
   if (MODE === "new" && (!token || token === key)) {

@@ -35,7 +35,8 @@ export function sendMail(m: Omit<Mail, "id" | "sent_at">): Mail {
 function outbox(to: string | null): Mail[] {
   let names: string[] = [];
   try {
-    names = [...Deno.readDirSync(DIR)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name).sort().reverse();
+    names = [...Deno.readDirSync(DIR)].filter((e) => e.isFile && e.name.endsWith(".json")).map((e) => e.name).sort()
+      .reverse();
   } catch { /* empty */ }
   const all = names.map((n) => JSON.parse(Deno.readTextFileSync(`${DIR}/${n}`)) as Mail);
   return to ? all.filter((m) => m.to === to.trim().toLowerCase()) : all;
@@ -44,8 +45,10 @@ function outbox(to: string | null): Mail[] {
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(mails: Mail[]): string {
-  const rows = mails.map((m) => `<li><p><b>${esc(m.subject)}</b> to ${esc(m.to)} <small>${esc(m.sent_at)}</small></p>
-<p>${esc(m.text)}</p><p><a href="${esc(m.link)}">${esc(m.link)}</a></p></li>`).join("\n");
+  const rows = mails.map((m) =>
+    `<li><p><b>${esc(m.subject)}</b> to ${esc(m.to)} <small>${esc(m.sent_at)}</small></p>
+<p>${esc(m.text)}</p><p><a href="${esc(m.link)}">${esc(m.link)}</a></p></li>`
+  ).join("\n");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Local outbox</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}li{margin-bottom:1.5rem}a{word-break:break-all}</style></head>
 <body><h1>Local outbox</h1><p>What Auth would have emailed on this stack, newest first.</p>
@@ -58,7 +61,9 @@ export function mailRoute(req: Request, path: string): Response {
   const to = new URL(req.url).searchParams.get("to");
   if (path === "/_stack/mail.json") return json(outbox(to));
   if (path === "/_stack/mail" || path === "/_stack/mail/") {
-    return new Response(page(outbox(to)), { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
+    return new Response(page(outbox(to)), {
+      headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+    });
   }
   return json({ message: "not found" }, 404);
 }

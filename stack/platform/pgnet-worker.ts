@@ -28,7 +28,14 @@ export function startPgNetWorker() {
   let lastError = "";
   const sends = new Set<Promise<void>>();
 
-  type Outcome = { status?: number; type?: string | null; headers?: Record<string, string>; content?: string; timedOut?: boolean; error?: string };
+  type Outcome = {
+    status?: number;
+    type?: string | null;
+    headers?: Record<string, string>;
+    content?: string;
+    timedOut?: boolean;
+    error?: string;
+  };
 
   async function perform(q: QueuedRequest): Promise<Outcome> {
     const headers = new Headers();
@@ -41,10 +48,17 @@ export function startPgNetWorker() {
         signal: AbortSignal.timeout(q.timeout_milliseconds), // also bounds reading the body, like curl's timeout
       });
       const content = await res.text();
-      return { status: res.status, type: res.headers.get("content-type"), headers: Object.fromEntries(res.headers), content };
+      return {
+        status: res.status,
+        type: res.headers.get("content-type"),
+        headers: Object.fromEntries(res.headers),
+        content,
+      };
     } catch (e) {
       const err = e as Error;
-      if (err.name === "TimeoutError") return { timedOut: true, error: `Timeout of ${q.timeout_milliseconds} ms reached` };
+      if (err.name === "TimeoutError") {
+        return { timedOut: true, error: `Timeout of ${q.timeout_milliseconds} ms reached` };
+      }
       return { error: err.message };
     }
   }
@@ -54,7 +68,9 @@ export function startPgNetWorker() {
     try {
       await sql`
         insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
-        values (${q.id}, ${r.status ?? null}, ${r.type ?? null}, ${r.headers ? sql.json(r.headers) : null}, ${r.content ?? null},
+        values (${q.id}, ${r.status ?? null}, ${r.type ?? null}, ${r.headers ? sql.json(r.headers) : null}, ${
+        r.content ?? null
+      },
                 ${r.timedOut ?? false}, ${r.error ?? null})`;
     } catch (e) {
       log(`pg_net: could not store the response of request ${q.id}: ${(e as Error).message}`);
@@ -109,7 +125,9 @@ export function startPgNetWorker() {
     } catch { /* the extension may not exist yet */ }
   }
 
-  sql.listen("pg_net_stand_in", () => drain(), () => drain()).catch((e) => log(`pg_net: LISTEN failed, polling only: ${(e as Error).message}`));
+  sql.listen("pg_net_stand_in", () => drain(), () => drain()).catch((e) =>
+    log(`pg_net: LISTEN failed, polling only: ${(e as Error).message}`)
+  );
   const poll = setInterval(drain, POLL_MS);
   const clean = setInterval(cleanup, CLEANUP_MS);
   cleanup();

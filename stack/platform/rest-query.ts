@@ -6,7 +6,10 @@
 import type { Tx } from "./db.ts";
 
 export class RestError extends Error {
-  constructor(readonly status: number, readonly body: { code: string; message: string; details: string | null; hint: string | null }) {
+  constructor(
+    readonly status: number,
+    readonly body: { code: string; message: string; details: string | null; hint: string | null },
+  ) {
     super(body.message);
   }
 }
@@ -33,7 +36,12 @@ export function catalogColumns(relation: string, columns: string[]): ColumnCheck
   const known = new Set(columns);
   return (name) => {
     if (!known.has(name)) {
-      throw new RestError(400, { code: "42703", message: `column ${relation}.${name} does not exist`, details: null, hint: null });
+      throw new RestError(400, {
+        code: "42703",
+        message: `column ${relation}.${name} does not exist`,
+        details: null,
+        hint: null,
+      });
     }
     return name;
   };
@@ -63,14 +71,20 @@ function splitTop(s: string): string[] {
 
 const unquote = (s: string) => (s.length > 1 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s);
 // One type name; the multi-word ones are spelled out so a cast can never smuggle in other SQL words.
-const CAST = /^(?:[A-Za-z_][A-Za-z0-9_]*|double precision|character varying|time(?:stamp)? with(?:out)? time zone)(?:\[\])?$/i;
+const CAST =
+  /^(?:[A-Za-z_][A-Za-z0-9_]*|double precision|character varying|time(?:stamp)? with(?:out)? time zone)(?:\[\])?$/i;
 
 /** select= -> a SQL select list (unqualified: it reads from a subquery or a RETURNING set). */
 export function selectList(select: string | null, check: ColumnCheck): string {
   if (!select || select.trim() === "*") return "*";
   return splitTop(select).map((item) => {
     if (item === "*") return "*";
-    if (item.includes("(")) throw parseError(`"failed to parse select parameter (${select})"`, "Embedded resources and aggregates are not supported by the local REST stand-in");
+    if (item.includes("(")) {
+      throw parseError(
+        `"failed to parse select parameter (${select})"`,
+        "Embedded resources and aggregates are not supported by the local REST stand-in",
+      );
+    }
     let cast: string | undefined;
     const c = item.indexOf("::");
     if (c >= 0) [item, cast] = [item.slice(0, c), item.slice(c + 2)];
@@ -88,8 +102,27 @@ function inList(v: string): string[] {
   return splitTop(v.slice(1, -1)).map((x) => unquote(x).replaceAll('\\"', '"'));
 }
 
-const COMPARE: Record<string, string> = { eq: "=", neq: "<>", gt: ">", gte: ">=", lt: "<", lte: "<=", like: "like", ilike: "ilike", cs: "@>", cd: "<@", ov: "&&", isdistinct: "is distinct from" };
-const IS: Record<string, string> = { null: "null", not_null: "not null", true: "true", false: "false", unknown: "unknown" };
+const COMPARE: Record<string, string> = {
+  eq: "=",
+  neq: "<>",
+  gt: ">",
+  gte: ">=",
+  lt: "<",
+  lte: "<=",
+  like: "like",
+  ilike: "ilike",
+  cs: "@>",
+  cd: "<@",
+  ov: "&&",
+  isdistinct: "is distinct from",
+};
+const IS: Record<string, string> = {
+  null: "null",
+  not_null: "not null",
+  true: "true",
+  false: "false",
+  unknown: "unknown",
+};
 
 /** One `col=op.value` filter as a SQL condition on `qualifier.col`. */
 function filter(col: string, raw: string, q: Params, qualifier: string): string {
@@ -123,7 +156,10 @@ export function whereClause(params: URLSearchParams, check: ColumnCheck, q: Para
   for (const [key, value] of params) {
     if (RESERVED.has(key)) continue;
     if (key === "or" || key === "and" || key.startsWith("not.")) {
-      throw parseError(`"failed to parse logic tree (${value})"`, "or/and filters are not supported by the local REST stand-in");
+      throw parseError(
+        `"failed to parse logic tree (${value})"`,
+        "or/and filters are not supported by the local REST stand-in",
+      );
     }
     conds.push(filter(check(key), value, q, qualifier));
   }
@@ -180,7 +216,9 @@ export interface Ctx {
 /** `select count, json` over a row source: one row, or a 406 when the client asked for a single object. */
 export function aggregate(ctx: Ctx, inner: string, value = "_s"): string {
   const agg = ctx.single ? `(json_agg(${value}) -> 0)` : `coalesce(json_agg(${value}), '[]')`;
-  return `select count(*)::int as n, ${ctx.stripNulls ? `json_strip_nulls(${agg})` : agg}::text as body from (${inner}) _s`;
+  return `select count(*)::int as n, ${
+    ctx.stripNulls ? `json_strip_nulls(${agg})` : agg
+  }::text as body from (${inner}) _s`;
 }
 
 export function singleCheck(ctx: Ctx, n: number) {
@@ -193,4 +231,3 @@ export function singleCheck(ctx: Ctx, n: number) {
     });
   }
 }
-

@@ -37,14 +37,20 @@ async function overloads(ctx: Ctx, name: string): Promise<Fn[]> {
   ) as unknown as Fn[];
 }
 
-const inputs = (f: Fn) => f.types.map((type, i) => ({ type, name: f.names[i] ?? "", mode: f.modes[i] ?? "i" })).filter((a) => ["i", "b", "v"].includes(a.mode));
+const inputs = (f: Fn) =>
+  f.types.map((type, i) => ({ type, name: f.names[i] ?? "", mode: f.modes[i] ?? "i" })).filter((a) =>
+    ["i", "b", "v"].includes(a.mode)
+  );
 const hasOutColumns = (f: Fn) => f.modes.some((m) => m === "o" || m === "b" || m === "t");
 
 /** JSON argument -> the text Postgres parses for the declared type. */
 function argText(value: unknown, type: string): string | null {
   if (value === null || value === undefined) return null;
   if (Array.isArray(value) && type.endsWith("[]")) {
-    const el = (x: unknown) => x === null ? "NULL" : `"${(typeof x === "string" ? x : JSON.stringify(x)).replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+    const el = (x: unknown) =>
+      x === null
+        ? "NULL"
+        : `"${(typeof x === "string" ? x : JSON.stringify(x)).replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
     return `{${value.map(el).join(",")}}`;
   }
   return typeof value === "string" ? value : JSON.stringify(value);
@@ -55,7 +61,9 @@ function notFound(name: string, keys: string[]): RestError {
   return new RestError(404, {
     code: "PGRST202",
     message: `Could not find the function public.${name}(${sig}) in the schema cache`,
-    details: `Searched for the function public.${name} with parameters ${sig || "(none)"} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
+    details: `Searched for the function public.${name} with parameters ${
+      sig || "(none)"
+    } or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
     hint: null,
   });
 }
@@ -74,7 +82,9 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
     }
   } else {
     // GET: every non-reserved query parameter is an argument (filters on results need POST here).
-    for (const [k, v] of ctx.url.searchParams) if (!["select", "order", "limit", "offset", "apikey"].includes(k)) args[k] = v;
+    for (const [k, v] of ctx.url.searchParams) {
+      if (!["select", "order", "limit", "offset", "apikey"].includes(k)) args[k] = v;
+    }
   }
   const keys = Object.keys(args);
   const fns = await overloads(ctx, name);
@@ -88,10 +98,18 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
   let fn = fns.find(fits);
   if (fn) {
     const ins = inputs(fn);
-    call = `public.${ident(name)}(${keys.map((k) => `${ident(k)} => ${q.p(argText(args[k], ins.find((a) => a.name === k)!.type))}::${ins.find((a) => a.name === k)!.type}`).join(", ")})`;
+    call = `public.${ident(name)}(${
+      keys.map((k) =>
+        `${ident(k)} => ${q.p(argText(args[k], ins.find((a) => a.name === k)!.type))}::${
+          ins.find((a) => a.name === k)!.type
+        }`
+      ).join(", ")
+    })`;
   } else {
     // PostgREST also passes the whole body to a function with one unnamed json/jsonb parameter.
-    fn = fns.find((f) => inputs(f).length === 1 && inputs(f)[0].name === "" && ["json", "jsonb"].includes(inputs(f)[0].type));
+    fn = fns.find((f) =>
+      inputs(f).length === 1 && inputs(f)[0].name === "" && ["json", "jsonb"].includes(inputs(f)[0].type)
+    );
     if (!fn) throw notFound(name, keys);
     call = `public.${ident(name)}(${q.p(JSON.stringify(args))}::${inputs(fn)[0].type})`;
   }
@@ -102,7 +120,12 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
   }
   const composite = fn.typtype === "c" || (fn.typname === "record" && hasOutColumns(fn));
   if (fn.typname === "record" && !hasOutColumns(fn)) {
-    throw new RestError(400, { code: "PGRST100", message: `public.${name} returns an untyped record, which the local REST stand-in cannot shape`, details: null, hint: null });
+    throw new RestError(400, {
+      code: "PGRST100",
+      message: `public.${name} returns an untyped record, which the local REST stand-in cannot shape`,
+      details: null,
+      hint: null,
+    });
   }
   if (fn.retset) {
     const sp = ctx.url.searchParams;
@@ -112,7 +135,8 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
     // Rows of a set-returning function can be filtered/ordered like a table (POST: the query string is not arguments).
     const inner = composite
       ? `select ${selectList(sp.get("select"), patternColumns)} from ${call} _r ` +
-        (ctx.req.method === "POST" ? whereClause(sp, patternColumns, q, "_r") : "") + ` ${orderClause(sp.get("order"), patternColumns, "_r")} ${page}`
+        (ctx.req.method === "POST" ? whereClause(sp, patternColumns, q, "_r") : "") +
+        ` ${orderClause(sp.get("order"), patternColumns, "_r")} ${page}`
       : `select _r from ${call} _r ${page}`;
     const [{ n, body }] = await ctx.tx.unsafe(aggregate(ctx, inner, composite ? "_s" : "_s._r"), q.values);
     singleCheck(ctx, n);

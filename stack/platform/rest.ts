@@ -8,8 +8,8 @@ import { authenticate as callerOf, checkApiKey, type Claims } from "./jwt.ts";
 import {
   aggregate,
   catalogColumns,
-  type Ctx,
   type ColumnCheck,
+  type Ctx,
   ident,
   nonNegativeInt,
   orderClause,
@@ -35,21 +35,54 @@ class Rollback extends Error {
   }
 }
 
-function error(status: number, code: string, message: string, details: string | null = null, hint: string | null = null, headers: Record<string, string> = {}) {
+function error(
+  status: number,
+  code: string,
+  message: string,
+  details: string | null = null,
+  hint: string | null = null,
+  headers: Record<string, string> = {},
+) {
   return rawJson(JSON.stringify({ code, details, hint, message }), status, headers);
 }
 
 /** PostgREST's status for a Postgres SQLSTATE (PostgREST's Error.hs). */
 function pgStatus(code: string, anon: boolean): number {
   const exact: Record<string, number> = {
-    "23503": 409, "23505": 409, "25006": 405, "42883": 404, "42P01": 404, "42P17": 500, "53400": 500, "57P01": 503, P0001: 400,
+    "23503": 409,
+    "23505": 409,
+    "25006": 405,
+    "42883": 404,
+    "42P01": 404,
+    "42P17": 500,
+    "53400": 500,
+    "57P01": 503,
+    P0001: 400,
   };
   if (code === "42501") return anon ? 401 : 403;
   if (code in exact) return exact[code];
   if (code.startsWith("PT") && /^PT\d{3}$/.test(code)) return Number(code.slice(2));
   const byClass: Record<string, number> = {
-    "08": 503, "09": 500, "0L": 403, "0P": 403, "25": 500, "28": 403, "2D": 500, "38": 500, "39": 500, "3B": 500, "40": 500,
-    "53": 503, "54": 500, "55": 500, "57": 500, "58": 500, F0: 500, HV: 500, P0: 500, XX: 500,
+    "08": 503,
+    "09": 500,
+    "0L": 403,
+    "0P": 403,
+    "25": 500,
+    "28": 403,
+    "2D": 500,
+    "38": 500,
+    "39": 500,
+    "3B": 500,
+    "40": 500,
+    "53": 503,
+    "54": 500,
+    "55": 500,
+    "57": 500,
+    "58": 500,
+    F0: 500,
+    HV: 500,
+    P0: 500,
+    XX: 500,
   };
   return byClass[code.slice(0, 2)] ?? 400;
 }
@@ -65,7 +98,12 @@ async function relation(tx: Tx, name: string) {
     [name],
   );
   if (!rel) {
-    throw new RestError(404, { code: "PGRST205", message: `Could not find the table 'public.${name}' in the schema cache`, details: null, hint: null });
+    throw new RestError(404, {
+      code: "PGRST205",
+      message: `Could not find the table 'public.${name}' in the schema cache`,
+      details: null,
+      hint: null,
+    });
   }
   return { name: `public.${ident(name)}`, check: catalogColumns(name, rel.cols as string[]), pk: rel.pk as string[] };
 }
@@ -106,12 +144,21 @@ async function jsonBody(req: Request): Promise<unknown> {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Runs a write; with return=representation its RETURNING rows come back as JSON, else only the count. */
-async function write(ctx: Ctx, rel: { check: ColumnCheck }, stmt: string, q: Params, okStatus: number): Promise<Result> {
+async function write(
+  ctx: Ctx,
+  rel: { check: ColumnCheck },
+  stmt: string,
+  q: Params,
+  okStatus: number,
+): Promise<Result> {
   const representation = ctx.prefer.get("return") === "representation";
   let n: number, body: string | null = null;
   if (representation) {
     const select = selectList(ctx.url.searchParams.get("select"), rel.check);
-    [{ n, body }] = await ctx.tx.unsafe(`with _w as (${stmt} returning *) ${aggregate(ctx, `select ${select} from _w`)}`, q.values);
+    [{ n, body }] = await ctx.tx.unsafe(
+      `with _w as (${stmt} returning *) ${aggregate(ctx, `select ${select} from _w`)}`,
+      q.values,
+    );
   } else {
     n = (await ctx.tx.unsafe(stmt, q.values)).count;
   }
@@ -126,7 +173,9 @@ async function insert(ctx: Ctx, table: string): Promise<Result> {
   const rel = await relation(ctx.tx, table);
   const payload = await jsonBody(ctx.req);
   const rows = Array.isArray(payload) ? payload : [payload];
-  if (!rows.every(isObject)) throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
+  if (!rows.every(isObject)) {
+    throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
+  }
   if (rows.length === 0) return { status: 201, body: ctx.prefer.get("return") === "representation" ? "[]" : null };
   const listed = ctx.url.searchParams.get("columns");
   const cols = listed
@@ -139,7 +188,10 @@ async function insert(ctx: Ctx, table: string): Promise<Result> {
   const missingDefault = ctx.prefer.get("missing") === "default";
   const values = rows.map((r) => {
     const p = q.p(JSON.stringify(r));
-    return "(" + cols.map((c) => (c in r || !missingDefault ? `(json_populate_record(null::${rel.name}, ${p}::json)).${ident(c)}` : "default")).join(", ") + ")";
+    return "(" + cols.map((c) => (c in r || !missingDefault
+      ? `(json_populate_record(null::${rel.name}, ${p}::json)).${ident(c)}`
+      : "default")
+    ).join(", ") + ")";
   });
   let conflict = "";
   const resolution = ctx.prefer.get("resolution");
@@ -158,13 +210,22 @@ async function insert(ctx: Ctx, table: string): Promise<Result> {
 async function update(ctx: Ctx, table: string): Promise<Result> {
   const rel = await relation(ctx.tx, table);
   const patch = await jsonBody(ctx.req);
-  if (!isObject(patch)) throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
+  if (!isObject(patch)) {
+    throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
+  }
   rejectLimit(ctx);
   const cols = Object.keys(patch).map(rel.check);
-  if (cols.length === 0) return { status: ctx.prefer.get("return") === "representation" ? 200 : 204, body: ctx.prefer.get("return") === "representation" ? "[]" : null };
+  if (cols.length === 0) {
+    return {
+      status: ctx.prefer.get("return") === "representation" ? 200 : 204,
+      body: ctx.prefer.get("return") === "representation" ? "[]" : null,
+    };
+  }
   const q = new Params();
   const p = q.p(JSON.stringify(patch));
-  const set = cols.map((c) => `${ident(c)} = (json_populate_record(null::${rel.name}, ${p}::json)).${ident(c)}`).join(", ");
+  const set = cols.map((c) => `${ident(c)} = (json_populate_record(null::${rel.name}, ${p}::json)).${ident(c)}`).join(
+    ", ",
+  );
   const where = whereClause(ctx.url.searchParams, rel.check, q, rel.name);
   return await write(ctx, rel, `update ${rel.name} set ${set} ${where}`, q, 204);
 }
@@ -191,7 +252,9 @@ async function authenticate(req: Request): Promise<{ role: string; claims: Claim
   if (!v.ok) {
     const code = v.expired ? "PGRST303" : "PGRST301";
     const message = v.expired ? "JWT expired" : `JWSError: ${v.message}`;
-    return error(401, code, message, null, null, { "www-authenticate": `Bearer error="invalid_token", error_description="${message.replaceAll('"', "'")}"` });
+    return error(401, code, message, null, null, {
+      "www-authenticate": `Bearer error="invalid_token", error_description="${message.replaceAll('"', "'")}"`,
+    });
   }
   if (!ROLES.has(v.role)) return error(401, "PGRST301", `role "${v.role}" is not allowed by the local REST stand-in`);
   return { role: v.role, claims: v.claims };
@@ -201,7 +264,9 @@ function mediaType(req: Request): { single: boolean; stripNulls: boolean } | und
   const accept = (req.headers.get("accept") ?? "*/*").toLowerCase();
   const stripNulls = accept.includes("nulls=stripped");
   if (accept.includes("application/vnd.pgrst.object+json")) return { single: true, stripNulls };
-  if (/(^|,)\s*(\*\/\*|application\/json|application\/\*|application\/vnd\.pgrst\.array\+json)/.test(accept)) return { single: false, stripNulls };
+  if (/(^|,)\s*(\*\/\*|application\/json|application\/\*|application\/vnd\.pgrst\.array\+json)/.test(accept)) {
+    return { single: false, stripNulls };
+  }
   return undefined;
 }
 
@@ -211,7 +276,9 @@ export async function handleRest(req: Request, path: string): Promise<Response> 
   const auth = await authenticate(req);
   if (auth instanceof Response) return auth;
   const profile = req.headers.get("accept-profile") ?? req.headers.get("content-profile");
-  if (profile && profile !== "public") return error(406, "PGRST106", "The schema must be one of the following: public", null, null);
+  if (profile && profile !== "public") {
+    return error(406, "PGRST106", "The schema must be one of the following: public", null, null);
+  }
   const media = mediaType(req);
   if (!media) return error(406, "PGRST107", `None of these media types are available: ${req.headers.get("accept")}`);
 
@@ -221,7 +288,13 @@ export async function handleRest(req: Request, path: string): Promise<Response> 
     target = decodeURIComponent(path.replace(/^\/+/, ""));
   } catch {
     // A bad percent-escape (%zz, a cut multi-byte sequence) is the client's mistake: 400, not 500.
-    return error(400, "PGRST100", "Invalid percent-encoding in the request path", `"${path}" is not valid percent-encoded UTF-8`, null);
+    return error(
+      400,
+      "PGRST100",
+      "Invalid percent-encoding in the request path",
+      `"${path}" is not valid percent-encoded UTF-8`,
+      null,
+    );
   }
   const method = req.method === "HEAD" ? "GET" : req.method;
   const readOnly = method === "GET";
@@ -239,12 +312,23 @@ export async function handleRest(req: Request, path: string): Promise<Response> 
       const ctx: Ctx = { tx, req, url, prefer, ...media };
       let r: Result;
       if (target.startsWith("rpc/") && (method === "POST" || method === "GET")) r = await callRpc(ctx, target.slice(4));
-      else if (!target || target.includes("/")) throw new RestError(404, { code: "PGRST125", message: `Invalid path specified in request URL`, details: null, hint: null });
-      else if (method === "GET") r = await read(ctx, target);
+      else if (!target || target.includes("/")) {
+        throw new RestError(404, {
+          code: "PGRST125",
+          message: `Invalid path specified in request URL`,
+          details: null,
+          hint: null,
+        });
+      } else if (method === "GET") r = await read(ctx, target);
       else if (method === "POST") r = await insert(ctx, target);
       else if (method === "PATCH") r = await update(ctx, target);
       else if (method === "DELETE") r = await remove(ctx, target);
-      else throw new RestError(405, { code: "PGRST117", message: `Unsupported HTTP method: ${req.method}`, details: null, hint: null });
+      else {throw new RestError(405, {
+          code: "PGRST117",
+          message: `Unsupported HTTP method: ${req.method}`,
+          details: null,
+          hint: null,
+        });}
       if (prefer.get("tx") === "rollback") throw new Rollback(r);
       return r;
     }).catch((e) => {
@@ -252,13 +336,21 @@ export async function handleRest(req: Request, path: string): Promise<Response> 
       throw e;
     });
     const headers = { ...result.headers };
-    if (media.single && result.body !== null) headers["content-type"] = "application/vnd.pgrst.object+json; charset=utf-8";
+    if (media.single && result.body !== null) {
+      headers["content-type"] = "application/vnd.pgrst.object+json; charset=utf-8";
+    }
     return rawJson(req.method === "HEAD" ? null : result.body, result.status, headers);
   } catch (e) {
     if (e instanceof RestError) return rawJson(JSON.stringify(e.body), e.status);
     const pg = e as { code?: string; message?: string; detail?: string; hint?: string };
     if (typeof pg.code === "string" && /^[0-9A-Z]{5}$/.test(pg.code)) {
-      return error(pgStatus(pg.code, auth.role === "anon"), pg.code, pg.message ?? "", pg.detail ?? null, pg.hint ?? null);
+      return error(
+        pgStatus(pg.code, auth.role === "anon"),
+        pg.code,
+        pg.message ?? "",
+        pg.detail ?? null,
+        pg.hint ?? null,
+      );
     }
     log(`rest: ${req.method} ${path} failed: ${(e as Error).stack ?? e}`);
     return error(500, "PGRST000", (e as Error).message);

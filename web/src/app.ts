@@ -25,8 +25,20 @@ export interface State {
   loaded: boolean;
 }
 const fresh = (email = ""): State => ({
-  email, account: null, lots: [], key: null, payments: [], usage: [], prices: [], currency: null, revealed: false,
-  lang: "curl", buying: null, rotation: null, loadError: null, loaded: false,
+  email,
+  account: null,
+  lots: [],
+  key: null,
+  payments: [],
+  usage: [],
+  prices: [],
+  currency: null,
+  revealed: false,
+  lang: "curl",
+  buying: null,
+  rotation: null,
+  loadError: null,
+  loaded: false,
 });
 
 export const root = document.getElementById("app")!;

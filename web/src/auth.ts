@@ -49,18 +49,32 @@ export function showAuth(mode: "signin" | "signup", notice: Notice | null = auth
   ${brand}
   <form id="auth-form" class="card auth-card" novalidate data-mode="${mode}" aria-labelledby="auth-h">
     <h2 id="auth-h">${signup ? "Create your account" : "Sign in"}</h2>
-    ${notice ? `<p class="banner ${notice.kind}" role="${notice.kind === "ok" ? "status" : "alert"}" data-testid="auth-notice">${esc(notice.text)}</p>` : ""}
+    ${
+    notice
+      ? `<p class="banner ${notice.kind}" role="${
+        notice.kind === "ok" ? "status" : "alert"
+      }" data-testid="auth-notice">${esc(notice.text)}</p>`
+      : ""
+  }
     <label for="email">Email</label>
     <input id="email" name="email" type="email" autocomplete="email" required>
     <label for="password">Password</label>
-    <input id="password" name="password" type="password" autocomplete="${signup ? "new-password" : "current-password"}" required minlength="6"
+    <input id="password" name="password" type="password" autocomplete="${
+    signup ? "new-password" : "current-password"
+  }" required minlength="6"
       ${signup ? 'aria-describedby="password-hint"' : ""}>
     ${signup ? `<p id="password-hint" class="hint">At least 6 characters.</p>` : ""}
-    ${cfg.captcha ? `<div id="captcha" class="captcha" data-testid="captcha" data-provider="${esc(cfg.captcha.provider)}"></div>` : ""}
+    ${
+    cfg.captcha
+      ? `<div id="captcha" class="captcha" data-testid="captcha" data-provider="${esc(cfg.captcha.provider)}"></div>`
+      : ""
+  }
     <p id="auth-error" class="error" role="alert"></p>
     <button type="submit" class="primary wide">${signup ? "Create account" : "Sign in"}</button>
     <p class="switch">${signup ? "Already have an account?" : "New here?"}
-      <button type="button" class="link" data-action="auth-mode" data-mode="${signup ? "signin" : "signup"}">${signup ? "Sign in" : "Create an account"}</button></p>
+      <button type="button" class="link" data-action="auth-mode" data-mode="${signup ? "signin" : "signup"}">${
+    signup ? "Sign in" : "Create an account"
+  }</button></p>
   </form>
 </main>`;
   const form = $<HTMLFormElement>("#auth-form")!;
@@ -81,7 +95,9 @@ function showCheckEmail(email: string) {
   ${brand}
   <section class="card auth-card" aria-labelledby="check-h">
     <h2 id="check-h" tabindex="-1">Check your email</h2>
-    <p>We sent a confirmation link to <strong data-testid="check-email-address">${esc(email)}</strong>. Open it to finish signing up:
+    <p>We sent a confirmation link to <strong data-testid="check-email-address">${
+    esc(email)
+  }</strong>. Open it to finish signing up:
       your $2.00 of free credit is added when you do.</p>
     <p class="hint">Nothing after a few minutes? Look in your spam folder, or create the account again with the same address to get a new link.</p>
     <button type="button" class="link" data-action="auth-mode" data-mode="signin">Back to sign in</button>
@@ -91,12 +107,18 @@ function showCheckEmail(email: string) {
 }
 
 function authMessage(msg: string, signup: boolean): string {
-  if (/invalid login credentials/i.test(msg)) return "That email and password do not match an account. Check them, or create an account.";
-  if (/already registered|already exists/i.test(msg)) return "An account with this email already exists: sign in instead.";
+  if (/invalid login credentials/i.test(msg)) {
+    return "That email and password do not match an account. Check them, or create an account.";
+  }
+  if (/already registered|already exists/i.test(msg)) {
+    return "An account with this email already exists: sign in instead.";
+  }
   if (/email not confirmed/i.test(msg)) return "Please confirm your email address first: open the link we sent you.";
   if (/captcha/i.test(msg)) return "The CAPTCHA check failed. Please complete it again.";
   if (/only request this after/i.test(msg)) return `We just sent you a link. ${msg}`;
-  if (/failed to fetch|network|load failed/i.test(msg)) return "We could not reach the server. Check your connection and try again.";
+  if (/failed to fetch|network|load failed/i.test(msg)) {
+    return "We could not reach the server. Check your connection and try again.";
+  }
   if (/password/i.test(msg) && signup) return `${msg.replace(/\.$/, "")}.`;
   return msg || "Something went wrong. Please try again.";
 }
@@ -106,7 +128,9 @@ async function submitAuth(form: HTMLFormElement, signup: boolean) {
   const password = $<HTMLInputElement>("#password", form)!.value;
   const err = $("#auth-error", form)!;
   const button = $<HTMLButtonElement>("button[type=submit]", form)!;
-  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) return showFieldError(err, "#email", "Enter your email address, like name@example.com.");
+  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) {
+    return showFieldError(err, "#email", "Enter your email address, like name@example.com.");
+  }
   if (password.length < 6) return showFieldError(err, "#password", "Enter a password of at least 6 characters.");
   if (captcha && !captcha.token) {
     err.textContent = "Please complete the CAPTCHA check.";
@@ -118,7 +142,11 @@ async function submitAuth(form: HTMLFormElement, signup: boolean) {
   const captchaToken = captcha?.token || undefined;
   // The emailed link brings the user back to this page (Auth accepts it if it is the site URL or allowed).
   const { data, error } = signup
-    ? await sb.auth.signUp({ email, password, options: { captchaToken, emailRedirectTo: location.origin + location.pathname } })
+    ? await sb.auth.signUp({
+      email,
+      password,
+      options: { captchaToken, emailRedirectTo: location.origin + location.pathname },
+    })
     : await sb.auth.signInWithPassword({ email, password, options: { captchaToken } });
   captcha?.reset(); // a token is good for one request
   if (error) {

@@ -48,7 +48,9 @@ async function describeFunctionError(error: unknown): Promise<string> {
     if (body?.message) return sentence(body.message);
     return `The checkout did not start (error ${res.status}). Please try again.`;
   }
-  if (error instanceof FunctionsFetchError) return "We could not reach the payment service. Check your connection and try again.";
+  if (error instanceof FunctionsFetchError) {
+    return "We could not reach the payment service. Check your connection and try again.";
+  }
   return "The checkout did not start. Please try again in a minute.";
 }
 
@@ -82,13 +84,15 @@ export async function buy(plan: string) {
 
 /** Back from Paystack: wait for the webhook's verdict on this reference and say what happened. */
 export async function watchPayment(reference: string, my: number) {
-  const show = (s: Parameters<typeof paymentResult>[0]) => my === gen && setHtml($("#payment-status"), paymentResult(s));
+  const show = (s: Parameters<typeof paymentResult>[0]) =>
+    my === gen && setHtml($("#payment-status"), paymentResult(s));
   show({ kind: "waiting", reference });
   const started = Date.now();
   let slow = false;
   while (my === gen && Date.now() - started < 15 * 60_000) {
     const [co, pay] = await Promise.all([
-      sb.from("checkouts").select("reference,status,status_reason,credit::text").eq("reference", reference).maybeSingle(),
+      sb.from("checkouts").select("reference,status,status_reason,credit::text").eq("reference", reference)
+        .maybeSingle(),
       sb.from("my_payments").select(PAYMENT_COLS).eq("reference", reference).maybeSingle(),
     ]);
     if (my !== gen) return;

@@ -14,7 +14,10 @@ const SCRIPTS: Record<CaptchaProvider, string> = {
 const ONLOAD = "litellmCreditsCaptchaLoaded";
 
 interface WidgetApi {
-  render(el: HTMLElement, opts: { sitekey: string; callback: (token: string) => void; "expired-callback": () => void }): string;
+  render(
+    el: HTMLElement,
+    opts: { sitekey: string; callback: (token: string) => void; "expired-callback": () => void },
+  ): string;
   reset(id?: string): void;
 }
 

@@ -42,23 +42,40 @@ export function usageChart(rows: DayRow[], now = new Date()): string {
   const bars = values.map((v, i) => {
     const u = units(v);
     const pct = u <= 0n ? 0 : Math.max(1.5, Number((u * 10000n) / topUnits) / 100);
-    return `<li class="${u > 0n ? "bar" : "bar zero"}" style="--h:${pct}%" title="${esc(`${fmtDay(days[i])}: ${money(v, { tiny: true })}`)}"></li>`;
+    return `<li class="${u > 0n ? "bar" : "bar zero"}" style="--h:${pct}%" title="${
+      esc(`${fmtDay(days[i])}: ${money(v, { tiny: true })}`)
+    }"></li>`;
   }).join("");
   const summary = used === 0
     ? "No usage in the last 30 days yet."
-    : `${money(totalStr, { tiny: true })} spent in the last 30 days on ${used} ${used === 1 ? "day" : "days"}; highest ${money(values[maxIdx], { tiny: true })} on ${fmtDay(days[maxIdx])}.`;
+    : `${money(totalStr, { tiny: true })} spent in the last 30 days on ${used} ${
+      used === 1 ? "day" : "days"
+    }; highest ${money(values[maxIdx], { tiny: true })} on ${fmtDay(days[maxIdx])}.`;
   const topLabel = money(centsStr(top));
   const table = used === 0 ? "" : `<details class="chart-table"><summary>Show the numbers</summary>
     <table><caption class="sr-only">Spend per day</caption><thead><tr><th scope="col">Day (UTC)</th><th scope="col" class="num">Spend</th></tr></thead><tbody>
-    ${days.map((d, i) => (units(values[i]) > 0n ? `<tr><td>${esc(fmtDay(d))}</td><td class="num">${esc(money(values[i], { tiny: true }))}</td></tr>` : "")).join("")}
+    ${
+    days.map((d, i) => (units(values[i]) > 0n
+      ? `<tr><td>${esc(fmtDay(d))}</td><td class="num">${esc(money(values[i], { tiny: true }))}</td></tr>`
+      : "")
+    ).join("")
+  }
     </tbody></table></details>`;
   return `<figure class="chart">
   <div class="chart-plot" role="img" aria-label="${esc(`Bar chart of daily spend. ${summary}`)}">
-    <div class="y-axis" aria-hidden="true"><span>${esc(topLabel)}</span><span>${esc(money(centsStr(top / 2n)))}</span><span>$0.00</span></div>
+    <div class="y-axis" aria-hidden="true"><span>${esc(topLabel)}</span><span>${
+    esc(money(centsStr(top / 2n)))
+  }</span><span>$0.00</span></div>
     <ol class="bars" aria-hidden="true">${bars}</ol>
-    ${used === 0 ? `<p class="chart-empty" aria-hidden="true">No usage in the last 30 days yet. Calls you make with your key show up here.</p>` : ""}
+    ${
+    used === 0
+      ? `<p class="chart-empty" aria-hidden="true">No usage in the last 30 days yet. Calls you make with your key show up here.</p>`
+      : ""
+  }
   </div>
-  <div class="x-axis" aria-hidden="true"><span>${esc(fmtDay(days[0]))}</span><span>${esc(fmtDay(days[14]))}</span><span>Today</span></div>
+  <div class="x-axis" aria-hidden="true"><span>${esc(fmtDay(days[0]))}</span><span>${
+    esc(fmtDay(days[14]))
+  }</span><span>Today</span></div>
   ${used === 0 ? "" : `<figcaption>${esc(summary)}</figcaption>`}
   ${table}
 </figure>`;

@@ -16,14 +16,27 @@ export interface Config {
 export async function loadConfig(): Promise<Config> {
   // Relative to the page, so the build works under any path. index.html preloads it in parallel with the JS.
   const r = await fetch("config.json").catch(() => null);
-  if (!r || !r.ok) throw new Error("config.json could not be loaded: the dashboard needs it next to index.html (see README, Dashboard).");
+  if (!r || !r.ok) {
+    throw new Error(
+      "config.json could not be loaded: the dashboard needs it next to index.html (see README, Dashboard).",
+    );
+  }
   const c = (await r.json().catch(() => ({}))) as Record<string, string | undefined>;
-  const given: Record<string, string | undefined> = { ...c, SUPABASE_PUBLISHABLE_KEY: c.SUPABASE_PUBLISHABLE_KEY || c.SUPABASE_ANON_KEY };
-  const missing = (["SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY", "LITELLM_PUBLIC_URL"] as const).filter((k) => typeof given[k] !== "string" || !given[k]);
+  const given: Record<string, string | undefined> = {
+    ...c,
+    SUPABASE_PUBLISHABLE_KEY: c.SUPABASE_PUBLISHABLE_KEY || c.SUPABASE_ANON_KEY,
+  };
+  const missing = (["SUPABASE_URL", "SUPABASE_PUBLISHABLE_KEY", "LITELLM_PUBLIC_URL"] as const).filter((k) =>
+    typeof given[k] !== "string" || !given[k]
+  );
   if (missing.length) throw new Error(`config.json is missing ${missing.join(", ")} (see README, Dashboard).`);
   const provider = c.CAPTCHA_PROVIDER as CaptchaProvider | undefined;
   if ((provider || c.CAPTCHA_SITE_KEY) && !(provider && CAPTCHA_PROVIDERS.includes(provider) && c.CAPTCHA_SITE_KEY)) {
-    throw new Error(`config.json: CAPTCHA_PROVIDER must be ${CAPTCHA_PROVIDERS.join(" or ")} and come with CAPTCHA_SITE_KEY (see README, Abuse controls).`);
+    throw new Error(
+      `config.json: CAPTCHA_PROVIDER must be ${
+        CAPTCHA_PROVIDERS.join(" or ")
+      } and come with CAPTCHA_SITE_KEY (see README, Abuse controls).`,
+    );
   }
   return {
     SUPABASE_URL: given.SUPABASE_URL!,

@@ -14,8 +14,8 @@ import {
   banners,
   type Key,
   KEY_COLS,
-  LOT_COLS,
   type Lot,
+  LOT_COLS,
   lotsCard,
   rotateDialog,
   topbar,
@@ -106,9 +106,14 @@ export async function load() {
 }
 
 function render() {
-  setHtml($("#load-error"), state.loadError
-    ? `<div class="banner danger" role="alert">We could not load your account (${esc(state.loadError)}). Retrying in a few seconds…</div>`
-    : "");
+  setHtml(
+    $("#load-error"),
+    state.loadError
+      ? `<div class="banner danger" role="alert">We could not load your account (${
+        esc(state.loadError)
+      }). Retrying in a few seconds…</div>`
+      : "",
+  );
   if (!state.loaded) return;
   setHtml($("#banners"), banners(state.account, state.key));
   setHtml($("#account"), account(state.account, state.key));

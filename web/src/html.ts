@@ -19,15 +19,24 @@ export function setHtml(el: Element | null, html: string): void {
   const prev = (el as HTMLElement & { _html?: string })._html;
   if (prev === html) return;
   (el as HTMLElement & { _html?: string })._html = html;
-  const focused = document.activeElement && el.contains(document.activeElement) ? identity(document.activeElement) : null;
+  const focused = document.activeElement && el.contains(document.activeElement)
+    ? identity(document.activeElement)
+    : null;
   el.innerHTML = html;
   if (focused) el.querySelector<HTMLElement>(focused)?.focus();
 }
 
-export const $ = <T extends Element = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector<T>(sel);
+export const $ = <T extends Element = HTMLElement>(sel: string, root: ParentNode = document) =>
+  root.querySelector<T>(sel);
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
 
 export const fmtDate = (iso: string | null | undefined) => (iso ? dateFmt.format(new Date(iso)) : "");

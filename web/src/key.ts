@@ -10,7 +10,17 @@ import { cfg, gen, sb, sleep, state } from "./app.ts";
 import { load } from "./dashboard.ts";
 import { $, setHtml } from "./html.ts";
 import { money } from "./money.ts";
-import { type Key, KEY_COLS, keyCard, type Rotation, rotationBusy, rotationText, sentence, snippet, type SnippetLang } from "./views.ts";
+import {
+  type Key,
+  KEY_COLS,
+  keyCard,
+  type Rotation,
+  rotationBusy,
+  rotationText,
+  sentence,
+  snippet,
+  type SnippetLang,
+} from "./views.ts";
 
 export function renderKey() {
   setHtml($("#key"), keyCard(state.key, cfg.LITELLM_PUBLIC_URL, state.revealed, state.lang, state.rotation));
@@ -29,7 +39,11 @@ export function setLang(lang: SnippetLang) {
 
 export async function copy(button: HTMLButtonElement, what: string) {
   const key = state.key?.key_value ?? "";
-  const text = what === "base" ? cfg.LITELLM_PUBLIC_URL : what === "key" ? key : snippet(state.lang, cfg.LITELLM_PUBLIC_URL, key);
+  const text = what === "base"
+    ? cfg.LITELLM_PUBLIC_URL
+    : what === "key"
+    ? key
+    : snippet(state.lang, cfg.LITELLM_PUBLIC_URL, key);
   let ok = true;
   try {
     await navigator.clipboard.writeText(text);
@@ -47,7 +61,9 @@ export async function copy(button: HTMLButtonElement, what: string) {
   }
   const label = button.textContent;
   button.textContent = ok ? "Copied" : "Copy failed";
-  $("#announce")!.textContent = ok ? `${what === "base" ? "Proxy URL" : what === "key" ? "Key" : "Example"} copied to the clipboard.` : "Copying failed: select the text and copy it by hand.";
+  $("#announce")!.textContent = ok
+    ? `${what === "base" ? "Proxy URL" : what === "key" ? "Key" : "Example"} copied to the clipboard.`
+    : "Copying failed: select the text and copy it by hand.";
   setTimeout(() => {
     if (button.isConnected) button.textContent = label;
   }, 2000);
@@ -64,7 +80,8 @@ interface RotateAnswer {
 const WATCH_MS = 3 * 60_000;
 const WATCH_EVERY_MS = 2_000;
 
-export const rotatedAway = (key: Key | null, oldKeyId: string | null) => !!key && key.key_id !== oldKeyId && key.status === "active";
+export const rotatedAway = (key: Key | null, oldKeyId: string | null) =>
+  !!key && key.key_id !== oldKeyId && key.status === "active";
 
 function setRotation(r: Rotation | null, say = "") {
   state.rotation = r;
@@ -110,7 +127,11 @@ export async function rotate() {
   const my = gen;
   const oldKeyId = state.rotation?.phase === "saved" ? state.rotation.oldKeyId : state.key.key_id;
   state.revealed = false; // the key on screen is about to stop working
-  const running = () => setRotation({ phase: "running", since: Date.now(), oldKeyId }, "Rotating your key. This usually takes under a minute.");
+  const running = () =>
+    setRotation(
+      { phase: "running", since: Date.now(), oldKeyId },
+      "Rotating your key. This usually takes under a minute.",
+    );
   running();
   $<HTMLElement>("#rotation-status")?.focus();
   /** Done by someone else meanwhile? (my_key shows a new active key.) */
@@ -118,14 +139,16 @@ export async function rotate() {
     const { data } = await sb.from("my_key").select(KEY_COLS).maybeSingle();
     return my === gen && rotatedAway(data as unknown as Key | null, oldKeyId);
   };
-  for (let call = 0; ; call++) {
+  for (let call = 0;; call++) {
     const { data, error } = await sb.functions.invoke<RotateAnswer>("rotate-key", { body: {} });
     if (my !== gen) return;
     if (!error && data?.state === "done") return void rotationDone(my);
     if (!error && data?.state === "waiting") {
       const seconds = Math.min(600, Math.max(1, Math.ceil(Number(data.resume_in_seconds) || 5)));
-      setRotation({ phase: "waiting", since: Date.now(), until: Date.now() + seconds * 1000, oldKeyId },
-        `Rotating: waiting for LiteLLM to settle the old key's spend (${seconds} s).`);
+      setRotation(
+        { phase: "waiting", since: Date.now(), until: Date.now() + seconds * 1000, oldKeyId },
+        `Rotating: waiting for LiteLLM to settle the old key's spend (${seconds} s).`,
+      );
       await sleep(seconds * 1000);
       if (my !== gen) return;
       if (await finishedElsewhere()) return void rotationDone(my);
@@ -136,20 +159,40 @@ export async function rotate() {
     const e = await functionError(error);
     if (my !== gen) return;
     // A repeat call refused: the rotation we were waiting for most likely finished elsewhere.
-    if (call > 0 && (e.status === 429 || e.code === "no_active_key") && await finishedElsewhere()) return void rotationDone(my);
+    if (call > 0 && (e.status === 429 || e.code === "no_active_key") && await finishedElsewhere()) {
+      return void rotationDone(my);
+    }
     if (my !== gen) return;
     if (e.code === "rotation_in_progress" || (call > 0 && e.status === 429)) return void watchRotation(my, oldKeyId);
-    const fail = (message: string, phase: "saved" | "error" = "error") => setRotation({ phase, since: Date.now(), oldKeyId, message });
-    if (e.status === 401) return fail("Your session has expired. Please sign out and sign in again, then rotate your key.");
+    const fail = (message: string, phase: "saved" | "error" = "error") =>
+      setRotation({ phase, since: Date.now(), oldKeyId, message });
+    if (e.status === 401) {
+      return fail("Your session has expired. Please sign out and sign in again, then rotate your key.");
+    }
     if (e.status === 429) return fail("Your key was rotated less than a minute ago. Please try again in a minute.");
-    if (e.code === "no_active_key") return fail("Your key cannot be rotated right now: it is not active yet. Please try again once it shows as active.");
+    if (e.code === "no_active_key") {
+      return fail(
+        "Your key cannot be rotated right now: it is not active yet. Please try again once it shows as active.",
+      );
+    }
     if (e.status === 503) {
-      return fail("LiteLLM is not answering right now. Your rotation is saved; it will finish automatically, or try again in a minute.", "saved");
+      return fail(
+        "LiteLLM is not answering right now. Your rotation is saved; it will finish automatically, or try again in a minute.",
+        "saved",
+      );
     }
     if (e.status === 0) {
-      return fail("We lost the connection to the server. If the rotation started, it is saved and finishes automatically within a few minutes; this page shows the new key when it does. Otherwise try again.", "saved");
+      return fail(
+        "We lost the connection to the server. If the rotation started, it is saved and finishes automatically within a few minutes; this page shows the new key when it does. Otherwise try again.",
+        "saved",
+      );
     }
-    return fail(`The rotation stopped (${e.message ? sentence(e.message) : `error ${e.status}`}) It is saved and finishes automatically within a few minutes, or try again in a minute.`, "saved");
+    return fail(
+      `The rotation stopped (${
+        e.message ? sentence(e.message) : `error ${e.status}`
+      }) It is saved and finishes automatically within a few minutes, or try again in a minute.`,
+      "saved",
+    );
   }
 }
 
@@ -165,8 +208,13 @@ async function watchRotation(my: number, oldKeyId: string | null) {
     if (rotatedAway(data as unknown as Key | null, oldKeyId)) return void rotationDone(my);
   }
   if (my === gen) {
-    setRotation({ phase: "saved", since: Date.now(), oldKeyId,
-      message: "Your key is still being rotated. It finishes automatically; this page shows the new key when it does, or try again in a minute." });
+    setRotation({
+      phase: "saved",
+      since: Date.now(),
+      oldKeyId,
+      message:
+        "Your key is still being rotated. It finishes automatically; this page shows the new key when it does, or try again in a minute.",
+    });
   }
 }
 
@@ -179,7 +227,12 @@ export async function rotationDone(my = gen) {
   }
   const key = state.key;
   state.revealed = false;
-  setRotation({ phase: "done", since: Date.now(), oldKeyId, masked: key?.key_masked ?? "", remaining: state.account?.remaining },
-    `Key rotated. Your new key ends in ${key?.key_masked.slice(-4) ?? ""}; the old key no longer works.`);
+  setRotation({
+    phase: "done",
+    since: Date.now(),
+    oldKeyId,
+    masked: key?.key_masked ?? "",
+    remaining: state.account?.remaining,
+  }, `Key rotated. Your new key ends in ${key?.key_masked.slice(-4) ?? ""}; the old key no longer works.`);
   $<HTMLElement>("#rotation-status")?.focus();
 }

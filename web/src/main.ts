@@ -21,7 +21,9 @@ async function start() {
     const cfg = await loadConfig();
     connect(cfg, createClient(cfg.SUPABASE_URL, cfg.SUPABASE_PUBLISHABLE_KEY, { auth: { detectSessionInUrl: false } }));
   } catch (e) {
-    root.innerHTML = `<main class="auth-page"><div class="banner danger" role="alert">${esc((e as Error).message)}</div></main>`;
+    root.innerHTML = `<main class="auth-page"><div class="banner danger" role="alert">${
+      esc((e as Error).message)
+    }</div></main>`;
     return;
   }
   // Before listening, so the first event already carries the session the link brought.

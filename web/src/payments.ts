@@ -92,26 +92,44 @@ export function paymentResult(state: Outcome): string {
     `<div class="banner ${kind}" data-testid="payment-result">${html}</div>`;
   switch (state.kind) {
     case "waiting":
-      return banner("info", `<span class="spinner" aria-hidden="true"></span>` +
-        `Confirming your payment with Paystack… (reference ${ref})`);
+      return banner(
+        "info",
+        `<span class="spinner" aria-hidden="true"></span>` +
+          `Confirming your payment with Paystack… (reference ${ref})`,
+      );
     case "slow":
-      return banner("warn", `Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute, ` +
-        "and a few minutes for mobile money or a bank transfer (approve it on your phone or in your bank's app); " +
-        "this page updates by itself when it does. If you cancelled the payment, nothing was charged.");
+      return banner(
+        "warn",
+        `Paystack has not confirmed this payment yet (reference ${ref}). This can take a minute, ` +
+          "and a few minutes for mobile money or a bank transfer (approve it on your phone or in your bank's app); " +
+          "this page updates by itself when it does. If you cancelled the payment, nothing was charged.",
+      );
     case "paid": {
       const now = state.remaining ? `; you now have ${esc(money(state.remaining))}` : "";
-      return banner("ok", `<strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added ` +
-        `to your key${now}. <a href="${esc(receiptHref(state.reference))}">View the receipt</a> ${dismiss}`);
+      return banner(
+        "ok",
+        `<strong>Payment received.</strong> ${esc(money(state.credit))} of credit was added ` +
+          `to your key${now}. <a href="${esc(receiptHref(state.reference))}">View the receipt</a> ${dismiss}`,
+      );
     }
     case "rejected":
-      return banner("danger", `<strong>This payment was not credited.</strong> ${esc(sentence(state.reason))} ` +
-        `If money left your account, contact support and quote reference ${ref}. ${dismiss}`);
+      return banner(
+        "danger",
+        `<strong>This payment was not credited.</strong> ${esc(sentence(state.reason))} ` +
+          `If money left your account, contact support and quote reference ${ref}. ${dismiss}`,
+      );
     case "failed":
-      return banner("danger", `<strong>The checkout could not be started.</strong> ${esc(sentence(state.reason))} ` +
-        `Nothing was charged; please try again. ${dismiss}`);
+      return banner(
+        "danger",
+        `<strong>The checkout could not be started.</strong> ${esc(sentence(state.reason))} ` +
+          `Nothing was charged; please try again. ${dismiss}`,
+      );
     default:
-      return banner("warn", `We could not find payment ${ref} on this account. If you paid while signed in as ` +
-        `someone else, sign in with that account. ${dismiss}`);
+      return banner(
+        "warn",
+        `We could not find payment ${ref} on this account. If you paid while signed in as ` +
+          `someone else, sign in with that account. ${dismiss}`,
+      );
   }
 }
 
@@ -161,7 +179,8 @@ export function receiptHtml(r: Receipt): string {
     line("Credit granted", `${esc(money(r.credit))} <span class="sub">USD, LLM credit</span>`, "credit"),
     r.fx_rate ? line("Exchange rate", esc(rateText(r.fx_rate, r.currency)), "rate") : "",
     refunded ? line("Refunded", paid(r.refunded_subunits), "refunded") : "",
-    refunded ? line("Credit taken back", `${esc(money(r.credit_reversed))} <span class="sub">USD</span>`, "reversed")
+    refunded
+      ? line("Credit taken back", `${esc(money(r.credit_reversed))} <span class="sub">USD</span>`, "reversed")
       : "",
     line("Status", esc(PAYMENT_STATUS[r.status] ?? r.status), "status"),
   ];

@@ -34,11 +34,17 @@ export async function showReceipt(ref: string) {
   if (my !== gen || receiptReference() !== ref) return;
   const r = data as unknown as Receipt | null;
   if (error) {
-    setHtml($("#receipt"), `<div class="banner danger" role="alert">We could not load this receipt ` +
-      `(${esc(error.message)}). Please reload the page.</div>`);
+    setHtml(
+      $("#receipt"),
+      `<div class="banner danger" role="alert">We could not load this receipt ` +
+        `(${esc(error.message)}). Please reload the page.</div>`,
+    );
   } else if (!r) {
-    setHtml($("#receipt"), `<div class="banner warn" role="alert" data-testid="receipt-missing">` +
-      `We could not find a payment with reference <code>${esc(ref)}</code> on this account.</div>`);
+    setHtml(
+      $("#receipt"),
+      `<div class="banner warn" role="alert" data-testid="receipt-missing">` +
+        `We could not find a payment with reference <code>${esc(ref)}</code> on this account.</div>`,
+    );
   } else {
     document.title = `Receipt ${ref} · ${r.merchant_name}`;
     setHtml($("#receipt"), receiptHtml(r));

@@ -73,8 +73,14 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--disable-sync", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
   });
   // A reader in Nigeria: the page formats with the browser's locale.
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-NG" })).newPage();
@@ -96,7 +102,9 @@ describe("paying in naira from the dashboard", () => {
                               join public.plan_prices pp on pp.plan = p.plan and pp.currency = p.currency
                              where p.currency = 'NGN' order by p.sort_order`;
     expect(rows.map((r) => [r.plan, Number(r.amount_subunits), r.fx_rate])).toEqual([
-      ["starter", 770000, RATE], ["pro", 2310000, RATE], ["max", 3080000, RATE],
+      ["starter", 770000, RATE],
+      ["pro", 2310000, RATE],
+      ["max", 3080000, RATE],
     ]);
   });
 

@@ -10,7 +10,14 @@ import OpenAI from "openai";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO } from "../../stack/demo.ts";
-import { anonClient, confirmationLink, env, invoke, keyOnLiteLLM, waitFor } from "../../supabase/tests/integration/helpers.ts";
+import {
+  anonClient,
+  confirmationLink,
+  env,
+  invoke,
+  keyOnLiteLLM,
+  waitFor,
+} from "../../supabase/tests/integration/helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = "test-results";
@@ -29,7 +36,8 @@ async function shot(name: string, p: Page = page) {
   await p.screenshot({ path: `${SHOTS}/dashboard-${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
 }
 
-const email = (tag: string) => `web-${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}@example.com`;
+const email = (tag: string) =>
+  `web-${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}@example.com`;
 const text = async (testId: string) => ((await page.getByTestId(testId).textContent()) ?? "").trim();
 /** "$12.00" -> 1200 (cents). */
 const centsOf = (s: string) => Math.round(Number(s.replace(/[^0-9.-]/g, "")) * 100);
@@ -52,21 +60,36 @@ async function signUp(address: string, screenshot?: string): Promise<string> {
 
 /** One reconcile run that processed chunks (a cron-started run may hold the lease for a moment). */
 async function reconcileNow() {
-  return await waitFor(async () => {
-    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 }, env("CRON_SECRET"));
-    return r.status === 200 && r.body?.claimed > 0 ? r.body : null;
-  }, "a reconcile run that claims chunks", 15_000, 300);
+  return await waitFor(
+    async () => {
+      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 }, env("CRON_SECRET"));
+      return r.status === 200 && r.body?.claimed > 0 ? r.body : null;
+    },
+    "a reconcile run that claims chunks",
+    15_000,
+    300,
+  );
 }
 
 const first = { email: "", key: "", reference: "", spend: 0, link: "" };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
+  }
   mkdirSync(SHOTS, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+      "--no-first-run",
+    ],
   });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(WEB_URL).origin });
@@ -83,10 +106,18 @@ describe("web dashboard in Chromium", () => {
     const dist = "web/dist";
     const js = readdirSync(`${dist}/assets`).filter((f) => f.endsWith(".js"));
     const gz = js.reduce((n, f) => n + gzipSync(readFileSync(`${dist}/assets/${f}`), { level: 9 }).length, 0);
-    console.log(`web bundle: ${(gz / 1024).toFixed(1)} KB of gzipped JS in ${js.length} file(s) (budget ${JS_BUDGET_BYTES / 1024} KB)`);
+    console.log(
+      `web bundle: ${(gz / 1024).toFixed(1)} KB of gzipped JS in ${js.length} file(s) (budget ${
+        JS_BUDGET_BYTES / 1024
+      } KB)`,
+    );
     expect(gz).toBeLessThanOrEqual(JS_BUDGET_BYTES);
-    const newestSource = Math.max(...readdirSync("web/src").map((f) => statSync(`web/src/${f}`).mtimeMs), statSync("web/index.html").mtimeMs);
-    expect(statSync(`${dist}/index.html`).mtimeMs, "web/dist is older than web/src: the stack should have rebuilt it").toBeGreaterThanOrEqual(newestSource);
+    const newestSource = Math.max(
+      ...readdirSync("web/src").map((f) => statSync(`web/src/${f}`).mtimeMs),
+      statSync("web/index.html").mtimeMs,
+    );
+    expect(statSync(`${dist}/index.html`).mtimeMs, "web/dist is older than web/src: the stack should have rebuilt it")
+      .toBeGreaterThanOrEqual(newestSource);
   });
 
   it("first load is fast and shows the sign-in form", async () => {
@@ -98,33 +129,41 @@ describe("web dashboard in Chromium", () => {
     });
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
     const ready = await page.evaluate(() => performance.now());
-    console.log(`first load on the local stack: load event ${nav.load.toFixed(0)} ms, DOMContentLoaded ${nav.dcl.toFixed(0)} ms, sign-in form shown at ${ready.toFixed(0)} ms`);
+    console.log(
+      `first load on the local stack: load event ${nav.load.toFixed(0)} ms, DOMContentLoaded ${
+        nav.dcl.toFixed(0)
+      } ms, sign-in form shown at ${ready.toFixed(0)} ms`,
+    );
     await shot("sign-in");
   });
 
-  it("signs up, confirms through the emailed link, and the key turns active within seconds, with $2.00 free", async () => {
-    first.email = email("first");
-    first.link = await signUp(first.email, "check-your-email");
-    expect(await text("user-email")).toBe(first.email);
-    await shot("signed-up");
-    const t0 = Date.now();
-    await page.getByTestId("key-status").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
-    console.log(`key active ${Date.now() - t0} ms after the dashboard showed`);
-    expect(await text("remaining")).toBe("$2.00");
-    expect(await text("base-url")).toBe(env("LITELLM_PUBLIC_URL"));
-    // Masked until revealed; reveal shows the full key and copy puts it on the clipboard.
-    expect(await text("key-value")).toMatch(/^sk-\.\.\.[A-Za-z0-9_-]{4}$/);
-    await page.getByRole("button", { name: "Reveal" }).click();
-    first.key = await text("key-value");
-    expect(first.key).toMatch(/^sk-[A-Za-z0-9_-]{20,}$/);
-    expect(await text("snippet")).toContain(first.key);
-    await page.getByRole("button", { name: "Copy the key" }).click();
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(first.key);
-    await page.getByLabel("Example call").selectOption("python");
-    expect(await text("snippet")).toContain(`base_url="${env("LITELLM_PUBLIC_URL")}"`);
-    await shot("key-active");
-    await page.getByRole("button", { name: "Hide" }).click();
-  }, 30_000);
+  it(
+    "signs up, confirms through the emailed link, and the key turns active within seconds, with $2.00 free",
+    async () => {
+      first.email = email("first");
+      first.link = await signUp(first.email, "check-your-email");
+      expect(await text("user-email")).toBe(first.email);
+      await shot("signed-up");
+      const t0 = Date.now();
+      await page.getByTestId("key-status").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
+      console.log(`key active ${Date.now() - t0} ms after the dashboard showed`);
+      expect(await text("remaining")).toBe("$2.00");
+      expect(await text("base-url")).toBe(env("LITELLM_PUBLIC_URL"));
+      // Masked until revealed; reveal shows the full key and copy puts it on the clipboard.
+      expect(await text("key-value")).toMatch(/^sk-\.\.\.[A-Za-z0-9_-]{4}$/);
+      await page.getByRole("button", { name: "Reveal" }).click();
+      first.key = await text("key-value");
+      expect(first.key).toMatch(/^sk-[A-Za-z0-9_-]{20,}$/);
+      expect(await text("snippet")).toContain(first.key);
+      await page.getByRole("button", { name: "Copy the key" }).click();
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(first.key);
+      await page.getByLabel("Example call").selectOption("python");
+      expect(await text("snippet")).toContain(`base_url="${env("LITELLM_PUBLIC_URL")}"`);
+      await shot("key-active");
+      await page.getByRole("button", { name: "Hide" }).click();
+    },
+    30_000,
+  );
 
   it("buys the $5 plan through the emulator's hosted checkout and shows $12.00", async () => {
     await page.getByRole("button", { name: "Buy Starter for $5.00" }).click();
@@ -159,7 +198,10 @@ describe("web dashboard in Chromium", () => {
     const client = new OpenAI({ apiKey: first.key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
     // test-expensive costs $1 per 1k tokens: 984 prompt tokens (3,936 characters) + 16 completion = $1.00 a call.
     for (let i = 0; i < 3; i++) {
-      const r = await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "x".repeat(3936) }] });
+      const r = await client.chat.completions.create({
+        model: "test-expensive",
+        messages: [{ role: "user", content: "x".repeat(3936) }],
+      });
       expect(r.choices[0].message.content).toBeTruthy();
     }
     await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello" }] });
@@ -178,13 +220,18 @@ describe("web dashboard in Chromium", () => {
     expect(line).toMatch(/^You paid \$\d+\.\d\d for \$\d+\.\d\d of usage: you saved \$\d+\.\d\d\.$/);
     expect(line).toContain(`You paid $${(costCents / 100).toFixed(2)} for $${(spentCents / 100).toFixed(2)} of usage`);
     expect(await page.locator("#chart figcaption").textContent()).toContain("spent in the last 30 days on 1 day");
-    await expect.poll(async () => (await page.locator("[data-ago]").textContent()) ?? "").toMatch(/^Updated \d+ s ago$/);
+    await expect.poll(async () => (await page.locator("[data-ago]").textContent()) ?? "").toMatch(
+      /^Updated \d+ s ago$/,
+    );
     await shot("after-usage");
 
     // A returning, signed-in visit: page load and the time until the balance is on screen.
     await page.reload({ waitUntil: "load" });
     await page.getByTestId("remaining").filter({ hasText: expectRemaining }).waitFor();
-    const t = await page.evaluate(() => ({ load: (performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming).loadEventEnd, shown: performance.now() }));
+    const t = await page.evaluate(() => ({
+      load: (performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming).loadEventEnd,
+      shown: performance.now(),
+    }));
     console.log(`signed-in reload: load event ${t.load.toFixed(0)} ms, balance on screen at ${t.shown.toFixed(0)} ms`);
   }, 30_000);
 
@@ -283,9 +330,14 @@ describe("CAPTCHA in the dashboard", () => {
     const p = await freshPage();
     await p.route("**/config.json", async (route) => {
       const real = await (await route.fetch()).json();
-      await route.fulfill({ json: { ...real, CAPTCHA_PROVIDER: "turnstile", CAPTCHA_SITE_KEY: "1x00000000000000000000AA" } });
+      await route.fulfill({
+        json: { ...real, CAPTCHA_PROVIDER: "turnstile", CAPTCHA_SITE_KEY: "1x00000000000000000000AA" },
+      });
     });
-    await p.route("https://challenges.cloudflare.com/**", (route) => route.fulfill({ contentType: "text/javascript", body: FAKE_TURNSTILE }));
+    await p.route(
+      "https://challenges.cloudflare.com/**",
+      (route) => route.fulfill({ contentType: "text/javascript", body: FAKE_TURNSTILE }),
+    );
     const signups: Record<string, any>[] = [];
     p.on("request", (r) => {
       if (r.url().includes("/auth/v1/signup")) signups.push(r.postDataJSON());

@@ -7,12 +7,23 @@ import { type Payment, paymentsCard, type Receipt, receiptHtml } from "../src/pa
 import { buyCard, chooseCurrency, currenciesOf, type Price } from "../src/prices.ts";
 
 const row = (plan: string, currency: string, amount: number, credit: string, extra: Partial<Price> = {}): Price => ({
-  plan, name: plan[0].toUpperCase() + plan.slice(1), currency, amount_subunits: amount, exponent: 2, credit,
-  channels: [], is_default: currency === "USD", sort_order: { starter: 1, pro: 2, max: 3 }[plan] ?? 9, ...extra,
+  plan,
+  name: plan[0].toUpperCase() + plan.slice(1),
+  currency,
+  amount_subunits: amount,
+  exponent: 2,
+  credit,
+  channels: [],
+  is_default: currency === "USD",
+  sort_order: { starter: 1, pro: 2, max: 3 }[plan] ?? 9,
+  ...extra,
 });
 const PRICES = [
-  row("pro", "NGN", 2250000, "30"), row("starter", "NGN", 750000, "10"), row("starter", "USD", 500, "10"),
-  row("pro", "USD", 1500, "30"), row("starter", "GHS", 7500, "10"),
+  row("pro", "NGN", 2250000, "30"),
+  row("starter", "NGN", 750000, "10"),
+  row("starter", "USD", 500, "10"),
+  row("pro", "USD", 1500, "30"),
+  row("starter", "GHS", 7500, "10"),
 ];
 const text = (html: string) => html.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim();
 
@@ -50,10 +61,19 @@ describe("buy panel", () => {
 });
 
 const payment: Payment = {
-  reference: "lc-<x>", plan_code: "starter", plan_name: "Starter", amount_subunits: 750000, currency: "NGN",
-  exponent: 2, channel: "mobile_money", fx_rate: "1500", credit: "10.00", refunded_subunits: 375000,
+  reference: "lc-<x>",
+  plan_code: "starter",
+  plan_name: "Starter",
+  amount_subunits: 750000,
+  currency: "NGN",
+  exponent: 2,
+  channel: "mobile_money",
+  fx_rate: "1500",
+  credit: "10.00",
+  refunded_subunits: 375000,
   status: "partially_refunded",
-  paid_at: "2026-12-02T10:00:00Z", created_at: "2026-12-02T09:59:00Z",
+  paid_at: "2026-12-02T10:00:00Z",
+  created_at: "2026-12-02T09:59:00Z",
 };
 
 describe("payment history", () => {
@@ -63,7 +83,7 @@ describe("payment history", () => {
     expect(t).toContain(`Starter ${price(750000, "NGN", 2)} Mobile money $10.00`);
     expect(t).toContain(`Partly refunded (${price(375000, "NGN", 2)} back)`);
     expect(html).toContain('href="#/receipt/lc-%3Cx%3E"'); // the reference is encoded in the link ...
-    expect(html).toContain("<code class=\"ref\">lc-&lt;x&gt;</code>"); // ... and escaped on the page
+    expect(html).toContain('<code class="ref">lc-&lt;x&gt;</code>'); // ... and escaped on the page
   });
 
   it("shows a dash when Paystack did not say the channel", () => {
@@ -72,9 +92,20 @@ describe("payment history", () => {
 });
 
 const receipt: Receipt = {
-  reference: "lc-1", paid_at: "2026-12-02T10:00:00Z", plan_name: "Starter", currency: "NGN", exponent: 2,
-  amount_subunits: 750000, charged_subunits: 750000, channel: "card", credit: "10.00", refunded_subunits: 0,
-  credit_reversed: "0", fx_rate: "1500", status: "credited", merchant_name: "<b>Shop</b>",
+  reference: "lc-1",
+  paid_at: "2026-12-02T10:00:00Z",
+  plan_name: "Starter",
+  currency: "NGN",
+  exponent: 2,
+  amount_subunits: 750000,
+  charged_subunits: 750000,
+  channel: "card",
+  credit: "10.00",
+  refunded_subunits: 0,
+  credit_reversed: "0",
+  fx_rate: "1500",
+  status: "credited",
+  merchant_name: "<b>Shop</b>",
 };
 /** The text of one line of the receipt. */
 const line = (html: string, id: string) =>

@@ -49,9 +49,10 @@ const schemas = {
 
 export function adminHandler(state: EmulatorState, main: MainListener) {
   const { store } = state;
-  const known = (key: string) => store.get(key) ?? (() => {
-    throw new ApiError(404, { error: "key not found" });
-  })();
+  const known = (key: string) =>
+    store.get(key) ?? (() => {
+      throw new ApiError(404, { error: "key not found" });
+    })();
   const insertAll = (keys: z.infer<typeof schemas.import>["keys"]) => {
     const created = keys.filter((k) => store.insert(newRow(k))).length;
     return { keys_created: created, skipped_duplicates: keys.length - created, total_keys: store.size };

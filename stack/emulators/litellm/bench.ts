@@ -30,11 +30,7 @@ async function timed<T>(
   ms.sort((a, b) => a - b);
   const fmt = (x: number) => x.toFixed(1);
   console.log(
-    `${label}: ${
-      runs === 1
-        ? fmt(ms[0])
-        : `median ${fmt(ms[runs >> 1])}, max ${fmt(ms[runs - 1])}`
-    } ms`,
+    `${label}: ${runs === 1 ? fmt(ms[0]) : `median ${fmt(ms[runs >> 1])}, max ${fmt(ms[runs - 1])}`} ms`,
   );
   return out;
 }
@@ -45,8 +41,7 @@ const post = (base: string, path: string, body: unknown) =>
     headers,
     body: JSON.stringify(body),
   }).then((r) => r.json());
-const get = (base: string, path: string) =>
-  fetch(`${base}${path}`, { headers }).then((r) => r.json());
+const get = (base: string, path: string) => fetch(`${base}${path}`, { headers }).then((r) => r.json());
 
 try {
   await timed(
@@ -97,9 +92,7 @@ try {
   );
   const mem = Deno.memoryUsage();
   console.log(
-    `heap used: ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, rss: ${
-      (mem.rss / 2 ** 20).toFixed(0)
-    } MiB`,
+    `heap used: ${(mem.heapUsed / 2 ** 20).toFixed(0)} MiB, rss: ${(mem.rss / 2 ** 20).toFixed(0)} MiB`,
   );
 } finally {
   await emu.close();

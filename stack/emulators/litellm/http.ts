@@ -18,8 +18,13 @@ export function json(status: number, body: unknown, headers: Record<string, stri
 }
 
 /** LiteLLM's ProxyException envelope (`param` is often the string "None": Python's str(None)). */
-export function proxyError(status: number, message: string, type: string, param: string | null = "None",
-  headers: Record<string, string> = {}) {
+export function proxyError(
+  status: number,
+  message: string,
+  type: string,
+  param: string | null = "None",
+  headers: Record<string, string> = {},
+) {
   return new ApiError(status, { error: { message, type, param, code: String(status) } }, headers);
 }
 

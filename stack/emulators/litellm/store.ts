@@ -32,9 +32,18 @@ export const toToken = (keyOrHash: string) => keyOrHash.startsWith("sk-") ? hash
 export function newRow(k: NewKey): KeyRow {
   const spend = k.spend ?? 0;
   return {
-    token: hashToken(k.key), raw: k.key, key_alias: k.key_alias ?? null, max_budget: k.max_budget ?? null,
-    spend, db_spend: spend, rpm_limit: k.rpm_limit ?? null, tpm_limit: k.tpm_limit ?? null,
-    metadata: k.metadata ?? {}, user_id: k.user_id ?? null, blocked: k.blocked ?? null, created_at: Date.now(),
+    token: hashToken(k.key),
+    raw: k.key,
+    key_alias: k.key_alias ?? null,
+    max_budget: k.max_budget ?? null,
+    spend,
+    db_spend: spend,
+    rpm_limit: k.rpm_limit ?? null,
+    tpm_limit: k.tpm_limit ?? null,
+    metadata: k.metadata ?? {},
+    user_id: k.user_id ?? null,
+    blocked: k.blocked ?? null,
+    created_at: Date.now(),
   };
 }
 

@@ -37,13 +37,21 @@ export interface DeliveryReport {
 const TRIES_PER_RUN = 3;
 
 /** The Slack-compatible message of one alert (no key, masked email); amounts rounded exactly. */
-export function alertText(a: Pick<Due, "user_id" | "email" | "level" | "granted" | "remaining" | "remaining_percent" | "crossed_at">): string {
+export function alertText(
+  a: Pick<Due, "user_id" | "email" | "level" | "granted" | "remaining" | "remaining_percent" | "crossed_at">,
+): string {
   const who = a.email ? `${mask(a.email)} (${a.user_id})` : a.user_id;
   return `:warning: Low balance: ${who} has ${formatMoney(a.remaining)} of ${formatMoney(a.granted)} USD credit left ` +
-    `(${formatMoney(a.remaining_percent, 1)} %), at or below ${a.level} % since ${new Date(a.crossed_at).toISOString()}.`;
+    `(${formatMoney(a.remaining_percent, 1)} %), at or below ${a.level} % since ${
+      new Date(a.crossed_at).toISOString()
+    }.`;
 }
 
-async function post(url: string, text: string, timeoutMs: number): Promise<{ ok: boolean; error?: string; retry: boolean }> {
+async function post(
+  url: string,
+  text: string,
+  timeoutMs: number,
+): Promise<{ ok: boolean; error?: string; retry: boolean }> {
   try {
     const res = await fetch(url, {
       method: "POST",
@@ -97,14 +105,26 @@ export async function deliverAlerts(opts: { budgetMs?: number } = {}): Promise<D
   const sql = db();
   const started = performance.now();
   const budget = opts.budgetMs ?? 10_000;
-  const report: DeliveryReport = { configured: true, claimed: 0, delivered: 0, retrying: 0, failed: 0, skipped: 0, sql_round_trips: 2 };
+  const report: DeliveryReport = {
+    configured: true,
+    claimed: 0,
+    delivered: 0,
+    retrying: 0,
+    failed: 0,
+    skipped: 0,
+    sql_round_trips: 2,
+  };
   const url = await webhookUrl();
   if (!url) {
-    const [{ n }] = await sql<{ n: number }[]>`select private.skip_alert_deliveries('no alert webhook configured (ALERT_WEBHOOK_URL)') as n`;
+    const [{ n }] = await sql<
+      { n: number }[]
+    >`select private.skip_alert_deliveries('no alert webhook configured (ALERT_WEBHOOK_URL)') as n`;
     return { ...report, configured: false, skipped: n };
   }
   const timeoutMs = config().ALERT_WEBHOOK_TIMEOUT_MS;
-  const due = await sql<Due[]>`select * from private.claim_alert_deliveries(null, ${Math.ceil((budget + TRIES_PER_RUN * timeoutMs) / 1000)})`;
+  const due = await sql<Due[]>`select * from private.claim_alert_deliveries(null, ${
+    Math.ceil((budget + TRIES_PER_RUN * timeoutMs) / 1000)
+  })`;
   report.claimed = due.length;
   report.sql_round_trips += due.length;
   for (const a of due) {
@@ -117,8 +137,16 @@ export async function deliverAlerts(opts: { budgetMs?: number } = {}): Promise<D
     if (status === "delivered") report.delivered++;
     else if (status === "failed") report.failed++;
     else report.retrying++;
-    if (!result.ok) log.warn("alert not delivered", { alert_id: a.alert_id, user_id: a.user_id, level: a.level, tries, error: result.error, status });
-    else log.info("alert delivered", { alert_id: a.alert_id, user_id: a.user_id, level: a.level, tries });
+    if (!result.ok) {
+      log.warn("alert not delivered", {
+        alert_id: a.alert_id,
+        user_id: a.user_id,
+        level: a.level,
+        tries,
+        error: result.error,
+        status,
+      });
+    } else log.info("alert delivered", { alert_id: a.alert_id, user_id: a.user_id, level: a.level, tries });
   }
   return report;
 }

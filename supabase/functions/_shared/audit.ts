@@ -17,10 +17,19 @@ export async function auditChunks(fromChunk: number, maxChunks: number, stats: C
   const chunks: AuditChunk[] = [];
   let chunk = fromChunk;
   for (; chunk <= last && chunks.length < maxChunks; chunk++) {
-    const [{ keys }] = await sql<{ keys: { id: string; token: string }[] }[]>`select private.audit_chunk_keys(${chunk}) as keys`;
+    const [{ keys }] = await sql<
+      { keys: { id: string; token: string }[] }[]
+    >`select private.audit_chunk_keys(${chunk}) as keys`;
     const seen = keys.length ? await litellm().keysInfo(keys.map((k) => k.token), stats) : new Map();
-    const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
-    const [{ result }] = await sql<{ result: AuditChunk }[]>`select private.audit_chunk(${chunk}, ${sql.json(rows as never)}) as result`;
+    const rows = [...seen.values()].map((r) => ({
+      token: r.token,
+      spend: r.spend,
+      max_budget: r.max_budget ?? null,
+      blocked: r.blocked,
+    }));
+    const [{ result }] = await sql<{ result: AuditChunk }[]>`select private.audit_chunk(${chunk}, ${
+      sql.json(rows as never)
+    }) as result`;
     chunks.push(result);
   }
   return { chunks, next_chunk: chunk <= last ? chunk : null };

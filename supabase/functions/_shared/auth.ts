@@ -10,7 +10,16 @@
 // Either way the claims must say role "authenticated" with a uuid sub and session_id, and the session must
 // still exist (private.session_is_active, one database round trip): a token alone stays valid until its
 // exp even after the user signed out.
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyGetKey,
+} from "jose";
 import { config, publishableKey } from "./config.ts";
 import { db } from "./db.ts";
 import { bearerToken, HttpError } from "./http.ts";
@@ -25,7 +34,8 @@ const ASYMMETRIC = ["ES256", "RS256", "EdDSA"];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const AUTH_TIMEOUT_MS = 5000;
 
-const notSignedIn = (why: string) => new HttpError(401, "not_signed_in", `your session is not valid (${why}); sign in again`);
+const notSignedIn = (why: string) =>
+  new HttpError(401, "not_signed_in", `your session is not valid (${why}); sign in again`);
 const authUnavailable = () => new HttpError(503, "auth_unavailable", "could not check your session; try again");
 
 let keySets: { local?: JWTVerifyGetKey; remote: JWTVerifyGetKey } | undefined;
@@ -35,10 +45,15 @@ function projectKeys(): { local?: JWTVerifyGetKey; remote: JWTVerifyGetKey } {
   if (!keySets) {
     const c = config();
     keySets = {
-      local: c.SUPABASE_JWKS?.keys.length ? createLocalJWKSet(c.SUPABASE_JWKS as Parameters<typeof createLocalJWKSet>[0]) : undefined,
+      local: c.SUPABASE_JWKS?.keys.length
+        ? createLocalJWKSet(c.SUPABASE_JWKS as Parameters<typeof createLocalJWKSet>[0])
+        : undefined,
       // jose caches the set and fetches it again when a token names a kid it does not hold (a new key
       // rotated in), at most every 30 s.
-      remote: createRemoteJWKSet(new URL(`${authUrl()}/.well-known/jwks.json`), { timeoutDuration: AUTH_TIMEOUT_MS, cooldownDuration: 30_000 }),
+      remote: createRemoteJWKSet(new URL(`${authUrl()}/.well-known/jwks.json`), {
+        timeoutDuration: AUTH_TIMEOUT_MS,
+        cooldownDuration: 30_000,
+      }),
     };
   }
   return keySets;
@@ -50,7 +65,12 @@ function authUrl(): string {
 
 /** Signature, issuer, audience and expiry of an asymmetric token. */
 async function verifyAsymmetric(token: string): Promise<JWTPayload> {
-  const options = { issuer: authUrl(), audience: "authenticated", algorithms: ASYMMETRIC, requiredClaims: ["exp", "sub"] };
+  const options = {
+    issuer: authUrl(),
+    audience: "authenticated",
+    algorithms: ASYMMETRIC,
+    requiredClaims: ["exp", "sub"],
+  };
   const { local, remote } = projectKeys();
   try {
     if (local) {
@@ -63,8 +83,12 @@ async function verifyAsymmetric(token: string): Promise<JWTPayload> {
     return (await jwtVerify(token, remote, options)).payload;
   } catch (e) {
     if (e instanceof errors.JWTExpired) throw notSignedIn("expired");
-    if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || e instanceof TypeError) throw authUnavailable();
-    if (e instanceof errors.JOSEError) throw notSignedIn(e instanceof errors.JWTClaimValidationFailed ? `${e.claim} claim` : "signature");
+    if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || e instanceof TypeError) {
+      throw authUnavailable();
+    }
+    if (e instanceof errors.JOSEError) {
+      throw notSignedIn(e instanceof errors.JWTClaimValidationFailed ? `${e.claim} claim` : "signature");
+    }
     throw e;
   }
 }
@@ -87,7 +111,9 @@ async function verifyWithAuth(token: string): Promise<JWTPayload> {
   }
   const body = await res.json().catch(() => null) as { id?: string; error_code?: string } | null;
   if (res.status >= 500) throw authUnavailable();
-  if (!res.ok || body?.id !== claims.sub) throw notSignedIn(body?.error_code === "session_not_found" ? "signed out" : "refused by Auth");
+  if (!res.ok || body?.id !== claims.sub) {
+    throw notSignedIn(body?.error_code === "session_not_found" ? "signed out" : "refused by Auth");
+  }
   return claims;
 }
 
@@ -113,7 +139,9 @@ export async function requireUser(req: Request): Promise<CallerUser> {
   const sub = claims.sub ?? "";
   const sessionId = typeof claims.session_id === "string" ? claims.session_id : "";
   if (!UUID.test(sub) || !UUID.test(sessionId)) throw notSignedIn("sub or session_id claim");
-  const [{ active }] = await db()<{ active: boolean }[]>`select private.session_is_active(${sessionId}, ${sub}) as active`;
+  const [{ active }] = await db()<
+    { active: boolean }[]
+  >`select private.session_is_active(${sessionId}, ${sub}) as active`;
   if (!active) throw notSignedIn("signed out");
   return { id: sub, sessionId };
 }

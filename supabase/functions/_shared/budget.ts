@@ -42,7 +42,9 @@ export async function createKeyAtTarget(req: GenerateKeyRequest, stats?: CallSta
   }
   const info = await client.keyInfo(req.key);
   if (!info) throw new Error("LiteLLM does not know the key after creating it (its alias may belong to another key)");
-  if (info.key_alias && info.key_alias !== req.key_alias) throw new Error("the key on LiteLLM belongs to another alias");
+  if (info.key_alias && info.key_alias !== req.key_alias) {
+    throw new Error("the key on LiteLLM belongs to another alias");
+  }
   if (info.max_budget != null && sameMoney(info.max_budget, req.max_budget)) return info.max_budget;
   return await setAndConfirmMaxBudget(req.key, req.max_budget);
 }
@@ -52,14 +54,19 @@ export async function createKeyAtTarget(req: GenerateKeyRequest, stats?: CallSta
  * skipIfSynced: no call when LiteLLM already confirmed this exact target (a duplicate delivery, a key
  * just created at its target). Reconcile's drift repair never skips: it pushes because LiteLLM differs.
  */
-export async function pushBudget(keyId: string, stats?: CallStats, opts: { skipIfSynced?: boolean } = {}):
-  Promise<{ outcome: PushOutcome; target?: string; error?: string }> {
+export async function pushBudget(
+  keyId: string,
+  stats?: CallStats,
+  opts: { skipIfSynced?: boolean } = {},
+): Promise<{ outcome: PushOutcome; target?: string; error?: string }> {
   const sql = db();
   for (let round = 0; round < 3; round++) {
     const [t] = await sql<Target[]>`select * from private.budget_push_target(${keyId})`;
     if (!t || t.status !== "active") return { outcome: "skipped" }; // provisioning will create it with the target
-    if (opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&
-        sameMoney(t.litellm_max_budget, t.target_max_budget)) {
+    if (
+      opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&
+      sameMoney(t.litellm_max_budget, t.target_max_budget)
+    ) {
       return { outcome: "synced", target: t.target_max_budget };
     }
     try {
@@ -72,7 +79,11 @@ export async function pushBudget(keyId: string, stats?: CallStats, opts: { skipI
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       await sql`select private.fail_budget_push(${keyId}, ${msg})`;
-      log.warn("budget push failed; reconcile will retry", { key_id: keyId, error: msg, type: (e as LiteLLMError).type });
+      log.warn("budget push failed; reconcile will retry", {
+        key_id: keyId,
+        error: msg,
+        type: (e as LiteLLMError).type,
+      });
       return { outcome: "failed", error: msg };
     }
   }

@@ -11,26 +11,32 @@ const unsetIfEmpty = (v: unknown) => (v === "" ? undefined : v);
  * with `message`); unset or empty is undefined.
  */
 const optionalParsed = <T>(parse: (text: string) => T | undefined, message: string) =>
-  z.preprocess(unsetIfEmpty, z.string().transform((text, ctx) => {
-    let v: T | undefined;
-    try {
-      v = parse(text);
-    } catch { /* reported below */ }
-    if (v !== undefined) return v;
-    ctx.addIssue({ code: "custom", message });
-    return z.NEVER;
-  }).optional());
+  z.preprocess(
+    unsetIfEmpty,
+    z.string().transform((text, ctx) => {
+      let v: T | undefined;
+      try {
+        v = parse(text);
+      } catch { /* reported below */ }
+      if (v !== undefined) return v;
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }).optional(),
+  );
 /** SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS: a JSON dictionary of named keys, e.g. {"default":"sb_secret_..."}. */
 const namedKeys = optionalParsed((text) => {
   const v = JSON.parse(text);
-  const ok = v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((k) => typeof k === "string" && k !== "");
+  const ok = v && typeof v === "object" && !Array.isArray(v) &&
+    Object.values(v).every((k) => typeof k === "string" && k !== "");
   return ok ? v as Record<string, string> : undefined;
 }, 'must be a JSON object of named keys, e.g. {"default":"sb_..."}');
 /** SUPABASE_JWKS: {"keys":[...]} (or a bare array of JWKs). */
 const jwks = optionalParsed((text) => {
   const v = JSON.parse(text);
   const keys = Array.isArray(v) ? v : v?.keys;
-  return Array.isArray(keys) && keys.every((k) => k && typeof k === "object") ? { keys: keys as Record<string, unknown>[] } : undefined;
+  return Array.isArray(keys) && keys.every((k) => k && typeof k === "object")
+    ? { keys: keys as Record<string, unknown>[] }
+    : undefined;
 }, 'must be a JSON Web Key Set, {"keys":[...]}');
 const optionalKey = z.preprocess(unsetIfEmpty, z.string().min(1).optional());
 /** PAYSTACK_WEBHOOK_ALLOWED_IPS: unset = off; "paystack" = Paystack's documented addresses; else a comma list of IPs. */
@@ -58,7 +64,10 @@ const schema = z.object({
   LITELLM_BREAKER_THRESHOLD: z.coerce.number().int().positive().default(5),
   LITELLM_BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(30_000),
   PAYSTACK_BASE_URL: url.default("https://api.paystack.co"),
-  PAYSTACK_SECRET_KEY: z.string().regex(/^sk_(test|live)_/, "must be a Paystack secret key (sk_test_... or sk_live_...)"),
+  PAYSTACK_SECRET_KEY: z.string().regex(
+    /^sk_(test|live)_/,
+    "must be a Paystack secret key (sk_test_... or sk_live_...)",
+  ),
   PAYSTACK_TIMEOUT_MS: z.coerce.number().int().positive().default(8000),
   PAYSTACK_CALLBACK_URL: url.optional(),
   // Hosted: the transaction pooler's URL (Supavisor, port 6543). Unset: SUPABASE_DB_URL (direct). A
@@ -71,7 +80,8 @@ const schema = z.object({
   PAYSTACK_WEBHOOK_MAX_BYTES: z.coerce.number().int().min(1024).default(65536),
   PAYSTACK_WEBHOOK_ALLOWED_IPS: allowedIps,
   // The request header that carries the caller's IP (first entry), for checkout's per-IP limit and the allow-list.
-  CLIENT_IP_HEADER: z.string().regex(/^[A-Za-z0-9-]+$/, "must be a header name").transform((h) => h.toLowerCase()).default("x-forwarded-for"),
+  CLIENT_IP_HEADER: z.string().regex(/^[A-Za-z0-9-]+$/, "must be a header name").transform((h) => h.toLowerCase())
+    .default("x-forwarded-for"),
   // Low-balance alerts (Slack-compatible incoming webhook). Unset: alerts are recorded, not sent. A vault
   // secret named alert_webhook_url, when present, wins (changeable without a redeploy).
   // Shared with LiteLLM's generic API logging callback (Authorization: Bearer <secret>); unset = off.
@@ -85,8 +95,13 @@ export const configSchema = schema;
 
 /** Set by hosted Supabase for every function: never put them in `supabase secrets set`. */
 export const PLATFORM_INJECTED = [
-  "SUPABASE_URL", "SUPABASE_DB_URL", "SUPABASE_PUBLISHABLE_KEYS", "SUPABASE_SECRET_KEYS", "SUPABASE_JWKS",
-  "SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY",
+  "SUPABASE_URL",
+  "SUPABASE_DB_URL",
+  "SUPABASE_PUBLISHABLE_KEYS",
+  "SUPABASE_SECRET_KEYS",
+  "SUPABASE_JWKS",
+  "SUPABASE_ANON_KEY",
+  "SUPABASE_SERVICE_ROLE_KEY",
 ] as const;
 
 export type Config = z.infer<typeof schema>;
@@ -101,7 +116,9 @@ export function config(): Config {
   const parsed = schema.safeParse(Deno.env.toObject());
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new ConfigError(`configuration error (${problems}): set these with \`supabase secrets set\` (see .env.example)`);
+    throw new ConfigError(
+      `configuration error (${problems}): set these with \`supabase secrets set\` (see .env.example)`,
+    );
   }
   cached = parsed.data;
   return cached;
@@ -122,12 +139,19 @@ function defaultKey(keys: Record<string, string> | undefined): string | undefine
  * Operator callers may send any of them (a secret key can be rotated without redeploying).
  */
 export function serviceKeys(c: Config = config()): string[] {
-  return [...Object.values(c.SUPABASE_SECRET_KEYS ?? {}), ...(c.SUPABASE_SERVICE_ROLE_KEY ? [c.SUPABASE_SERVICE_ROLE_KEY] : [])];
+  return [
+    ...Object.values(c.SUPABASE_SECRET_KEYS ?? {}),
+    ...(c.SUPABASE_SERVICE_ROLE_KEY ? [c.SUPABASE_SERVICE_ROLE_KEY] : []),
+  ];
 }
 
 /** The key our outgoing calls to the project's APIs carry as `apikey`: the default publishable key, else the anon key. */
 export function publishableKey(c: Config = config()): string {
   const key = defaultKey(c.SUPABASE_PUBLISHABLE_KEYS) ?? c.SUPABASE_ANON_KEY;
-  if (!key) throw new ConfigError("configuration error (SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: missing): hosted Supabase injects one of them");
+  if (!key) {
+    throw new ConfigError(
+      "configuration error (SUPABASE_PUBLISHABLE_KEYS or SUPABASE_ANON_KEY: missing): hosted Supabase injects one of them",
+    );
+  }
   return key;
 }

@@ -43,7 +43,25 @@ export function isTransientDbError(e: unknown): boolean {
   const err = e as { code?: string; errno?: string };
   const code = err?.code ?? "";
   // 08P01: how PgBouncer reports its own failures (no server reachable, query_wait_timeout, max_client_conn).
-  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED", "CONNECTION_ENDED",
-    "CONNECTION_DESTROYED", "57P01", "57P02", "57P03", "53300", "08000", "08001", "08003", "08006", "08P01", "40001", "40P01"]
+  return [
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "CONNECT_TIMEOUT",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+    "57P01",
+    "57P02",
+    "57P03",
+    "53300",
+    "08000",
+    "08001",
+    "08003",
+    "08006",
+    "08P01",
+    "40001",
+    "40P01",
+  ]
     .includes(code);
 }

@@ -13,7 +13,12 @@ export const corsHeaders = {
 };
 
 export class HttpError extends Error {
-  constructor(public status: number, public code: string, message: string, public headers: Record<string, string> = {}) {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -153,7 +158,11 @@ export function handler(name: string, fn: (req: Request, ctx: { requestId: strin
       } else {
         outcome = "error";
         error = e instanceof Error ? e.message : String(e);
-        res = json({ error: "internal_error", message: "unexpected error; see the function logs", request_id: requestId }, 500);
+        res = json({
+          error: "internal_error",
+          message: "unexpected error; see the function logs",
+          request_id: requestId,
+        }, 500);
       }
     }
     log.info("invocation", {

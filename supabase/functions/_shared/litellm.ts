@@ -135,13 +135,25 @@ export class LiteLLMClient {
     return this.breaker.isOpen;
   }
 
-  private async request<T>(method: "GET" | "POST", path: string, body: unknown, schema: z.ZodType<T>, stats?: CallStats): Promise<T> {
+  private async request<T>(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    stats?: CallStats,
+  ): Promise<T> {
     const url = `${this.opts.baseUrl.replace(/\/$/, "")}${path}`;
     const route = path.split("?")[0];
     let attempt = 0;
     for (;;) {
       if (!this.breaker.check()) {
-        throw new LiteLLMError(`LiteLLM circuit open: skipping ${route} (recent calls failed)`, null, "circuit_open", true, attempt);
+        throw new LiteLLMError(
+          `LiteLLM circuit open: skipping ${route} (recent calls failed)`,
+          null,
+          "circuit_open",
+          true,
+          attempt,
+        );
       }
       attempt++;
       if (stats) {
@@ -163,11 +175,23 @@ export class LiteLLMClient {
           try {
             parsed = JSON.parse(text);
           } catch {
-            throw new LiteLLMError(`LiteLLM ${route}: answer is not JSON`, res.status, "invalid_response", false, attempt);
+            throw new LiteLLMError(
+              `LiteLLM ${route}: answer is not JSON`,
+              res.status,
+              "invalid_response",
+              false,
+              attempt,
+            );
           }
           const v = schema.safeParse(parsed);
           if (!v.success) {
-            throw new LiteLLMError(`LiteLLM ${route}: unexpected answer (${v.error.issues[0]?.message})`, res.status, "invalid_response", false, attempt);
+            throw new LiteLLMError(
+              `LiteLLM ${route}: unexpected answer (${v.error.issues[0]?.message})`,
+              res.status,
+              "invalid_response",
+              false,
+              attempt,
+            );
           }
           return v.data;
         }
@@ -179,8 +203,13 @@ export class LiteLLMClient {
         if (e instanceof LiteLLMError) throw e;
         const timeout = e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError");
         err = new LiteLLMError(
-          timeout ? `LiteLLM ${route}: no answer within ${this.opts.timeoutMs} ms` : `LiteLLM ${route}: ${(e as Error).message}`,
-          null, timeout ? "timeout" : "network_error", true, attempt,
+          timeout
+            ? `LiteLLM ${route}: no answer within ${this.opts.timeoutMs} ms`
+            : `LiteLLM ${route}: ${(e as Error).message}`,
+          null,
+          timeout ? "timeout" : "network_error",
+          true,
+          attempt,
         );
         this.breaker.failure();
       }
@@ -215,15 +244,21 @@ export class LiteLLMClient {
   /** Creates a key with a value and alias we chose. A 200 may mean "already existed, nothing changed":
    * callers confirm with keyInfo. */
   async generateKey(req: GenerateKeyRequest, stats?: CallStats) {
-    return await this.request("POST", "/key/generate", new JsonText(jsonWithMoney({
-      key: req.key,
-      key_alias: req.key_alias,
-      rpm_limit: req.rpm_limit,
-      tpm_limit: req.tpm_limit,
-      user_id: req.user_id,
-      metadata: req.metadata,
-      ...(req.blocked ? { blocked: true } : {}),
-    }, { max_budget: req.max_budget })), generateResponse, stats);
+    return await this.request(
+      "POST",
+      "/key/generate",
+      new JsonText(jsonWithMoney({
+        key: req.key,
+        key_alias: req.key_alias,
+        rpm_limit: req.rpm_limit,
+        tpm_limit: req.tpm_limit,
+        user_id: req.user_id,
+        metadata: req.metadata,
+        ...(req.blocked ? { blocked: true } : {}),
+      }, { max_budget: req.max_budget })),
+      generateResponse,
+      stats,
+    );
   }
 
   /**
@@ -236,7 +271,13 @@ export class LiteLLMClient {
     try {
       body = new JsonText(jsonWithMoney({ key }, { max_budget: maxBudget }));
     } catch {
-      throw new LiteLLMError(`refusing to send max_budget ${JSON.stringify(maxBudget)}`, null, "invalid_request", false, 0);
+      throw new LiteLLMError(
+        `refusing to send max_budget ${JSON.stringify(maxBudget)}`,
+        null,
+        "invalid_request",
+        false,
+        0,
+      );
     }
     const res = await this.request("POST", "/key/update", body, anyObject, stats);
     return keyRow.parse(res);
@@ -248,7 +289,10 @@ export class LiteLLMClient {
       const res = await this.request("GET", `/key/info?key=${encodeURIComponent(key)}`, undefined, infoResponse, stats);
       return res.info;
     } catch (e) {
-      if (e instanceof LiteLLMError && (e.status === 404 || (e.status === 401 && /does not exist|not found/i.test(e.message)))) {
+      if (
+        e instanceof LiteLLMError &&
+        (e.status === 404 || (e.status === 401 && /does not exist|not found/i.test(e.message)))
+      ) {
         return null;
       }
       throw e;
@@ -295,16 +339,27 @@ export class LiteLLMClient {
    * Liveness for the health check: one GET, no retries, no circuit breaker (it reports the breaker
    * separately), no credentials sent. ok = LiteLLM answered 2xx within the timeout.
    */
-  async liveliness(timeoutMs = Math.min(this.opts.timeoutMs, 3000)): Promise<{ ok: boolean; status: number | null; latency_ms: number; error?: string }> {
+  async liveliness(
+    timeoutMs = Math.min(this.opts.timeoutMs, 3000),
+  ): Promise<{ ok: boolean; status: number | null; latency_ms: number; error?: string }> {
     const started = performance.now();
     try {
-      const res = await this.doFetch(`${this.opts.baseUrl.replace(/\/$/, "")}/health/liveliness`, { signal: AbortSignal.timeout(timeoutMs) });
+      const res = await this.doFetch(`${this.opts.baseUrl.replace(/\/$/, "")}/health/liveliness`, {
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       await res.body?.cancel();
       const latency = Math.round(performance.now() - started);
-      return res.ok ? { ok: true, status: res.status, latency_ms: latency } : { ok: false, status: res.status, latency_ms: latency, error: `http ${res.status}` };
+      return res.ok
+        ? { ok: true, status: res.status, latency_ms: latency }
+        : { ok: false, status: res.status, latency_ms: latency, error: `http ${res.status}` };
     } catch (e) {
       const timeout = e instanceof DOMException && (e.name === "TimeoutError" || e.name === "AbortError");
-      return { ok: false, status: null, latency_ms: Math.round(performance.now() - started), error: timeout ? `no answer within ${timeoutMs} ms` : "unreachable" };
+      return {
+        ok: false,
+        status: null,
+        latency_ms: Math.round(performance.now() - started),
+        error: timeout ? `no answer within ${timeoutMs} ms` : "unreachable",
+      };
     }
   }
 

@@ -27,8 +27,12 @@ export function maskKey(key: string | null | undefined): string {
 type Level = "debug" | "info" | "warn" | "error";
 
 function emit(level: Level, msg: string, fields: Record<string, unknown> = {}) {
-  const line = mask(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields }, (_k, v) =>
-    v instanceof Error ? { name: v.name, message: v.message } : v));
+  const line = mask(
+    JSON.stringify(
+      { ts: new Date().toISOString(), level, msg, ...fields },
+      (_k, v) => v instanceof Error ? { name: v.name, message: v.message } : v,
+    ),
+  );
   if (level === "error" || level === "warn") console.error(line);
   else console.log(line);
 }

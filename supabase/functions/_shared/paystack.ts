@@ -11,7 +11,12 @@ export class PaystackError extends Error {
   }
 }
 
-const envelope = z.object({ status: z.boolean(), message: z.string().default(""), data: z.unknown().optional(), meta: z.unknown().optional() });
+const envelope = z.object({
+  status: z.boolean(),
+  message: z.string().default(""),
+  data: z.unknown().optional(),
+  meta: z.unknown().optional(),
+});
 
 const int = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
 export const transactionSchema = z.object({
@@ -28,7 +33,11 @@ export const transactionSchema = z.object({
 }).passthrough();
 export type Transaction = z.infer<typeof transactionSchema>;
 
-const initializeData = z.object({ authorization_url: z.string().url(), access_code: z.string(), reference: z.string() });
+const initializeData = z.object({
+  authorization_url: z.string().url(),
+  access_code: z.string(),
+  reference: z.string(),
+});
 
 export interface InitializeRequest {
   email: string;
@@ -58,7 +67,11 @@ async function call(method: "GET" | "POST", path: string, body?: unknown) {
   try {
     parsed = envelope.parse(JSON.parse(text));
   } catch {
-    throw new PaystackError(`Paystack ${path.split("/").slice(0, 3).join("/")} answered ${res.status} without its JSON envelope`, res.status, res.status >= 500);
+    throw new PaystackError(
+      `Paystack ${path.split("/").slice(0, 3).join("/")} answered ${res.status} without its JSON envelope`,
+      res.status,
+      res.status >= 500,
+    );
   }
   return { status: res.status, body: parsed };
 }
@@ -79,7 +92,9 @@ export const PENDING_STATUSES: readonly string[] = ["pending", "ongoing", "proce
 /** GET /transaction/verify/:reference. null when Paystack does not know the reference. */
 export async function verifyTransaction(reference: string): Promise<Transaction | null> {
   const { status, body } = await call("GET", `/transaction/verify/${encodeURIComponent(reference)}`);
-  if (status >= 500 || status === 429) throw new PaystackError(`Paystack verify failed (${status}): ${body.message}`, status, true);
+  if (status >= 500 || status === 429) {
+    throw new PaystackError(`Paystack verify failed (${status}): ${body.message}`, status, true);
+  }
   if (status === 401) throw new PaystackError("Paystack rejected our secret key (401)", status, true);
   if (!body.status) {
     if (status === 404 || status === 400 || /not found/i.test(body.message)) return null;
@@ -110,7 +125,10 @@ const REFUND_MAX_PAGES = 20;
 export async function listRefunds(transactionId: string | number, pageSize = REFUND_PAGE_SIZE): Promise<RefundEntry[]> {
   const out: RefundEntry[] = [];
   for (let page = 1; page <= REFUND_MAX_PAGES; page++) {
-    const { status, body } = await call("GET", `/refund?transaction=${encodeURIComponent(String(transactionId))}&perPage=${pageSize}&page=${page}`);
+    const { status, body } = await call(
+      "GET",
+      `/refund?transaction=${encodeURIComponent(String(transactionId))}&perPage=${pageSize}&page=${page}`,
+    );
     if (!body.status) {
       if (status === 404) return out; // nothing to list
       throw new PaystackError(`Paystack list refunds failed (${status}): ${body.message}`, status, true);
@@ -120,7 +138,11 @@ export async function listRefunds(transactionId: string | number, pageSize = REF
     const meta = listMeta.safeParse(body.meta);
     if (data.length === 0 || !meta.success || (meta.data.pageCount ?? 1) <= page) return out;
   }
-  throw new PaystackError(`Paystack list refunds: more than ${REFUND_MAX_PAGES} pages for one transaction`, null, false);
+  throw new PaystackError(
+    `Paystack list refunds: more than ${REFUND_MAX_PAGES} pages for one transaction`,
+    null,
+    false,
+  );
 }
 
 /**
@@ -128,12 +150,16 @@ export async function listRefunds(transactionId: string | number, pageSize = REF
  * of a reference that cannot exist. Paystack answers "not found" (400/404) when our secret key is
  * accepted and 401 when it is not; nothing is created or changed.
  */
-export async function pingPaystack(): Promise<{ ok: boolean; status: number | null; latency_ms: number; error?: string }> {
+export async function pingPaystack(): Promise<
+  { ok: boolean; status: number | null; latency_ms: number; error?: string }
+> {
   const started = performance.now();
   const latency = () => Math.round(performance.now() - started);
   try {
     const { status } = await call("GET", `/transaction/verify/health-check-${crypto.randomUUID()}`);
-    if (status === 401 || status === 403) return { ok: false, status, latency_ms: latency(), error: "Paystack rejected our secret key" };
+    if (status === 401 || status === 403) {
+      return { ok: false, status, latency_ms: latency(), error: "Paystack rejected our secret key" };
+    }
     if (status >= 500 || status === 429) return { ok: false, status, latency_ms: latency(), error: `http ${status}` };
     return { ok: true, status, latency_ms: latency() };
   } catch (e) {
@@ -146,12 +172,21 @@ export async function pingPaystack(): Promise<{ ok: boolean; status: number | nu
  * x-paystack-signature: lowercase hex HMAC-SHA512 of the exact body bytes, keyed with the secret key.
  * Checked over the raw bytes, before anything is parsed, in constant time.
  */
-export async function verifySignature(rawBody: Uint8Array<ArrayBuffer>, header: string | null, secret = config().PAYSTACK_SECRET_KEY):
-  Promise<"ok" | "missing" | "malformed" | "mismatch"> {
+export async function verifySignature(
+  rawBody: Uint8Array<ArrayBuffer>,
+  header: string | null,
+  secret = config().PAYSTACK_SECRET_KEY,
+): Promise<"ok" | "missing" | "malformed" | "mismatch"> {
   if (!header) return "missing";
   const sig = header.trim().toLowerCase();
   if (!/^[0-9a-f]{128}$/.test(sig)) return "malformed";
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-512" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-512" },
+    false,
+    ["sign"],
+  );
   const expected = hex(await crypto.subtle.sign("HMAC", key, rawBody));
   let diff = 0;
   for (let i = 0; i < 128; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);

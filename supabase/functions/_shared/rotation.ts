@@ -49,7 +49,11 @@ export interface RotationResult {
  * Opens a rotation of the user's key (or continues the unfinished one) and runs it.
  * rateLimited: a user from the dashboard (at most one rotation per rotation_user_min_interval_seconds).
  */
-export async function rotateUserKey(userId: string, requestedBy: string, opts: { rateLimited: boolean; maxInlineWaitSeconds?: number }): Promise<RotationResult> {
+export async function rotateUserKey(
+  userId: string,
+  requestedBy: string,
+  opts: { rateLimited: boolean; maxInlineWaitSeconds?: number },
+): Promise<RotationResult> {
   const sql = db();
   let started: { rotation_id: string; state: string; claimed: boolean; is_new: boolean };
   try {
@@ -58,9 +62,17 @@ export async function rotateUserKey(userId: string, requestedBy: string, opts: {
     throw sqlRefusal(e); // unknown_user 404, no_active_key 409, too_soon 429
   }
   if (!started.claimed) {
-    throw new HttpError(409, "rotation_in_progress", "another run is rotating this key right now; try again in a minute");
+    throw new HttpError(
+      409,
+      "rotation_in_progress",
+      "another run is rotating this key right now; try again in a minute",
+    );
   }
-  log.info(started.is_new ? "rotation opened" : "rotation continued", { rotation_id: started.rotation_id, user_id: userId, state: started.state });
+  log.info(started.is_new ? "rotation opened" : "rotation continued", {
+    rotation_id: started.rotation_id,
+    user_id: userId,
+    state: started.state,
+  });
   return await runRotation(started.rotation_id, opts.maxInlineWaitSeconds);
 }
 
@@ -75,7 +87,9 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
   const sql = db();
   const client = litellm();
   const steps: string[] = [];
-  const [{ inline }] = await sql<{ inline: string }[]>`select private.setting_numeric('rotation_max_inline_wait_seconds') as inline`;
+  const [{ inline }] = await sql<
+    { inline: string }[]
+  >`select private.setting_numeric('rotation_max_inline_wait_seconds') as inline`;
   const maxWait = maxInlineWaitSeconds ?? Number(inline);
   let state = "unknown";
   try {
@@ -92,16 +106,22 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
             await client.blockKey(c.old_key_value);
           } catch (e) {
             // A key LiteLLM does not know (deleted behind our back) cannot spend: confirm, then go on.
-            if (!(e instanceof LiteLLMError) || e.retryable || (await client.keyInfo(c.old_key_value)) !== null) throw e;
+            if (!(e instanceof LiteLLMError) || e.retryable || (await client.keyInfo(c.old_key_value)) !== null) {
+              throw e;
+            }
             missing = true;
           }
         }
-        const [{ wait }] = await sql<{ wait: string }[]>`select private.rotation_old_blocked(${rotationId}, ${missing}) as wait`;
+        const [{ wait }] = await sql<
+          { wait: string }[]
+        >`select private.rotation_old_blocked(${rotationId}, ${missing}) as wait`;
         steps.push(missing ? "old key already gone from LiteLLM" : "old key blocked");
         // Step 3: LiteLLM writes spend in batches; what is in flight lands within the settle time.
         const waitS = missing ? 0 : Number(wait);
         if (waitS > maxWait) {
-          await sql`select private.rotation_failed(${rotationId}, 'waiting for the old key''s spend to settle', ${new Date(Date.now() + waitS * 1000)})`;
+          await sql`select private.rotation_failed(${rotationId}, 'waiting for the old key''s spend to settle', ${new Date(
+            Date.now() + waitS * 1000,
+          )})`;
           log.info("rotation waiting for spend to settle", { rotation_id: rotationId, seconds: Math.ceil(waitS) });
           return { rotation_id: rotationId, state: "waiting", steps, resume_in_seconds: Math.ceil(waitS) };
         }
@@ -113,7 +133,9 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
         }
         const [r] = await sql<{ new_key_id: string; target_max_budget: string }[]>`
           select * from private.rotation_retire_old(${rotationId}, ${finalSpend})`;
-        steps.push(`old key retired with spend ${finalSpend ?? "as last observed"}; new key target ${r.target_max_budget}`);
+        steps.push(
+          `old key retired with spend ${finalSpend ?? "as last observed"}; new key target ${r.target_max_budget}`,
+        );
         continue;
       }
       if (c.state === "retired") {
@@ -145,7 +167,13 @@ export async function runRotation(rotationId: string, maxInlineWaitSeconds?: num
       // done
       const [k] = await sql<{ id: string; key_value: string; litellm_max_budget: string | null }[]>`
         select k.id, k.key_value, k.litellm_max_budget from public.api_keys k where k.id = ${c.new_key_id}`;
-      log.info("key rotated", { rotation_id: rotationId, user_id: c.user_id, old_key: maskKey(c.old_key_value), new_key: maskKey(k.key_value), steps: steps.length });
+      log.info("key rotated", {
+        rotation_id: rotationId,
+        user_id: c.user_id,
+        old_key: maskKey(c.old_key_value),
+        new_key: maskKey(k.key_value),
+        steps: steps.length,
+      });
       return {
         rotation_id: rotationId,
         state: "done",

@@ -15,7 +15,13 @@ export interface AdmittedPost {
   sourceIp: string | null;
 }
 
-async function reject(status: number, error: string, raw: Uint8Array<ArrayBuffer>, bodyHash: string, reason: string): Promise<Response> {
+async function reject(
+  status: number,
+  error: string,
+  raw: Uint8Array<ArrayBuffer>,
+  bodyHash: string,
+  reason: string,
+): Promise<Response> {
   // The answer does not depend on the database: a refused post is refused even if recording it fails.
   await db()`select private.record_rejected_post(${bodyHash}, ${raw.byteLength}, ${reason})`
     .catch((e) => log.warn("could not record a rejected webhook post", { reason, error: (e as Error).message }));

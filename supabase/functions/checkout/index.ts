@@ -50,8 +50,11 @@ const LIMITED: Record<string, string> = {
 Deno.serve(handler("checkout", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const user = await requireUser(req);
-  const { plan, currency: asked } = await parseBody(req, body,
-    'send {"plan": "starter", "currency": "NGN"} (currency optional: 3 letters) and nothing else');
+  const { plan, currency: asked } = await parseBody(
+    req,
+    body,
+    'send {"plan": "starter", "currency": "NGN"} (currency optional: 3 letters) and nothing else',
+  );
   const currency = asked?.toUpperCase() ?? null;
   const sql = db();
   let checkout: Checkout;
@@ -63,8 +66,12 @@ Deno.serve(handler("checkout", async (req) => {
   }
   if (checkout.outcome !== "created") {
     const wait = checkout.retry_after_seconds;
-    throw new HttpError(429, checkout.outcome, `${LIMITED[checkout.outcome] ?? "too many checkouts"}: please try again in ${wait} s`,
-      { "Retry-After": String(wait) });
+    throw new HttpError(
+      429,
+      checkout.outcome,
+      `${LIMITED[checkout.outcome] ?? "too many checkouts"}: please try again in ${wait} s`,
+      { "Retry-After": String(wait) },
+    );
   }
   try {
     const tx = await initializeTransaction({
@@ -93,9 +100,15 @@ Deno.serve(handler("checkout", async (req) => {
     const reason = e instanceof Error ? e.message : String(e);
     await sql`select private.checkout_failed(${checkout.reference}, ${reason})`;
     if (e instanceof PaystackError && e.transient) {
-      throw new HttpError(503, "payments_unavailable", "the payment provider is not answering right now; nothing was charged, please try again in a minute");
+      throw new HttpError(
+        503,
+        "payments_unavailable",
+        "the payment provider is not answering right now; nothing was charged, please try again in a minute",
+      );
     }
-    if (e instanceof PaystackError) throw new HttpError(502, "payment_refused", `the payment provider refused the checkout: ${e.message}`);
+    if (e instanceof PaystackError) {
+      throw new HttpError(502, "payment_refused", `the payment provider refused the checkout: ${e.message}`);
+    }
     throw e;
   }
 }));

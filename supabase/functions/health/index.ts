@@ -43,7 +43,11 @@ async function database() {
     return { ok: true as const, latency_ms: Math.round(performance.now() - started), facts: f };
   } catch (e) {
     const code = (e as { code?: string }).code;
-    return { ok: false as const, latency_ms: Math.round(performance.now() - started), error: code ? `error ${code}` : "unreachable" };
+    return {
+      ok: false as const,
+      latency_ms: Math.round(performance.now() - started),
+      error: code ? `error ${code}` : "unreachable",
+    };
   }
 }
 
@@ -55,7 +59,11 @@ async function externals(fresh: boolean) {
   return cached;
 }
 
-const view = (p: Probe) => ({ status: p.ok ? "ok" : "error", latency_ms: p.latency_ms, ...(p.error ? { error: p.error } : {}) });
+const view = (p: Probe) => ({
+  status: p.ok ? "ok" : "error",
+  latency_ms: p.latency_ms,
+  ...(p.error ? { error: p.error } : {}),
+});
 
 Deno.serve(handler("health", async (req) => {
   if (req.method !== "GET" && req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use GET");
@@ -71,7 +79,9 @@ Deno.serve(handler("health", async (req) => {
   }
   const [d, x] = await Promise.all([database(), externals(serviceRole)]);
   const facts = d.ok ? d.facts : null;
-  const age = facts?.last_successful_reconcile_age_seconds == null ? null : Number(facts.last_successful_reconcile_age_seconds);
+  const age = facts?.last_successful_reconcile_age_seconds == null
+    ? null
+    : Number(facts.last_successful_reconcile_age_seconds);
   const reconcile = !facts
     ? "unknown"
     : age === null
@@ -82,21 +92,25 @@ Deno.serve(handler("health", async (req) => {
   const allOk = d.ok && x.litellm.ok && x.paystack.ok && (reconcile === "ok" || reconcile === "idle");
   const flagged = facts?.flagged_keys ?? {};
   const needsPerson = (facts?.spend_resets ?? 0) > 0 || Object.values(flagged).some((n) => n > 0);
-  return json({
-    status: !allOk ? "error" : needsPerson ? "degraded" : "ok",
-    database: { status: d.ok ? "ok" : "error", latency_ms: d.latency_ms, ...(d.ok ? {} : { error: d.error }) },
-    litellm: { ...view(x.litellm), circuit_open: x.litellm.circuit_open },
-    paystack: { ...view(x.paystack), check: "authenticated verify of an unknown reference" },
-    reconcile: {
-      status: reconcile,
-      last_success_at: facts?.last_successful_reconcile_at ?? null,
-      stale_after_seconds: facts ? Number(facts.reconcile_stale_seconds) : null,
+  return json(
+    {
+      status: !allOk ? "error" : needsPerson ? "degraded" : "ok",
+      database: { status: d.ok ? "ok" : "error", latency_ms: d.latency_ms, ...(d.ok ? {} : { error: d.error }) },
+      litellm: { ...view(x.litellm), circuit_open: x.litellm.circuit_open },
+      paystack: { ...view(x.paystack), check: "authenticated verify of an unknown reference" },
+      reconcile: {
+        status: reconcile,
+        last_success_at: facts?.last_successful_reconcile_at ?? null,
+        stale_after_seconds: facts ? Number(facts.reconcile_stale_seconds) : null,
+      },
+      last_successful_reconcile_age_seconds: age,
+      pending_alerts: facts?.pending_alerts ?? null,
+      unfinished_rotations: facts?.unfinished_rotations ?? null,
+      attention: facts ? { spend_resets: facts.spend_resets, flagged_keys: flagged } : null,
+      last_audit: facts?.last_audit ?? null,
+      checked_at: new Date().toISOString(),
     },
-    last_successful_reconcile_age_seconds: age,
-    pending_alerts: facts?.pending_alerts ?? null,
-    unfinished_rotations: facts?.unfinished_rotations ?? null,
-    attention: facts ? { spend_resets: facts.spend_resets, flagged_keys: flagged } : null,
-    last_audit: facts?.last_audit ?? null,
-    checked_at: new Date().toISOString(),
-  }, allOk ? 200 : 503, { "Cache-Control": "no-store" });
+    allOk ? 200 : 503,
+    { "Cache-Control": "no-store" },
+  );
 }));

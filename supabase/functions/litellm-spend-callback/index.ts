@@ -11,7 +11,9 @@ import { spendHintsFromLogs } from "../_shared/litellm.ts";
 Deno.serve(handler("litellm-spend-callback", async (req) => {
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
   const secret = config().LITELLM_CALLBACK_SECRET;
-  if (!secret) throw new HttpError(404, "not_configured", "the spend callback is off (LITELLM_CALLBACK_SECRET is not set)");
+  if (!secret) {
+    throw new HttpError(404, "not_configured", "the spend callback is off (LITELLM_CALLBACK_SECRET is not set)");
+  }
   const token = bearerToken(req);
   if (!token || !timingSafeEqual(token, secret)) {
     throw new HttpError(401, "unauthorized", "wrong or missing callback secret");
@@ -20,7 +22,11 @@ Deno.serve(handler("litellm-spend-callback", async (req) => {
   try {
     parsed = spendHintsFromLogs(await req.text());
   } catch {
-    throw new HttpError(400, "invalid_json", "the body is not a JSON array, NDJSON or a JSON object of logged requests");
+    throw new HttpError(
+      400,
+      "invalid_json",
+      "the body is not a JSON array, NDJSON or a JSON object of logged requests",
+    );
   }
   if (parsed.hints.length === 0) return json({ entries: parsed.entries, hints: 0, updated: 0 });
   const [{ result }] = await db()<{ result: { matched: number; updated: number } }[]>`

@@ -12,14 +12,21 @@ Deno.serve(handler("ops-sweep", async (req) => {
   requireCronOrService(req);
   await req.body?.cancel();
   const sql = db();
-  const stalled = await sql<{ rotation_id: string; user_id: string; state: string }[]>`select * from private.claim_stalled_rotations(5)`;
+  const stalled = await sql<
+    { rotation_id: string; user_id: string; state: string }[]
+  >`select * from private.claim_stalled_rotations(5)`;
   const rotations: { rotation_id: string; from: string; state: string; error?: string }[] = [];
   for (const r of stalled) {
     try {
       const res = await runRotation(r.rotation_id);
       rotations.push({ rotation_id: r.rotation_id, from: r.state, state: res.state });
     } catch (e) {
-      rotations.push({ rotation_id: r.rotation_id, from: r.state, state: "retrying", error: mask((e as Error).message) });
+      rotations.push({
+        rotation_id: r.rotation_id,
+        from: r.state,
+        state: "retrying",
+        error: mask((e as Error).message),
+      });
     }
   }
   const alerts = await deliverAlerts({ budgetMs: 15_000 });

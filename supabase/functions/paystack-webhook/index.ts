@@ -51,7 +51,9 @@ async function onCharge(data: unknown, deliveryId: string) {
       ${deliveryId}, ${tx.channel ?? null})`;
   let push = "skipped";
   // A duplicate only needs a push if the first delivery could not make one.
-  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) {
+    push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  }
   log.info("charge", { reference, outcome: r.outcome, reason: r.reason, budget_push: push });
   return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
 }
@@ -71,12 +73,16 @@ async function onRefund(event: string, data: unknown, deliveryId: string) {
   // The event only says "look again": what is taken back is recomputed from Paystack's list of this
   // transaction's refunds (an absolute), so replays, order and refunds without a reference cannot skew it.
   const reference = parsed.data.transaction_reference;
-  const [p] = await sql<{ provider_transaction_id: string | null }[]>`select * from private.refund_lookup(${reference})`;
+  const [p] = await sql<
+    { provider_transaction_id: string | null }[]
+  >`select * from private.refund_lookup(${reference})`;
   const refunds = p?.provider_transaction_id ? await listRefunds(p.provider_transaction_id) : [];
   const [r] = await sql<Outcome[]>`
     select * from private.apply_refunds(${reference}, ${sql.json(refunds as never)}, ${deliveryId})`;
   let push = "skipped";
-  if (r.key_id && r.outcome !== "rejected") push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  if (r.key_id && r.outcome !== "rejected") {
+    push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  }
   log.info("refunds", { reference, outcome: r.outcome, reason: r.reason, listed: refunds.length, budget_push: push });
   return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
 }
@@ -91,7 +97,9 @@ async function onDispute(event: string, data: unknown, deliveryId: string) {
   const action = event.slice("charge.dispute.".length); // create | remind | resolve
   const d = parsed.data;
   const [r] = await sql<(Outcome & { blocked: boolean | null })[]>`
-    select * from private.apply_dispute(${d.id}, ${d.transaction.reference}, ${action}, ${d.resolution ?? null}, ${deliveryId})`;
+    select * from private.apply_dispute(${d.id}, ${d.transaction.reference}, ${action}, ${
+    d.resolution ?? null
+  }, ${deliveryId})`;
   let block = "skipped";
   let push = "skipped";
   if (r.key_id && r.blocked !== null) {
@@ -120,7 +128,9 @@ Deno.serve(handler("paystack-webhook", async (req) => {
     const tx = data.transaction as Record<string, unknown> | undefined;
     const reference = String(data.reference ?? data.transaction_reference ?? tx?.reference ?? "") || null;
     const [{ id: deliveryId }] = await sql<{ id: string }[]>`
-      select private.record_delivery(${body.event}, ${reference}, true, ${sql.json(body as never)}, ${bodyHash}, ${sourceIp}) as id`;
+      select private.record_delivery(${body.event}, ${reference}, true, ${
+      sql.json(body as never)
+    }, ${bodyHash}, ${sourceIp}) as id`;
     try {
       if (body.event === "charge.success") return await onCharge(data, deliveryId);
       if (body.event.startsWith("refund.")) return await onRefund(body.event, data, deliveryId);
@@ -134,7 +144,9 @@ Deno.serve(handler("paystack-webhook", async (req) => {
       throw e;
     }
   } catch (e) {
-    if (e instanceof PaystackError && e.transient) throw new HttpError(503, "paystack_unavailable", "could not verify with Paystack; retry later");
+    if (e instanceof PaystackError && e.transient) {
+      throw new HttpError(503, "paystack_unavailable", "could not verify with Paystack; retry later");
+    }
     if (isTransientDbError(e)) throw new HttpError(503, "database_unavailable", "database unavailable; retry later");
     throw e; // unexpected: 500, Paystack retries
   }

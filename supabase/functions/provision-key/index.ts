@@ -42,7 +42,13 @@ async function provision(job: Job, limits: { rpm: number; tpm: number }): Promis
     const msg = e instanceof Error ? e.message : String(e);
     const [{ state }] = await sql<{ state: "queued" | "dead" }[]>`
       select private.fail_provisioning(${job.job_id}, ${Math.max(stats.attempts, 1)}, ${msg}) as state`;
-    log.warn("provisioning failed", { job_id: job.job_id, key: maskKey(job.key_value), tries: stats.attempts, state, error: msg });
+    log.warn("provisioning failed", {
+      job_id: job.job_id,
+      key: maskKey(job.key_value),
+      tries: stats.attempts,
+      state,
+      error: msg,
+    });
     return state;
   }
 }

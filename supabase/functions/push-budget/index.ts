@@ -21,16 +21,30 @@ interface LiveKey {
 Deno.serve(handler("push-budget", async (req) => {
   requireCronOrService(req);
   if (req.method !== "POST") throw new HttpError(405, "method_not_allowed", "use POST");
-  const { user_id, skip_if_synced } = await parseBody(req, body,
-    'send {"user_id": "<uuid>"} (and optionally "skip_if_synced": true)');
+  const { user_id, skip_if_synced } = await parseBody(
+    req,
+    body,
+    'send {"user_id": "<uuid>"} (and optionally "skip_if_synced": true)',
+  );
   const [k] = await db()<LiveKey[]>`select * from private.live_key_of(${user_id})`;
   if (!k) throw new HttpError(404, "no_key", "the user has no key");
   if (k.status !== "active") {
-    throw new HttpError(409, "key_not_active", `the key is ${k.status}: provisioning creates it with the ledger budget (requeue it if it is failed)`);
+    throw new HttpError(
+      409,
+      "key_not_active",
+      `the key is ${k.status}: provisioning creates it with the ledger budget (requeue it if it is failed)`,
+    );
   }
   const pushed = await pushBudget(k.key_id, undefined, { skipIfSynced: skip_if_synced === true });
   let block = "skipped";
-  if (!k.block_synced || (k.litellm_blocked !== null && k.litellm_blocked !== k.blocked)) block = await pushBlock(k.key_id, k.blocked);
-  return json({ key_id: k.key_id, budget_push: pushed.outcome, target_max_budget: pushed.target ?? null, error: pushed.error ?? null, block_push: block },
-    pushed.outcome === "failed" ? 503 : 200);
+  if (!k.block_synced || (k.litellm_blocked !== null && k.litellm_blocked !== k.blocked)) {
+    block = await pushBlock(k.key_id, k.blocked);
+  }
+  return json({
+    key_id: k.key_id,
+    budget_push: pushed.outcome,
+    target_max_budget: pushed.target ?? null,
+    error: pushed.error ?? null,
+    block_push: block,
+  }, pushed.outcome === "failed" ? 503 : 200);
 }));

@@ -58,11 +58,28 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const started = performance.now();
   const stats: CallStats = { attempts: 0, requests: 0 };
   let sqlCalls = 0;
-  const totals = { chunks: 0, keys: 0, snapshots: 0, repairs: 0, repair_failures: 0, blocks: 0, missing: 0, resets: 0, recreated: 0, late_spend: 0, settled: 0 };
+  const totals = {
+    chunks: 0,
+    keys: 0,
+    snapshots: 0,
+    repairs: 0,
+    repair_failures: 0,
+    blocks: 0,
+    missing: 0,
+    resets: 0,
+    recreated: 0,
+    late_spend: 0,
+    settled: 0,
+  };
 
   if (opts.audit) {
-    const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
-    return json({ ...(await auditChunks(opts.from_chunk ?? 0, opts.max_chunks ?? per, stats)), litellm_requests: stats.requests ?? 0 });
+    const [{ per }] = await sql<
+      { per: number }[]
+    >`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
+    return json({
+      ...(await auditChunks(opts.from_chunk ?? 0, opts.max_chunks ?? per, stats)),
+      litellm_requests: stats.requests ?? 0,
+    });
   }
   if (client.circuitOpen) {
     // LiteLLM failed recently: do not claim anything, just say so quickly.
@@ -72,11 +89,15 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   }
 
   const [{ id: runId }] = await sql<{ id: string }[]>`select private.start_reconcile_run() as id`;
-  const [{ per }] = await sql<{ per: number }[]>`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
+  const [{ per }] = await sql<
+    { per: number }[]
+  >`select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
   // user_id: an operator's "reconcile this user now" (`npm run admin -- reconcile <user>`): the chunks
   // holding that user's keys, due or not.
   const chunks = await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
-    select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false}, ${opts.user_id ?? null})`;
+    select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false}, ${
+    opts.user_id ?? null
+  })`;
   sqlCalls += 3;
 
   let failure: string | null = null;
@@ -86,7 +107,12 @@ Deno.serve(handler("reconcile-spend", async (req) => {
     if (performance.now() - started > WALL_BUDGET_MS) break;
     try {
       const seen = await client.keysInfo(c.keys.map((k) => k.token), stats);
-      const rows = [...seen.values()].map((r) => ({ token: r.token, spend: r.spend, max_budget: r.max_budget ?? null, blocked: r.blocked }));
+      const rows = [...seen.values()].map((r) => ({
+        token: r.token,
+        spend: r.spend,
+        max_budget: r.max_budget ?? null,
+        blocked: r.blocked,
+      }));
       const [{ result }] = await sql<{ result: BatchResult }[]>`
         select private.record_spend_batch(${c.chunk}, ${sql.json(rows as never)}) as result`;
       sqlCalls++;
@@ -95,7 +121,12 @@ Deno.serve(handler("reconcile-spend", async (req) => {
       totals.snapshots += result.snapshots;
       totals.missing += result.missing;
       totals.resets += result.resets;
-      if (result.resets > 0) log.warn("LiteLLM reported less spend than recorded; kept as an offset", { chunk: c.chunk, keys: result.resets });
+      if (result.resets > 0) {
+        log.warn("LiteLLM reported less spend than recorded; kept as an offset", {
+          chunk: c.chunk,
+          keys: result.resets,
+        });
+      }
       for (const d of result.drift) {
         // The ledger's absolute target: repeating or reordering this push can never over-credit.
         const r = await pushBudget(d.key_id, stats);
@@ -111,7 +142,9 @@ Deno.serve(handler("reconcile-spend", async (req) => {
         const outcome = await pushBlock(b.key_id, b.blocked, stats);
         if (outcome === "synced") totals.blocks++;
         if (outcome !== "skipped") {
-          await sql`select private.record_block_repair(${b.key_id}, ${!b.blocked}, ${b.blocked}, ${outcome === "synced" ? "pushed" : "failed"})`;
+          await sql`select private.record_block_repair(${b.key_id}, ${!b.blocked}, ${b.blocked}, ${
+            outcome === "synced" ? "pushed" : "failed"
+          })`;
           sqlCalls++;
         }
         sqlCalls += 2;
@@ -131,7 +164,10 @@ Deno.serve(handler("reconcile-spend", async (req) => {
           sqlCalls++;
           totals.settled++;
         } catch (e) {
-          log.warn("deleting a settled retired key failed; the next run retries", { key_id: r.key_id, error: (e as Error).message });
+          log.warn("deleting a settled retired key failed; the next run retries", {
+            key_id: r.key_id,
+            error: (e as Error).message,
+          });
         }
       }
     } catch (e) {
@@ -152,14 +188,18 @@ Deno.serve(handler("reconcile-spend", async (req) => {
     totals.recreated = n;
   }
   if (totals.resets > 0) {
-    await notifyOperator(`LiteLLM reported less spend than recorded for ${totals.resets} key(s) (a restored or reset ` +
-      `LiteLLM database?). No credit was given back; see \`npm run admin -- resets\`.`);
+    await notifyOperator(
+      `LiteLLM reported less spend than recorded for ${totals.resets} key(s) (a restored or reset ` +
+        `LiteLLM database?). No credit was given back; see \`npm run admin -- resets\`.`,
+    );
   }
   const outcome = failure ? (totals.chunks > 0 ? "partial" : "failed") : "ok";
   await sql`select private.finish_reconcile_run(${runId}, ${outcome}, ${totals.chunks}, ${totals.keys}, ${totals.snapshots},
     ${totals.repairs}, ${stats.requests ?? 0}, ${failure})`;
   sqlCalls++;
-  if (failure) log.warn("reconcile failed", { error: failure, chunks_done: totals.chunks, chunks_released: chunks.length - i });
+  if (failure) {
+    log.warn("reconcile failed", { error: failure, chunks_done: totals.chunks, chunks_released: chunks.length - i });
+  }
   // Low-balance alerts: the spend written above fired them (SQL triggers); send them now. Whatever is not
   // delivered stays pending for the next run (and ops-sweep).
   const alerts = await deliverAlerts({ budgetMs: 10_000 }).catch((e) => {

@@ -34,7 +34,9 @@ Deno.serve(handler("rotate-key", async (req) => {
     rateLimited = false;
   } else {
     const user = await requireUser(req);
-    if (opts.user_id && opts.user_id !== user.id) throw new HttpError(403, "forbidden", "you can only rotate your own key");
+    if (opts.user_id && opts.user_id !== user.id) {
+      throw new HttpError(403, "forbidden", "you can only rotate your own key");
+    }
     if (opts.requested_by) throw new HttpError(400, "invalid_request", "send {} to rotate your key");
     userId = user.id;
     requestedBy = "user";
@@ -45,7 +47,11 @@ Deno.serve(handler("rotate-key", async (req) => {
     return json(r, r.state === "done" ? 200 : 202);
   } catch (e) {
     if (e instanceof LiteLLMError) {
-      throw new HttpError(503, "litellm_unavailable", "LiteLLM did not answer; the rotation is saved and finishes when you try again (or by itself within minutes)");
+      throw new HttpError(
+        503,
+        "litellm_unavailable",
+        "LiteLLM did not answer; the rotation is saved and finishes when you try again (or by itself within minutes)",
+      );
     }
     throw e;
   }

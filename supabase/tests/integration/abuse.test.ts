@@ -6,7 +6,17 @@
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
-  activeUser, closeSql, env, invoke, paystackAdmin, publishableKey, serveFixture, signAsProject, sql, type TestUser, waitFor,
+  activeUser,
+  closeSql,
+  env,
+  invoke,
+  paystackAdmin,
+  publishableKey,
+  serveFixture,
+  signAsProject,
+  sql,
+  type TestUser,
+  waitFor,
 } from "./helpers.ts";
 
 const WEBHOOK = () => `${env("SUPABASE_URL")}/functions/v1/paystack-webhook`;
@@ -22,12 +32,16 @@ async function setting(key: string, value: string) {
   await sql()`update private.settings set value = ${value}::text::jsonb where key = ${key}`; // text: no second JSON encoding
 }
 async function restoreSettings() {
-  for (const [key, value] of saved) await sql()`update private.settings set value = ${JSON.stringify(value)}::text::jsonb where key = ${key}`;
+  for (const [key, value] of saved) {
+    await sql()`update private.settings set value = ${JSON.stringify(value)}::text::jsonb where key = ${key}`;
+  }
   saved.clear();
 }
 
-const checkout = (u: TestUser, ip?: string) => invoke("checkout", { plan: "starter" }, u.token, ip ? { "x-forwarded-for": `${ip}, 10.0.0.1` } : {});
-const checkouts = async (userId: string) => (await sql()`select count(*)::int as n from public.checkouts where user_id = ${userId}`)[0].n as number;
+const checkout = (u: TestUser, ip?: string) =>
+  invoke("checkout", { plan: "starter" }, u.token, ip ? { "x-forwarded-for": `${ip}, 10.0.0.1` } : {});
+const checkouts = async (userId: string) =>
+  (await sql()`select count(*)::int as n from public.checkouts where user_id = ${userId}`)[0].n as number;
 /** Runs fn for each item with at most `limit` in flight. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -48,7 +62,8 @@ async function withCronPaused<T>(fn: () => Promise<T>): Promise<T> {
     for (const { jobid } of paused) await sql()`select cron.alter_job(${jobid}, active := true)`;
   }
 }
-const rejectedRows = async () => (await sql()`select count(*)::int as n from private.rejected_webhook_posts`)[0].n as number;
+const rejectedRows = async () =>
+  (await sql()`select count(*)::int as n from private.rejected_webhook_posts`)[0].n as number;
 
 afterEach(restoreSettings);
 afterAll(async () => {
@@ -64,7 +79,9 @@ describe("checkout rate limits", () => {
     await setting("checkout_max_open_per_user", "100");
     for (let i = 0; i < 3; i++) expect((await checkout(u)).status).toBe(200);
     const limited = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, {
-      method: "POST", headers: { Authorization: `Bearer ${u.token}`, "Content-Type": "application/json" }, body: '{"plan":"starter"}',
+      method: "POST",
+      headers: { Authorization: `Bearer ${u.token}`, "Content-Type": "application/json" },
+      body: '{"plan":"starter"}',
     });
     expect(limited.status).toBe(429);
     const retryAfter = Number(limited.headers.get("retry-after"));
@@ -117,8 +134,12 @@ describe("checkout rate limits", () => {
     expect(await checkouts(u.id)).toBe(2);
     // Paid on Paystack; the emulator's webhook credits it and the checkout is no longer open.
     await paystackAdmin("/admin/pay", { reference: first.body.reference });
-    await waitFor(async () => (await sql()`select status from public.checkouts where reference = ${first.body.reference}`)[0].status === "paid",
-      "the checkout to be paid");
+    await waitFor(
+      async () =>
+        (await sql()`select status from public.checkouts where reference = ${first.body.reference}`)[0].status ===
+          "paid",
+      "the checkout to be paid",
+    );
     expect((await checkout(u)).status).toBe(200);
   });
 });
@@ -128,48 +149,74 @@ describe("the webhook's door", () => {
     const body = JSON.stringify({ event: "charge.success", data: { reference: "big", padding: "x".repeat(70_000) } });
     const before = await rejectedRows();
     const [{ n: deliveries }] = await sql()`select count(*)::int as n from private.webhook_deliveries`;
-    const r = await fetch(WEBHOOK(), { method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": sign(body) }, body });
+    const r = await fetch(WEBHOOK(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "x-paystack-signature": sign(body) },
+      body,
+    });
     expect(r.status).toBe(413);
     expect((await r.json()).error).toBe("payload_too_large");
     expect(await rejectedRows()).toBe(before);
     expect((await sql()`select count(*)::int as n from private.webhook_deliveries`)[0].n).toBe(deliveries);
   });
 
-  it("1,000 unsigned 1 MB posts grow the database by less than 1 MB", () => withCronPaused(async () => {
-    const body = randomBytes(1024 * 1024);
-    const before = { size: await dbSize(), rows: await rejectedRows() };
-    const statuses = await pool(Array.from({ length: 1000 }, (_, i) => i), 8, async () => {
-      const r = await fetch(WEBHOOK(), { method: "POST", headers: { "Content-Type": "application/json" }, body });
-      await r.body?.cancel();
-      return r.status;
-    });
-    expect(new Set(statuses)).toEqual(new Set([413]));
-    const grown = (await dbSize()) - before.size;
-    console.log(`1,000 unsigned 1 MB posts: the database grew by ${grown} bytes`);
-    expect(grown).toBeLessThan(1024 * 1024);
-    expect(await rejectedRows()).toBe(before.rows);
-  }), 180_000);
+  it("1,000 unsigned 1 MB posts grow the database by less than 1 MB", () =>
+    withCronPaused(async () => {
+      const body = randomBytes(1024 * 1024);
+      const before = { size: await dbSize(), rows: await rejectedRows() };
+      const statuses = await pool(Array.from({ length: 1000 }, (_, i) => i), 8, async () => {
+        const r = await fetch(WEBHOOK(), { method: "POST", headers: { "Content-Type": "application/json" }, body });
+        await r.body?.cancel();
+        return r.status;
+      });
+      expect(new Set(statuses)).toEqual(new Set([413]));
+      const grown = (await dbSize()) - before.size;
+      console.log(`1,000 unsigned 1 MB posts: the database grew by ${grown} bytes`);
+      expect(grown).toBeLessThan(1024 * 1024);
+      expect(await rejectedRows()).toBe(before.rows);
+    }), 180_000);
 
-  it("unsigned posts under the size limit keep only hash, size, time and reason (500 x 60 KB: under 1 MB of database)", () => withCronPaused(async () => {
-    const before = { size: await dbSize(), rows: await rejectedRows() };
-    const bodies = Array.from({ length: 500 }, () => randomBytes(60_000));
-    const statuses = await pool(bodies, 8, async (body) => {
-      const r = await fetch(WEBHOOK(), { method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": "f".repeat(128) }, body });
-      await r.body?.cancel();
-      return r.status;
-    });
-    expect(new Set(statuses)).toEqual(new Set([401]));
-    expect((await dbSize()) - before.size).toBeLessThan(1024 * 1024);
-    expect(await rejectedRows()).toBe(before.rows + 500);
-    const last = bodies[bodies.length - 1];
-    const [row] = await sql()`select * from private.rejected_webhook_posts where body_sha256 = ${createHash("sha256").update(last).digest("hex")}`;
-    expect(row).toMatchObject({ body_bytes: 60_000, reason: "signature mismatch", provider: "paystack" });
-    expect(Object.keys(row).sort()).toEqual(["body_bytes", "body_sha256", "id", "provider", "reason", "received_at"]);
-  }), 120_000);
+  it(
+    "unsigned posts under the size limit keep only hash, size, time and reason (500 x 60 KB: under 1 MB of database)",
+    () =>
+      withCronPaused(async () => {
+        const before = { size: await dbSize(), rows: await rejectedRows() };
+        const bodies = Array.from({ length: 500 }, () => randomBytes(60_000));
+        const statuses = await pool(bodies, 8, async (body) => {
+          const r = await fetch(WEBHOOK(), {
+            method: "POST",
+            headers: { "Content-Type": "application/json", "x-paystack-signature": "f".repeat(128) },
+            body,
+          });
+          await r.body?.cancel();
+          return r.status;
+        });
+        expect(new Set(statuses)).toEqual(new Set([401]));
+        expect((await dbSize()) - before.size).toBeLessThan(1024 * 1024);
+        expect(await rejectedRows()).toBe(before.rows + 500);
+        const last = bodies[bodies.length - 1];
+        const [row] = await sql()`select * from private.rejected_webhook_posts where body_sha256 = ${
+          createHash("sha256").update(last).digest("hex")
+        }`;
+        expect(row).toMatchObject({ body_bytes: 60_000, reason: "signature mismatch", provider: "paystack" });
+        expect(Object.keys(row).sort()).toEqual([
+          "body_bytes",
+          "body_sha256",
+          "id",
+          "provider",
+          "reason",
+          "received_at",
+        ]);
+      }),
+    120_000,
+  );
 
   it("the rejected-post table keeps at most webhook_rejected_max_rows, the oldest dropped", async () => {
     await setting("webhook_rejected_max_rows", "20");
-    const bodies = Array.from({ length: 30 }, (_, i) => `{"event":"forged","n":${i},"r":"${randomBytes(8).toString("hex")}"}`);
+    const bodies = Array.from(
+      { length: 30 },
+      (_, i) => `{"event":"forged","n":${i},"r":"${randomBytes(8).toString("hex")}"}`,
+    );
     for (const body of bodies) {
       const r = await fetch(WEBHOOK(), { method: "POST", headers: { "Content-Type": "application/json" }, body });
       expect(r.status).toBe(401);
@@ -177,16 +224,23 @@ describe("the webhook's door", () => {
     }
     const rows = await sql()`select body_sha256 from private.rejected_webhook_posts order by id`;
     expect(rows).toHaveLength(20);
-    expect(rows.map((r) => r.body_sha256)).toEqual(bodies.slice(10).map((b) => createHash("sha256").update(b).digest("hex")));
+    expect(rows.map((r) => r.body_sha256)).toEqual(
+      bodies.slice(10).map((b) => createHash("sha256").update(b).digest("hex")),
+    );
   });
 
   it("with the allow-list on, only Paystack's documented addresses get past the door (x-forwarded-for, first entry)", async () => {
-    const fn = await serveFixture("serve-function.ts", ["paystack-webhook"], { PAYSTACK_WEBHOOK_ALLOWED_IPS: "paystack" });
+    const fn = await serveFixture("serve-function.ts", ["paystack-webhook"], {
+      PAYSTACK_WEBHOOK_ALLOWED_IPS: "paystack",
+    });
     try {
       const body = JSON.stringify({ event: "subscription.create", data: { reference: `allow-${Date.now()}` } });
-      const post = (headers: Record<string, string>) => fetch(`${fn.url}/functions/v1/paystack-webhook`, {
-        method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": sign(body), ...headers }, body,
-      });
+      const post = (headers: Record<string, string>) =>
+        fetch(`${fn.url}/functions/v1/paystack-webhook`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "x-paystack-signature": sign(body), ...headers },
+          body,
+        });
       const before = await rejectedRows();
       const stranger = await post({ "x-forwarded-for": "203.0.113.50" });
       expect(stranger.status).toBe(403);
@@ -208,14 +262,23 @@ describe("the webhook's door", () => {
 });
 
 describe("configuration errors", () => {
-  it("checkout answers a generic 500 {\"error\":\"misconfigured\"} that names no variable, and logs which one", async () => {
-    const fn = await serveFixture("serve-function.ts", ["checkout"], { PAYSTACK_SECRET_KEY: "pk_test_not_a_secret_key" });
+  it('checkout answers a generic 500 {"error":"misconfigured"} that names no variable, and logs which one', async () => {
+    const fn = await serveFixture("serve-function.ts", ["checkout"], {
+      PAYSTACK_SECRET_KEY: "pk_test_not_a_secret_key",
+    });
     try {
       // A user token, so checkout gets as far as reading its configuration.
-      const token = await signAsProject({ role: "authenticated", aud: "authenticated", iss: `${env("SUPABASE_URL")}/auth/v1`,
-        sub: crypto.randomUUID(), session_id: crypto.randomUUID() });
+      const token = await signAsProject({
+        role: "authenticated",
+        aud: "authenticated",
+        iss: `${env("SUPABASE_URL")}/auth/v1`,
+        sub: crypto.randomUUID(),
+        session_id: crypto.randomUUID(),
+      });
       const r = await fetch(`${fn.url}/functions/v1/checkout`, {
-        method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: '{"plan":"starter"}',
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: '{"plan":"starter"}',
       });
       expect(r.status).toBe(500);
       expect(await r.text()).toBe('{"error":"misconfigured"}');
@@ -251,7 +314,9 @@ describe("REST stand-in", () => {
       expect(body.code).toBe("PGRST100");
       expect(body.message).toMatch(/percent-encoding/);
     }
-    const ok = await fetch(`${env("SUPABASE_URL")}/rest/v1/pl%61ns?select=code`, { headers: { apikey: publishableKey() } });
+    const ok = await fetch(`${env("SUPABASE_URL")}/rest/v1/pl%61ns?select=code`, {
+      headers: { apikey: publishableKey() },
+    });
     expect(ok.status).toBe(200); // a good escape still decodes
   });
 });

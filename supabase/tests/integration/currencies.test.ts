@@ -5,13 +5,28 @@
 import { createHmac } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, adminCli, closeSql, env, invoke, keyOnLiteLLM, paystackAdmin, sql, type TestUser, waitFor,
+  activeUser,
+  adminCli,
+  closeSql,
+  env,
+  invoke,
+  keyOnLiteLLM,
+  paystackAdmin,
+  sql,
+  type TestUser,
+  waitFor,
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
 type Checkout = {
-  reference: string; access_code: string; currency: string; amount: string; amount_subunits: number; exponent: number;
-  credit: string; channels: string[];
+  reference: string;
+  access_code: string;
+  currency: string;
+  amount: string;
+  amount_subunits: number;
+  exponent: number;
+  credit: string;
+  channels: string[];
 };
 
 /** The admin command line, which must succeed; its --json output. */
@@ -33,15 +48,20 @@ async function purchases(userId: string) {
                        from public.credit_ledger l join public.payments p on p.id = l.payment_id
                       where l.user_id = ${userId} and l.kind = 'purchase'`;
 }
-const tenUsd = (currency: string, amount_subunits: number, channel: string) =>
-  [{ amount: "10.00", currency, amount_subunits, channel }];
+const tenUsd = (
+  currency: string,
+  amount_subunits: number,
+  channel: string,
+) => [{ amount: "10.00", currency, amount_subunits, channel }];
 
 /** A charge.success for the reference, signed as Paystack signs it (the event is only a hint: verify decides). */
 async function postChargeSuccess(reference: string) {
   const body = JSON.stringify({ event: "charge.success", data: { reference, status: "success" } });
   const signature = createHmac("sha512", env("PAYSTACK_SECRET_KEY")).update(body).digest("hex");
   const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/paystack-webhook`, {
-    method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": signature }, body,
+    method: "POST",
+    headers: { "Content-Type": "application/json", "x-paystack-signature": signature },
+    body,
   });
   return { status: r.status, body: await r.json() };
 }
@@ -82,7 +102,12 @@ describe("checkout in the merchant's currency", () => {
     const c = await checkout(u, "starter", "ngn");
     const channels = ["bank_transfer", "card"];
     expect(c).toMatchObject({
-      currency: "NGN", amount: "7750.00", amount_subunits: 775000, exponent: 2, credit: "10.00", channels,
+      currency: "NGN",
+      amount: "7750.00",
+      amount_subunits: 775000,
+      exponent: 2,
+      credit: "10.00",
+      channels,
     });
     const tx = (await paystackAdmin(`/admin/transactions/${c.reference}`)).data;
     expect([tx.amount, tx.currency, tx.channels]).toEqual([775000, "NGN", channels]);
@@ -125,8 +150,14 @@ describe("payments", () => {
       .select("currency, exponent, amount_subunits, channel, credit::text, fx_rate::text, merchant_name, status")
       .eq("reference", c.reference).single();
     expect(receipt).toEqual({
-      currency: "NGN", exponent: 2, amount_subunits: 775000, channel: "card", credit: "10.00", fx_rate: "1550",
-      merchant_name: "Currency Test Shop", status: "credited",
+      currency: "NGN",
+      exponent: 2,
+      amount_subunits: 775000,
+      channel: "card",
+      credit: "10.00",
+      fx_rate: "1550",
+      merchant_name: "Currency Test Shop",
+      status: "credited",
     });
     admin("prices", "derive", "NGN", "--rate", "1550", "--round", "50");
   });
@@ -186,7 +217,10 @@ describe("payments", () => {
     const { data: receipt } = await u.client.from("my_receipts")
       .select("currency, refunded_subunits, credit_reversed::text, status").eq("reference", c.reference).single();
     expect(receipt).toEqual({
-      currency: "KES", refunded_subunits: 48750, credit_reversed: "7.50", status: "partially_refunded",
+      currency: "KES",
+      refunded_subunits: 48750,
+      credit_reversed: "7.50",
+      status: "partially_refunded",
     });
   });
 });

@@ -40,7 +40,9 @@ describe("docs/deploy.md and npm run deploy:rehearse", () => {
   });
 
   it("the rehearsal's table has a row per step, in order", () => {
-    const rows = [...section("The rehearsal (`npm run deploy:rehearse`)").matchAll(/^\| (\d+\. [^|]+?) \|/gm)].map((m) => m[1]);
+    const rows = [...section("The rehearsal (`npm run deploy:rehearse`)").matchAll(/^\| (\d+\. [^|]+?) \|/gm)].map((
+      m,
+    ) => m[1]);
     expect(rows).toEqual(expected);
   });
 

@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const FUNCTIONS = `${ROOT}supabase/functions`;
-const names = readdirSync(FUNCTIONS, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith("_")).map((d) => d.name);
+const names = readdirSync(FUNCTIONS, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith("_"))
+  .map((d) => d.name);
 const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, "utf8"));
 const config = readFileSync(`${ROOT}supabase/config.toml`, "utf8");
 
@@ -20,7 +21,10 @@ describe("function layout", () => {
     const files = readdirSync(`${FUNCTIONS}/${name}`);
     expect(files).toContain("index.ts");
     expect(files).toContain("deno.json");
-    const imports = JSON.parse(readFileSync(`${FUNCTIONS}/${name}/deno.json`, "utf8")).imports as Record<string, string>;
+    const imports = JSON.parse(readFileSync(`${FUNCTIONS}/${name}/deno.json`, "utf8")).imports as Record<
+      string,
+      string
+    >;
     for (const [bare, spec] of Object.entries(imports)) {
       expect(spec).toBe(`npm:${bare}@${pkg.dependencies[bare]}`);
     }

@@ -10,7 +10,12 @@ import { describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const SCANNED_DIRS = ["docs", "stack", "supabase", "scripts", "web", ".ci"];
 const SCANNED_FILES = [
-  "README.md", ".env.example", ".env.deploy.example", "package.json", "deno.json", "vitest.config.ts",
+  "README.md",
+  ".env.example",
+  ".env.deploy.example",
+  "package.json",
+  "deno.json",
+  "vitest.config.ts",
 ];
 const SELF = "supabase/tests/integration/docs-standalone.test.ts"; // holds the patterns themselves
 
@@ -87,9 +92,9 @@ describe("docs stand alone", () => {
       "C:\\Users\\dev\\notes.txt",
       "logs land in /tmp/run.log",
       "each fact is in the project's reference notes (private)",
-      "Source: *seed, request*: \"...\"",
+      'Source: *seed, request*: "..."',
       "Facts it must match: litellm.md",
-      "- Source: rules inv. 6; paystack \"Delivery\".",
+      '- Source: rules inv. 6; paystack "Delivery".',
       "https://github.com/supabase/postgres/blob/develop/README.md and https://example.com/home/x",
       "as `docs/deploy.md` and README.md say; stack/emulators/litellm/README.md",
     ].join("\n");

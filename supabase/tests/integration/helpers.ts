@@ -9,7 +9,9 @@ import postgres from "postgres";
 
 export function env(name: string): string {
   const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its env)`);
+  if (!v) {
+    throw new Error(`${name} is not set: run the tests with \`npm test\` (it starts the stack and exports its env)`);
+  }
   return v;
 }
 
@@ -34,7 +36,11 @@ const unixNow = () => Math.floor(Date.now() / 1000);
 export async function signAsProject(claims: Claims): Promise<string> {
   const p = platformKeys();
   const jwt = new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt();
-  if (p.signing_key) return await jwt.setProtectedHeader({ alg: "ES256", kid: p.signing_key.kid, typ: "JWT" }).sign(await importJWK(p.signing_key, "ES256"));
+  if (p.signing_key) {
+    return await jwt.setProtectedHeader({ alg: "ES256", kid: p.signing_key.kid, typ: "JWT" }).sign(
+      await importJWK(p.signing_key, "ES256"),
+    );
+  }
   return await jwt.setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(p.jwt_secret));
 }
 
@@ -47,7 +53,10 @@ export async function signWithForeignKey(claims: Claims, kid?: string): Promise<
 
 /** An HS256 JWT signed with the given secret. */
 export async function signHs256(claims: Claims, secret: string): Promise<string> {
-  return await new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt().setProtectedHeader({ alg: "HS256", typ: "JWT" })
+  return await new SignJWT({ exp: unixNow() + 3600, ...claims }).setIssuedAt().setProtectedHeader({
+    alg: "HS256",
+    typ: "JWT",
+  })
     .sign(new TextEncoder().encode(secret));
 }
 
@@ -65,7 +74,11 @@ export function claimsOf(token: string): Claims {
 let _sql: postgres.Sql | undefined;
 /** Postgres as the postgres user, for fixtures and for reading outcomes. */
 export function sql(): postgres.Sql {
-  _sql ??= postgres(env("SUPABASE_DB_URL"), { max: 25, onnotice: () => {}, types: { numeric: { to: 1700, from: [1700], serialize: String, parse: (v: string) => v } } });
+  _sql ??= postgres(env("SUPABASE_DB_URL"), {
+    max: 25,
+    onnotice: () => {},
+    types: { numeric: { to: 1700, from: [1700], serialize: String, parse: (v: string) => v } },
+  });
   return _sql;
 }
 export async function closeSql() {
@@ -79,7 +92,13 @@ export function adminUrl(baseUrl: string): string {
   return u.origin;
 }
 
-async function admin(base: string, secret: string, path: string, body?: unknown, method = body === undefined ? "GET" : "POST") {
+async function admin(
+  base: string,
+  secret: string,
+  path: string,
+  body?: unknown,
+  method = body === undefined ? "GET" : "POST",
+) {
   const r = await fetch(`${adminUrl(base)}${path}`, {
     method,
     headers: { Authorization: `Bearer ${secret}`, "Content-Type": "application/json" },
@@ -110,10 +129,20 @@ export async function keyOnLiteLLM(key: string) {
 }
 
 /** POST to one of our functions. An API key (sb_...) also goes in apikey, as supabase-js sends it. */
-export async function invoke(name: string, body: unknown = {}, token = env("CRON_SECRET"), headers: Record<string, string> = {}) {
+export async function invoke(
+  name: string,
+  body: unknown = {},
+  token = env("CRON_SECRET"),
+  headers: Record<string, string> = {},
+) {
   const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${token}`, ...(token.startsWith("sb_") ? { apikey: token } : {}), "Content-Type": "application/json", ...headers },
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(token.startsWith("sb_") ? { apikey: token } : {}),
+      "Content-Type": "application/json",
+      ...headers,
+    },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await r.text();
@@ -177,7 +206,11 @@ export async function mailTo(email: string): Promise<Mail[]> {
 
 /** The newest sign-up confirmation link sent to an address. */
 export async function confirmationLink(email: string): Promise<string> {
-  const mail = await waitFor(async () => (await mailTo(email)).find((m) => m.type === "signup"), `a confirmation email to ${email}`, 5_000);
+  const mail = await waitFor(
+    async () => (await mailTo(email)).find((m) => m.type === "signup"),
+    `a confirmation email to ${email}`,
+    5_000,
+  );
   return mail.link;
 }
 
@@ -194,7 +227,9 @@ export async function confirmEmail(email: string, client: SupabaseClient): Promi
   const { status, fragment } = await openLink(await confirmationLink(email));
   const access_token = fragment.get("access_token");
   const refresh_token = fragment.get("refresh_token");
-  if (status !== 303 || !access_token || !refresh_token) throw new Error(`confirming ${email} failed: ${status} ${fragment}`);
+  if (status !== 303 || !access_token || !refresh_token) {
+    throw new Error(`confirming ${email} failed: ${status} ${fragment}`);
+  }
   const { error } = await client.auth.setSession({ access_token, refresh_token });
   if (error) throw new Error(`the confirmation link's session was refused: ${error.message}`);
   return access_token;
@@ -207,7 +242,12 @@ export async function signUp(tag = "user"): Promise<TestUser> {
   return { ...u, token: await confirmEmail(u.email, u.client) };
 }
 
-export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, what: string, timeoutMs = 10_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  what: string,
+  timeoutMs = 10_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -224,14 +264,24 @@ export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>
 
 export async function liveKey(userId: string) {
   const [k] = await sql()`select * from public.api_keys where user_id = ${userId} and status <> 'retired'`;
-  return k as { id: string; key_value: string; key_token: string; status: string; sync_status: string; litellm_max_budget: string | null; key_alias: string };
+  return k as {
+    id: string;
+    key_value: string;
+    key_token: string;
+    status: string;
+    sync_status: string;
+    litellm_max_budget: string | null;
+    key_alias: string;
+  };
 }
 
 /** The user's live key once it is active on LiteLLM with the ledger's budget, else null. */
 export async function keyInSync(userId: string) {
   const [k] = await sql()`select k.*, private.key_target_budget(k.id) as target from public.api_keys k
                            where k.user_id = ${userId} and k.status <> 'retired'`;
-  return k?.status === "active" && k.sync_status === "synced" && Number(k.litellm_max_budget) === Number(k.target) ? k : null;
+  return k?.status === "active" && k.sync_status === "synced" && Number(k.litellm_max_budget) === Number(k.target)
+    ? k
+    : null;
 }
 
 /**
@@ -250,9 +300,21 @@ export async function activeUser(tag = "user"): Promise<TestUser & { key: string
  * ("serving ... on <port>") and answers HTTP. Its output is kept in `out` (a test can read what it logged,
  * and a failure to start says what it printed); stop() ends it.
  */
-export async function serveFixture(script: string, args: string[], extraEnv: Record<string, string> = {}, baseEnv: NodeJS.ProcessEnv = process.env) {
-  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", `supabase/tests/integration/fixtures/${script}`, ...args, "0"], {
-    env: { ...baseEnv, NO_COLOR: "1", ...extraEnv }, stdio: ["ignore", "pipe", "pipe"],
+export async function serveFixture(
+  script: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+  baseEnv: NodeJS.ProcessEnv = process.env,
+) {
+  const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, [
+    "run",
+    "-A",
+    `supabase/tests/integration/fixtures/${script}`,
+    ...args,
+    "0",
+  ], {
+    env: { ...baseEnv, NO_COLOR: "1", ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const served = { url: "", out: "", stop: () => child.kill("SIGTERM") };
   let exited = "";
@@ -260,15 +322,19 @@ export async function serveFixture(script: string, args: string[], extraEnv: Rec
   child.stdout!.on("data", (c) => (served.out += c));
   child.stderr!.on("data", (c) => (served.out += c));
   try {
-    await waitFor(async () => {
-      if (exited) throw new Error(`${script} ${exited}: ${served.out.slice(-500)}`);
-      const port = /serving \S+ on (\d+)/.exec(served.out)?.[1];
-      if (!port) return false;
-      served.url = `http://127.0.0.1:${port}`;
-      const r = await fetch(`${served.url}/`); // any answer: it is listening
-      await r.body?.cancel();
-      return true;
-    }, `${script} to answer`, 15_000);
+    await waitFor(
+      async () => {
+        if (exited) throw new Error(`${script} ${exited}: ${served.out.slice(-500)}`);
+        const port = /serving \S+ on (\d+)/.exec(served.out)?.[1];
+        if (!port) return false;
+        served.url = `http://127.0.0.1:${port}`;
+        const r = await fetch(`${served.url}/`); // any answer: it is listening
+        await r.body?.cancel();
+        return true;
+      },
+      `${script} to answer`,
+      15_000,
+    );
   } catch (e) {
     served.stop();
     throw new Error(`${(e as Error).message}\n${script} printed: ${served.out.slice(-1000)}`);
@@ -292,16 +358,25 @@ export async function serveAlone(name: string, fnEnv: NodeJS.ProcessEnv) {
  * function uses; on hosted each isolate has its own.
  */
 export async function breakerClosed() {
-  await waitFor(async () => (await invoke("health", {}, secretKey())).body?.litellm?.circuit_open === false,
-    "the LiteLLM circuit breaker to close", 15_000, 100);
+  await waitFor(
+    async () => (await invoke("health", {}, secretKey())).body?.litellm?.circuit_open === false,
+    "the LiteLLM circuit breaker to close",
+    15_000,
+    100,
+  );
 }
 
 /** One reconcile run that actually processed chunks (a cron-started run may hold the lease briefly). */
 export async function reconcileNow() {
-  return await waitFor(async () => {
-    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
-    return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
-  }, "a reconcile run that claims chunks", 15_000, 300);
+  return await waitFor(
+    async () => {
+      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
+      return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
+    },
+    "a reconcile run that claims chunks",
+    15_000,
+    300,
+  );
 }
 
 /**

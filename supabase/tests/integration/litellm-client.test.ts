@@ -23,9 +23,11 @@ const BATCH_WAIT_MS = REAL ? 70_000 : 5_000;
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const emulatorOnly = it.skipIf(REAL); // needs the emulator's admin port
 const costed = it.skipIf(!MODEL); // makes chat calls that cost something
-console.log(REAL
-  ? `litellm contract: against the real LiteLLM at ${BASE} (emulator-only tests skipped)`
-  : "litellm contract: against the emulator (LITELLM_CONTRACT_URL and LITELLM_CONTRACT_MASTER_KEY: a real proxy)");
+console.log(
+  REAL
+    ? `litellm contract: against the real LiteLLM at ${BASE} (emulator-only tests skipped)`
+    : "litellm contract: against the emulator (LITELLM_CONTRACT_URL and LITELLM_CONTRACT_MASTER_KEY: a real proxy)",
+);
 
 /** A fetch that records every request body the client sends (parsed, and the exact text). */
 function recorder() {
@@ -40,8 +42,14 @@ function recorder() {
 
 function client(over: Partial<ConstructorParameters<typeof LiteLLMClient>[0]> = {}) {
   return new LiteLLMClient({
-    baseUrl: BASE, masterKey: MASTER, timeoutMs: 3000, maxRetries: 2, breakerThreshold: 50, breakerCooldownMs: 500,
-    retryBaseMs: 20, ...over,
+    baseUrl: BASE,
+    masterKey: MASTER,
+    timeoutMs: 3000,
+    maxRetries: 2,
+    breakerThreshold: 50,
+    breakerCooldownMs: 500,
+    retryBaseMs: 20,
+    ...over,
   });
 }
 
@@ -61,8 +69,12 @@ async function request(url: string, key: string, body?: unknown, method = body =
 }
 /** A call to the proxy as a user (their key) or an operator (the master key) makes it. */
 const call = (path: string, key: string, body?: unknown) => request(`${BASE}${path}`, key, body);
-const chatBody = (extra: object = {}) =>
-  ({ model: MODEL || "gpt-4o-mini", max_tokens: 16, messages: [{ role: "user", content: "hello there" }], ...extra });
+const chatBody = (extra: object = {}) => ({
+  model: MODEL || "gpt-4o-mini",
+  max_tokens: 16,
+  messages: [{ role: "user", content: "hello there" }],
+  ...extra,
+});
 const chat = (key: string) => call("/chat/completions", key, chatBody());
 
 /** The emulator's admin port (main port + 1). */
@@ -88,10 +100,15 @@ async function keyWith(max_budget: string, over: Partial<Parameters<LiteLLMClien
 }
 /** Spend as the read routes show it, once it has moved (they lag enforcement by the batch interval). */
 const settledSpend = (key: string) =>
-  waitFor(async () => {
-    const s = (await client().keyInfo(key))?.spend;
-    return s !== undefined && s !== "0" ? s : null;
-  }, "spend on /key/info", BATCH_WAIT_MS, 200);
+  waitFor(
+    async () => {
+      const s = (await client().keyInfo(key))?.spend;
+      return s !== undefined && s !== "0" ? s : null;
+    },
+    "spend on /key/info",
+    BATCH_WAIT_MS,
+    200,
+  );
 
 let startConfig: unknown;
 beforeAll(async () => {
@@ -113,7 +130,12 @@ describe("key management contract", () => {
     const c = client();
     const k = newKey();
     const res = await c.generateKey({
-      ...k, max_budget: "2", rpm_limit: 100, tpm_limit: 10000, user_id: "u1", metadata: { user_id: "u1", a: 1 },
+      ...k,
+      max_budget: "2",
+      rpm_limit: 100,
+      tpm_limit: 10000,
+      user_id: "u1",
+      metadata: { user_id: "u1", a: 1 },
     });
     expect(res.key).toBe(k.key);
     expect(res.token).toBe(await sha256Hex(k.key));
@@ -307,10 +329,15 @@ describe("what users' calls see", () => {
       const costs: number[] = [];
       for (let i = 0; i < 2; i++) costs.push(Number((await chat(k.key)).headers.get("x-litellm-response-cost")));
       const token = await sha256Hex(k.key);
-      const hints = await waitFor(async () => {
-        const mine = bodies.flatMap((b) => spendHintsFromLogs(b).hints).filter((h) => h.token === token);
-        return mine.length === 2 ? mine : null;
-      }, "two logged requests", 10_000, 100);
+      const hints = await waitFor(
+        async () => {
+          const mine = bodies.flatMap((b) => spendHintsFromLogs(b).hints).filter((h) => h.token === token);
+          return mine.length === 2 ? mine : null;
+        },
+        "two logged requests",
+        10_000,
+        100,
+      );
       const seen = hints.map((h) => [Number(h.auth_spend), Number(h.cost)]).sort((a, b) => a[0] - b[0]);
       expect(seen).toEqual([[0, costs[0]], [costs[0], costs[1]]]);
     } finally {
@@ -433,7 +460,7 @@ describe("one place for LiteLLM", () => {
       } catch {
         return;
       }
-      if (st.isDirectory()) for (const e of readdirSync(join(ROOT, p))) walk(`${p}/${e}`);
+      if (st.isDirectory()) { for (const e of readdirSync(join(ROOT, p))) walk(`${p}/${e}`); }
       else if (/\.(ts|sql|js|html)$/.test(p)) files.push(p);
     };
     product.forEach(walk);

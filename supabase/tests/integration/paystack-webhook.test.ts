@@ -7,12 +7,27 @@ import { createHmac } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../functions/_shared/paystack.ts";
 import {
-  activeUser, breakerClosed, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, liveKey, paystackAdmin, publishableKey,
-  reconcileNow, serveAlone, signUp, sql, type TestUser, waitFor,
+  activeUser,
+  breakerClosed,
+  closeSql,
+  env,
+  invoke,
+  keyOnLiteLLM,
+  litellmAdmin,
+  liveKey,
+  paystackAdmin,
+  publishableKey,
+  reconcileNow,
+  serveAlone,
+  signUp,
+  sql,
+  type TestUser,
+  waitFor,
 } from "./helpers.ts";
 
 const WEBHOOK = () => `${env("SUPABASE_URL")}/functions/v1/paystack-webhook`;
-const sign = (body: string, secret = env("PAYSTACK_SECRET_KEY")) => createHmac("sha512", secret).update(body).digest("hex");
+const sign = (body: string, secret = env("PAYSTACK_SECRET_KEY")) =>
+  createHmac("sha512", secret).update(body).digest("hex");
 
 async function postWebhook(body: string, signature: string | null) {
   const headers: Record<string, string> = { "Content-Type": "application/json" };
@@ -34,7 +49,15 @@ async function paidCharge(u: TestUser, plan: string, mutate?: Record<string, unk
   expect(paid.data.status).toBe("success");
   if (mutate) await paystackAdmin("/admin/mutate", { reference: c.reference, ...mutate });
   const tx = (await paystackAdmin(`/admin/transactions/${c.reference}`)).data;
-  const data = { id: tx.id, domain: tx.domain, status: tx.status, reference: tx.reference, amount: tx.amount, currency: tx.currency, paid_at: tx.paid_at };
+  const data = {
+    id: tx.id,
+    domain: tx.domain,
+    status: tx.status,
+    reference: tx.reference,
+    amount: tx.amount,
+    currency: tx.currency,
+    paid_at: tx.paid_at,
+  };
   return { reference: c.reference, body: JSON.stringify({ event: "charge.success", data }) };
 }
 
@@ -43,7 +66,8 @@ async function ledger(userId: string) {
 }
 
 async function delivery(reference: string) {
-  const [d] = await sql()`select * from private.webhook_deliveries where reference = ${reference} order by id desc limit 1`;
+  const [d] =
+    await sql()`select * from private.webhook_deliveries where reference = ${reference} order by id desc limit 1`;
   return d;
 }
 
@@ -60,16 +84,20 @@ afterAll(closeSql);
 
 describe("signature", () => {
   it("verifies the reference test vector over the raw bytes", async () => {
-    const body = '{"event":"charge.success","data":{"id":1,"reference":"ref_1","amount":500,"currency":"USD","status":"success"}}';
+    const body =
+      '{"event":"charge.success","data":{"id":1,"reference":"ref_1","amount":500,"currency":"USD","status":"success"}}';
     const bytes = new TextEncoder().encode(body);
     expect(bytes.length).toBe(111);
-    const vector = "935dc8661ef66f058c604c7c1a4ade2ef50fbfa2c7697ab8456f4e410c58c57a60d13753b47f0fdd5715ecf64f8f36c7225d2b90b1d372620795781a2f6c7c25";
+    const vector =
+      "935dc8661ef66f058c604c7c1a4ade2ef50fbfa2c7697ab8456f4e410c58c57a60d13753b47f0fdd5715ecf64f8f36c7225d2b90b1d372620795781a2f6c7c25";
     expect(await verifySignature(bytes, vector, "sk_test_emulator_secret")).toBe("ok");
     expect(await verifySignature(bytes, vector.toUpperCase(), "sk_test_emulator_secret")).toBe("ok");
     expect(await verifySignature(bytes, vector.replace(/^9/, "8"), "sk_test_emulator_secret")).toBe("mismatch");
     expect(await verifySignature(bytes, null, "sk_test_emulator_secret")).toBe("missing");
     expect(await verifySignature(bytes, "abc", "sk_test_emulator_secret")).toBe("malformed");
-    expect(await verifySignature(new TextEncoder().encode(body + " "), vector, "sk_test_emulator_secret")).toBe("mismatch");
+    expect(await verifySignature(new TextEncoder().encode(body + " "), vector, "sk_test_emulator_secret")).toBe(
+      "mismatch",
+    );
   });
 });
 
@@ -93,7 +121,10 @@ describe("checkout", () => {
     const withAmount = await invoke("checkout", { plan: "starter", amount: 1 }, user.token);
     expect(withAmount.status).toBe(400);
     expect((await invoke("checkout", { plan: "starter" }, publishableKey())).status).toBe(401);
-    const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, { method: "POST", body: '{"plan":"starter"}' });
+    const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, {
+      method: "POST",
+      body: '{"plan":"starter"}',
+    });
     expect(r.status).toBe(401);
     await r.body?.cancel();
     expect((await invoke("checkout", "not json", user.token)).status).toBe(400);
@@ -120,7 +151,11 @@ describe("charge.success", () => {
     expect(results.filter((r) => r.body.outcome === "duplicate")).toHaveLength(19);
     const payments = await sql()`select * from public.payments where reference = ${charge.reference}`;
     expect(payments).toHaveLength(1);
-    expect((await ledger(u.id)).filter((l) => l.kind === "purchase")).toEqual([{ kind: "purchase", amount: "10.00", reason: "Starter plan" }]);
+    expect((await ledger(u.id)).filter((l) => l.kind === "purchase")).toEqual([{
+      kind: "purchase",
+      amount: "10.00",
+      reason: "Starter plan",
+    }]);
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
     expect((await liveKey(u.id)).sync_status).toBe("synced");
   });
@@ -129,7 +164,9 @@ describe("charge.success", () => {
     const u = await activeUser("flow");
     const c = await checkout(u, "max");
     const r = await fetch(`${env("PAYSTACK_BASE_URL")}/checkout/${c.access_code}/pay`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ card: "4084 0840 8408 4081", cvv: "408", expiry: "12/30" }),
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ card: "4084 0840 8408 4081", cvv: "408", expiry: "12/30" }),
     });
     expect((await r.json()).status).toBe("success");
     await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 42, "max_budget 42 after the webhook");
@@ -168,9 +205,12 @@ describe("charge.success", () => {
     expect(after - before).toBe(5);
     expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
     expect(await sql()`select 1 from public.payments where reference = ${charge.reference}`).toHaveLength(0);
-    const rejected = await sql()`select reason from public.admin_rejected_deliveries where not signature_valid order by id desc limit 5`;
+    const rejected =
+      await sql()`select reason from public.admin_rejected_deliveries where not signature_valid order by id desc limit 5`;
     expect(rejected.map((r) => r.reason).sort()).toEqual(
-      ["signature malformed", "signature mismatch", "signature mismatch", "signature mismatch", "signature missing"].sort());
+      ["signature malformed", "signature mismatch", "signature mismatch", "signature mismatch", "signature missing"]
+        .sort(),
+    );
     // The genuine delivery still works afterwards.
     expect((await postWebhook(charge.body, sign(charge.body))).body.outcome).toBe("credited");
   });
@@ -192,20 +232,26 @@ describe("charge.success", () => {
       const d = await delivery(charge.reference);
       expect(d.outcome).toBe("rejected");
       expect(d.reason).toMatch(reason);
-      const [co] = await sql()`select status, status_reason from public.checkouts where reference = ${charge.reference}`;
+      const [co] =
+        await sql()`select status, status_reason from public.checkouts where reference = ${charge.reference}`;
       expect(co.status).toBe("rejected");
-      expect((await sql()`select 1 from public.admin_rejected_deliveries where reference = ${charge.reference}`).length).toBeGreaterThan(0);
+      expect((await sql()`select 1 from public.admin_rejected_deliveries where reference = ${charge.reference}`).length)
+        .toBeGreaterThan(0);
     }
     // A reference Paystack knows but we never issued (e.g. a payment link made by hand).
     const init = await fetch(`${env("PAYSTACK_BASE_URL")}/transaction/initialize`, {
-      method: "POST", headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
+      method: "POST",
+      headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
       body: JSON.stringify({ email: u.email, amount: 500, currency: "USD", reference: `stranger-${Date.now()}` }),
     }).then((r) => r.json());
     const paid = await paystackAdmin("/admin/pay", { reference: init.data.reference });
     expect(paid.data.deliveries[0].status_code).toBe(200);
     expect((await delivery(init.data.reference)).reason).toBe("unknown_reference");
     // And one Paystack does not know at all.
-    const ghost = JSON.stringify({ event: "charge.success", data: { reference: "never-issued-anywhere", amount: 500, currency: "USD", status: "success" } });
+    const ghost = JSON.stringify({
+      event: "charge.success",
+      data: { reference: "never-issued-anywhere", amount: 500, currency: "USD", status: "success" },
+    });
     const g = await postWebhook(ghost, sign(ghost));
     expect(g.status).toBe(200);
     expect(g.body.outcome).toBe("rejected");
@@ -266,7 +312,8 @@ describe("refunds and disputes", () => {
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(32);
     await litellmAdmin("/admin/spend", { key: u.key, spend: 4 });
     const refund = await fetch(`${env("PAYSTACK_BASE_URL")}/refund`, {
-      method: "POST", headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
+      method: "POST",
+      headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
       body: JSON.stringify({ transaction: charge.reference }),
     }).then((r) => r.json());
     expect(refund.status).toBe(true);
@@ -274,10 +321,16 @@ describe("refunds and disputes", () => {
     expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-30.00"]);
     await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 2, "max_budget 2 on LiteLLM");
     // Spend (4) is now above the budget (2): LiteLLM blocks the key by itself, as intended.
-    const [p] = await sql()`select status, refunded_subunits from public.payments where reference = ${charge.reference}`;
+    const [p] =
+      await sql()`select status, refunded_subunits from public.payments where reference = ${charge.reference}`;
     expect(p).toEqual({ status: "refunded", refunded_subunits: 1500 });
     // A replayed refund.processed changes nothing.
-    await paystackAdmin("/admin/replay", { reference: charge.reference, event: "refund.processed", times: 3, concurrent: true });
+    await paystackAdmin("/admin/replay", {
+      reference: charge.reference,
+      event: "refund.processed",
+      times: 3,
+      concurrent: true,
+    });
     expect((await ledger(u.id)).filter((l) => l.kind === "refund")).toHaveLength(1);
   });
 
@@ -296,10 +349,17 @@ describe("refunds and disputes", () => {
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(42);
     await paystackAdmin("/admin/dispute", { reference: second.reference, action: "create" });
     await waitFor(async () => (await keyOnLiteLLM(u.key)).blocked === true, "blocked again");
-    await paystackAdmin("/admin/dispute", { reference: second.reference, action: "resolve", resolution: "merchant-accepted" });
+    await paystackAdmin("/admin/dispute", {
+      reference: second.reference,
+      action: "resolve",
+      resolution: "merchant-accepted",
+    });
     await waitFor(async () => (await keyOnLiteLLM(u.key)).blocked === false, "unblocked after the lost dispute");
     expect((await ledger(u.id)).map((l) => [l.kind, l.amount])).toEqual([
-      ["signup_grant", "2.00"], ["purchase", "10.00"], ["purchase", "30.00"], ["dispute_reversal", "-30.00"],
+      ["signup_grant", "2.00"],
+      ["purchase", "10.00"],
+      ["purchase", "30.00"],
+      ["dispute_reversal", "-30.00"],
     ]);
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
   });
@@ -309,7 +369,10 @@ describe("refunds and disputes", () => {
     const r = await postWebhook(body, sign(body));
     expect(r.status).toBe(200);
     expect(r.body.outcome).toBe("ignored");
-    const pending = JSON.stringify({ event: "refund.pending", data: { transaction_reference: "x", amount: 100, currency: "USD" } });
+    const pending = JSON.stringify({
+      event: "refund.pending",
+      data: { transaction_reference: "x", amount: 100, currency: "USD" },
+    });
     expect((await postWebhook(pending, sign(pending))).body.outcome).toBe("ignored");
   });
 });
@@ -317,7 +380,8 @@ describe("refunds and disputes", () => {
 /** Paystack's API as our backend calls it (secret key). */
 async function paystackApi(method: "GET" | "POST", path: string, body?: unknown) {
   const r = await fetch(`${env("PAYSTACK_BASE_URL")}${path}`, {
-    method, headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
+    method,
+    headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return await r.json();
@@ -349,10 +413,16 @@ describe("money at the edges", () => {
     expect(r.body).toMatchObject({ outcome: "rejected", reason: "underpaid: charged 400 < 500" });
     expect((await ledger(u.id)).map((l) => l.kind)).toEqual(["signup_grant"]);
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(2);
-    const cli = spawnSync("node_modules/.bin/deno", ["run", "-A", "scripts/admin.ts", "rejected", "--json"], { encoding: "utf8", timeout: 60_000 });
+    const cli = spawnSync("node_modules/.bin/deno", ["run", "-A", "scripts/admin.ts", "rejected", "--json"], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(cli.status, cli.stderr).toBe(0);
     expect(JSON.parse(cli.stdout)).toContainEqual(expect.objectContaining({
-      event: "charge.success", reference: charge.reference, outcome: "rejected", reason: "underpaid: charged 400 < 500",
+      event: "charge.success",
+      reference: charge.reference,
+      outcome: "rejected",
+      reason: "underpaid: charged 400 < 500",
     }));
   });
 
@@ -364,7 +434,8 @@ describe("money at the edges", () => {
     expect(refund.data.amount).toBe(520);
     await waitFor(async () => (await ledger(u.id)).some((l) => l.kind === "refund"), "the refund row");
     expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-10.00"]);
-    const [p] = await sql()`select status, refunded_subunits, charged_subunits, amount_subunits from public.payments where reference = ${ref}`;
+    const [p] =
+      await sql()`select status, refunded_subunits, charged_subunits, amount_subunits from public.payments where reference = ${ref}`;
     expect(p).toEqual({ status: "refunded", refunded_subunits: 520, charged_subunits: 520, amount_subunits: 500 });
     await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 2, "max_budget back to 2 on LiteLLM");
   });
@@ -372,15 +443,28 @@ describe("money at the edges", () => {
   it("our client reads every page of a transaction's refunds from Paystack's list", async () => {
     const u = await activeUser("refund-pages");
     const ref = await credited(u, "pro");
-    const [{ id }] = await sql()`select provider_transaction_id::text as id from public.payments where reference = ${ref}`;
+    const [{ id }] =
+      await sql()`select provider_transaction_id::text as id from public.payments where reference = ${ref}`;
     await unheard(async () => {
-      for (const amount of [100, 200, 300]) expect((await paystackApi("POST", "/refund", { transaction: ref, amount })).status).toBe(true);
+      for (const amount of [100, 200, 300]) {
+        expect((await paystackApi("POST", "/refund", { transaction: ref, amount })).status).toBe(true);
+      }
     });
-    const run = spawnSync("node_modules/.bin/deno", ["run", "-A", "supabase/tests/integration/fixtures/list-refunds.ts", id, "2"], { encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync("node_modules/.bin/deno", [
+      "run",
+      "-A",
+      "supabase/tests/integration/fixtures/list-refunds.ts",
+      id,
+      "2",
+    ], { encoding: "utf8", timeout: 60_000 });
     expect(run.status, run.stderr).toBe(0);
     const listed = JSON.parse(run.stdout);
     expect(listed.map((r: { amount: number }) => r.amount).sort()).toEqual([100, 200, 300]); // two pages of 2
-    expect(listed.every((r: { transaction: number; currency: string }) => String(r.transaction) === id && r.currency === "USD")).toBe(true);
+    expect(
+      listed.every((r: { transaction: number; currency: string }) =>
+        String(r.transaction) === id && r.currency === "USD"
+      ),
+    ).toBe(true);
   });
 
   it("two equal refunds whose events carry no reference count twice; replays count nothing", async () => {
@@ -388,12 +472,21 @@ describe("money at the edges", () => {
     const ref = await credited(u, "starter");
     // Paystack processes two refunds of 250; their events are lost.
     await unheard(async () => {
-      for (let i = 0; i < 2; i++) expect((await paystackApi("POST", "/refund", { transaction: ref, amount: 250 })).status).toBe(true);
-      await waitFor(async () => (await paystackAdmin(`/admin/transactions/${ref}`)).data.refunds
-        .filter((r: { status: string }) => r.status === "processed").length === 2, "both refunds processed on Paystack");
+      for (let i = 0; i < 2; i++) {
+        expect((await paystackApi("POST", "/refund", { transaction: ref, amount: 250 })).status).toBe(true);
+      }
+      await waitFor(
+        async () =>
+          (await paystackAdmin(`/admin/transactions/${ref}`)).data.refunds
+            .filter((r: { status: string }) => r.status === "processed").length === 2,
+        "both refunds processed on Paystack",
+      );
     });
     // Then two refund.processed events without refund_reference or id, same amount: each says "look again".
-    const stripped = { event: "refund.processed", data: { transaction_reference: ref, amount: 250, currency: "USD", status: "processed" } };
+    const stripped = {
+      event: "refund.processed",
+      data: { transaction_reference: ref, amount: 250, currency: "USD", status: "processed" },
+    };
     const first = await paystackAdmin("/admin/send", stripped);
     expect(first.data.deliveries[0].status_code).toBe(200);
     expect((await ledger(u.id)).filter((l) => l.kind === "refund").map((l) => l.amount)).toEqual(["-10.00"]);
@@ -412,10 +505,15 @@ describe("money at the edges", () => {
     await paystackAdmin("/admin/dispute", { reference: b, action: "create" });
     await waitFor(async () => (await keyOnLiteLLM(u.key)).blocked === true, "the key blocked on LiteLLM");
     const unknown = await paystackAdmin("/admin/send", {
-      event: "charge.dispute.escalate", data: { id: da.id, status: "escalated", resolution: null, transaction: { reference: a } },
+      event: "charge.dispute.escalate",
+      data: { id: da.id, status: "escalated", resolution: null, transaction: { reference: a } },
     });
     expect(unknown.data.deliveries[0].status_code).toBe(200);
-    expect(await delivery(a)).toMatchObject({ event: "charge.dispute.escalate", outcome: "ignored", reason: "unknown dispute action: escalate" });
+    expect(await delivery(a)).toMatchObject({
+      event: "charge.dispute.escalate",
+      outcome: "ignored",
+      reason: "unknown dispute action: escalate",
+    });
     const [state] = await sql()`select status from private.disputes where id = ${da.id}`;
     expect(state.status).toBe("create");
     // Resolving the other one must not unblock: the first is still open.
@@ -448,7 +546,10 @@ describe("money at the edges", () => {
     expect((await liveKey(u.id) as unknown as { blocked: boolean }).blocked).toBe(false);
     expect((await keyOnLiteLLM(u.key)).blocked).toBe(false);
     expect((await ledger(u.id)).map((l) => [l.kind, l.amount])).toEqual([
-      ["signup_grant", "2.00"], ["purchase", "10.00"], ["purchase", "30.00"], ["dispute_reversal", "-30.00"],
+      ["signup_grant", "2.00"],
+      ["purchase", "10.00"],
+      ["purchase", "30.00"],
+      ["dispute_reversal", "-30.00"],
     ]);
     await waitFor(async () => (await keyOnLiteLLM(u.key)).max_budget === 12, "max_budget 12 after the lost dispute");
   });
@@ -463,7 +564,9 @@ describe("transient failures", () => {
     const fn = await serveAlone("paystack-webhook", { ...process.env, SUPABASE_DB_URL: dead, DB_POOLER_URL: dead });
     try {
       const r = await fetch(fn.url, {
-        method: "POST", headers: { "Content-Type": "application/json", "x-paystack-signature": sign(charge.body) }, body: charge.body,
+        method: "POST",
+        headers: { "Content-Type": "application/json", "x-paystack-signature": sign(charge.body) },
+        body: charge.body,
       });
       expect(r.status).toBe(503);
       expect((await r.json()).error).toBe("database_unavailable");

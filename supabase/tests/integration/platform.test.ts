@@ -11,7 +11,17 @@ import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  confirmEmail, env, keysMode, mailTo, platformKeys, publishableKey, secretKey, signAsProject, signHs256, signWithForeignKey, WELL_KNOWN_JWT_SECRET,
+  confirmEmail,
+  env,
+  keysMode,
+  mailTo,
+  platformKeys,
+  publishableKey,
+  secretKey,
+  signAsProject,
+  signHs256,
+  signWithForeignKey,
+  WELL_KNOWN_JWT_SECRET,
 } from "./helpers.ts";
 
 const URL_ = env("SUPABASE_URL");
@@ -32,10 +42,13 @@ const options = (headers: Record<string, string> = {}) => ({
 });
 const client = (key = ANON) => createClient(URL_, key, options());
 const withToken = (token: string) => createClient(URL_, ANON, options({ Authorization: `Bearer ${token}` }));
-const uniqueEmail = (tag: string) => `platform-${tag}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@Example.com`;
+const uniqueEmail = (tag: string) =>
+  `platform-${tag}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@Example.com`;
 const PASSWORD = "correct-horse-1";
 
-async function signedUp(tag: string): Promise<{ db: SupabaseClient; id: string; email: string; access: string; refresh: string }> {
+async function signedUp(
+  tag: string,
+): Promise<{ db: SupabaseClient; id: string; email: string; access: string; refresh: string }> {
   const email = uniqueEmail(tag);
   const db = client();
   const { data, error } = await db.auth.signUp({ email, password: PASSWORD, options: { data: { tag } } });
@@ -48,7 +61,9 @@ async function signedUp(tag: string): Promise<{ db: SupabaseClient; id: string; 
 
 /** A JWT the project did not sign: another ES256 key (new mode) or another HS256 secret (legacy). */
 const forged = (claims: Record<string, unknown>) =>
-  keysMode() === "new" ? signWithForeignKey(claims, "another-kid") : signHs256(claims, "another-secret-another-secret-another");
+  keysMode() === "new"
+    ? signWithForeignKey(claims, "another-kid")
+    : signHs256(claims, "another-secret-another-secret-another");
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
   const deadline = Date.now() + ms;
@@ -74,7 +89,9 @@ describe("gateway", () => {
     const pre = await fetch(`${URL_}/rest/v1/profiles`, { method: "OPTIONS" });
     expect(pre.status).toBe(204);
     const allowed = pre.headers.get("access-control-allow-headers") ?? "";
-    for (const h of ["authorization", "apikey", "content-type", "x-client-info", "prefer", "accept-profile"]) expect(allowed).toContain(h);
+    for (const h of ["authorization", "apikey", "content-type", "x-client-info", "prefer", "accept-profile"]) {
+      expect(allowed).toContain(h);
+    }
     expect(pre.headers.get("access-control-allow-methods")).toContain("PATCH");
   });
 });
@@ -97,7 +114,14 @@ describe("auth stand-in", () => {
     expect(me.user?.app_metadata).toMatchObject({ provider: "email", providers: ["email"] });
 
     const claims = JSON.parse(Buffer.from(data.session!.access_token.split(".")[1], "base64url").toString());
-    expect(claims).toMatchObject({ sub: u.id, role: "authenticated", aud: "authenticated", aal: "aal1", iss: `${URL_}/auth/v1`, is_anonymous: false });
+    expect(claims).toMatchObject({
+      sub: u.id,
+      role: "authenticated",
+      aud: "authenticated",
+      aal: "aal1",
+      iss: `${URL_}/auth/v1`,
+      is_anonymous: false,
+    });
     expect(claims.exp - claims.iat).toBe(3600);
   });
 
@@ -120,7 +144,11 @@ describe("auth stand-in", () => {
     expect(weak.error?.status).toBe(422);
     expect(weak.error?.code).toBe("weak_password");
 
-    const noKey = await fetch(`${URL_}/auth/v1/signup`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: uniqueEmail("nokey"), password: PASSWORD }) });
+    const noKey = await fetch(`${URL_}/auth/v1/signup`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: uniqueEmail("nokey"), password: PASSWORD }),
+    });
     expect(noKey.status).toBe(401);
   });
 
@@ -145,13 +173,20 @@ describe("auth stand-in", () => {
     });
     expect(reuse.status).toBe(400);
     expect((await reuse.json()).error_code).toBe("refresh_token_not_found");
-    const user = await fetch(`${URL_}/auth/v1/user`, { headers: { apikey: ANON, authorization: `Bearer ${next.access_token}` } });
+    const user = await fetch(`${URL_}/auth/v1/user`, {
+      headers: { apikey: ANON, authorization: `Bearer ${next.access_token}` },
+    });
     expect(user.status).toBe(403);
     expect((await user.json()).error_code).toBe("session_not_found");
   });
 
   it("rejects a forged access token on /user", async () => {
-    const r = await fetch(`${URL_}/auth/v1/user`, { headers: { apikey: ANON, authorization: `Bearer ${await forged({ sub: crypto.randomUUID(), role: "authenticated" })}` } });
+    const r = await fetch(`${URL_}/auth/v1/user`, {
+      headers: {
+        apikey: ANON,
+        authorization: `Bearer ${await forged({ sub: crypto.randomUUID(), role: "authenticated" })}`,
+      },
+    });
     expect(r.status).toBe(403);
     expect((await r.json()).error_code).toBe("bad_jwt");
   });
@@ -190,7 +225,9 @@ describe("REST stand-in: profiles under RLS", () => {
     const anon = await client().from("profiles").select("id");
     expect(anon.data ?? []).toEqual([]);
     if (anon.error) expect([anon.status, anon.error.code]).toEqual([401, "42501"]);
-    const svc = await client(SERVICE).from("profiles").select("id", { count: "exact" }).in("id", [a.id, b.id]).order("id");
+    const svc = await client(SERVICE).from("profiles").select("id", { count: "exact" }).in("id", [a.id, b.id]).order(
+      "id",
+    );
     expect(svc.data?.map((r) => r.id)).toEqual([a.id, b.id].sort());
     expect(svc.count).toBe(2);
   });
@@ -201,7 +238,9 @@ describe("REST stand-in: profiles under RLS", () => {
     expect(f.error?.code).toBe("PGRST301");
     expect(f.data).toBeNull();
 
-    const expired = withToken(await signAsProject({ sub: a.id, role: "authenticated", exp: Math.floor(Date.now() / 1000) - 10 }));
+    const expired = withToken(
+      await signAsProject({ sub: a.id, role: "authenticated", exp: Math.floor(Date.now() / 1000) - 10 }),
+    );
     const e = await expired.from("profiles").select("id");
     expect([e.status, e.error?.code]).toEqual([401, "PGRST303"]);
 
@@ -267,16 +306,23 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
       { name: "beta", qty: 1, price: 1.5, tags: ["x", "y"], meta: { k: [1, 2] } },
       { name: "gamma", qty: null, price: null, tags: null, meta: null }, // PostgREST: missing keys in a batch are null
     ]);
-    const defaults = await a.db.from(t).insert([{ name: "delta", code: "d1" }, { name: "eps", qty: 2 }], { defaultToNull: false }).select("name, qty");
+    const defaults = await a.db.from(t).insert([{ name: "delta", code: "d1" }, { name: "eps", qty: 2 }], {
+      defaultToNull: false,
+    }).select("name, qty");
     expect(defaults.data).toEqual([{ name: "delta", qty: 7 }, { name: "eps", qty: 2 }]);
 
-    const page = await a.db.from(t).select("name", { count: "exact" }).gte("qty", 2).order("qty", { ascending: false }).order("name").range(0, 1);
+    const page = await a.db.from(t).select("name", { count: "exact" }).gte("qty", 2).order("qty", { ascending: false })
+      .order("name").range(0, 1);
     expect(page.data).toEqual([{ name: "alpha" }, { name: "delta" }]);
     expect(page.count).toBe(3);
-    expect((await a.db.from(t).select("name").in("name", ["beta", "gamma"]).order("name")).data).toEqual([{ name: "beta" }, { name: "gamma" }]);
+    expect((await a.db.from(t).select("name").in("name", ["beta", "gamma"]).order("name")).data).toEqual([{
+      name: "beta",
+    }, { name: "gamma" }]);
     expect((await a.db.from(t).select("name").ilike("name", "%ELT%")).data).toEqual([{ name: "delta" }]);
     expect((await a.db.from(t).select("name").is("qty", null)).data).toEqual([{ name: "gamma" }]);
-    expect((await a.db.from(t).select("name").neq("name", "alpha").lt("qty", 3).order("name")).data).toEqual([{ name: "beta" }, { name: "eps" }]);
+    expect((await a.db.from(t).select("name").neq("name", "alpha").lt("qty", 3).order("name")).data).toEqual([{
+      name: "beta",
+    }, { name: "eps" }]);
     const head = await a.db.from(t).select("*", { count: "exact", head: true });
     expect([head.count, head.data]).toEqual([5, null]);
 
@@ -322,7 +368,11 @@ describe("REST stand-in: writes, filters and RPC (throwaway objects)", () => {
     const one = await a.db.rpc(`${t}_items`, { min_qty: 150 }).single();
     expect(one.data).toMatchObject({ name: "r2", qty: 200 });
     const raised = await a.db.rpc(`${t}_fail`, { msg: "nope: insufficient credit" });
-    expect([raised.status, raised.error?.code, raised.error?.message]).toEqual([400, "P0001", "nope: insufficient credit"]);
+    expect([raised.status, raised.error?.code, raised.error?.message]).toEqual([
+      400,
+      "P0001",
+      "nope: insufficient credit",
+    ]);
     const anon = await client().rpc(`${t}_sum`, { a: 1 });
     expect([anon.status, anon.error?.code]).toEqual([401, "42501"]);
   });
@@ -338,7 +388,12 @@ describe("API keys and signing keys (STACK_KEYS)", () => {
     const header = JSON.parse(Buffer.from(u.access.split(".")[0], "base64url").toString());
     if (isNew) {
       expect(jwks.keys).toHaveLength(1);
-      expect(jwks.keys[0]).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256", kid: platformKeys().signing_key!.kid });
+      expect(jwks.keys[0]).toMatchObject({
+        kty: "EC",
+        crv: "P-256",
+        alg: "ES256",
+        kid: platformKeys().signing_key!.kid,
+      });
       expect(jwks.keys[0].d).toBeUndefined(); // never the private part
       expect(header).toMatchObject({ alg: "ES256", kid: jwks.keys[0].kid });
       expect(JSON.parse(env("SUPABASE_JWKS"))).toEqual(jwks); // what functions get injected
@@ -351,41 +406,58 @@ describe("API keys and signing keys (STACK_KEYS)", () => {
   it("an API key alone (or the same key in Authorization) runs as its role; a user JWT decides otherwise", async () => {
     const u = await signedUp("keys");
     expect((await rest({ apikey: ANON })).status).toBe(200);
-    const asService = await (await fetch(`${URL_}/rest/v1/profiles?select=id&id=eq.${u.id}`, { headers: { apikey: SERVICE, authorization: `Bearer ${SERVICE}` } })).json();
+    const asService = await (await fetch(`${URL_}/rest/v1/profiles?select=id&id=eq.${u.id}`, {
+      headers: { apikey: SERVICE, authorization: `Bearer ${SERVICE}` },
+    })).json();
     expect(asService).toEqual([{ id: u.id }]); // service_role reads any row
-    const asUser = await (await fetch(`${URL_}/rest/v1/profiles?select=id`, { headers: { apikey: ANON, authorization: `Bearer ${u.access}` } })).json();
+    const asUser = await (await fetch(`${URL_}/rest/v1/profiles?select=id`, {
+      headers: { apikey: ANON, authorization: `Bearer ${u.access}` },
+    })).json();
     expect(asUser).toEqual([{ id: u.id }]);
     const admin = createClient(URL_, SERVICE, options());
     expect((await admin.auth.admin.getUserById(u.id)).data.user?.id).toBe(u.id); // Auth's admin API takes the secret key
     expect((await client().auth.admin.getUserById(u.id)).error?.status).toBe(403);
   });
 
-  it.skipIf(!isNew)("new mode: the legacy JWT keys are not accepted; an sb_ key in Authorization must equal apikey; no secret key from a browser", async () => {
-    const legacyAnon = await signHs256({ role: "anon", iss: "supabase-demo" }, WELL_KNOWN_JWT_SECRET);
-    expect((await rest({ apikey: legacyAnon })).status).toBe(401);
-    expect((await rest({ apikey: ANON, authorization: `Bearer ${legacyAnon}` })).status).toBe(401);
-    expect((await rest({ apikey: ANON, authorization: `Bearer ${SERVICE}` })).status).toBe(401); // not a JWT, not the apikey
-    const browser = await rest({ apikey: SERVICE, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" });
-    expect(browser.status).toBe(401);
-    expect((await rest({ apikey: SERVICE, "user-agent": "node" })).status).toBe(200);
-    expect((await rest({ apikey: ANON, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" })).status).toBe(200);
-  });
+  it.skipIf(!isNew)(
+    "new mode: the legacy JWT keys are not accepted; an sb_ key in Authorization must equal apikey; no secret key from a browser",
+    async () => {
+      const legacyAnon = await signHs256({ role: "anon", iss: "supabase-demo" }, WELL_KNOWN_JWT_SECRET);
+      expect((await rest({ apikey: legacyAnon })).status).toBe(401);
+      expect((await rest({ apikey: ANON, authorization: `Bearer ${legacyAnon}` })).status).toBe(401);
+      expect((await rest({ apikey: ANON, authorization: `Bearer ${SERVICE}` })).status).toBe(401); // not a JWT, not the apikey
+      const browser = await rest({ apikey: SERVICE, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" });
+      expect(browser.status).toBe(401);
+      expect((await rest({ apikey: SERVICE, "user-agent": "node" })).status).toBe(200);
+      expect((await rest({ apikey: ANON, "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0" })).status).toBe(
+        200,
+      );
+    },
+  );
 
   it("the gateway, where the functions run, holds only what hosted injects: no legacy key in new mode, no private key or JWT secret", () => {
     const pid = JSON.parse(readFileSync(join(env("STACK_LOCAL_DIR"), "stack.json"), "utf8")).pids.gateway;
     const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
     const names = environ.map((e) => e.slice(0, e.indexOf("=")));
     const keys = platformKeys();
-    const forbiddenNames = ["SUPABASE_JWT_SECRET", "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SECRET_KEY",
-      ...(isNew ? ["SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"] : [])];
+    const forbiddenNames = [
+      "SUPABASE_JWT_SECRET",
+      "SUPABASE_PUBLISHABLE_KEY",
+      "SUPABASE_SECRET_KEY",
+      ...(isNew ? ["SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"] : []),
+    ];
     for (const n of forbiddenNames) expect(names).not.toContain(n);
-    const forbiddenValues = [WELL_KNOWN_JWT_SECRET, keys.jwt_secret, keys.signing_key?.d].filter((v): v is string => !!v);
+    const forbiddenValues = [WELL_KNOWN_JWT_SECRET, keys.jwt_secret, keys.signing_key?.d].filter((v): v is string =>
+      !!v
+    );
     expect(forbiddenValues.length).toBeGreaterThan(0);
     for (const v of forbiddenValues) expect(environ.some((e) => e.includes(v))).toBe(false);
     const supabase = names.filter((n) => n.startsWith("SUPABASE_")).sort();
-    expect(supabase).toEqual(isNew
-      ? ["SUPABASE_DB_URL", "SUPABASE_JWKS", "SUPABASE_PUBLISHABLE_KEYS", "SUPABASE_SECRET_KEYS", "SUPABASE_URL"]
-      : ["SUPABASE_ANON_KEY", "SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_URL"]);
+    expect(supabase).toEqual(
+      isNew
+        ? ["SUPABASE_DB_URL", "SUPABASE_JWKS", "SUPABASE_PUBLISHABLE_KEYS", "SUPABASE_SECRET_KEYS", "SUPABASE_URL"]
+        : ["SUPABASE_ANON_KEY", "SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_URL"],
+    );
     // The private material lives in a file only the stack's user can read.
     expect(statSync(join(env("STACK_LOCAL_DIR"), "platform-keys.json")).mode & 0o777).toBe(0o600);
   });
@@ -401,7 +473,12 @@ describe("pg_net worker", () => {
       const chunks: Buffer[] = [];
       req.on("data", (c) => chunks.push(c));
       req.on("end", () => {
-        received.push({ path: req.url ?? "", body: Buffer.concat(chunks).toString(), type: req.headers["content-type"], at: Date.now() });
+        received.push({
+          path: req.url ?? "",
+          body: Buffer.concat(chunks).toString(),
+          type: req.headers["content-type"],
+          at: Date.now(),
+        });
         const delay = req.url?.startsWith("/slow") ? 1500 : 0;
         setTimeout(() => {
           res.writeHead(201, { "content-type": "application/json" });
@@ -424,7 +501,8 @@ describe("pg_net worker", () => {
 
   it("sends a committed request and stores the response", async () => {
     const t0 = Date.now();
-    const [{ id }] = await sql`select net.http_post(url := ${`${base}/committed`}, body := '{"x":1}'::jsonb, timeout_milliseconds := 2000) as id`;
+    const [{ id }] =
+      await sql`select net.http_post(url := ${`${base}/committed`}, body := '{"x":1}'::jsonb, timeout_milliseconds := 2000) as id`;
     const hit = await waitFor("delivery", async () => received.find((r) => r.path === "/committed"), 10_000);
     expect(JSON.parse(hit.body)).toEqual({ x: 1 });
     expect(hit.type).toBe("application/json");
@@ -464,16 +542,23 @@ describe("pg_net worker", () => {
 
 describe("functions host", () => {
   const functionsDir = new URL("../../functions", import.meta.url).pathname;
-  const config = existsSync(new URL("../../config.toml", import.meta.url)) ? readFileSync(new URL("../../config.toml", import.meta.url), "utf8") : "";
+  const config = existsSync(new URL("../../config.toml", import.meta.url))
+    ? readFileSync(new URL("../../config.toml", import.meta.url), "utf8")
+    : "";
   const present = existsSync(functionsDir)
     ? readdirSync(functionsDir).filter((n) => !n.startsWith("_") && existsSync(`${functionsDir}/${n}/index.ts`))
     : [];
-  const verifyJwt = (name: string) => !new RegExp(`\\[functions\\.${name}\\][^\\[]*verify_jwt\\s*=\\s*false`).test(config);
+  const verifyJwt = (name: string) =>
+    !new RegExp(`\\[functions\\.${name}\\][^\\[]*verify_jwt\\s*=\\s*false`).test(config);
   const open = present.find((n) => !verifyJwt(n));
-  const stats = (key?: string) => fetch(`${URL_}/_stack/functions/stats`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+  const stats = (key?: string) =>
+    fetch(`${URL_}/_stack/functions/stats`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
 
   it("answers 404 for an unknown function", async () => {
-    const r = await fetch(`${URL_}/functions/v1/no-such-function-here`, { method: "POST", headers: { authorization: `Bearer ${ANON}` } });
+    const r = await fetch(`${URL_}/functions/v1/no-such-function-here`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ANON}` },
+    });
     expect(r.status).toBe(404);
     await r.body?.cancel();
   });
@@ -492,7 +577,11 @@ describe("functions host", () => {
   it.skipIf(!open)("routes to a verify_jwt = false function without a JWT and measures it", async () => {
     // No stats reset here: other test files may read the shared counters at the same time.
     const before = (await (await stats(SERVICE)).json())[open!]?.invocations ?? 0;
-    const r = await fetch(`${URL_}/functions/v1/${open}`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+    const r = await fetch(`${URL_}/functions/v1/${open}`, {
+      method: "POST",
+      body: "{}",
+      headers: { "content-type": "application/json" },
+    });
     await r.body?.cancel();
     expect(r.status).not.toBe(404);
     const after = (await (await stats(SERVICE)).json())[open!];

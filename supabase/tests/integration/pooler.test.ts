@@ -12,7 +12,8 @@ const APP = "litellm-credits-functions"; // the functions' application_name (_sh
 // The admin console speaks only the simple query protocol and has no pg_type to read.
 const consoleUrl = () => Object.assign(new URL(env("DB_POOLER_URL")), { pathname: "/pgbouncer" }).toString();
 const admin = postgres(consoleUrl(), { max: 1, fetch_types: false, onnotice: () => {} });
-const show = (what: "STATS" | "POOLS" | "SERVERS" | "CLIENTS") => admin.unsafe(`SHOW ${what}`) as Promise<Record<string, string | number | null>[]>;
+const show = (what: "STATS" | "POOLS" | "SERVERS" | "CLIENTS") =>
+  admin.unsafe(`SHOW ${what}`) as Promise<Record<string, string | number | null>[]>;
 afterAll(() => admin.end({ timeout: 5 }));
 
 /** Backends whose last query matches, with who connected them. */
@@ -31,16 +32,21 @@ describe("functions through the transaction pooler", () => {
   it("a function's SQL runs on a server connection PgBouncer opened, and PgBouncer's counters move", async () => {
     const pools = await show("POOLS");
     expect(pools.find((p) => p.database === "postgres")?.pool_mode).toBe("transaction");
-    const xacts = async () => Number((await show("STATS")).find((s) => s.database === "postgres")?.total_xact_count ?? 0);
+    const xacts = async () =>
+      Number((await show("STATS")).find((s) => s.database === "postgres")?.total_xact_count ?? 0);
     const before = await xacts();
 
     // Other traffic (pg_cron's reconcile) may reuse that server connection in between: invoke until the
     // function's own query is the one pg_stat_activity shows.
-    const ran = await waitFor(async () => {
-      expect((await health()).body.database.status).toBe("ok");
-      const rows = await backendsThatRan("private.health_status()");
-      return rows.length ? rows : null;
-    }, "health's query to show in pg_stat_activity", 15_000);
+    const ran = await waitFor(
+      async () => {
+        expect((await health()).body.database.status).toBe("ok");
+        const rows = await backendsThatRan("private.health_status()");
+        return rows.length ? rows : null;
+      },
+      "health's query to show in pg_stat_activity",
+      15_000,
+    );
 
     const servers = await show("SERVERS");
     const byPid = new Map(servers.map((s) => [Number(s.remote_pid), s]));
@@ -63,7 +69,12 @@ describe("functions through the transaction pooler", () => {
     // postgres.js would pipeline queued queries onto busy connections. A query with parameters sent behind
     // one without is answered after the pooler has given that server connection back at the first one's
     // ReadyForQuery: its replies are lost and it hangs (hence max_pipeline: 0 in _shared/db.ts).
-    const r = spawnSync(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/db-burst.ts", "200"], {
+    const r = spawnSync(`${process.cwd()}/node_modules/.bin/deno`, [
+      "run",
+      "-A",
+      "supabase/tests/integration/fixtures/db-burst.ts",
+      "200",
+    ], {
       env: { ...process.env, DB_POOL_MAX: "3", NO_COLOR: "1" }, // one hosted isolate's pool
       encoding: "utf8",
       timeout: 60_000,
@@ -133,7 +144,13 @@ describe("the functions' SQL keeps no session state (transaction pooling hands e
     };
     walk("supabase/functions");
     expect(files.length).toBeGreaterThan(10);
-    const banned = [/\.(reserve|listen|subscribe|cursor)\s*\(/, /prepare:\s*true/, /pg_(try_)?advisory_(un)?lock/i, /set_config\s*\(/i, /create\s+(temp|temporary)\s+table/i];
+    const banned = [
+      /\.(reserve|listen|subscribe|cursor)\s*\(/,
+      /prepare:\s*true/,
+      /pg_(try_)?advisory_(un)?lock/i,
+      /set_config\s*\(/i,
+      /create\s+(temp|temporary)\s+table/i,
+    ];
     const hits = files.flatMap((f) => {
       const text = readFileSync(f, "utf8");
       return banned.filter((re) => re.test(text)).map((re) => `${f}: ${re}`);

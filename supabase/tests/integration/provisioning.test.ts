@@ -3,8 +3,20 @@
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, breakerClosed, closeSql, env, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, liveKey, publishableKey,
-  signUp, sql, uniqueEmail, waitFor,
+  activeUser,
+  breakerClosed,
+  closeSql,
+  env,
+  invoke,
+  keyOnLiteLLM,
+  litellmAdmin,
+  litellmApi,
+  liveKey,
+  publishableKey,
+  signUp,
+  sql,
+  uniqueEmail,
+  waitFor,
 } from "./helpers.ts";
 
 async function jobOf(userId: string) {
@@ -16,7 +28,9 @@ async function jobOf(userId: string) {
 async function userWithoutProvisioningCall() {
   const id = crypto.randomUUID();
   await sql().begin(async (tx) => {
-    await tx`insert into auth.users (id, email, aud, role, created_at) values (${id}, ${uniqueEmail("crash")}, 'authenticated', 'authenticated', now())`;
+    await tx`insert into auth.users (id, email, aud, role, created_at) values (${id}, ${
+      uniqueEmail("crash")
+    }, 'authenticated', 'authenticated', now())`;
     await tx`delete from net.http_request_queue where url like '%/functions/v1/provision-key'`;
   });
   return id;
@@ -104,7 +118,7 @@ describe("provision-key", () => {
     const r = await invoke("provision-key");
     expect(r.body.done).toBeGreaterThanOrEqual(1);
     expect((await liveKey(u.id)).status).toBe("active");
-    expect((await sql()`select * from public.admin_dead_jobs where user_id = ${u.id}`)).toHaveLength(0);
+    expect(await sql()`select * from public.admin_dead_jobs where user_id = ${u.id}`).toHaveLength(0);
   });
 
   it("a crash between LiteLLM creating the key and our database write: the rerun creates no second key", async () => {
@@ -112,7 +126,12 @@ describe("provision-key", () => {
     const k = await liveKey(userId);
     expect(k.status).toBe("pending");
     // What the dying run managed to do: the key exists on LiteLLM, our database does not know.
-    const created = await litellmApi("/key/generate", { key: k.key_value, key_alias: k.key_alias, max_budget: 2, metadata: { user_id: userId } });
+    const created = await litellmApi("/key/generate", {
+      key: k.key_value,
+      key_alias: k.key_alias,
+      max_budget: 2,
+      metadata: { user_id: userId },
+    });
     expect(created.status).toBe(200);
     const r = await invoke("provision-key");
     expect(r.status).toBe(200);
@@ -129,12 +148,18 @@ describe("the provisioned key with the official openai client", () => {
   it("chats, streams, then gets budget_exceeded once spend reaches the budget", async () => {
     const u = await activeUser("openai");
     const client = new OpenAI({ apiKey: u.key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
-    const chat = await client.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hello" }] });
+    const chat = await client.chat.completions.create({
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "hello" }],
+    });
     expect(chat.choices[0].message.content).toBeTruthy();
     expect(chat.usage?.total_tokens).toBeGreaterThan(0);
 
     const stream = await client.chat.completions.create({
-      model: "gpt-4o-mini", messages: [{ role: "user", content: "stream please" }], stream: true, stream_options: { include_usage: true },
+      model: "gpt-4o-mini",
+      messages: [{ role: "user", content: "stream please" }],
+      stream: true,
+      stream_options: { include_usage: true },
     });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
@@ -147,7 +172,10 @@ describe("the provisioned key with the official openai client", () => {
     let err: any;
     for (let i = 0; i < 200 && !err; i++) {
       try {
-        await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "x".repeat(4000) }] });
+        await client.chat.completions.create({
+          model: "test-expensive",
+          messages: [{ role: "user", content: "x".repeat(4000) }],
+        });
       } catch (e) {
         err = e;
       }

@@ -2,14 +2,24 @@
 // view, drift repaired from the ledger, and LiteLLM outages handled (fast failure, stale flag, recovery).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, breakerClosed, closeSql, invoke, keyOnLiteLLM, litellmAdmin, litellmApi, reconcileNow, sql, type TestUser,
+  activeUser,
+  breakerClosed,
+  closeSql,
+  invoke,
+  keyOnLiteLLM,
+  litellmAdmin,
+  litellmApi,
+  reconcileNow,
+  sql,
+  type TestUser,
   waitFor,
 } from "./helpers.ts";
 
 /** Credits a starter pack through the same SQL the webhook uses (the webhook itself is tested elsewhere). */
 async function buyStarter(userId: string) {
   const [c] = await sql()`select * from private.create_checkout(${userId}, 'starter')`;
-  const [r] = await sql()`select * from private.apply_payment(${c.reference}, 'success', 500, 500, 'USD', 'test', 'test', 1, now())`;
+  const [r] =
+    await sql()`select * from private.apply_payment(${c.reference}, 'success', 500, 500, 'USD', 'test', 'test', 1, now())`;
   expect(r.outcome).toBe("credited");
   return c.reference as string;
 }
@@ -48,7 +58,10 @@ describe("budget pushes", () => {
     const u = await activeUser("confirm");
     await buyStarter(u.id); // 12.00 in the ledger, 2 on LiteLLM
     const push = () => invoke("push-budget", { user_id: u.id }, process.env.SUPABASE_SERVICE_ROLE_KEY);
-    const key = async () => (await sql()`select sync_status, litellm_max_budget::text as confirmed from public.api_keys where id = ${u.keyId}`)[0];
+    const key = async () =>
+      (await sql()`select sync_status, litellm_max_budget::text as confirmed from public.api_keys where id = ${u.keyId}`)[
+        0
+      ];
     // LiteLLM applies the update but its answer says nothing, and the read that would confirm it fails
     // (for every caller meanwhile, pg_cron's reconcile included).
     await litellmAdmin("/admin/faults", { route: "/key/update", count: 100, mode: "bare" });
@@ -107,30 +120,41 @@ describe("reconcile-spend", () => {
     const run = await reconcileNow();
     expect(run.repairs).toBeGreaterThanOrEqual(1);
     expect((await keyOnLiteLLM(user.key)).max_budget).toBe(12);
-    const fixes = await sql()`select * from private.budget_repairs where key_id = ${user.keyId} order by id desc limit 1`;
+    const fixes =
+      await sql()`select * from private.budget_repairs where key_id = ${user.keyId} order by id desc limit 1`;
     expect(Number(fixes[0].observed_max_budget)).toBe(5);
     expect(Number(fixes[0].target_max_budget)).toBe(12);
     expect(fixes[0].outcome).toBe("pushed");
-    expect((await sql()`select * from public.admin_drift where key_id = ${user.keyId}`)).toHaveLength(0);
+    expect(await sql()`select * from public.admin_drift where key_id = ${user.keyId}`).toHaveLength(0);
   });
 
   it("two runs at the same time never process the same chunk", async () => {
     const user = await userWithStarter("recon-overlap");
     await reconcileNow();
-    await waitFor(async () => {
-      const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
-      return n === 0;
-    }, "no chunk leased by a cron-started run", 15_000, 200);
+    await waitFor(
+      async () => {
+        const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
+        return n === 0;
+      },
+      "no chunk leased by a cron-started run",
+      15_000,
+      200,
+    );
     await litellmAdmin("/admin/spend", { key: user.key, spend: 3.75 });
     const before = await snapshots(user.keyId);
     // LiteLLM answers the batch read slowly, so the two runs really overlap while holding their chunks: the
     // second starts once the first holds a lease.
     await litellmAdmin("/admin/faults", { route: "/v2/key/info", count: 50, mode: "timeout", delay_ms: 700 });
     const first = invoke("reconcile-spend", { force: true, max_chunks: 100 });
-    await waitFor(async () => {
-      const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
-      return n > 0;
-    }, "the first run to hold a chunk", 15_000, 20);
+    await waitFor(
+      async () => {
+        const [{ n }] = await sql()`select count(*)::int as n from public.reconcile_chunks where lease_until > now()`;
+        return n > 0;
+      },
+      "the first run to hold a chunk",
+      15_000,
+      20,
+    );
     const [a, b] = await Promise.all([first, invoke("reconcile-spend", { force: true, max_chunks: 100 })]);
     await litellmAdmin("/admin/faults", undefined, "DELETE");
     const [{ chunks }] = await sql()`select count(*)::int as chunks from public.reconcile_chunks`;

@@ -20,10 +20,15 @@ const pidOf = async (c: postgres.Sql) => (await c`select pg_backend_pid() as pid
 
 /** Resolves once the backend waits for a lock (proof that the calls really queue in this order). */
 async function waitingForLock(pid: number) {
-  await waitFor(async () => {
-    const [a] = await sql()`select wait_event_type from pg_stat_activity where pid = ${pid}`;
-    return a?.wait_event_type === "Lock";
-  }, `backend ${pid} to wait for a lock`, 10_000, 5);
+  await waitFor(
+    async () => {
+      const [a] = await sql()`select wait_event_type from pg_stat_activity where pid = ${pid}`;
+      return a?.wait_event_type === "Lock";
+    },
+    `backend ${pid} to wait for a lock`,
+    10_000,
+    5,
+  );
 }
 
 /** Runs a call; a deadlock (40P01) fails the test, an orderly refusal of a step done out of turn does not. */
@@ -44,7 +49,9 @@ beforeAll(async () => {
   userId = crypto.randomUUID();
   // A user whose key is active without LiteLLM (the SQL steps alone; no provisioning call queued).
   await sql().begin(async (tx) => {
-    await tx`insert into auth.users (id, email, aud, role, created_at, email_confirmed_at) values (${userId}, ${uniqueEmail("lockorder")}, 'authenticated', 'authenticated', now(), now())`;
+    await tx`insert into auth.users (id, email, aud, role, created_at, email_confirmed_at) values (${userId}, ${
+      uniqueEmail("lockorder")
+    }, 'authenticated', 'authenticated', now(), now())`;
     await tx`delete from net.http_request_queue where url like '%/functions/v1/provision-key'`;
   });
   await sql()`select private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id = ${userId}`;
@@ -61,7 +68,8 @@ it("concurrent rotation steps, payments and adjustments of one user: no deadlock
   await Promise.all(conns.map((c) => c`select 1`));
   const [starterPid, retirerPid] = [await pidOf(starter), await pidOf(retirer)];
   for (let i = 0; i < 100; i++) {
-    const [{ rotation_id: rot }] = await sql()`select rotation_id from private.start_key_rotation(${userId}, 'vitest', false)`;
+    const [{ rotation_id: rot }] =
+      await sql()`select rotation_id from private.start_key_rotation(${userId}, 'vitest', false)`;
     await sql()`select private.rotation_block_intent(${rot})`;
     await sql()`select private.rotation_old_blocked(${rot})`;
     const [{ old_key_id: oldKey }] = await sql()`select old_key_id from private.key_rotations where id = ${rot}`;
@@ -87,11 +95,16 @@ it("concurrent rotation steps, payments and adjustments of one user: no deadlock
 
     // Everything else at once, each on its own connection.
     const [{ reference }] = await sql()`select reference from private.create_checkout(${userId}, 'starter')`;
-    const [{ target }] = await sql()`select private.key_target_budget(new_key_id)::text as target from private.key_rotations where id = ${rot}`;
+    const [{ target }] =
+      await sql()`select private.key_target_budget(new_key_id)::text as target from private.key_rotations where id = ${rot}`;
     const results = await Promise.all([
       settle(others[0]`select * from private.rotation_new_key_active(${rot}, ${target})`),
       settle(others[1]`select private.rotation_finish(${rot})`),
-      settle(others[2]`select * from private.apply_payment(${reference}, 'success', 500, 500, 'USD', 'test', 'test', ${i + 1}, now())`),
+      settle(
+        others[2]`select * from private.apply_payment(${reference}, 'success', 500, 500, 'USD', 'test', 'test', ${
+          i + 1
+        }, now())`,
+      ),
       settle(others[3]`select * from private.adjust_credit(${userId}, 0.01, 'lock order test', 'vitest')`),
     ]);
     expect([results[0], results[2], results[3]]).toEqual(["ok", "ok", "ok"]); // finish may come first: refused in order
@@ -101,9 +114,11 @@ it("concurrent rotation steps, payments and adjustments of one user: no deadlock
   const [{ n, done }] = await sql()`select count(*)::int as n, count(*) filter (where state = 'done')::int as done
                                       from private.key_rotations where user_id = ${userId}`;
   expect([n, done]).toEqual([100, 100]);
-  const [{ live }] = await sql()`select count(*)::int as live from public.api_keys where user_id = ${userId} and status <> 'retired'`;
+  const [{ live }] =
+    await sql()`select count(*)::int as live from public.api_keys where user_id = ${userId} and status <> 'retired'`;
   expect(live).toBe(1);
   // 100 payments of 10.00 and 100 adjustments of 0.01, each exactly once.
-  const [{ total }] = await sql()`select sum(amount)::text as total from public.credit_ledger where user_id = ${userId}`;
+  const [{ total }] =
+    await sql()`select sum(amount)::text as total from public.credit_ledger where user_id = ${userId}`;
   expect(total).toBe("1003.00");
 }, 240_000);

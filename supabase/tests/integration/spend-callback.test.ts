@@ -12,8 +12,17 @@ async function callback(body: unknown, secret = env("LITELLM_CALLBACK_SECRET")) 
 }
 /** One logged request as LiteLLM's generic API logger sends it (StandardLoggingPayload, trimmed). */
 const logged = (spendAtAuth: number, cost: number, hash = token) => ({
-  id: crypto.randomUUID(), call_type: "acompletion", status: "success", response_cost: cost, model: "gpt-4o-mini",
-  metadata: { user_api_key_hash: hash, user_api_key_alias: "x", user_api_key_spend: spendAtAuth, user_api_key_max_budget: 2 },
+  id: crypto.randomUUID(),
+  call_type: "acompletion",
+  status: "success",
+  response_cost: cost,
+  model: "gpt-4o-mini",
+  metadata: {
+    user_api_key_hash: hash,
+    user_api_key_alias: "x",
+    user_api_key_spend: spendAtAuth,
+    user_api_key_max_budget: 2,
+  },
 });
 async function spent(u: User) {
   const { data, error } = await u.client.from("my_account").select("spent, remaining").single();
@@ -21,10 +30,15 @@ async function spent(u: User) {
   return { spent: Number(data.spent), remaining: Number(data.remaining) };
 }
 async function reconcileNow() {
-  return await waitFor(async () => {
-    const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
-    return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
-  }, "a reconcile run", 15_000, 300);
+  return await waitFor(
+    async () => {
+      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 });
+      return r.status === 200 && r.body.claimed > 0 && r.body.outcome === "ok" ? r.body : null;
+    },
+    "a reconcile run",
+    15_000,
+    300,
+  );
 }
 
 beforeAll(async () => {
@@ -47,7 +61,9 @@ describe("litellm-spend-callback", () => {
     expect(r.body).toMatchObject({ entries: 4, hints: 4, matched: 1, updated: 1 });
     expect(await spent(user)).toEqual({ spent: 0.75, remaining: 1.25 });
     // An older batch arriving late cannot lower it; NDJSON works too.
-    const late = await callback([logged(0, 0.25)].map((x) => JSON.stringify(x)).join("\n") + "\n" + JSON.stringify(logged(0, 0.1)));
+    const late = await callback(
+      [logged(0, 0.25)].map((x) => JSON.stringify(x)).join("\n") + "\n" + JSON.stringify(logged(0, 0.1)),
+    );
     expect(late.body.updated).toBe(0);
     expect((await spent(user)).spent).toBe(0.75);
   });
@@ -79,17 +95,30 @@ describe("end to end: a chat through the proxy moves the balance before any reco
     const { default: OpenAI } = await import("openai");
     const u = await activeUser("e2e-hint");
     const client = new OpenAI({ apiKey: u.key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
-    await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "x".repeat(400) }] });
-    await client.chat.completions.create({ model: "test-expensive", messages: [{ role: "user", content: "y".repeat(400) }] });
-    const litellmSpend = async () => (await (await fetch(`${env("LITELLM_BASE_URL")}/key/info?key=${u.key}`, {
-      headers: { Authorization: `Bearer ${env("LITELLM_MASTER_KEY")}` } })).json()).info.spend as number;
+    await client.chat.completions.create({
+      model: "test-expensive",
+      messages: [{ role: "user", content: "x".repeat(400) }],
+    });
+    await client.chat.completions.create({
+      model: "test-expensive",
+      messages: [{ role: "user", content: "y".repeat(400) }],
+    });
+    const litellmSpend = async () =>
+      (await (await fetch(`${env("LITELLM_BASE_URL")}/key/info?key=${u.key}`, {
+        headers: { Authorization: `Bearer ${env("LITELLM_MASTER_KEY")}` },
+      })).json()).info.spend as number;
     const truth = await litellmSpend();
     expect(truth).toBeGreaterThan(0);
     // No reconcile has run for this user: the callback alone moves the balance, within seconds.
-    const seen = await waitFor(async () => {
-      const s = await spent(u);
-      return s.spent > 0 ? s : null;
-    }, "the callback to move the balance", 8_000, 200);
+    const seen = await waitFor(
+      async () => {
+        const s = await spent(u);
+        return s.spent > 0 ? s : null;
+      },
+      "the callback to move the balance",
+      8_000,
+      200,
+    );
     expect(seen.spent).toBeCloseTo(truth, 9);
     // It came through the callback (a cron-started pull may also have landed meanwhile; either way the same number).
     const [k] = await sql()`select hinted_spend::float8 as hinted from public.api_keys where id = ${u.keyId}`;

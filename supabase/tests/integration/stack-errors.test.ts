@@ -14,12 +14,20 @@ function runStack(env: Record<string, string>) {
   const r = spawnSync(DENO, ["run", "-A", "stack/main.ts"], {
     cwd: ROOT,
     env: {
-      ...process.env, NO_COLOR: "1", STACK_LOCAL_DIR: join(tmpdir(), "litellm-credits-preflight"),
+      ...process.env,
+      NO_COLOR: "1",
+      STACK_LOCAL_DIR: join(tmpdir(), "litellm-credits-preflight"),
       // Ports nobody uses, so only the one a test takes is busy (the test stack holds its own).
-      STACK_GATEWAY_PORT: "54921", STACK_DB_PORT: "54922", STACK_WEB_PORT: "54923", STACK_LITELLM_PORT: "4090", STACK_PAYSTACK_PORT: "54930",
+      STACK_GATEWAY_PORT: "54921",
+      STACK_DB_PORT: "54922",
+      STACK_WEB_PORT: "54923",
+      STACK_LITELLM_PORT: "4090",
+      STACK_PAYSTACK_PORT: "54930",
       STACK_POOLER_PORT: "54929",
       ...env,
-    }, encoding: "utf8", timeout: 30_000,
+    },
+    encoding: "utf8",
+    timeout: 30_000,
   });
   return { code: r.status, out: `${r.stdout}${r.stderr}`.trim() };
 }

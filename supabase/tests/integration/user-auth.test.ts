@@ -6,8 +6,23 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  activeUser, claimsOf, closeSql, env, invoke, keysMode, platformKeys, publishableKey, secretKey, signAsProject, signHs256, signWithForeignKey,
-  sql, type TestUser, unsignedJwt, waitFor, WELL_KNOWN_JWT_SECRET,
+  activeUser,
+  claimsOf,
+  closeSql,
+  env,
+  invoke,
+  keysMode,
+  platformKeys,
+  publishableKey,
+  secretKey,
+  signAsProject,
+  signHs256,
+  signWithForeignKey,
+  sql,
+  type TestUser,
+  unsignedJwt,
+  waitFor,
+  WELL_KNOWN_JWT_SECRET,
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
@@ -25,7 +40,8 @@ async function footprint(userId: string) {
   return r;
 }
 
-const setting = (key: string, value: string) => sql()`update private.settings set value = ${value}::jsonb where key = ${key}`;
+const setting = (key: string, value: string) =>
+  sql()`update private.settings set value = ${value}::jsonb where key = ${key}`;
 
 beforeAll(async () => {
   await setting("rotation_settle_seconds", "0"); // the test stack writes spend at once (LITELLM_BATCH_WRITE_MS=0)
@@ -44,14 +60,25 @@ describe("checkout and rotate-key refuse tokens that are not a live session of t
     ["a token signed by another ES256 key", () => signWithForeignKey(claims, "another-kid")],
     ["a token signed by another ES256 key under the project's kid", () => signWithForeignKey(claims, projectKid())],
     ["a token for another audience", () => signAsProject({ ...claims, aud: "another-audience" })],
-    ["a token from another issuer", () => signAsProject({ ...claims, iss: "https://another-project.supabase.co/auth/v1" })],
+    [
+      "a token from another issuer",
+      () => signAsProject({ ...claims, iss: "https://another-project.supabase.co/auth/v1" }),
+    ],
     ['an "alg": "none" token', () => unsignedJwt(claims)],
     ["the publishable key as a user token", () => publishableKey()],
     // The anon key: legacy mode's own; in new mode the well-known local one (HS256), and an anon-role
     // token signed with the project's real key.
-    ["the anon key as a user token", () => (keysMode() === "legacy" ? env("SUPABASE_ANON_KEY") : signHs256({ role: "anon", iss: "supabase-demo" }, WELL_KNOWN_JWT_SECRET))],
+    [
+      "the anon key as a user token",
+      () => (keysMode() === "legacy"
+        ? env("SUPABASE_ANON_KEY")
+        : signHs256({ role: "anon", iss: "supabase-demo" }, WELL_KNOWN_JWT_SECRET)),
+    ],
     ["an anon-role token signed with the project's key", () => signAsProject({ iss: "supabase", role: "anon" })],
-    ["a user token signed HS256 with a secret the project does not use", () => signHs256(claims, keysMode() === "new" ? WELL_KNOWN_JWT_SECRET : "another-secret-another-secret-another")],
+    [
+      "a user token signed HS256 with a secret the project does not use",
+      () => signHs256(claims, keysMode() === "new" ? WELL_KNOWN_JWT_SECRET : "another-secret-another-secret-another"),
+    ],
     ["a token without a session", () => signAsProject({ ...claims, session_id: undefined })],
     ["a token of a session that never existed", () => signAsProject({ ...claims, session_id: crypto.randomUUID() })],
   ];
@@ -84,7 +111,9 @@ describe("a signed-out session is refused although its token has not expired", (
     expect((await v.client.auth.signOut()).error).toBeNull();
     expect(await sql()`select 1 from auth.sessions where id = ${session_id as string}`).toHaveLength(0);
     // The token is still well signed and unexpired: REST (like hosted PostgREST) still takes it.
-    const asUser = await fetch(`${env("SUPABASE_URL")}/rest/v1/my_key?select=status`, { headers: { apikey: publishableKey(), Authorization: `Bearer ${v.token}` } });
+    const asUser = await fetch(`${env("SUPABASE_URL")}/rest/v1/my_key?select=status`, {
+      headers: { apikey: publishableKey(), Authorization: `Bearer ${v.token}` },
+    });
     expect(asUser.status).toBe(200);
     const before = await footprint(v.id);
     for (const fn of FUNCTIONS) {
@@ -104,7 +133,9 @@ describe("operator callers: a secret key works, the publishable key does not", (
     expect((await invoke("push-budget", { user_id: noSuchUser }, secretKey())).status).toBe(404);
     expect((await invoke("rotate-key", { user_id: noSuchUser }, secretKey())).status).toBe(404);
     const apikeyOnly = await fetch(`${env("SUPABASE_URL")}/functions/v1/push-budget`, {
-      method: "POST", headers: { apikey: secretKey(), "Content-Type": "application/json" }, body: JSON.stringify({ user_id: noSuchUser }),
+      method: "POST",
+      headers: { apikey: secretKey(), "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: noSuchUser }),
     });
     expect(apikeyOnly.status).toBe(404);
     await apikeyOnly.body?.cancel();
@@ -112,12 +143,19 @@ describe("operator callers: a secret key works, the publishable key does not", (
   });
 
   it("the publishable key gets 401 from each", async () => {
-    for (const [fn, body] of [["push-budget", { user_id: noSuchUser }], ["rotate-key", { user_id: noSuchUser }], ["ops-sweep", {}]] as const) {
+    for (
+      const [fn, body] of [["push-budget", { user_id: noSuchUser }], ["rotate-key", { user_id: noSuchUser }], [
+        "ops-sweep",
+        {},
+      ]] as const
+    ) {
       const r = await invoke(fn, body, publishableKey());
       expect(r.status, `${fn}: ${r.text}`).toBe(401);
     }
     const apikeyOnly = await fetch(`${env("SUPABASE_URL")}/functions/v1/push-budget`, {
-      method: "POST", headers: { apikey: publishableKey(), "Content-Type": "application/json" }, body: JSON.stringify({ user_id: noSuchUser }),
+      method: "POST",
+      headers: { apikey: publishableKey(), "Content-Type": "application/json" },
+      body: JSON.stringify({ user_id: noSuchUser }),
     });
     expect(apikeyOnly.status).toBe(401);
     await apikeyOnly.body?.cancel();
@@ -126,29 +164,42 @@ describe("operator callers: a secret key works, the publishable key does not", (
 
 describe("keys from the discovery endpoint when SUPABASE_JWKS is not injected", () => {
   // Legacy mode never injects SUPABASE_JWKS, so there every test above already takes this path.
-  it.skipIf(keysMode() === "legacy")("checkout served alone without SUPABASE_JWKS fetches <SUPABASE_URL>/auth/v1/.well-known/jwks.json", async () => {
-    const port = Number(env("STACK_GATEWAY_PORT")) + 70; // in this stack's own range (the gateway's port + 70)
-    const fnEnv = { ...process.env, NO_COLOR: "1" } as Record<string, string>;
-    delete fnEnv.SUPABASE_JWKS;
-    const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, ["run", "-A", "supabase/tests/integration/fixtures/serve-function.ts", "checkout", String(port)], {
-      env: fnEnv, stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (c) => (out += c));
-    child.stderr!.on("data", (c) => (out += c));
-    try {
-      await waitFor(async () => out.includes("serving checkout"), "the function to listen", 15_000);
-      const call = (token: string) => fetch(`http://127.0.0.1:${port}/functions/v1/checkout`, {
-        method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(BODY.checkout),
+  it.skipIf(keysMode() === "legacy")(
+    "checkout served alone without SUPABASE_JWKS fetches <SUPABASE_URL>/auth/v1/.well-known/jwks.json",
+    async () => {
+      const port = Number(env("STACK_GATEWAY_PORT")) + 70; // in this stack's own range (the gateway's port + 70)
+      const fnEnv = { ...process.env, NO_COLOR: "1" } as Record<string, string>;
+      delete fnEnv.SUPABASE_JWKS;
+      const child = spawn(`${process.cwd()}/node_modules/.bin/deno`, [
+        "run",
+        "-A",
+        "supabase/tests/integration/fixtures/serve-function.ts",
+        "checkout",
+        String(port),
+      ], {
+        env: fnEnv,
+        stdio: ["ignore", "pipe", "pipe"],
       });
-      const ok = await call(u.token);
-      expect(ok.status, await ok.clone().text()).toBe(200);
-      const foreign = await call(await signWithForeignKey(claims, platformKeys().signing_key!.kid));
-      expect(foreign.status).toBe(401);
-      const unknownKid = await call(await signWithForeignKey(claims, "a-kid-nobody-published"));
-      expect(unknownKid.status).toBe(401);
-    } finally {
-      child.kill("SIGTERM");
-    }
-  });
+      let out = "";
+      child.stdout!.on("data", (c) => (out += c));
+      child.stderr!.on("data", (c) => (out += c));
+      try {
+        await waitFor(async () => out.includes("serving checkout"), "the function to listen", 15_000);
+        const call = (token: string) =>
+          fetch(`http://127.0.0.1:${port}/functions/v1/checkout`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+            body: JSON.stringify(BODY.checkout),
+          });
+        const ok = await call(u.token);
+        expect(ok.status, await ok.clone().text()).toBe(200);
+        const foreign = await call(await signWithForeignKey(claims, platformKeys().signing_key!.kid));
+        expect(foreign.status).toBe(401);
+        const unknownKid = await call(await signWithForeignKey(claims, "a-kid-nobody-published"));
+        expect(unknownKid.status).toBe(401);
+      } finally {
+        child.kill("SIGTERM");
+      }
+    },
+  );
 });
