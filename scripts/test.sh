@@ -154,6 +154,14 @@ read -r pg17_passed pg17_failed < <(sed -n 's/^# pg17: \([0-9]*\) passed, \([0-9
 passed_total=$((passed_total + ${pg17_passed:-0})); failed_total=$((failed_total + ${pg17_failed:-1}))
 # ---- END pgTAP on PostgreSQL 17 ----
 
+echo "== deno fmt --check (deno.json: the code of functions, stack, scripts, web, tests; 120 columns)"
+if node_modules/.bin/deno fmt --check; then
+  passed_total=$((passed_total + 1))
+else
+  echo "deno fmt: files above are not formatted; run: node_modules/.bin/deno fmt"
+  failed=1; failed_total=$((failed_total + 1))
+fi
+
 echo "== deno check and deno lint (functions, stack, scripts)"
 if node_modules/.bin/deno check supabase/functions/*/index.ts stack/main.ts stack/platform/gateway.ts scripts/admin.ts scripts/deploy-check.ts scripts/deploy-rehearse.ts \
    && node_modules/.bin/deno lint supabase/functions stack scripts; then
