@@ -30,6 +30,7 @@ import {
   table,
   verdict,
 } from "./common.ts";
+import { hmacSha512Hex } from "../../supabase/functions/_shared/hash.ts";
 
 const PAYMENTS = Number(Deno.env.get("BENCH_PAYMENTS") ?? 200);
 const IN_FLIGHT = Number(Deno.env.get("BENCH_IN_FLIGHT") ?? 20);
@@ -46,18 +47,6 @@ const ADMIN_ONLY = [
   "refunds",
   "disputes",
 ];
-
-async function hmacSha512Hex(secret: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-512" },
-    false,
-    ["sign"],
-  );
-  const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body));
-  return Array.from(new Uint8Array(sig), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 interface Delivery {
   reference: string;

@@ -2,7 +2,7 @@
 // The product never starts a refund; it reads the ones made on Paystack (README "Refunds and disputes").
 import { z } from "zod";
 import { config } from "./config.ts";
-import { hex } from "./hash.ts";
+import { hmacSha512Hex } from "./hash.ts";
 
 export class PaystackError extends Error {
   constructor(message: string, public readonly status: number | null, public readonly transient: boolean) {
@@ -180,14 +180,7 @@ export async function verifySignature(
   if (!header) return "missing";
   const sig = header.trim().toLowerCase();
   if (!/^[0-9a-f]{128}$/.test(sig)) return "malformed";
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-512" },
-    false,
-    ["sign"],
-  );
-  const expected = hex(await crypto.subtle.sign("HMAC", key, rawBody));
+  const expected = await hmacSha512Hex(secret, rawBody);
   let diff = 0;
   for (let i = 0; i < 128; i++) diff |= expected.charCodeAt(i) ^ sig.charCodeAt(i);
   return diff === 0 ? "ok" : "mismatch";
