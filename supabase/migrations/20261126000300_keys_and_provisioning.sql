@@ -38,8 +38,22 @@ create table public.api_keys (
   retired_spend numeric,
   created_at timestamptz not null default now(),
   activated_at timestamptz,
-  retired_at timestamptz
+  retired_at timestamptz,
+  -- Keys are reconciled in chunks of 1000 consecutive seq numbers: one LiteLLM batch read and one SQL write
+  -- each (20261126000500). A stored column so views (run as the user) can tell when a key was last synced.
+  reconcile_chunk integer generated always as (((seq - 1) / 1000)::integer) stored,
+  -- Spend in flight during a rotation (20261202000320): a retired key is reconciled until its spend settles.
+  settled_at timestamptz,
+  -- The keys reconcile reads from LiteLLM: active keys, and retired keys whose spend is not final yet. A
+  -- column (not a function) so a chunk index (20261202000320) serves the claim.
+  reconciled boolean generated always as (status = 'active' or (status = 'retired' and settled_at is null)) stored,
+  -- LiteLLM state loss (20261202000500): spend LiteLLM no longer counts, added to what it reports.
+  spend_offset numeric not null default 0 check (spend_offset >= 0)
 ) with (fillfactor = 80); -- room for HOT updates: reconcile rewrites ~1% of rows a minute
+comment on column public.api_keys.settled_at is
+  'retired keys: when the spend became final (stable for retired_key_settle_seconds, key deleted on LiteLLM); null while late spend may arrive';
+comment on column public.api_keys.spend_offset is
+  'spend LiteLLM lost (restored/reset database): added to what LiteLLM reports, subtracted from the max_budget pushed to it';
 create unique index api_keys_one_live_per_user on public.api_keys (user_id) where status <> 'retired';
 create index api_keys_user_id_idx on public.api_keys (user_id);
 alter table public.api_keys enable row level security;
@@ -155,13 +169,15 @@ $$;
 -- of the same user spent. Retired keys themselves get what they spent (nothing more to use).
 -- Never below 0: LiteLLM refuses a negative max_budget (such a push would fail forever) and 0 already
 -- blocks the key. It could go below 0 only through rotation: LiteLLM lets a key's last request overshoot
--- its budget, so a retired key's spend can exceed the ledger by that overshoot.
+-- its budget, so a retired key's spend can exceed the ledger by that overshoot. Minus the key's spend_offset:
+-- LiteLLM counts spend from its own counter, which a reset restarted lower (20261202000500).
 create function private.key_target_budget(p_key_id uuid) returns numeric
 language sql stable security definer set search_path = '' as $$
   select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
     else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
                    - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
-                                where r.user_id = k.user_id and r.status = 'retired'), 0))
+                                where r.user_id = k.user_id and r.status = 'retired'), 0)
+                   - k.spend_offset)
     end
   from public.api_keys k where k.id = p_key_id
 $$;

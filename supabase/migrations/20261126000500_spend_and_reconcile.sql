@@ -17,9 +17,7 @@ revoke all on table public.spend_snapshots from public, anon, authenticated, ser
 revoke all on sequence public.spend_snapshots_id_seq from public, anon, authenticated, service_role;
 grant select on table public.spend_snapshots to authenticated, service_role;
 
--- Keys are reconciled in chunks of 1000 consecutive seq numbers: one LiteLLM batch read and one SQL write
--- each. The chunk is a stored column so views (run as the user) can tell when a key was last synced.
-alter table public.api_keys add column reconcile_chunk integer generated always as (((seq - 1) / 1000)::integer) stored;
+-- Keys are reconciled in chunks of 1000 consecutive seq numbers (api_keys.reconcile_chunk).
 create index api_keys_reconcile_chunk_idx on public.api_keys (reconcile_chunk) where status = 'active';
 
 -- A claim is a lease: a run that dies
@@ -82,7 +80,8 @@ $$;
 -- ([{token, spend, max_budget, blocked}]; keys LiteLLM does not know are absent).
 -- Writes a snapshot only where spend or max_budget changed, flags keys changed behind our back, and
 -- returns the keys whose LiteLLM budget or block state differs from ours so the caller can push them.
-create function private.record_spend_batch(p_chunk integer, p_rows jsonb)
+-- Spend as reported: reconcile calls private.record_spend_batch (20261202000500), which adds the reset offset.
+create function private.record_spend_batch_as_reported(p_chunk integer, p_rows jsonb)
 returns jsonb language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_result jsonb;

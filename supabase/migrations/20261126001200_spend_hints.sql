@@ -1,8 +1,9 @@
 -- Spend hints from LiteLLM's generic API logging callback (litellm-spend-callback): the balance moves
 -- within seconds of a request instead of after the next pull. Each hint is a lower bound of the key's
 -- cumulative spend; we keep the largest. The pull (record_spend_batch) remains the truth: hints only
--- raise what views show (public.key_spend), never the ledger, a budget or a snapshot.
-create function private.record_spend_hints(p_rows jsonb) returns jsonb
+-- raise what views show (public.key_spend), never the ledger, a budget or a snapshot. Spend as reported:
+-- the callback calls private.record_spend_hints (20261202000500), which adds the reset offset.
+create function private.record_spend_hints_as_reported(p_rows jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_matched integer;

@@ -20,19 +20,8 @@ insert into private.settings (key, value, description) values
    || 'a 600 s request (LiteLLM request_timeout) + PROXY_BATCH_WRITE_AT (60) + a reconcile cycle (60) + margin')
 on conflict (key) do nothing;
 
-alter table public.api_keys add column settled_at timestamptz;
-comment on column public.api_keys.settled_at is
-  'retired keys: when the spend became final (stable for retired_key_settle_seconds, key deleted on LiteLLM); null while late spend may arrive';
--- Keys retired by earlier rotations were deleted on LiteLLM when their rotation finished.
-update public.api_keys k set settled_at = coalesce(k.retired_at, now())
- where k.status = 'retired'
-   and not exists (select 1 from private.key_rotations r where r.old_key_id = k.id and r.state in ('retired', 'activated'));
+-- api_keys.settled_at and api_keys.reconciled (20261126000300) say which keys reconcile reads.
 create index api_keys_settling_chunk_idx on public.api_keys (reconcile_chunk) where status = 'retired' and settled_at is null;
-
--- The keys reconcile reads from LiteLLM: active keys, and retired keys whose spend is not final yet. A
--- column (not a function) so the chunk index below serves the claim.
-alter table public.api_keys add column reconciled boolean
-  generated always as (status = 'active' or (status = 'retired' and settled_at is null)) stored;
 create index api_keys_reconciled_chunk_idx on public.api_keys (reconcile_chunk) where reconciled;
 
 -- reconcile-spend deleted a settled retired key on LiteLLM (or LiteLLM said it was gone): its spend is final.

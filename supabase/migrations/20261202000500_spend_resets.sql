@@ -7,16 +7,14 @@
 -- spend (public.api_keys.spend, what every balance reads) is spend_offset + LiteLLM's spend.
 --
 -- LiteLLM still enforces the budget on its own counter, which restarted lower, so the max_budget pushed to
--- it is the ledger target minus the offset (private.key_target_budget below, still the one definition):
+-- it is the ledger target minus the offset (private.key_target_budget, 20261126000300, the one definition):
 -- spend 1.50 recorded, LiteLLM restored to 0.10 -> offset 1.40, effective 1.50, remaining 0.50 of a 2.00
 -- grant, max_budget 0.60 (LiteLLM stops the key when its own 0.10 reaches 0.60, i.e. at 2.00 in total).
 --
 -- Every reset is recorded in private.spend_resets for the operator (public.admin_spend_resets,
 -- `npm run admin -- resets`, health "degraded" while any is not acknowledged).
 
-alter table public.api_keys add column spend_offset numeric not null default 0 check (spend_offset >= 0);
-comment on column public.api_keys.spend_offset is
-  'spend LiteLLM lost (restored/reset database): added to what LiteLLM reports, subtracted from the max_budget pushed to it';
+-- api_keys.spend_offset is defined with the table (20261126000300).
 
 create table private.spend_resets (
   id bigint generated always as identity primary key,
@@ -32,19 +30,6 @@ create table private.spend_resets (
 );
 create index spend_resets_open_idx on private.spend_resets (detected_at) where acknowledged_at is null;
 create index spend_resets_key_idx on private.spend_resets (key_id, detected_at);
-
--- The absolute max_budget a key must have on LiteLLM (20261126000300), minus the key's offset: LiteLLM
--- counts spend from its own (reset) counter. Never below 0 (LiteLLM refuses a negative max_budget).
-create or replace function private.key_target_budget(p_key_id uuid) returns numeric
-language sql stable security definer set search_path = '' as $$
-  select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
-    else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
-                   - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
-                                where r.user_id = k.user_id and r.status = 'retired'), 0)
-                   - k.spend_offset)
-    end
-  from public.api_keys k where k.id = p_key_id
-$$;
 
 -- Detects resets in what LiteLLM reported for a chunk (rows as private.record_spend_batch takes them): for
 -- every reconciled key (live, or retired and still settling) whose offset + LiteLLM spend is below the spend
@@ -93,13 +78,11 @@ language sql stable security definer set search_path = '' as $$
     left join public.api_keys k on k.key_token = r.value ->> 'token' and k.reconciled
 $$;
 
--- The entry points reconcile and the callback use, record_spend_batch and record_spend_hints, become
--- monotonic themselves, so no caller can record spend past the reset rule: their bodies (20261126000500,
--- 20261126001200) are kept as *_as_reported and called with the spend as we record it (offset added), so
--- snapshots, late spend of retired keys, drift (against the offset-lowered target) and alerts all follow.
-alter function private.record_spend_batch(integer, jsonb) rename to record_spend_batch_as_reported;
-alter function private.record_spend_hints(jsonb) rename to record_spend_hints_as_reported;
-
+-- The entry points reconcile and the callback use, record_spend_batch and record_spend_hints, are
+-- monotonic themselves, so no caller can record spend past the reset rule: they call the bodies that take
+-- spend as reported (*_as_reported, 20261126000500 and 20261126001200) with the spend as we record it
+-- (offset added), so snapshots, late spend of retired keys, drift (against the offset-lowered target) and
+-- alerts all follow.
 create function private.record_spend_batch(p_chunk integer, p_rows jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
