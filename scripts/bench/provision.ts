@@ -3,44 +3,24 @@
 // LiteLLM key. Latency per user = api_keys.activated_at - auth.users.created_at (both stamped by Postgres),
 // cross-checked by polling api_keys.status until every key is active (or a timeout).
 //   npm run bench:provision          (BENCH_USERS=200 BENCH_CONCURRENCY=10 BENCH_TIMEOUT_MS=60000)
-import {
-  BenchError,
-  cpuMs,
-  env,
-  functionStats,
-  int,
-  litellmAdmin,
-  litellmBudgets,
-  ms,
-  pool,
-  printMachine,
-  resetFunctionStats,
-  runBench,
-  runId,
-  signUp,
-  sql,
-  stackPids,
-  stats,
-  table,
-  verdict,
-} from "./common.ts";
+import * as bench from "./common.ts";
 
 const USERS = Number(Deno.env.get("BENCH_USERS") ?? 200);
 const CONCURRENCY = Number(Deno.env.get("BENCH_CONCURRENCY") ?? 10);
 const TIMEOUT_MS = Number(Deno.env.get("BENCH_TIMEOUT_MS") ?? 60_000);
 const POLL_MS = 50;
 
-runBench(async () => {
-  env("SUPABASE_URL");
-  printMachine(`bench:provision — ${USERS} sign-ups, ${CONCURRENCY} at a time`);
-  const db = sql();
+bench.runBench(async () => {
+  bench.env("SUPABASE_URL");
+  bench.printMachine(`bench:provision — ${USERS} sign-ups, ${CONCURRENCY} at a time`);
+  const db = bench.sql();
   const [{ grant }] = await db`select private.setting_numeric('signup_grant_usd') as grant`;
-  await litellmAdmin("/admin/stats/reset", {});
-  await resetFunctionStats();
-  const gw = stackPids().gateway;
-  const gwCpu0 = gw ? cpuMs(gw) : null;
+  await bench.litellmAdmin("/admin/stats/reset", {});
+  await bench.resetFunctionStats();
+  const gw = bench.stackPids().gateway;
+  const gwCpu0 = gw ? bench.cpuMs(gw) : null;
 
-  const tag = runId();
+  const tag = bench.runId();
   const emails = Array.from({ length: USERS }, (_, i) => `bench-prov-${tag}-${i}@example.com`);
   const started = new Map<string, number>(); // user id -> performance.now() at request start
   const observed = new Map<string, number>(); // user id -> performance.now() when polling saw it active
@@ -62,9 +42,9 @@ runBench(async () => {
     }
   })();
 
-  const results = await pool(emails, CONCURRENCY, async (email) => {
+  const results = await bench.pool(emails, CONCURRENCY, async (email) => {
     const start = performance.now();
-    const r = await signUp(email);
+    const r = await bench.signUp(email);
     if (r.ok) {
       started.set(r.id, start);
       ids.push(r.id);
@@ -109,35 +89,41 @@ runBench(async () => {
     if (behind === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  const budgets = await litellmBudgets(active.map((r) => r.key_token));
+  const budgets = await bench.litellmBudgets(active.map((r) => r.key_token));
   const wrongOnLiteLLM = active.filter((r) => Number(budgets.get(r.key_token)) !== Number(grant)).length;
-  const litellm = await litellmAdmin("/admin/stats");
-  const fns = await functionStats();
-  const gwCpu1 = gw ? cpuMs(gw) : null;
+  const litellm = await bench.litellmAdmin("/admin/stats");
+  const fns = await bench.functionStats();
+  const gwCpu1 = gw ? bench.cpuMs(gw) : null;
 
-  const s = stats(dbLatency);
-  const p = stats(pollLatency);
-  const u = stats(signupLatency);
+  const s = bench.stats(dbLatency);
+  const p = bench.stats(pollLatency);
+  const u = bench.stats(signupLatency);
   console.log("");
-  table(["measure", "n", "p50", "p95", "max"], [
-    ["sign-up -> key active (activated_at - users.created_at)", s.n, ms(s.p50), ms(s.p95), ms(s.max)],
-    [`sign-up request start -> seen active by polling (${POLL_MS} ms poll)`, p.n, ms(p.p50), ms(p.p95), ms(p.max)],
-    ["POST /auth/v1/signup response time", u.n, ms(u.p50), ms(u.p95), ms(u.max)],
+  bench.table(["measure", "n", "p50", "p95", "max"], [
+    ["sign-up -> key active (activated_at - users.created_at)", s.n, bench.ms(s.p50), bench.ms(s.p95), bench.ms(s.max)],
+    [
+      `sign-up request start -> seen active by polling (${POLL_MS} ms poll)`,
+      p.n,
+      bench.ms(p.p50),
+      bench.ms(p.p95),
+      bench.ms(p.max),
+    ],
+    ["POST /auth/v1/signup response time", u.n, bench.ms(u.p50), bench.ms(u.p95), bench.ms(u.max)],
   ]);
   console.log("");
   const prov = fns["provision-key"];
   const failures = failedSignups.length + notActive.length + wrongOnLiteLLM + (ids.length - rows.length);
-  table(["counter", "value"], [
+  bench.table(["counter", "value"], [
     ["sign-ups attempted / succeeded", `${USERS} / ${ids.length}`],
     ["sign-up failures", failedSignups.length],
     ["keys active / not active after wait", `${active.length} / ${notActive.length}`],
     ["active keys missing on LiteLLM or with max_budget != grant", wrongOnLiteLLM],
-    ["sign-ups wall time", ms(signupWall)],
-    ["first sign-up -> all keys active", ms(allActiveMs)],
+    ["sign-ups wall time", bench.ms(signupWall)],
+    ["first sign-up -> all keys active", bench.ms(allActiveMs)],
     ["provision-key invocations (errors)", prov ? `${prov.invocations} (${prov.errors})` : "0"],
     [
       "LiteLLM requests (per key)",
-      `${int(litellm.total)} (${(litellm.total / Math.max(1, active.length)).toFixed(2)}): ${
+      `${bench.int(litellm.total)} (${(litellm.total / Math.max(1, active.length)).toFixed(2)}): ${
         JSON.stringify(litellm.requests)
       }`,
     ],
@@ -145,15 +131,15 @@ runBench(async () => {
       "gateway max_cpu_ms / max_rss_mb of provision-key (process-wide)",
       prov ? `${prov.max_cpu_ms} / ${prov.max_rss_mb}` : "n/a",
     ],
-    ["gateway process CPU during the run", gwCpu0 !== null && gwCpu1 !== null ? ms(gwCpu1 - gwCpu0) : "n/a"],
+    ["gateway process CPU during the run", gwCpu0 !== null && gwCpu1 !== null ? bench.ms(gwCpu1 - gwCpu0) : "n/a"],
   ]);
   for (const f of failedSignups.slice(0, 5)) console.log(`  sign-up failure: ${!f.ok ? f.error : ""}`);
   for (const k of notActive.slice(0, 5)) console.log(`  key ${k.status}: ${k.last_sync_error ?? "no error recorded"}`);
 
   console.log("");
-  table(["target", "measured", "result"], [
-    ["p95 sign-up -> active key <= 2 s", ms(s.p95), verdict(s.n > 0 && s.p95 <= 2000)],
-    ["0 failures", String(failures), verdict(failures === 0)],
+  bench.table(["target", "measured", "result"], [
+    ["p95 sign-up -> active key <= 2 s", bench.ms(s.p95), bench.verdict(s.n > 0 && s.p95 <= 2000)],
+    ["0 failures", String(failures), bench.verdict(failures === 0)],
   ]);
-  if (ids.length === 0) throw new BenchError("no sign-up succeeded: is the stack up?");
+  if (ids.length === 0) throw new bench.BenchError("no sign-up succeeded: is the stack up?");
 });

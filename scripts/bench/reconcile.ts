@@ -13,18 +13,7 @@
 // its CPU and RSS growth are its own (locally every function shares ONE Deno process, the gateway).
 //   npm run bench:reconcile      (BENCH_KEYS=100000 BENCH_CHANGE_PCT=1)
 import { int, litellmAdmin, mb, ms, pool, printMachine, runBench, secs, sql, table, verdict } from "./common.ts";
-import {
-  cycle,
-  cycleRows,
-  dueOnly,
-  isolated,
-  isolatedCpu,
-  isolatedRows,
-  nextMinute,
-  rng,
-  seedFleet,
-  withCronPaused,
-} from "./fleet.ts";
+import * as fleetBench from "./fleet.ts";
 
 const KEYS = Number(Deno.env.get("BENCH_KEYS") ?? 100_000);
 const CHANGE_PCT = Number(Deno.env.get("BENCH_CHANGE_PCT") ?? 1);
@@ -34,32 +23,32 @@ runBench(async () => {
   printMachine(
     `bench:reconcile — ${int(KEYS)} keys, ${CHANGE_PCT}% changed in the second cycle, invocations via ${MODE}`,
   );
-  await withCronPaused(run);
+  await fleetBench.withCronPaused(run);
 });
 
 async function run() {
   const db = sql();
-  const { rawKeys, chunks, perInvocation: per } = await seedFleet(KEYS);
+  const { rawKeys, chunks, perInvocation: per } = await fleetBench.seedFleet(KEYS);
 
   // --- isolated probe first, while the gateway is fresh: one invocation alone, worst case (every key of its
   // chunks is new to us). Its chunks' spend is then reset on our side so cycle 1 still sees every key new. ---
   const probeChunks = Array.from({ length: per }, (_, i) => i + 1).filter((c) => c < chunks);
   const probe = async (label: string) => {
-    await dueOnly(probeChunks, chunks);
-    return await isolated("reconcile-spend", { source: "bench-probe" }, label);
+    await fleetBench.dueOnly(probeChunks, chunks);
+    return await fleetBench.isolated("reconcile-spend", { source: "bench-probe" }, label);
   };
   const worst = await probe(`one invocation alone, ${probeChunks.length} chunks, every key new (fresh gateway)`);
   await db`update public.api_keys set spend = 0, spend_observed_at = null, litellm_blocked = null
             where reconcile_chunk = any(${probeChunks}::int[]) and status = 'active'`;
 
   // --- cycle 1: everything changed since our database has never seen these keys' spend ---
-  await nextMinute();
-  const c1 = await cycle("cycle 1: every key new to us", MODE);
+  await fleetBench.nextMinute();
+  const c1 = await fleetBench.cycle("cycle 1: every key new to us", MODE);
 
   // --- cycle 2: 1% of the keys spent something ---
   const change = Math.round((KEYS * CHANGE_PCT) / 100);
   const picked = new Set<number>();
-  const pick = rng(42);
+  const pick = fleetBench.rng(42);
   while (picked.size < change) picked.add(Math.floor(pick() * rawKeys.length));
   const tc = performance.now();
   await pool([...picked], 32, async (i) => {
@@ -68,15 +57,15 @@ async function run() {
   console.log(
     `setup: spend added to ${int(change)} keys on the emulator (/admin/spend) in ${ms(performance.now() - tc)}`,
   );
-  await nextMinute();
-  const c2 = await cycle(`cycle 2: ${CHANGE_PCT}% of keys changed`, MODE);
+  await fleetBench.nextMinute();
+  const c2 = await fleetBench.cycle(`cycle 2: ${CHANGE_PCT}% of keys changed`, MODE);
 
   const idle = await probe(`one invocation alone, ${probeChunks.length} chunks, nothing changed`);
 
   // --- report ---
   console.log("");
   const cyc = [c1, c2];
-  table(["per cycle", ...cyc.map((c) => c.label)], cycleRows(cyc, KEYS));
+  table(["per cycle", ...cyc.map((c) => c.label)], fleetBench.cycleRows(cyc, KEYS));
   console.log("");
   const probes = [worst, idle];
   table(["isolated invocation", ...probes.map((p) => p.label)], [
@@ -84,19 +73,23 @@ async function run() {
       "chunks / keys / snapshots",
       ...probes.map((p) => `${p.report?.chunks} / ${int(p.report?.keys ?? NaN)} / ${int(p.report?.snapshots ?? NaN)}`),
     ],
-    ...isolatedRows(probes),
+    ...fleetBench.isolatedRows(probes),
   ]);
 
   const changedKeys = change;
   const c2Ok = c2.snapshots >= changedKeys * 0.9 && c2.snapshots <= changedKeys * 1.1 &&
     c2.keysUpdated <= changedKeys * 1.1 &&
     c2.keysUpdated >= changedKeys * 0.9;
-  const cpuWorst = isolatedCpu(worst);
+  const cpuWorst = fleetBench.isolatedCpu(worst);
   const rssWorst = worst.rss.peak ?? worst.fn?.max_rss_mb ?? NaN;
   const rssGrowth = (worst.rss.peak ?? NaN) - (worst.rss.baseline ?? NaN);
   console.log("");
   table(["target", "measured", "result"], [
-    ["full cycle <= 60 s (cycle 1)", secs(c1.wallMs), verdict(c1.chunksDone === c1.chunks && c1.wallMs <= 60_000)],
+    [
+      "full cycle <= 60 s (cycle 1)",
+      secs(c1.wallMs),
+      verdict(c1.chunksDone === c1.chunks && c1.wallMs <= 60_000),
+    ],
     [
       "every chunk done in each cycle",
       `${c1.chunksDone}/${c1.chunks}, ${c2.chunksDone}/${c2.chunks}`,

@@ -24,42 +24,9 @@
 //    the seeded values, not read from our database); in our database every key active, synced, unflagged.
 //    The audit a third time: zero mismatches.
 //   npm run bench:state-loss      (BENCH_KEYS=100000 BENCH_MAX_MINUTES=30)
-import {
-  BenchError,
-  cpuCell,
-  cpuDelta,
-  functionStats,
-  int,
-  litellmAdmin,
-  litellmKeyRows,
-  mb,
-  ms,
-  printMachine,
-  resetFunctionStats,
-  rssSampler,
-  runBench,
-  secs,
-  sql,
-  stackCpu,
-  stackPids,
-  table,
-  verdict,
-} from "./common.ts";
-import {
-  cycle,
-  cycleRows,
-  dueOnly,
-  type Fleet,
-  functionCalls,
-  isolated,
-  isolatedCpu,
-  isolatedRows,
-  netMark,
-  nextMinute,
-  seedFleet,
-  waitIdle,
-  withCronPaused,
-} from "./fleet.ts";
+import * as bench from "./common.ts";
+import * as fleetBench from "./fleet.ts";
+import { type Fleet } from "./fleet.ts";
 
 const KEYS = Number(Deno.env.get("BENCH_KEYS") ?? 100_000);
 const MAX_MINUTES = Number(Deno.env.get("BENCH_MAX_MINUTES") ?? 30);
@@ -67,9 +34,11 @@ const MINUTE_TIMEOUT_MS = 600_000;
 const TARGET_MINUTES = 15;
 const TARGET_AUDIT_MS = 60_000;
 
-runBench(async () => {
-  printMachine(`bench:state-loss — ${int(KEYS)} keys; LiteLLM's database lost; audit and automatic re-creation`);
-  await withCronPaused(run);
+bench.runBench(async () => {
+  bench.printMachine(
+    `bench:state-loss — ${bench.int(KEYS)} keys; LiteLLM's database lost; audit and automatic re-creation`,
+  );
+  await fleetBench.withCronPaused(run);
 });
 
 // --- the audit, as the operator runs it ---
@@ -91,9 +60,9 @@ interface AuditRun {
 }
 
 async function audit(label: string): Promise<AuditRun> {
-  await resetFunctionStats();
-  await litellmAdmin("/admin/stats/reset", {});
-  const sampler = rssSampler(stackPids().gateway);
+  await bench.resetFunctionStats();
+  await bench.litellmAdmin("/admin/stats/reset", {});
+  const sampler = bench.rssSampler(bench.stackPids().gateway);
   const t = performance.now();
   const child = await new Deno.Command("npm", {
     args: ["run", "--silent", "admin", "--", "audit", "--json"],
@@ -102,20 +71,20 @@ async function audit(label: string): Promise<AuditRun> {
   }).output();
   const wallMs = performance.now() - t;
   const rss = sampler.stop();
-  const fn = (await functionStats())["reconcile-spend"];
-  const ll = await litellmAdmin("/admin/stats");
+  const fn = (await bench.functionStats())["reconcile-spend"];
+  const ll = await bench.litellmAdmin("/admin/stats");
   const stdout = new TextDecoder().decode(child.stdout);
   const stderr = new TextDecoder().decode(child.stderr).trim();
   let report: { keys: number; mismatches: unknown[]; by_kind: Record<string, number>; totals: Record<string, string> };
   try {
     report = JSON.parse(stdout);
   } catch {
-    throw new BenchError(
+    throw new bench.BenchError(
       `admin audit (exit ${child.code}) printed no JSON report: ${(stderr || stdout).slice(0, 300)}`,
     );
   }
   const tt = performance.now();
-  await sql()`select private.audit_totals()`;
+  await bench.sql()`select private.audit_totals()`;
   const totalsMs = performance.now() - tt;
   const r = {
     label,
@@ -133,7 +102,9 @@ async function audit(label: string): Promise<AuditRun> {
     stderr,
   };
   console.log(
-    `audit (${label}): exit ${r.code} in ${secs(r.wallMs)}; ${int(r.keys)} keys, ${int(r.mismatches)} mismatches ` +
+    `audit (${label}): exit ${r.code} in ${bench.secs(r.wallMs)}; ${bench.int(r.keys)} keys, ${
+      bench.int(r.mismatches)
+    } mismatches ` +
       `${JSON.stringify(r.byKind)}; ${r.invocations} reconcile-spend audit invocations, ${r.litellm} LiteLLM requests`,
   );
   return r;
@@ -156,7 +127,7 @@ interface Minute {
 }
 
 async function keyStates() {
-  const [s] = await sql()<{ restored: number; flagged: number; queued: number; failed: number }[]>`
+  const [s] = await bench.sql()<{ restored: number; flagged: number; queued: number; failed: number }[]>`
     select count(*) filter (where status = 'active' and flag is null)::int as restored,
            count(*) filter (where status = 'active' and flag = 'deleted_externally')::int as flagged,
            count(*) filter (where status = 'pending')::int as queued,
@@ -171,14 +142,14 @@ async function cronMinutes(
   heldBack: number,
   live: number,
 ) {
-  const db = sql();
+  const db = bench.sql();
   const everyMinute = jobs.filter((j) => j.schedule === "* * * * *");
   console.log(`cron minutes: ${everyMinute.map((j) => j.jobname).join(", ")} each minute`);
-  await resetFunctionStats();
-  await litellmAdmin("/admin/stats/reset", {});
+  await bench.resetFunctionStats();
+  await bench.litellmAdmin("/admin/stats/reset", {});
   const minutes: Minute[] = [];
-  const sampler = rssSampler(stackPids().gateway);
-  const cpu0 = stackCpu();
+  const sampler = bench.rssSampler(bench.stackPids().gateway);
+  const cpu0 = bench.stackCpu();
   const t0 = performance.now();
   // the provision-key calls the probe held back, as auto_recreate_missing_keys would have sent them
   await db`select count(private.invoke_function('provision-key', jsonb_build_object('source', 'recreate', 'slot', g)))
@@ -190,16 +161,16 @@ async function cronMinutes(
     maxCpuMs: 0,
   };
   for (let minute = 1; minute <= MAX_MINUTES; minute++) {
-    await nextMinute();
-    const mark = await netMark();
+    await fleetBench.nextMinute();
+    const mark = await fleetBench.netMark();
     const tm = performance.now();
     for (const j of everyMinute) await db.unsafe(j.command);
-    const finished = await waitIdle(MINUTE_TIMEOUT_MS, mark);
+    const finished = await fleetBench.waitIdle(MINUTE_TIMEOUT_MS, mark);
     const workMs = performance.now() - tm;
-    const fns = await functionStats();
-    const ll = await litellmAdmin("/admin/stats");
-    await resetFunctionStats();
-    await litellmAdmin("/admin/stats/reset", {});
+    const fns = await bench.functionStats();
+    const ll = await bench.litellmAdmin("/admin/stats");
+    await bench.resetFunctionStats();
+    await bench.litellmAdmin("/admin/stats/reset", {});
     const m: Minute = {
       minute,
       workMs,
@@ -218,13 +189,17 @@ async function cronMinutes(
       maxCpuMs: Math.max(total.maxCpuMs, m.maxCpuMs),
     };
     console.log(
-      `  minute ${minute}: ${secs(workMs)}${finished ? "" : " (work still running)"}; restored ${int(m.restored)}, ` +
-        `flagged ${int(m.flagged)}, queued ${int(m.queued)}, failed ${int(m.failed)}; ${JSON.stringify(m.invocations)}`,
+      `  minute ${minute}: ${bench.secs(workMs)}${finished ? "" : " (work still running)"}; restored ${
+        bench.int(m.restored)
+      }, ` +
+        `flagged ${bench.int(m.flagged)}, queued ${bench.int(m.queued)}, failed ${bench.int(m.failed)}; ${
+          JSON.stringify(m.invocations)
+        }`,
     );
     if (m.restored >= live || (m.flagged === 0 && m.queued === 0)) break;
   }
   const wallMs = performance.now() - t0;
-  return { minutes, wallMs, total, rss: sampler.stop(), cpu: cpuDelta(cpu0, stackCpu()) };
+  return { minutes, wallMs, total, rss: sampler.stop(), cpu: bench.cpuDelta(cpu0, bench.stackCpu()) };
 }
 
 function add(a: Record<string, number>, b: Record<string, number>) {
@@ -243,7 +218,7 @@ async function sha256Hex(s: string) {
 /** Every seeded key on LiteLLM by its raw value, with its owner, spend 0 and max_budget = grant - spend. */
 async function verifyLiteLLM(fleet: Fleet) {
   const t = performance.now();
-  const rows = await litellmKeyRows(fleet.rawKeys);
+  const rows = await bench.litellmKeyRows(fleet.rawKeys);
   const wrong: Record<string, number> = { missing: 0, alias: 0, user: 0, spend: 0, max_budget: 0 };
   const examples: string[] = [];
   for (let i = 0; i < fleet.rawKeys.length; i++) {
@@ -273,7 +248,7 @@ async function verifyLiteLLM(fleet: Fleet) {
 
 /** Our side: every key active, synced, unflagged, its offset = the spend LiteLLM lost. */
 async function verifyDatabase(fleet: Fleet) {
-  const [r] = await sql()<{ active: number; synced: number; flagged: number; offsets: number; resets: number }[]>`
+  const [r] = await bench.sql()<{ active: number; synced: number; flagged: number; offsets: number; resets: number }[]>`
     select count(*) filter (where k.status = 'active')::int as active,
            count(*) filter (where k.sync_status = 'synced')::int as synced,
            count(*) filter (where k.flag is not null)::int as flagged,
@@ -286,22 +261,24 @@ async function verifyDatabase(fleet: Fleet) {
 // --- the run ---
 
 async function run(jobs: { jobname: string; schedule: string; command: string }[]) {
-  const db = sql();
-  const fleet = await seedFleet(KEYS);
+  const db = bench.sql();
+  const fleet = await fleetBench.seedFleet(KEYS);
   // every live key, the stack's own (demo) users' included: all of them are lost and re-created
   const [{ live }] = await db<
     { live: number }[]
   >`select count(*)::int as live from public.api_keys where status = 'active'`;
   // every chunk due, also the one pg_cron reconciled before it was paused (the stack's own keys)
-  await dueOnly(Array.from({ length: fleet.chunks }, (_, i) => i), fleet.chunks);
-  const c0 = await cycle("reconcile: every key's spend recorded");
-  console.log(`setup: reconcile cycle over every key in ${secs(c0.wallMs)} (${c0.chunksDone}/${c0.chunks} chunks)`);
-  if (c0.chunksDone < c0.chunks) throw new BenchError("the setup reconcile cycle did not reconcile every chunk");
+  await fleetBench.dueOnly(Array.from({ length: fleet.chunks }, (_, i) => i), fleet.chunks);
+  const c0 = await fleetBench.cycle("reconcile: every key's spend recorded");
+  console.log(
+    `setup: reconcile cycle over every key in ${bench.secs(c0.wallMs)} (${c0.chunksDone}/${c0.chunks} chunks)`,
+  );
+  if (c0.chunksDone < c0.chunks) throw new bench.BenchError("the setup reconcile cycle did not reconcile every chunk");
 
   const healthy = await audit("healthy stack");
 
   // LiteLLM's database is lost.
-  await litellmAdmin("/admin/reset", {});
+  await bench.litellmAdmin("/admin/reset", {});
   const wiped = await audit("LiteLLM empty");
 
   const [{ setting }] = await db<{ setting: string }[]>`
@@ -312,20 +289,24 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
     // Probe 1: one reconcile-spend invocation alone over 10 chunks of missing keys; its provision-key calls
     // are held back (invoke_function off) so that nothing else runs in the gateway meanwhile.
     const probeChunks = Array.from({ length: fleet.perInvocation }, (_, i) => i).filter((c) => c < fleet.chunks);
-    await dueOnly(probeChunks, fleet.chunks);
-    await functionCalls(false);
+    await fleetBench.dueOnly(probeChunks, fleet.chunks);
+    await fleetBench.functionCalls(false);
     let rec;
     try {
-      rec = await isolated(
+      rec = await fleetBench.isolated(
         "reconcile-spend",
         { source: "bench-probe" },
         `reconcile-spend: ${probeChunks.length} chunks, every key missing`,
       );
     } finally {
-      await functionCalls(true);
+      await fleetBench.functionCalls(true);
     }
     // Probe 2: one provision-key invocation alone (10 of the keys just queued).
-    const prov = await isolated("provision-key", { source: "bench-probe" }, "provision-key: 10 keys re-created");
+    const prov = await fleetBench.isolated(
+      "provision-key",
+      { source: "bench-probe" },
+      "provision-key: 10 keys re-created",
+    );
     probes = { rec, prov };
     const queued = Number(rec.report?.recreated ?? 0);
     const heldBack = Math.max(0, Math.ceil(queued / 10) - 1);
@@ -333,7 +314,7 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   } finally {
     await db`update private.settings set value = ${setting}::jsonb where key = 'recreate_missing_keys_automatically'`;
   }
-  if (!(await waitIdle(60_000))) console.log("note: work was still running 60 s after the last minute");
+  if (!(await fleetBench.waitIdle(60_000))) console.log("note: work was still running 60 s after the last minute");
 
   const onLiteLLM = await verifyLiteLLM(fleet);
   const ours = await verifyDatabase(fleet);
@@ -341,37 +322,37 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
 
   // --- report ---
   console.log("");
-  table(["setup cycle", c0.label], cycleRows([c0], KEYS));
+  bench.table(["setup cycle", c0.label], fleetBench.cycleRows([c0], KEYS));
   console.log("");
   const audits = [healthy, wiped, after];
-  table(["npm run admin -- audit", ...audits.map((a) => a.label)], [
+  bench.table(["npm run admin -- audit", ...audits.map((a) => a.label)], [
     ["exit code", ...audits.map((a) => a.code)],
-    ["wall time (CLI start -> exit)", ...audits.map((a) => secs(a.wallMs))],
+    ["wall time (CLI start -> exit)", ...audits.map((a) => bench.secs(a.wallMs))],
     [
       "keys audited / mismatches",
-      ...audits.map((a) => `${int(a.keys)} / ${int(a.mismatches)} ${JSON.stringify(a.byKind)}`),
+      ...audits.map((a) => `${bench.int(a.keys)} / ${bench.int(a.mismatches)} ${JSON.stringify(a.byKind)}`),
     ],
     ["reconcile-spend audit invocations (one after the other)", ...audits.map((a) => a.invocations)],
-    ["LiteLLM requests", ...audits.map((a) => int(a.litellm))],
-    ["worst audit invocation CPU (gateway max_cpu_ms)", ...audits.map((a) => ms(a.maxCpuMs ?? NaN))],
-    ["gateway RSS baseline -> peak", ...audits.map((a) => `${mb(a.rss.baseline)} -> ${mb(a.rss.peak)}`)],
-    ["private.audit_totals() alone", ...audits.map((a) => ms(a.totalsMs))],
+    ["LiteLLM requests", ...audits.map((a) => bench.int(a.litellm))],
+    ["worst audit invocation CPU (gateway max_cpu_ms)", ...audits.map((a) => bench.ms(a.maxCpuMs ?? NaN))],
+    ["gateway RSS baseline -> peak", ...audits.map((a) => `${bench.mb(a.rss.baseline)} -> ${bench.mb(a.rss.peak)}`)],
+    ["private.audit_totals() alone", ...audits.map((a) => bench.ms(a.totalsMs))],
   ]);
   console.log(`totals (healthy): ${JSON.stringify(healthy.totals)}`);
   console.log("");
   const ps = [probes.rec, probes.prov];
-  table(["isolated invocation", ...ps.map((p) => p.label)], [
+  bench.table(["isolated invocation", ...ps.map((p) => p.label)], [
     [
       "keys / missing / queued for re-creation",
-      `${int(probes.rec.report?.keys ?? NaN)} / ${int(probes.rec.report?.missing ?? NaN)} / ` +
-      `${int(probes.rec.report?.recreated ?? NaN)}`,
+      `${bench.int(probes.rec.report?.keys ?? NaN)} / ${bench.int(probes.rec.report?.missing ?? NaN)} / ` +
+      `${bench.int(probes.rec.report?.recreated ?? NaN)}`,
       "-",
     ],
     ["claimed / done", "-", `${probes.prov.report?.claimed} / ${probes.prov.report?.done}`],
-    ...isolatedRows(ps),
+    ...fleetBench.isolatedRows(ps),
   ]);
   console.log("");
-  table(
+  bench.table(
     [
       "cron minute",
       "work time",
@@ -385,49 +366,56 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
     ],
     repair.minutes.map((m) => [
       m.minute,
-      `${secs(m.workMs)}${m.finished ? "" : " (unfinished)"}`,
+      `${bench.secs(m.workMs)}${m.finished ? "" : " (unfinished)"}`,
       JSON.stringify(m.invocations),
-      int(Object.values(m.litellm).reduce((a, b) => a + b, 0)),
-      ms(m.maxCpuMs),
-      int(m.restored),
-      int(m.flagged),
-      int(m.queued),
-      int(m.failed),
+      bench.int(Object.values(m.litellm).reduce((a, b) => a + b, 0)),
+      bench.ms(m.maxCpuMs),
+      bench.int(m.restored),
+      bench.int(m.flagged),
+      bench.int(m.queued),
+      bench.int(m.failed),
     ]),
   );
   console.log("");
   const llTotal = Object.values(repair.total.litellm).reduce((a, b) => a + b, 0);
   const invTotal = Object.values(repair.total.invocations).reduce((a, b) => a + b, 0);
-  table(["re-creation, in total", "measured"], [
+  bench.table(["re-creation, in total", "measured"], [
     ["cron minutes until every key was active again", repair.minutes.length],
     [
       "work time (sum of the minutes' work; cron waits make up the rest of each minute)",
-      secs(repair.minutes.reduce((a, m) => a + m.workMs, 0)),
+      bench.secs(repair.minutes.reduce((a, m) => a + m.workMs, 0)),
     ],
-    ["wall time (probes' held-back calls sent -> last minute done)", secs(repair.wallMs)],
+    ["wall time (probes' held-back calls sent -> last minute done)", bench.secs(repair.wallMs)],
     [
       "invocations (+ the 2 probes)",
-      `${int(invTotal)} ${JSON.stringify(repair.total.invocations)}; errors ${repair.total.errors}`,
+      `${bench.int(invTotal)} ${JSON.stringify(repair.total.invocations)}; errors ${repair.total.errors}`,
     ],
     [
       "LiteLLM requests (+ the probes')",
-      `${int(llTotal)} ${JSON.stringify(repair.total.litellm)} = ${(llTotal / live).toFixed(2)} per key`,
+      `${bench.int(llTotal)} ${JSON.stringify(repair.total.litellm)} = ${(llTotal / live).toFixed(2)} per key`,
     ],
-    ["CPU: gateway / LiteLLM emulator / Postgres / PgBouncer", cpuCell(repair.cpu)],
-    ["gateway RSS baseline -> peak (whole process)", `${mb(repair.rss.baseline)} -> ${mb(repair.rss.peak)}`],
+    ["CPU: gateway / LiteLLM emulator / Postgres / PgBouncer", bench.cpuCell(repair.cpu)],
+    [
+      "gateway RSS baseline -> peak (whole process)",
+      `${bench.mb(repair.rss.baseline)} -> ${bench.mb(repair.rss.peak)}`,
+    ],
     [
       "verified on LiteLLM (/v2/key/info by raw value)",
-      `${int(onLiteLLM.found)} found; wrong: ${JSON.stringify(onLiteLLM.wrong)} (${ms(onLiteLLM.ms)})`,
+      `${bench.int(onLiteLLM.found)} found; wrong: ${JSON.stringify(onLiteLLM.wrong)} (${bench.ms(onLiteLLM.ms)})`,
     ],
     [
       "verified in our database",
-      `active ${int(ours.active)}, synced ${int(ours.synced)}, flagged ${int(ours.flagged)}, ` +
-      `offset = lost spend ${int(ours.offsets)}; spend resets recorded ${int(ours.resets)}`,
+      `active ${bench.int(ours.active)}, synced ${bench.int(ours.synced)}, flagged ${bench.int(ours.flagged)}, ` +
+      `offset = lost spend ${bench.int(ours.offsets)}; spend resets recorded ${bench.int(ours.resets)}`,
     ],
   ]);
   for (const e of onLiteLLM.examples) console.log(`  e.g. ${e}`);
 
-  const worstCpu = Math.max(isolatedCpu(probes.rec), isolatedCpu(probes.prov), ...audits.map((a) => a.maxCpuMs ?? 0));
+  const worstCpu = Math.max(
+    fleetBench.isolatedCpu(probes.rec),
+    fleetBench.isolatedCpu(probes.prov),
+    ...audits.map((a) => a.maxCpuMs ?? 0),
+  );
   const growth = (p: { rss: { baseline: number | null; peak: number | null } }) =>
     (p.rss.peak ?? NaN) - (p.rss.baseline ?? NaN);
   const worstRss = Math.max(probes.rec.rss.peak ?? NaN, probes.prov.rss.peak ?? NaN);
@@ -435,59 +423,59 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
   const allFinished = repair.minutes.every((m) => m.finished && m.workMs <= 60_000);
   const lastRestored = repair.minutes.at(-1)?.restored ?? 0;
   console.log("");
-  table(["target", "measured", "result"], [
+  bench.table(["target", "measured", "result"], [
     [
       "every key re-created with the same value, owner and max_budget = what remains",
-      `${int(onLiteLLM.found)}/${int(KEYS)} on LiteLLM, ` +
-      `${int(KEYS - Object.values(onLiteLLM.wrong).reduce((a, b) => a + b, 0))} right; ours ${
-        int(ours.active)
-      } active, ${int(ours.synced)} synced`,
-      verdict(onLiteLLM.ok && ours.ok),
+      `${bench.int(onLiteLLM.found)}/${bench.int(KEYS)} on LiteLLM, ` +
+      `${bench.int(KEYS - Object.values(onLiteLLM.wrong).reduce((a, b) => a + b, 0))} right; ours ${
+        bench.int(ours.active)
+      } active, ${bench.int(ours.synced)} synced`,
+      bench.verdict(onLiteLLM.ok && ours.ok),
     ],
     [
       `every key active again within ${TARGET_MINUTES} cron minutes`,
-      `${repair.minutes.length} minutes (${int(lastRestored)} restored)`,
-      verdict(lastRestored >= live && repair.minutes.length <= TARGET_MINUTES),
+      `${repair.minutes.length} minutes (${bench.int(lastRestored)} restored)`,
+      bench.verdict(lastRestored >= live && repair.minutes.length <= TARGET_MINUTES),
     ],
     [
       "  each minute's work done within the minute (60 s)",
-      repair.minutes.map((m) => secs(m.workMs)).join(", "),
-      verdict(allFinished),
+      repair.minutes.map((m) => bench.secs(m.workMs)).join(", "),
+      bench.verdict(allFinished),
     ],
     [
       "no invocation above 1,500 ms CPU (isolated: reconcile-spend, provision-key, each audit call)",
-      ms(worstCpu),
-      verdict(worstCpu <= 1500),
+      bench.ms(worstCpu),
+      bench.verdict(worstCpu <= 1500),
     ],
     [
       "no invocation above 150 MB RSS: the gateway's growth during each one alone (probes; whole audit runs)",
-      `+${mb(worstGrowth)}`,
-      verdict(worstGrowth <= 150),
+      `+${bench.mb(worstGrowth)}`,
+      bench.verdict(worstGrowth <= 150),
     ],
     [
       "  whole gateway process at the probes (also Auth, REST, pg_net and what earlier steps left to collect)",
-      mb(worstRss),
-      verdict(worstRss <= 150),
+      bench.mb(worstRss),
+      bench.verdict(worstRss <= 150),
     ],
     [
-      `audit of ${int(live)} keys within ${TARGET_AUDIT_MS / 1000} s, zero mismatches, exit 0 (healthy)`,
-      `${secs(healthy.wallMs)}, ${int(healthy.mismatches)}, exit ${healthy.code}`,
-      verdict(
+      `audit of ${bench.int(live)} keys within ${TARGET_AUDIT_MS / 1000} s, zero mismatches, exit 0 (healthy)`,
+      `${bench.secs(healthy.wallMs)}, ${bench.int(healthy.mismatches)}, exit ${healthy.code}`,
+      bench.verdict(
         healthy.wallMs <= TARGET_AUDIT_MS && healthy.mismatches === 0 && healthy.code === 0 && healthy.keys === live,
       ),
     ],
     [
       "audit names every key missing on the empty LiteLLM, exit 1",
-      `${secs(wiped.wallMs)}, ${int(wiped.byKind.missing ?? 0)} missing, exit ${wiped.code}`,
-      verdict(
+      `${bench.secs(wiped.wallMs)}, ${bench.int(wiped.byKind.missing ?? 0)} missing, exit ${wiped.code}`,
+      bench.verdict(
         wiped.wallMs <= TARGET_AUDIT_MS && wiped.byKind.missing === live && wiped.mismatches === live &&
           wiped.code === 1,
       ),
     ],
     [
       "audit after the re-creation: zero mismatches, exit 0",
-      `${secs(after.wallMs)}, ${int(after.mismatches)}, exit ${after.code}`,
-      verdict(after.mismatches === 0 && after.code === 0 && after.keys === live),
+      `${bench.secs(after.wallMs)}, ${bench.int(after.mismatches)}, exit ${after.code}`,
+      bench.verdict(after.mismatches === 0 && after.code === 0 && after.keys === live),
     ],
   ]);
   console.log(

@@ -7,29 +7,7 @@
 // A second pass re-delivers the same 200 events (the duplicate path) and checks nothing is credited twice.
 // Before that, BENCH_SERIAL (20) extra payments are delivered one at a time: the unloaded latency, for scale.
 //   npm run bench:webhook       (BENCH_PAYMENTS=200 BENCH_IN_FLIGHT=20 BENCH_SERIAL=20)
-import {
-  BenchError,
-  env,
-  functionStats,
-  int,
-  litellmAdmin,
-  litellmBudgets,
-  ms,
-  paystackAdmin,
-  pool,
-  poolerDelta,
-  poolerTotals,
-  printMachine,
-  publishableKey,
-  resetFunctionStats,
-  runBench,
-  runId,
-  signUp,
-  sql,
-  stats,
-  table,
-  verdict,
-} from "./common.ts";
+import * as bench from "./common.ts";
 import { hmacSha512Hex } from "../../supabase/functions/_shared/hash.ts";
 
 const PAYMENTS = Number(Deno.env.get("BENCH_PAYMENTS") ?? 200);
@@ -64,7 +42,7 @@ interface Result {
 async function deliver(d: Delivery): Promise<Result> {
   const t0 = performance.now();
   try {
-    const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/paystack-webhook`, {
+    const r = await fetch(`${bench.env("SUPABASE_URL")}/functions/v1/paystack-webhook`, {
       method: "POST",
       headers: { "Content-Type": "application/json", "x-paystack-signature": d.signature },
       body: d.body,
@@ -87,27 +65,29 @@ async function deliver(d: Delivery): Promise<Result> {
   }
 }
 
-runBench(async () => {
-  printMachine(`bench:webhook — ${PAYMENTS} payments, ${IN_FLIGHT} webhooks in flight`);
-  const db = sql();
+bench.runBench(async () => {
+  bench.printMachine(`bench:webhook — ${PAYMENTS} payments, ${IN_FLIGHT} webhooks in flight`);
+  const db = bench.sql();
   const [plan] = await db<
     { price_subunits: number; credit: string }[]
   >`select price_subunits, credit from public.plans where code = ${PLAN}`;
-  if (!plan) throw new BenchError(`plan ${PLAN} not found`);
+  if (!plan) throw new bench.BenchError(`plan ${PLAN} not found`);
   const [{ grant }] = await db`select private.setting_numeric('signup_grant_usd') as grant`;
   const expectedBudget = Number(grant) + Number(plan.credit);
 
   // --- setup: users with active keys ---
-  const tag = runId();
+  const tag = bench.runId();
   let t = performance.now();
-  const users = await pool(
+  const users = await bench.pool(
     Array.from({ length: PAYMENTS + SERIAL }, (_, i) => `bench-pay-${tag}-${i}@example.com`),
     10,
-    (e) => signUp(e),
+    (e) => bench.signUp(e),
   );
   const failedSignups = users.filter((u) => !u.ok);
   if (failedSignups.length) {
-    throw new BenchError(`${failedSignups.length} sign-ups failed: ${(failedSignups[0] as { error: string }).error}`);
+    throw new bench.BenchError(
+      `${failedSignups.length} sign-ups failed: ${(failedSignups[0] as { error: string }).error}`,
+    );
   }
   const ok = users as { ok: true; id: string; token: string }[];
   const ids = ok.map((u) => u.id);
@@ -117,64 +97,70 @@ runBench(async () => {
       { n: number }[]
     >`select count(*)::int as n from public.api_keys where user_id = any(${ids}::uuid[]) and status = 'active'`;
     if (n === ids.length) break;
-    if (Date.now() > deadline) throw new BenchError(`only ${n} of ${ids.length} keys turned active within 120 s`);
+    if (Date.now() > deadline) throw new bench.BenchError(`only ${n} of ${ids.length} keys turned active within 120 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
-  console.log(`setup: ${ids.length} users with active keys in ${ms(performance.now() - t)}`);
+  console.log(`setup: ${ids.length} users with active keys in ${bench.ms(performance.now() - t)}`);
 
   // --- setup: checkouts through the checkout function, with each user's JWT ---
   t = performance.now();
-  const checkouts = await pool(ok, 10, async (u) => {
+  const checkouts = await bench.pool(ok, 10, async (u) => {
     const t0 = performance.now();
-    const r = await fetch(`${env("SUPABASE_URL")}/functions/v1/checkout`, {
+    const r = await fetch(`${bench.env("SUPABASE_URL")}/functions/v1/checkout`, {
       method: "POST",
-      headers: { apikey: publishableKey(), Authorization: `Bearer ${u.token}`, "Content-Type": "application/json" },
+      headers: {
+        apikey: bench.publishableKey(),
+        Authorization: `Bearer ${u.token}`,
+        "Content-Type": "application/json",
+      },
       body: JSON.stringify({ plan: PLAN }),
     });
     const body = await r.json().catch(() => null);
-    if (r.status !== 200 || !body?.reference) throw new BenchError(`checkout -> ${r.status}: ${JSON.stringify(body)}`);
+    if (r.status !== 200 || !body?.reference) {
+      throw new bench.BenchError(`checkout -> ${r.status}: ${JSON.stringify(body)}`);
+    }
     return { user: u.id, reference: body.reference as string, ms: performance.now() - t0 };
   });
-  const co = stats(checkouts.map((c) => c.ms));
+  const co = bench.stats(checkouts.map((c) => c.ms));
   console.log(
-    `setup: ${checkouts.length} checkouts in ${ms(performance.now() - t)} (checkout function p50 ${ms(co.p50)}, p95 ${
-      ms(co.p95)
-    })`,
+    `setup: ${checkouts.length} checkouts in ${bench.ms(performance.now() - t)} (checkout function p50 ${
+      bench.ms(co.p50)
+    }, p95 ${bench.ms(co.p95)})`,
   );
 
   // --- setup: pay on the emulator (no webhook), then build and sign each charge.success body ---
   t = performance.now();
-  const deliveries = await pool(checkouts, 20, async (c): Promise<Delivery> => {
-    const paid = await paystackAdmin("/admin/pay", { reference: c.reference, webhook: false });
-    if (paid.data?.status !== "success") throw new BenchError(`pay ${c.reference}: ${JSON.stringify(paid.data)}`);
-    const tx = (await paystackAdmin(`/admin/transactions/${encodeURIComponent(c.reference)}`)).data as Record<
+  const deliveries = await bench.pool(checkouts, 20, async (c): Promise<Delivery> => {
+    const paid = await bench.paystackAdmin("/admin/pay", { reference: c.reference, webhook: false });
+    if (paid.data?.status !== "success") throw new bench.BenchError(`pay ${c.reference}: ${JSON.stringify(paid.data)}`);
+    const tx = (await bench.paystackAdmin(`/admin/transactions/${encodeURIComponent(c.reference)}`)).data as Record<
       string,
       unknown
     >;
     for (const k of ADMIN_ONLY) delete tx[k];
     const body = JSON.stringify({ event: "charge.success", data: tx });
-    return { reference: c.reference, body, signature: await hmacSha512Hex(env("PAYSTACK_SECRET_KEY"), body) };
+    return { reference: c.reference, body, signature: await hmacSha512Hex(bench.env("PAYSTACK_SECRET_KEY"), body) };
   });
   console.log(
     `setup: ${deliveries.length} payments made on the Paystack emulator, events signed, in ${
-      ms(performance.now() - t)
+      bench.ms(performance.now() - t)
     }`,
   );
 
   // --- unloaded baseline: a few payments delivered one at a time ---
-  const serial = await pool(deliveries.slice(0, SERIAL), 1, deliver);
+  const serial = await bench.pool(deliveries.slice(0, SERIAL), 1, deliver);
   const batch = deliveries.slice(SERIAL);
 
   // --- the benchmark: deliver, 20 in flight ---
-  await resetFunctionStats();
-  await litellmAdmin("/admin/stats/reset", {});
-  const pooler0 = await poolerTotals();
+  await bench.resetFunctionStats();
+  await bench.litellmAdmin("/admin/stats/reset", {});
+  const pooler0 = await bench.poolerTotals();
   t = performance.now();
-  const first = await pool(batch, IN_FLIGHT, deliver);
+  const first = await bench.pool(batch, IN_FLIGHT, deliver);
   const firstWall = performance.now() - t;
-  const pooler1 = await poolerTotals();
-  const fnFirst = (await functionStats())["paystack-webhook"];
-  const llFirst = await litellmAdmin("/admin/stats");
+  const pooler1 = await bench.poolerTotals();
+  const fnFirst = (await bench.functionStats())["paystack-webhook"];
+  const llFirst = await bench.litellmAdmin("/admin/stats");
 
   // --- verify: one ledger purchase per reference, every key at the new budget on LiteLLM ---
   const refs = deliveries.map((d) => d.reference);
@@ -188,20 +174,20 @@ runBench(async () => {
   const doubled = ledger.filter((r) => r.n > 1).length;
   const keys = await db<{ key_token: string; sync_status: string }[]>`
     select key_token, sync_status from public.api_keys where user_id = any(${ids}::uuid[]) and status = 'active'`;
-  const budgets = await litellmBudgets(keys.map((k) => k.key_token));
+  const budgets = await bench.litellmBudgets(keys.map((k) => k.key_token));
   const atBudget = keys.filter((k) => budgets.get(k.key_token) === expectedBudget).length;
   const synced = keys.filter((k) => k.sync_status === "synced").length;
 
   // --- second pass: the same events again (Paystack retries / duplicates) ---
-  await resetFunctionStats();
-  await litellmAdmin("/admin/stats/reset", {});
-  const pooler2 = await poolerTotals();
+  await bench.resetFunctionStats();
+  await bench.litellmAdmin("/admin/stats/reset", {});
+  const pooler2 = await bench.poolerTotals();
   t = performance.now();
-  const second = await pool(batch, IN_FLIGHT, deliver);
+  const second = await bench.pool(batch, IN_FLIGHT, deliver);
   const secondWall = performance.now() - t;
-  const pooler3 = await poolerTotals();
-  const fnSecond = (await functionStats())["paystack-webhook"];
-  const llSecond = await litellmAdmin("/admin/stats");
+  const pooler3 = await bench.poolerTotals();
+  const fnSecond = (await bench.functionStats())["paystack-webhook"];
+  const llSecond = await bench.litellmAdmin("/admin/stats");
   const [{ n: purchasesAfter }] = await db<{ n: number }[]>`
     select count(*)::int as n from public.credit_ledger where kind = 'purchase' and idempotency_key = any(${
     refs.map((r) => "payment:paystack:" + r)
@@ -211,32 +197,42 @@ runBench(async () => {
   const e0 = errs(serial, "credited");
   const e1 = errs(first, "credited");
   const e2 = errs(second, "duplicate");
-  const s0 = stats(serial.map((r) => r.ms));
-  const s1 = stats(first.map((r) => r.ms));
-  const s2 = stats(second.map((r) => r.ms));
+  const s0 = bench.stats(serial.map((r) => r.ms));
+  const s1 = bench.stats(first.map((r) => r.ms));
+  const s2 = bench.stats(second.map((r) => r.ms));
   console.log("");
-  table(["paystack-webhook latency", "n", "p50", "p95", "max", "mean", "errors", "wall", "throughput"], [
-    ["one at a time (unloaded baseline)", s0.n, ms(s0.p50), ms(s0.p95), ms(s0.max), ms(s0.mean), e0.length, "", ""],
+  bench.table(["paystack-webhook latency", "n", "p50", "p95", "max", "mean", "errors", "wall", "throughput"], [
+    [
+      "one at a time (unloaded baseline)",
+      s0.n,
+      bench.ms(s0.p50),
+      bench.ms(s0.p95),
+      bench.ms(s0.max),
+      bench.ms(s0.mean),
+      e0.length,
+      "",
+      "",
+    ],
     [
       `first delivery, ${IN_FLIGHT} in flight (credit + budget push)`,
       s1.n,
-      ms(s1.p50),
-      ms(s1.p95),
-      ms(s1.max),
-      ms(s1.mean),
+      bench.ms(s1.p50),
+      bench.ms(s1.p95),
+      bench.ms(s1.max),
+      bench.ms(s1.mean),
       e1.length,
-      ms(firstWall),
+      bench.ms(firstWall),
       `${(s1.n / (firstWall / 1000)).toFixed(0)}/s`,
     ],
     [
       `same events again, ${IN_FLIGHT} in flight (duplicates)`,
       s2.n,
-      ms(s2.p50),
-      ms(s2.p95),
-      ms(s2.max),
-      ms(s2.mean),
+      bench.ms(s2.p50),
+      bench.ms(s2.p95),
+      bench.ms(s2.max),
+      bench.ms(s2.mean),
       e2.length,
-      ms(secondWall),
+      bench.ms(secondWall),
       `${(s2.n / (secondWall / 1000)).toFixed(0)}/s`,
     ],
   ]);
@@ -244,7 +240,7 @@ runBench(async () => {
     console.log(`  error: status ${r.status}, outcome ${r.outcome}: ${r.error ?? ""}`);
   }
   console.log("");
-  table(["counter", "value"], [
+  bench.table(["counter", "value"], [
     ["references with exactly one ledger purchase row", `${credited} / ${refs.length}`],
     ["references with more than one", doubled],
     [
@@ -254,14 +250,17 @@ runBench(async () => {
     [`keys with max_budget ${expectedBudget} on LiteLLM`, `${atBudget} / ${keys.length}`],
     ["keys with sync_status 'synced'", `${synced} / ${keys.length}`],
     ["budget pushes reported synced (first pass)", first.filter((r) => r.push === "synced").length],
-    ["LiteLLM requests during the first pass", `${int(llFirst.total)}: ${JSON.stringify(llFirst.requests)}`],
-    ["LiteLLM requests during the duplicate pass", `${int(llSecond.total)}: ${JSON.stringify(llSecond.requests)}`],
+    ["LiteLLM requests during the first pass", `${bench.int(llFirst.total)}: ${JSON.stringify(llFirst.requests)}`],
+    [
+      "LiteLLM requests during the duplicate pass",
+      `${bench.int(llSecond.total)}: ${JSON.stringify(llSecond.requests)}`,
+    ],
     [
       "gateway max_cpu_ms / max_rss_mb, first pass (process-wide)",
       fnFirst ? `${fnFirst.max_cpu_ms} / ${fnFirst.max_rss_mb}` : "n/a",
     ],
-    ["pooler during the first pass", poolerDelta(pooler0, pooler1, first.length)],
-    ["pooler during the duplicate pass", poolerDelta(pooler2, pooler3, second.length)],
+    ["pooler during the first pass", bench.poolerDelta(pooler0, pooler1, first.length)],
+    ["pooler during the duplicate pass", bench.poolerDelta(pooler2, pooler3, second.length)],
     [
       "gateway max_cpu_ms / max_rss_mb, duplicates (process-wide)",
       fnSecond ? `${fnSecond.max_cpu_ms} / ${fnSecond.max_rss_mb}` : "n/a",
@@ -270,13 +269,13 @@ runBench(async () => {
   console.log("");
   const allCredited = credited === refs.length && doubled === 0 && purchasesAfter === refs.length &&
     atBudget === keys.length && keys.length === refs.length;
-  table(["target", "measured", "result"], [
-    ["p95 webhook latency <= 150 ms (20 in flight)", ms(s1.p95), verdict(s1.p95 <= 150)],
-    ["0 errors", String(e0.length + e1.length + e2.length), verdict(e0.length + e1.length + e2.length === 0)],
+  bench.table(["target", "measured", "result"], [
+    ["p95 webhook latency <= 150 ms (20 in flight)", bench.ms(s1.p95), bench.verdict(s1.p95 <= 150)],
+    ["0 errors", String(e0.length + e1.length + e2.length), bench.verdict(e0.length + e1.length + e2.length === 0)],
     [
       "every payment credited once, LiteLLM budget updated",
       `${credited}/${refs.length} credited, ${atBudget}/${keys.length} at ${expectedBudget}`,
-      verdict(allCredited),
+      bench.verdict(allCredited),
     ],
   ]);
 });
