@@ -432,33 +432,33 @@ async function run(argv: string[]): Promise<number> {
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
   const sql = connect(s.dbUrl);
+  // The list commands that only read one admin view: their query and what they print when it has no row.
+  const views: Record<string, [() => Promise<Record<string, unknown>[]>, string]> = {
+    failures: [
+      () => sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`,
+      "no sync failures",
+    ],
+    drift: [
+      () => sql`select * from public.admin_drift order by key_id`,
+      "no drift: every active key's LiteLLM budget matches the ledger",
+    ],
+    "dead-jobs": [
+      () => sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`,
+      "no dead provisioning jobs",
+    ],
+    rejected: [
+      () => sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`,
+      "no rejected deliveries",
+    ],
+    rotations: [() => sql`select * from public.admin_key_rotations order by rotation_id`, "no unfinished rotations"],
+    repairs: [
+      () => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`,
+      "no repairs",
+    ],
+  };
   try {
+    if (Object.hasOwn(views, command)) return await list(...views[command]);
     switch (command) {
-      case "failures":
-        return await list(
-          () => sql`select * from public.admin_sync_failures order by last_sync_at desc nulls last`,
-          "no sync failures",
-        );
-      case "drift":
-        return await list(
-          () => sql`select * from public.admin_drift order by key_id`,
-          "no drift: every active key's LiteLLM budget matches the ledger",
-        );
-      case "dead-jobs":
-        return await list(
-          () => sql`select * from public.admin_dead_jobs order by finished_at desc nulls last`,
-          "no dead provisioning jobs",
-        );
-      case "rejected":
-        return await list(
-          () => sql`select * from public.admin_rejected_deliveries order by received_at desc limit ${limit}`,
-          "no rejected deliveries",
-        );
-      case "rotations":
-        return await list(
-          () => sql`select * from public.admin_key_rotations order by rotation_id`,
-          "no unfinished rotations",
-        );
       case "alerts":
         return await list(
           () =>
@@ -517,11 +517,6 @@ async function run(argv: string[]): Promise<number> {
         });
         return mismatches.length ? 1 : 0;
       }
-      case "repairs":
-        return await list(
-          () => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`,
-          "no repairs",
-        );
       case "resets": {
         noArgs();
         if (flags.ack) {
