@@ -1,20 +1,7 @@
 // POST|GET /rest/v1/rpc/<fn>: PostgREST's function calls. The overload is chosen by argument names
 // (like PostgREST), arguments are bound as parameters cast to the declared types, and the result is
 // shaped by the catalog: set-returning -> array, composite -> object, scalar -> JSON value, void -> 204.
-import {
-  aggregate,
-  type Ctx,
-  ident,
-  nonNegativeInt,
-  orderClause,
-  Params,
-  patternColumns,
-  RestError,
-  type Result,
-  selectList,
-  singleCheck,
-  whereClause,
-} from "./rest-query.ts";
+import * as restQuery from "./rest-query.ts";
 
 interface Fn {
   retset: boolean;
@@ -26,7 +13,7 @@ interface Fn {
   types: string[];
 }
 
-async function overloads(ctx: Ctx, name: string): Promise<Fn[]> {
+async function overloads(ctx: restQuery.Ctx, name: string): Promise<Fn[]> {
   return await ctx.tx.unsafe(
     `select p.proretset as retset, t.typtype::text as typtype, t.typname::text as typname, p.pronargdefaults::int as ndefaults,
             coalesce(p.proargnames, '{}'::text[]) as names, coalesce(p.proargmodes::text[], '{}'::text[]) as modes,
@@ -56,9 +43,9 @@ function argText(value: unknown, type: string): string | null {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-function notFound(name: string, keys: string[]): RestError {
+function notFound(name: string, keys: string[]): restQuery.RestError {
   const sig = keys.slice().sort().join(", ");
-  return new RestError(404, {
+  return new restQuery.RestError(404, {
     code: "PGRST202",
     message: `Could not find the function public.${name}(${sig}) in the schema cache`,
     details: `Searched for the function public.${name} with parameters ${
@@ -68,18 +55,18 @@ function notFound(name: string, keys: string[]): RestError {
   });
 }
 
-export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
+export async function callRpc(ctx: restQuery.Ctx, name: string): Promise<restQuery.Result> {
   let args: Record<string, unknown> = {};
   if (ctx.req.method === "POST") {
     const text = await ctx.req.text();
+    const invalidJson = () =>
+      new restQuery.RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
     try {
       args = text.trim() ? JSON.parse(text) : {};
     } catch {
-      throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
+      throw invalidJson();
     }
-    if (typeof args !== "object" || args === null || Array.isArray(args)) {
-      throw new RestError(400, { code: "PGRST102", message: "Empty or invalid json", details: null, hint: null });
-    }
+    if (typeof args !== "object" || args === null || Array.isArray(args)) throw invalidJson();
   } else {
     // GET: every non-reserved query parameter is an argument (filters on results need POST here).
     for (const [k, v] of ctx.url.searchParams) {
@@ -93,14 +80,14 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
     const required = ins.slice(0, ins.length - f.ndefaults);
     return keys.every((k) => ins.some((a) => a.name === k)) && required.every((a) => keys.includes(a.name));
   };
-  const q = new Params();
+  const q = new restQuery.Params();
   let call: string;
   let fn = fns.find(fits);
   if (fn) {
     const ins = inputs(fn);
-    call = `public.${ident(name)}(${
+    call = `public.${restQuery.ident(name)}(${
       keys.map((k) =>
-        `${ident(k)} => ${q.p(argText(args[k], ins.find((a) => a.name === k)!.type))}::${
+        `${restQuery.ident(k)} => ${q.p(argText(args[k], ins.find((a) => a.name === k)!.type))}::${
           ins.find((a) => a.name === k)!.type
         }`
       ).join(", ")
@@ -111,7 +98,7 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
       inputs(f).length === 1 && inputs(f)[0].name === "" && ["json", "jsonb"].includes(inputs(f)[0].type)
     );
     if (!fn) throw notFound(name, keys);
-    call = `public.${ident(name)}(${q.p(JSON.stringify(args))}::${inputs(fn)[0].type})`;
+    call = `public.${restQuery.ident(name)}(${q.p(JSON.stringify(args))}::${inputs(fn)[0].type})`;
   }
 
   if (fn.typname === "void" && !fn.retset) {
@@ -120,7 +107,7 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
   }
   const composite = fn.typtype === "c" || (fn.typname === "record" && hasOutColumns(fn));
   if (fn.typname === "record" && !hasOutColumns(fn)) {
-    throw new RestError(400, {
+    throw new restQuery.RestError(400, {
       code: "PGRST100",
       message: `public.${name} returns an untyped record, which the local REST stand-in cannot shape`,
       details: null,
@@ -129,17 +116,17 @@ export async function callRpc(ctx: Ctx, name: string): Promise<Result> {
   }
   if (fn.retset) {
     const sp = ctx.url.searchParams;
-    const limit = nonNegativeInt("limit", sp.get("limit"));
-    const offset = nonNegativeInt("offset", sp.get("offset")) ?? 0;
+    const limit = restQuery.nonNegativeInt("limit", sp.get("limit"));
+    const offset = restQuery.nonNegativeInt("offset", sp.get("offset")) ?? 0;
     const page = `${limit !== undefined ? `limit ${limit}` : ""} ${offset ? `offset ${offset}` : ""}`;
     // Rows of a set-returning function can be filtered/ordered like a table (POST: the query string is not arguments).
     const inner = composite
-      ? `select ${selectList(sp.get("select"), patternColumns)} from ${call} _r ` +
-        (ctx.req.method === "POST" ? whereClause(sp, patternColumns, q, "_r") : "") +
-        ` ${orderClause(sp.get("order"), patternColumns, "_r")} ${page}`
+      ? `select ${restQuery.selectList(sp.get("select"), restQuery.patternColumns)} from ${call} _r ` +
+        (ctx.req.method === "POST" ? restQuery.whereClause(sp, restQuery.patternColumns, q, "_r") : "") +
+        ` ${restQuery.orderClause(sp.get("order"), restQuery.patternColumns, "_r")} ${page}`
       : `select _r from ${call} _r ${page}`;
-    const [{ n, body }] = await ctx.tx.unsafe(aggregate(ctx, inner, composite ? "_s" : "_s._r"), q.values);
-    singleCheck(ctx, n);
+    const [{ n, body }] = await ctx.tx.unsafe(restQuery.aggregate(ctx, inner, composite ? "_s" : "_s._r"), q.values);
+    restQuery.singleCheck(ctx, n);
     return { status: 200, body, headers: { "content-range": n > 0 ? `${offset}-${offset + n - 1}/*` : "*/*" } };
   }
   const [{ body }] = composite
