@@ -22,7 +22,47 @@ insert into private.settings (key, value, description) values
   ('provision_backoff_base_seconds', '5', 'first retry delay; doubles per attempt, with jitter'),
   ('provision_backoff_cap_seconds', '900', 'longest retry delay'),
   ('reconcile_interval_seconds', '60', 'how often each chunk is due (pg_cron runs every minute)'),
-  ('reconcile_chunks_per_invocation', '10', 'chunks (of 1000 keys) one reconcile-spend invocation may take (2 s CPU limit)')
+  ('reconcile_chunks_per_invocation', '10', 'chunks (of 1000 keys) one reconcile-spend invocation may take (2 s CPU limit)'),
+  -- 20261126000900 (key rotation)
+  ('rotation_settle_seconds', '20',
+   'seconds between blocking the old key and reading its final spend; set to LiteLLM''s PROXY_BATCH_WRITE_AT + 6'),
+  ('rotation_max_inline_wait_seconds', '30',
+   'rotate-key waits this long for the settle time itself; longer waits are finished by ops-sweep'),
+  ('rotation_lease_seconds', '120', 'how long one run owns a rotation (a run that dies frees it after this)'),
+  ('rotation_user_min_interval_seconds', '60', 'a user may start a rotation at most this often (admins are not limited)'),
+  ('rotation_backoff_base_seconds', '30', 'first retry delay of a failed rotation step (ops-sweep); doubles per attempt'),
+  ('rotation_backoff_cap_seconds', '900', 'longest retry delay of a failed rotation'),
+  -- 20261126001000 (low balance alerts)
+  ('alert_max_attempts', '10', 'delivery attempts of one alert before it is given up (failed)'),
+  ('alert_backoff_base_seconds', '30', 'first retry delay of an undelivered alert; doubles per attempt'),
+  ('alert_backoff_cap_seconds', '3600', 'longest retry delay of an undelivered alert'),
+  ('alert_batch_size', '20', 'alerts one function run delivers at most'),
+  ('reconcile_stale_seconds', '180', 'the health check fails when the last successful reconcile is older than this'),
+  -- 20261126001100 (admin operations)
+  ('admin_adjust_max_usd', '1000', 'largest credit grant or deduction one admin command may make'),
+  -- 20261202000320 (rotation in flight)
+  ('retired_key_settle_seconds', '900',
+   'a retired key is reconciled (late spend charged) until its LiteLLM spend has not moved for this long, then deleted: '
+   || 'a 600 s request (LiteLLM request_timeout) + PROXY_BATCH_WRITE_AT (60) + a reconcile cycle (60) + margin'),
+  -- 20261202000400 (signup grant on confirmation)
+  ('signup_grant_requires_confirmation', 'true',
+   'the sign-up grant waits until the user confirms their email address (auth.users.email_confirmed_at); false grants at sign-up'),
+  -- 20261202000410 (checkout rate limits)
+  ('checkout_window_seconds', '600', 'length of the checkout rate-limit window'),
+  ('checkout_user_limit', '10', 'checkout requests one user may make per window'),
+  ('checkout_ip_limit', '30', 'checkout requests from one client IP per window (offices and mobile carriers share addresses)'),
+  ('checkout_max_open_per_user', '5',
+   'unpaid checkouts (created or initialized) one user may hold; only those younger than checkout_open_ttl_seconds count'),
+  ('checkout_open_ttl_seconds', '3600', 'an unpaid checkout older than this no longer counts as open for the cap'),
+  -- 20261202000420 (rejected webhook posts)
+  ('webhook_rejected_max_rows', '10000', 'rejected webhook posts kept (hash, size, time, reason); the oldest beyond this are dropped'),
+  -- 20261202000510 (recreate missing keys)
+  ('recreate_missing_keys_automatically', 'false',
+   'true: reconcile-spend re-creates keys deleted on LiteLLM (same key value, alias and budget) as soon as it finds them; '
+   || 'false: they stay flagged deleted_externally for `npm run admin -- recreate`'),
+  -- 20261202000600 (currencies and prices)
+  ('merchant_name', '"litellm-credits"',
+   'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")')
 on conflict (key) do nothing;
 
 create function private.setting(p_key text) returns jsonb

@@ -30,16 +30,9 @@
 -- (status <> 'retired': payments, refunds, disputes, budget pushes) keeps meaning exactly one key.
 -- The user has no usable key between "blocked" and "activated" (a few seconds plus the settle time).
 
-insert into private.settings (key, value, description) values
-  ('rotation_settle_seconds', '20',
-   'seconds between blocking the old key and reading its final spend; set to LiteLLM''s PROXY_BATCH_WRITE_AT + 6'),
-  ('rotation_max_inline_wait_seconds', '30',
-   'rotate-key waits this long for the settle time itself; longer waits are finished by ops-sweep'),
-  ('rotation_lease_seconds', '120', 'how long one run owns a rotation (a run that dies frees it after this)'),
-  ('rotation_user_min_interval_seconds', '60', 'a user may start a rotation at most this often (admins are not limited)'),
-  ('rotation_backoff_base_seconds', '30', 'first retry delay of a failed rotation step (ops-sweep); doubles per attempt'),
-  ('rotation_backoff_cap_seconds', '900', 'longest retry delay of a failed rotation')
-on conflict (key) do nothing;
+-- Its settings (rotation_settle_seconds, rotation_max_inline_wait_seconds, rotation_lease_seconds,
+-- rotation_user_min_interval_seconds, rotation_backoff_base_seconds, rotation_backoff_cap_seconds) are rows of
+-- private.settings, inserted in 20261126000100.
 
 create table private.key_rotations (
   id bigint generated always as identity primary key,

@@ -13,13 +13,8 @@
 -- A fall from above 20 % straight to 5 % or less records both levels, but only the 5 % one is sent
 -- (the 20 % one is 'superseded').
 
-insert into private.settings (key, value, description) values
-  ('alert_max_attempts', '10', 'delivery attempts of one alert before it is given up (failed)'),
-  ('alert_backoff_base_seconds', '30', 'first retry delay of an undelivered alert; doubles per attempt'),
-  ('alert_backoff_cap_seconds', '3600', 'longest retry delay of an undelivered alert'),
-  ('alert_batch_size', '20', 'alerts one function run delivers at most'),
-  ('reconcile_stale_seconds', '180', 'the health check fails when the last successful reconcile is older than this')
-on conflict (key) do nothing;
+-- Its settings (alert_max_attempts, alert_backoff_base_seconds, alert_backoff_cap_seconds, alert_batch_size,
+-- reconcile_stale_seconds) are rows of private.settings, inserted in 20261126000100.
 
 create table private.alert_events (
   id bigint generated always as identity primary key,

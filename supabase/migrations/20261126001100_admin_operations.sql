@@ -3,9 +3,7 @@
 -- (unfinished key rotations and undelivered alerts). Used by `npm run admin` (scripts/admin.ts) and the
 -- functions push-budget, reconcile-spend (user_id), health and ops-sweep.
 
-insert into private.settings (key, value, description) values
-  ('admin_adjust_max_usd', '1000', 'largest credit grant or deduction one admin command may make')
-on conflict (key) do nothing;
+-- Its settings (admin_adjust_max_usd) are rows of private.settings, inserted in 20261126000100.
 
 -- A user given as a uuid or an email address (case-insensitive). Raises unknown_user otherwise.
 create function private.find_user(p_ref text) returns uuid

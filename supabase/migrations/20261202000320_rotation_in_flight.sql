@@ -14,11 +14,7 @@
 -- Lock order: every rotation step that takes more than one lock starts with private.lock_user (see
 -- 20261126000200), then api_keys rows, then the key_rotations row.
 
-insert into private.settings (key, value, description) values
-  ('retired_key_settle_seconds', '900',
-   'a retired key is reconciled (late spend charged) until its LiteLLM spend has not moved for this long, then deleted: '
-   || 'a 600 s request (LiteLLM request_timeout) + PROXY_BATCH_WRITE_AT (60) + a reconcile cycle (60) + margin')
-on conflict (key) do nothing;
+-- Its settings (retired_key_settle_seconds) are rows of private.settings, inserted in 20261126000100.
 
 -- api_keys.settled_at and api_keys.reconciled (20261126000300) say which keys reconcile reads.
 create index api_keys_settling_chunk_idx on public.api_keys (reconcile_chunk) where status = 'retired' and settled_at is null;

@@ -9,10 +9,7 @@
 -- pg_net after commit; reconcile-spend repairs it within a minute if that call is lost).
 -- Operator setting: private.settings signup_grant_requires_confirmation (true; false grants at sign-up).
 
-insert into private.settings (key, value, description) values
-  ('signup_grant_requires_confirmation', 'true',
-   'the sign-up grant waits until the user confirms their email address (auth.users.email_confirmed_at); false grants at sign-up')
-on conflict (key) do nothing;
+-- Its settings (signup_grant_requires_confirmation) are rows of private.settings, inserted in 20261126000100.
 
 -- Records the sign-up grant once and marks the live key for a budget push. True when this call recorded it.
 create function private.grant_signup_credit(p_user_id uuid) returns boolean

@@ -6,14 +6,8 @@
 -- cap is checked under a per-user advisory lock. Fixed windows: a client may get up to twice its limit
 -- across a window boundary, which is enough to stop a flood and simple to reason about.
 
-insert into private.settings (key, value, description) values
-  ('checkout_window_seconds', '600', 'length of the checkout rate-limit window'),
-  ('checkout_user_limit', '10', 'checkout requests one user may make per window'),
-  ('checkout_ip_limit', '30', 'checkout requests from one client IP per window (offices and mobile carriers share addresses)'),
-  ('checkout_max_open_per_user', '5',
-   'unpaid checkouts (created or initialized) one user may hold; only those younger than checkout_open_ttl_seconds count'),
-  ('checkout_open_ttl_seconds', '3600', 'an unpaid checkout older than this no longer counts as open for the cap')
-on conflict (key) do nothing;
+-- Its settings (checkout_window_seconds, checkout_user_limit, checkout_ip_limit, checkout_max_open_per_user,
+-- checkout_open_ttl_seconds) are rows of private.settings, inserted in 20261126000100.
 
 -- One row per bucket and window; the cleanup job deletes windows older than a day.
 create table private.rate_limit_hits (

@@ -4,9 +4,7 @@
 -- bodies are refused (413) by the function before anything is stored. Accepted deliveries stay in
 -- private.webhook_deliveries as before.
 
-insert into private.settings (key, value, description) values
-  ('webhook_rejected_max_rows', '10000', 'rejected webhook posts kept (hash, size, time, reason); the oldest beyond this are dropped')
-on conflict (key) do nothing;
+-- Its settings (webhook_rejected_max_rows) are rows of private.settings, inserted in 20261126000100.
 
 create table private.rejected_webhook_posts (
   id bigint generated always as identity primary key,

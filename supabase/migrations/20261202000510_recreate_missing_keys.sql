@@ -8,11 +8,7 @@
 -- the key's spend_offset becomes its recorded spend first (and a spend reset is recorded,
 -- 20261202000500), so the budget it is created with is already the lowered one and no credit comes back.
 
-insert into private.settings (key, value, description) values
-  ('recreate_missing_keys_automatically', 'false',
-   'true: reconcile-spend re-creates keys deleted on LiteLLM (same key value, alias and budget) as soon as it finds them; '
-   || 'false: they stay flagged deleted_externally for `npm run admin -- recreate`')
-on conflict (key) do nothing;
+-- Its settings (recreate_missing_keys_automatically) are rows of private.settings, inserted in 20261126000100.
 
 -- Queues the re-creation of up to p_limit flagged keys (one user's, or all) and returns how many were queued.
 create function private.recreate_missing_keys(p_user_id uuid default null, p_limit integer default 1000) returns integer

@@ -175,10 +175,7 @@ select c.code as currency, c.exponent
 revoke all on table public.my_currency from public, anon, authenticated, service_role;
 grant select on table public.my_currency to authenticated, service_role;
 
-insert into private.settings (key, value, description) values
-  ('merchant_name', '"litellm-credits"',
-   'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")')
-on conflict (key) do nothing;
+-- Its settings (merchant_name) are rows of private.settings, inserted in 20261126000100.
 
 -- ---------------------------------------------------------------- the operator's changes (admin CLI)
 -- Each raises with a hint naming what is wrong; nothing is changed then.
