@@ -29,10 +29,6 @@ create table public.profiles (
   email text,
   created_at timestamptz not null default now()
 );
-alter table public.profiles enable row level security;
-create policy "own profile" on public.profiles for select to authenticated using ((select auth.uid()) = id);
-revoke all on table public.profiles from public, anon, authenticated, service_role;
-grant select on table public.profiles to authenticated, service_role;
 
 -- The one lock every function that changes a user's money or keys takes first.
 --
@@ -87,11 +83,6 @@ comment on column public.payments.amount_subunits is
 comment on column public.payments.charged_subunits is
   'Paystack amount: what the customer was charged, fees passed to the customer included';
 create index payments_user_id_idx on public.payments (user_id);
-alter table public.payments enable row level security;
-create policy "own payments" on public.payments for select to authenticated using ((select auth.uid()) = user_id);
-revoke all on table public.payments from public, anon, authenticated, service_role;
-revoke all on sequence public.payments_id_seq from public, anon, authenticated, service_role;
-grant select on table public.payments to authenticated, service_role;
 
 create table public.credit_ledger (
   id bigint generated always as identity primary key,
@@ -111,11 +102,19 @@ create table public.credit_ledger (
 );
 create index credit_ledger_user_id_idx on public.credit_ledger (user_id);
 create index credit_ledger_payment_id_idx on public.credit_ledger (payment_id) where payment_id is not null;
+
+-- Profiles, payments and the ledger: a user reads their own rows, service_role all; nobody writes through the API.
+alter table public.profiles enable row level security;
+alter table public.payments enable row level security;
 alter table public.credit_ledger enable row level security;
+create policy "own profile" on public.profiles for select to authenticated using ((select auth.uid()) = id);
+create policy "own payments" on public.payments for select to authenticated using ((select auth.uid()) = user_id);
 create policy "own ledger" on public.credit_ledger for select to authenticated using ((select auth.uid()) = user_id);
-revoke all on table public.credit_ledger from public, anon, authenticated, service_role;
-revoke all on sequence public.credit_ledger_id_seq from public, anon, authenticated, service_role;
-grant select on table public.credit_ledger to authenticated, service_role;
+revoke all on table public.profiles, public.payments, public.credit_ledger
+  from public, anon, authenticated, service_role;
+revoke all on sequence public.payments_id_seq, public.credit_ledger_id_seq
+  from public, anon, authenticated, service_role;
+grant select on table public.profiles, public.payments, public.credit_ledger to authenticated, service_role;
 
 -- Append-only: nobody (service_role and postgres included) updates or deletes a ledger row.
 -- Corrections are new rows. Only a migration that drops this trigger could change history.
