@@ -109,11 +109,12 @@ describe("end to end: a chat through the proxy moves the balance before any reco
       })).json()).info.spend as number;
     const truth = await litellmSpend();
     expect(truth).toBeGreaterThan(0);
-    // No reconcile has run for this user: the callback alone moves the balance, within seconds.
+    // No reconcile has run for this user: the callback alone moves the balance, within seconds. Each call
+    // posts its own callback, so wait until both have landed (the first alone shows half the spend).
     const seen = await waitFor(
       async () => {
         const s = await spent(u);
-        return s.spent > 0 ? s : null;
+        return s.spent >= truth - 1e-9 ? s : null;
       },
       "the callback to move the balance",
       8_000,
