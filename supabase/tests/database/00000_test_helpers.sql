@@ -60,6 +60,19 @@ grant execute on function tests.act_as(jsonb), tests.authenticate_as(uuid), test
 
 -- ---------------------------------------------------------------- money fixtures
 
+-- The hint of the error a statement raises (its SQLSTATE when it has no hint; null when it raises none).
+create or replace function tests.error_hint(p_sql text) returns text language plpgsql as $$
+declare
+  v_hint text;
+begin
+  execute p_sql;
+  return null;
+exception when others then
+  get stacked diagnostics v_hint = pg_exception_hint;
+  return coalesce(v_hint, sqlstate);
+end
+$$;
+
 -- A purchase of a plan through the same SQL the webhook uses (create_checkout + apply_payment of a
 -- verified, matching payment); fails loudly if it is not credited. Returns the reference.
 create or replace function tests.buy(p_user uuid, p_plan text) returns text language plpgsql set search_path = '' as $$

@@ -4,19 +4,6 @@
 begin;
 select plan(60);
 
--- The hint of the error a statement raises (null: it raised none).
-create function pg_temp.hint_of(p_sql text) returns text language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return coalesce(v_hint, sqlstate);
-end
-$$;
-
 -- ---------------------------------------------------------------- Paystack's currencies
 select results_eq(
   $$ select code, exponent, whole_units, min_subunits from public.currencies order by code $$,
@@ -51,11 +38,11 @@ $$;
 select throws_ok($$ select pg_temp.no_default() $$, '23514', null, 'no default at all is refused (checked at commit)');
 select throws_ok($$ update public.currencies set enabled = false where code = 'USD' $$, '23514', null,
                  'the default cannot be disabled');
-select is(pg_temp.hint_of($$ select private.set_currency('USD', false) $$), 'invalid_default',
+select is(tests.error_hint($$ select private.set_currency('USD', false) $$), 'invalid_default',
           'set_currency refuses to disable the default, naming why');
-select is(pg_temp.hint_of($$ select private.set_currency('XYZ', true) $$), 'unknown_currency',
+select is(tests.error_hint($$ select private.set_currency('XYZ', true) $$), 'unknown_currency',
           'set_currency: unknown currency');
-select is(pg_temp.hint_of($$ select private.set_currency('GHS', true, false, array['mobile_money', 'pigeon']) $$),
+select is(tests.error_hint($$ select private.set_currency('GHS', true, false, array['mobile_money', 'pigeon']) $$),
           'invalid_channel', 'set_currency: an unknown channel is refused');
 
 -- ---------------------------------------------------------------- prices, exact and per currency
@@ -64,20 +51,20 @@ select results_eq($$ select amount_subunits, fx_rate from private.set_price('sta
 select results_eq($$ select amount_subunits from private.set_price('pro', 'ngn', 22499.99) $$,
                   $$ values (2249999::bigint) $$,
                   'NGN 22499.99: exact to the kobo (the code in any case)');
-select is(pg_temp.hint_of($$ select private.set_price('starter', 'NGN', 49.99) $$), 'invalid_price',
+select is(tests.error_hint($$ select private.set_price('starter', 'NGN', 49.99) $$), 'invalid_price',
           'below Paystack''s NGN minimum (50.00) is refused');
-select is(pg_temp.hint_of($$ select private.set_price('starter', 'NGN', 100.001) $$), 'invalid_amount',
+select is(tests.error_hint($$ select private.set_price('starter', 'NGN', 100.001) $$), 'invalid_amount',
           'a third decimal is refused (no rounding)');
-select is(pg_temp.hint_of($$ select private.set_price('starter', 'XOF', 3000.50) $$), 'invalid_price',
+select is(tests.error_hint($$ select private.set_price('starter', 'XOF', 3000.50) $$), 'invalid_price',
           'XOF is priced in whole units');
 select results_eq($$ select amount_subunits from private.set_price('starter', 'XOF', 3000) $$,
                   $$ values (300000::bigint) $$,
                   'XOF 3000 is sent to Paystack as 300000 (x 100 although XOF has no subunit)');
-select is(pg_temp.hint_of($$ select private.set_price('platinum', 'NGN', 100) $$), 'unknown_plan',
+select is(tests.error_hint($$ select private.set_price('platinum', 'NGN', 100) $$), 'unknown_plan',
           'set_price: unknown plan');
-select is(pg_temp.hint_of($$ select private.set_price('starter', 'JPY', 100) $$), 'unknown_currency',
+select is(tests.error_hint($$ select private.set_price('starter', 'JPY', 100) $$), 'unknown_currency',
           'set_price: unknown currency');
-select is(pg_temp.hint_of($$ select private.set_price('starter', 'NGN', 0) $$), 'invalid_amount',
+select is(tests.error_hint($$ select private.set_price('starter', 'NGN', 0) $$), 'invalid_amount',
           'set_price: zero is refused');
 select throws_ok($$ insert into public.plan_prices (plan, currency, amount_subunits) values ('max', 'GHS', 9) $$,
                  '23514', null, 'the table itself refuses a price below the minimum (GHS 0.09 < 0.10)');
@@ -100,11 +87,11 @@ select results_eq($$ select amount_subunits from private.derive_prices('KES', 12
                   'KES at 129.333 with no step: 646.665 rounds up to the next cent, 646.67');
 select results_eq($$ select amount_subunits from private.derive_prices('XOF', 601.25) where plan = 'starter' $$,
                   $$ values (300700::bigint) $$, 'XOF at 601.25: 3006.25 rounds up to a whole franc, 3007');
-select is(pg_temp.hint_of($$ select private.derive_prices('GHS', 15, 0.001) $$), 'invalid_amount',
+select is(tests.error_hint($$ select private.derive_prices('GHS', 15, 0.001) $$), 'invalid_amount',
           'a rounding step finer than a pesewa is refused');
-select is(pg_temp.hint_of($$ select private.derive_prices('USD', 1) $$), 'unknown_currency',
+select is(tests.error_hint($$ select private.derive_prices('USD', 1) $$), 'unknown_currency',
           'USD is not derived from itself');
-select is(pg_temp.hint_of($$ select private.derive_prices('NGN', -3) $$), 'invalid_amount', 'a rate must be positive');
+select is(tests.error_hint($$ select private.derive_prices('NGN', -3) $$), 'invalid_amount', 'a rate must be positive');
 
 -- ---------------------------------------------------------------- what the dashboard lists
 select results_eq($$ select currency from public.prices group by currency $$, $$ values ('USD'::text) $$,
@@ -129,7 +116,7 @@ update public.plan_prices set active = false where plan = 'pro' and currency = '
 select results_eq($$ select plan from public.prices where currency = 'NGN' order by sort_order $$,
                   $$ values ('starter'::text), ('max') $$,
                   'an inactive price is not listed');
-select is(pg_temp.hint_of($$ select private.set_currency('NGN', true, false, null, 10000) $$), 'invalid_price',
+select is(tests.error_hint($$ select private.set_currency('NGN', true, false, null, 10000) $$), 'invalid_price',
           'a minimum above an active price is refused (NGN 10000 > the starter''s 7800)');
 select results_eq($$ select min_subunits from private.set_currency('NGN', true, false, null, 60) $$,
                   $$ values (6000::bigint) $$,
@@ -195,7 +182,7 @@ reset role;
 select is(private.setting('merchant_name') #>> '{}', 'litellm-credits',
           'the merchant name defaults to litellm-credits');
 select is(private.set_merchant_name('  Ada''s AI Shop  '), 'Ada''s AI Shop', 'the operator names the shop (trimmed)');
-select is(pg_temp.hint_of($$ select private.set_merchant_name('   ') $$), 'invalid_name', 'an empty name is refused');
+select is(tests.error_hint($$ select private.set_merchant_name('   ') $$), 'invalid_name', 'an empty name is refused');
 
 select * from finish();
 rollback;

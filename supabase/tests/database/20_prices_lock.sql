@@ -6,21 +6,10 @@
 begin;
 select plan(39);
 
-create function pg_temp.hint_of(p_sql text) returns text language plpgsql as $$
-declare
-  v_hint text;
-begin
-  execute p_sql;
-  return null;
-exception when others then
-  get stacked diagnostics v_hint = pg_exception_hint;
-  return coalesce(v_hint, sqlstate);
-end
-$$;
 -- Why user A's checkout of a plan in a currency is refused (null: it is not).
 create function pg_temp.start_hint(p_plan text, p_currency text) returns text language sql as $$
-  select pg_temp.hint_of(format('select private.start_checkout(%L, %L, null, %L)',
-                                '20100000-0000-4000-8000-00000000000a', p_plan, p_currency))
+  select tests.error_hint(format('select private.start_checkout(%L, %L, null, %L)',
+                                 '20100000-0000-4000-8000-00000000000a', p_plan, p_currency))
 $$;
 
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
