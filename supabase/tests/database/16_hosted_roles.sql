@@ -66,7 +66,10 @@ select set_eq(
        ('service_role', 'public.admin_sync_failures'), ('service_role', 'public.admin_drift'),
        ('service_role', 'public.admin_dead_jobs'), ('service_role', 'public.admin_rejected_deliveries'), ('service_role', 'public.admin_spend_resets'), ('service_role', 'public.admin_litellm_repairs'),
        ('service_role', 'public.admin_key_rotations'), ('service_role', 'public.admin_alerts'),
-       ('service_role', 'private.key_rotations'), ('service_role', 'private.alert_events')
+       ('service_role', 'private.key_rotations'), ('service_role', 'private.alert_events'),
+       -- notifications (20261202000700)
+       ('authenticated', 'public.notifications'), ('authenticated', 'public.my_notifications'),
+       ('service_role', 'public.notifications'), ('service_role', 'public.my_notifications')
      ) a(r, t) $$,
   'the API roles hold exactly the allow-listed table privileges in public and private (SELECT, nothing else)'
 );
@@ -81,8 +84,9 @@ select set_eq(
         and has_column_privilege(r.rolname, c.oid, a.attnum, pv.priv)
         and not has_table_privilege(r.rolname, c.oid, pv.priv) $$,
   $$ values ('authenticated', 'public.reconcile_chunks'::regclass::text, 'chunk', 'SELECT'),
-            ('authenticated', 'public.reconcile_chunks'::regclass::text, 'last_finished_at', 'SELECT') $$,
-  'the only column grants are authenticated reading reconcile_chunks.chunk and last_finished_at'
+            ('authenticated', 'public.reconcile_chunks'::regclass::text, 'last_finished_at', 'SELECT'),
+            ('authenticated', 'public.notifications'::regclass::text, 'read_at', 'UPDATE') $$,
+  'the only column grants are authenticated reading reconcile_chunks.chunk and last_finished_at, and marking notifications read'
 );
 
 select is_empty(
