@@ -232,8 +232,9 @@ begin
 end
 $$;
 
--- A pull whose LiteLLM read failed: free it for the next run (its pages so far stay) and remember why.
-create function private.fail_usage_pull(p_pull_id bigint, p_error text) returns void
+-- Frees an unfinished pull for the next run (its pages so far stay): out of page budget, or its LiteLLM
+-- read failed (p_error says why).
+create function private.release_usage_pull(p_pull_id bigint, p_error text default null) returns void
 language sql volatile security definer set search_path = '' as $$
   update private.usage_pulls set lease_until = null, last_error = left(p_error, 500) where id = p_pull_id and finished_at is null
 $$;
