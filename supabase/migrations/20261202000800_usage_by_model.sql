@@ -150,8 +150,8 @@ $$;
 
 -- Claims up to p_max pulls for usage-pull: an open one whose lease ended, else a new one for each of the
 -- last usage_pull_days UTC days not pulled within usage_pull_interval_seconds (p_force: due or not).
--- p_skip (the callback is the source): the due days are recorded as skipped and nothing is returned, so
--- the cron job stays quiet for an interval. Returns each pull with its next page and the page budget.
+-- p_skip (the callback is the source): the due days, and open pulls no run holds, are recorded as skipped
+-- and nothing is returned, so the cron job stays quiet for an interval. Returns each pull with its next page and the page budget.
 create function private.claim_usage_pulls(p_max integer default 2, p_force boolean default false,
                                           p_skip boolean default false, p_lease_seconds integer default 60)
 returns table (pull_id bigint, day date, next_page integer, pages_per_invocation integer)
@@ -170,6 +170,10 @@ begin
                                    and o.started_at > now() - make_interval(secs => v_interval::double precision)))
   on conflict do nothing;
   if p_skip then
+    -- with the callback as the source, a pull an operator forced and left unfinished is not continued
+    update private.usage_pulls o set finished_at = now(), outcome = 'skipped'
+     where o.finished_at is null and (o.lease_until is null or o.lease_until < now());
+    delete from private.usage_pull_rows r using private.usage_pulls o where o.id = r.pull_id and o.outcome = 'skipped';
     return;
   end if;
 
