@@ -5,6 +5,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   activeUser,
+  adminCli,
   closeSql,
   env,
   invoke,
@@ -101,6 +102,20 @@ describe("usage by model", () => {
     }
     await reconcileNow();
     expectReconciled(await totals(u), spend);
+  });
+
+  it("spend no model explains is 'other' for the user and listed by npm run admin -- usage-gaps", async () => {
+    const u = await activeUser("usage-gap");
+    await useThreeModels(u);
+    await waitFor(async () => (await usage(u)).get("test-expensive")?.requests === 2, "the callback's rows", 15_000);
+    await litellmAdmin("/admin/spend", { key: u.key, add: 0.5 }); // spend LiteLLM reports without a request
+    await reconcileNow();
+    const other = Number((await usage(u)).get("other")?.spend);
+    expect(other).toBeCloseTo(0.5, 9);
+    const gaps = adminCli("usage-gaps", "--json");
+    expect(gaps.code, gaps.stderr).toBe(0);
+    const mine = (gaps.json as { key_id: string; other: string }[]).find((g) => g.key_id === u.keyId);
+    expect(Number(mine?.other)).toBeCloseTo(0.5, 9);
   });
 
   describe("with the callback off: usage-pull", () => {
