@@ -2,7 +2,7 @@
 -- input / output tokens, from LiteLLM's own data (docs/architecture.md, "Usage by model"):
 --   - source 'callback': LiteLLM's generic API logging callback (litellm-spend-callback), one
 --     StandardLoggingPayload per request, counted once per request id (private.record_usage_events);
---   - source 'pull': LiteLLM's GET /user/daily/activity (usage-pull), one UTC day at a time in pages of up
+--   - source 'pull': LiteLLM's daily activity endpoint (usage-pull), one UTC day at a time in pages of up
 --     to 1000 of its daily rows; a finished pull replaces that day's 'pull' rows (private.record_usage_pull_page).
 -- Where both exist for a key and day, the pull wins (it is LiteLLM's complete record; the callback drops a
 -- batch it could not deliver). Whatever the models do not explain, public.key_spend minus their sum, is
@@ -193,7 +193,7 @@ begin
 end
 $$;
 
--- One page of GET /user/daily/activity for a pull's day ([{token, model, spend, requests, input_tokens,
+-- One page of LiteLLM's daily activity for a pull's day ([{token, model, spend, requests, input_tokens,
 -- output_tokens}], summed per key and model by the caller). Applied only if it is the page the pull
 -- expects (a retried page adds nothing). The last page (p_page >= p_total_pages) replaces the day's
 -- 'pull' rows with the pull's sums, in this transaction. Returns {applied, finished, rows}.

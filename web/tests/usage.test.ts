@@ -98,8 +98,8 @@ describe("usage page", () => {
     await page.getByTestId("usage-table").waitFor();
     expect(await series().count()).toBeGreaterThanOrEqual(MODELS.length);
 
-    await page.getByLabel("From").fill("2026-01-01");
-    await page.getByLabel("To").fill("2026-01-31");
+    await page.getByLabel("From", { exact: true }).fill("2026-01-01");
+    await page.getByLabel("To", { exact: true }).fill("2026-01-31");
     await page.getByRole("button", { name: "Show", exact: true }).click();
     await page.waitForURL(/from=2026-01-01&to=2026-01-31/);
     await page.getByText("No usage in this range yet.").waitFor();
