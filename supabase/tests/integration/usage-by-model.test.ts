@@ -104,6 +104,30 @@ describe("usage by model", () => {
     expectReconciled(await totals(u), spend);
   });
 
+  it("a callback batch delivered twice at once counts each request once", async () => {
+    const u = await activeUser("usage-twice");
+    const [{ key_token }] = await sql()`select key_token from public.api_keys where id = ${u.keyId}`;
+    const entry = (id: string, cost: number) => ({
+      id,
+      status: "success",
+      response_cost: cost,
+      model: "openai/gpt-4o-mini",
+      model_group: "gpt-4o-mini",
+      prompt_tokens: 7,
+      completion_tokens: 3,
+      startTime: Date.now() / 1000,
+      metadata: { user_api_key_hash: key_token, user_api_key_spend: 0 },
+    });
+    const body = JSON.stringify([entry(crypto.randomUUID(), 0.125), entry(crypto.randomUUID(), 0.25)]);
+    const secret = env("LITELLM_CALLBACK_SECRET");
+    const answers = await Promise.all([1, 2].map(() => invoke("litellm-spend-callback", body, secret)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(answers.map((a) => a.body.usage.counted).sort()).toEqual([0, 2]);
+    const row = (await usage(u)).get("gpt-4o-mini");
+    expect(row).toMatchObject({ requests: 2, input_tokens: 14, output_tokens: 6 });
+    expect(Number(row!.spend)).toBe(0.375);
+  });
+
   it("spend no model explains is 'other' for the user and listed by npm run admin -- usage-gaps", async () => {
     const u = await activeUser("usage-gap");
     await useThreeModels(u);
