@@ -4,8 +4,7 @@
 --     StandardLoggingPayload per request, counted once per request id (private.record_usage_events);
 --   - source 'pull': LiteLLM's daily activity endpoint (usage-pull), one UTC day at a time in pages of up
 --     to 1000 of its daily rows; a finished pull replaces that day's 'pull' rows (private.record_usage_pull_page).
--- Where both exist for a key and day, the pull wins (it is LiteLLM's complete record; the callback drops a
--- batch it could not deliver). Whatever the models do not explain, public.key_spend minus their sum, is
+-- Where both exist for a key and day, the one that explains more spend counts (public.usage_counted). Whatever the models do not explain, public.key_spend minus their sum, is
 -- the row model = 'other' (public.usage_gaps), shown to the user and listed for the operator.
 
 insert into private.settings (key, value, description) values
@@ -66,12 +65,18 @@ create table private.usage_pull_rows (
   primary key (pull_id, token, model)
 );
 
--- The rows that count: per key and day, the pull's when it has any, else the callback's.
+-- The rows that count: per key and day, one source only (never both, so nothing counts twice), the one
+-- that explains more spend. Each is a lower bound of what LiteLLM charged that day: the callback drops a
+-- batch it could not deliver, a pull lags by its interval; on a tie, the pull (LiteLLM's own record).
 create view public.usage_counted with (security_invoker = true) as
+with sources as (
+  select u.key_id, u.day, u.source, sum(u.spend) as spend from public.usage_by_model u group by u.key_id, u.day, u.source
+), chosen as (
+  select distinct on (s.key_id, s.day) s.key_id, s.day, s.source
+    from sources s order by s.key_id, s.day, s.spend desc, s.source = 'pull' desc
+)
 select u.user_id, u.key_id, u.day, u.model, u.spend, u.requests, u.input_tokens, u.output_tokens
-  from public.usage_by_model u
- where u.source = 'pull'
-    or not exists (select 1 from public.usage_by_model p where p.key_id = u.key_id and p.day = u.day and p.source = 'pull');
+  from public.usage_by_model u join chosen c on c.key_id = u.key_id and c.day = u.day and c.source = u.source;
 
 -- Per key: its spend (public.key_spend, the one definition), the sum of its models, and the difference
 -- ('other'). Keys with neither spend nor usage rows are left out.

@@ -1,8 +1,8 @@
 -- Usage by model (20261202000800): the callback's requests count once per request id, a pull replaces its
--- day (and wins over the callback for that key and day), users see only their own rows, 'other' is the
+-- day (one source per key and day: the one explaining more), users see only their own rows, 'other' is the
 -- key's spend minus the sum of its models, and a non-zero 'other' is listed for the operator.
 begin;
-select plan(19);
+select plan(20);
 
 select tests.create_user('22000000-0000-4000-8000-000000000001', 'usage-a@pgtap.test');
 select tests.create_user('22000000-0000-4000-8000-000000000002', 'usage-b@pgtap.test');
@@ -83,7 +83,12 @@ select is(private.record_usage_pull_page((select pull_id from t_pull where day =
                                                  'model', 'test-expensive', 'spend', 0.526072, 'requests', 2, 'input_tokens', 20, 'output_tokens', 32))),
           '{"applied": true, "finished": true, "rows": 2}'::jsonb, 'the last page replaces the day''s pulled rows');
 select is((select other from public.usage_gaps where key_id = (select id from t_key where user_id = '22000000-0000-4000-8000-000000000001')),
-          0::numeric, 'the pull wins over the callback for that key and day: models now explain all of the spend');
+          0::numeric, 'the pull explains more of that key and day than the callback: it counts, alone');
+select private.record_usage_events(jsonb_build_array(jsonb_build_object(
+  'id', 'req-4', 'token', (select key_token from t_key where user_id = '22000000-0000-4000-8000-000000000001'),
+  'model', 'gpt-4o-mini', 'cost', 1.0, 'input_tokens', 1, 'output_tokens', 1, 'start_time', extract(epoch from now()))));
+select is((select other from public.usage_gaps where key_id = (select id from t_key where user_id = '22000000-0000-4000-8000-000000000001')),
+          -0.5, 'once the callback explains more, it counts alone (never both): other = 0.5260915 - 1.0260915');
 
 select * from finish();
 rollback;
