@@ -1,11 +1,12 @@
 // Which page shows: the sign-in form without a session; with one, the page the address names:
-// #/receipt/<reference> (a payment's receipt, linkable) or the dashboard ("", "#/"). Other fragments are
-// in-page anchors (#main, #buy) and leave the page as it is.
+// #/receipt/<reference> (a payment's receipt, linkable), #/usage (usage by model, with its range) or the
+// dashboard ("", "#/"). Other fragments are in-page anchors (#main, #buy) and leave the page as it is.
 import type { Session } from "@supabase/supabase-js";
 import { root, switchUser, userId } from "./app.ts";
 import { showAuth } from "./auth.ts";
 import { showDashboard, stopRefresh } from "./dashboard.ts";
 import { receiptReference, showReceipt } from "./receipt.ts";
+import { showUsage, usageRoute } from "./usage.ts";
 
 export function onSession(session: Session | null) {
   const id = session?.user.id ?? null;
@@ -26,6 +27,10 @@ function showPage(fresh: boolean) {
   if (reference) {
     stopRefresh();
     return void showReceipt(reference);
+  }
+  if (usageRoute()) {
+    stopRefresh();
+    return void showUsage();
   }
   const anchor = location.hash.length > 1 && !location.hash.startsWith("#/");
   if (fresh || (!anchor && root.dataset.view !== "dashboard")) showDashboard();
