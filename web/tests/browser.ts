@@ -55,6 +55,15 @@ export async function testIdText(page: Page, testId: string): Promise<string> {
   return ((await page.getByTestId(testId).textContent()) ?? "").trim();
 }
 
+/** Signs in with email and password (helpers.signUp's) and waits for the dashboard's active key. */
+export async function signIn(page: Page, email: string) {
+  await page.goto(WEB_URL);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByTestId("key-status").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
+}
+
 /** Pays on the Paystack emulator's hosted page with the success card (the page is already open). */
 export async function payWithSuccessCard(page: Page) {
   await page.getByLabel("Card number").fill(SUCCESS_CARD.number);

@@ -3,17 +3,13 @@
 // stacked SVG chart with one series per model and a table per model (spend, requests, tokens) whose spend
 // adds up to what the user spent, for the range picked (7/30/90 days or from/to). Screenshots go to
 // test-results/usage-*.png.
-import { existsSync, mkdirSync } from "node:fs";
 import OpenAI from "openai";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUser, closeSql, env, sql, type TestUser, waitFor } from "../../supabase/tests/integration/helpers.ts";
 import { money } from "../src/money.ts";
+import { launchChromium, newPage, SHOTS, signIn } from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery"; // what helpers.ts signs users up with
 const MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "test-expensive"];
 
 let browser: Browser;
@@ -21,10 +17,6 @@ let page: Page;
 let user: TestUser & { key: string; keyId: string };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
-  }
-  mkdirSync(SHOTS, { recursive: true });
   user = await activeUser("usage-web");
   const llm = new OpenAI({ apiKey: user.key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
   for (const model of MODELS) {
@@ -43,19 +35,8 @@ beforeAll(async () => {
     "the callback's usage rows for the three models",
     15_000,
   );
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-    ],
-  });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.setDefaultTimeout(10_000);
+  browser = await launchChromium();
+  page = await newPage(browser);
 });
 
 afterAll(async () => {
@@ -67,11 +48,7 @@ const series = () => page.locator('[data-testid="usage-chart"] svg g.series');
 
 describe("usage page", () => {
   it("shows a stacked chart with a series per model and a table per model", async () => {
-    await page.goto(WEB_URL);
-    await page.getByLabel("Email").fill(user.email);
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByTestId("key-status").filter({ hasText: "Active" }).waitFor({ timeout: 15_000 });
+    await signIn(page, user.email);
     await page.getByRole("link", { name: "Usage by model" }).click();
     await page.getByRole("heading", { name: "Usage by model" }).waitFor();
     await page.getByTestId("usage-table").waitFor();
