@@ -47,9 +47,9 @@ select is_empty($$ select 1 from public.notifications where kind <> 'payment_rec
 -- ---------------------------------------------------------------- emails queued with the notification
 select results_eq(
   $$ select e.status, e.attempts, e.idempotency_key from private.notification_emails e
-       join public.notifications n on n.id = e.notification_id where n.kind = 'payment_receipt' $$,
+       join public.notifications n on n.id = e.notification_id where e.user_id = '21000000-0000-4000-8000-00000000000a' $$,
   $$ select 'pending'::text, 0, 'notification/21000000-0000-4000-8000-00000000000a/' || n.id
-       from public.notifications n where n.kind = 'payment_receipt' $$,
+       from public.notifications n where n.user_id = '21000000-0000-4000-8000-00000000000a' $$,
   'one pending email per notification, with its own idempotency key');
 select is(pg_temp.kicks(), 1, 'the notification asked pg_net to call send-notifications (sent after commit)');
 select tests.create_user('21000000-0000-4000-8000-00000000000c', '');
