@@ -39,48 +39,50 @@ language sql stable security definer set search_path = '' as $$
     from (select 1) one left join public.currencies c on c.code = p_currency
 $$;
 
+-- What the customer paid for a payment (fees passed to them included), in its own currency.
+create function private.amount_paid(p_payment public.payments) returns text
+language sql stable security definer set search_path = '' as $$
+  select private.format_subunits(p_payment.charged_subunits, p_payment.currency, p_payment.exponent)
+$$;
+
 -- ---------------------------------------------------------------- events
 
 create function private.notify_payment_receipt() returns trigger
 language plpgsql security definer set search_path = '' as $$
-declare
-  v_pm public.payments;
-  v_plan text;
 begin
-  select * into v_pm from public.payments pm where pm.id = new.payment_id;
-  select coalesce(pl.name, v_pm.plan_code) into v_plan from (select 1) one
-    left join public.plans pl on pl.code = v_pm.plan_code;
-  perform private.notify(new.user_id, 'payment_receipt', v_pm.reference,
+  perform private.notify(new.user_id, 'payment_receipt', pm.reference,
     'Receipt: ' || new.amount::text || ' USD of credit added',
-    'We received your payment of ' || private.format_subunits(v_pm.charged_subunits, v_pm.currency, v_pm.exponent)
-      || ' for the ' || v_plan || ' plan: ' || new.amount::text || ' USD of credit was added to your account.',
-    '#/receipt/' || v_pm.reference);
+    'We received your payment of ' || private.amount_paid(pm) || ' for the ' || coalesce(pl.name, pm.plan_code)
+      || ' plan: ' || new.amount::text || ' USD of credit was added to your account.',
+    '#/receipt/' || pm.reference)
+     from public.payments pm left join public.plans pl on pl.code = pm.plan_code
+    where pm.id = new.payment_id;
   return null;
 end
 $$;
 create trigger credit_ledger_notify_receipt after insert on public.credit_ledger
   for each row when (new.kind = 'purchase') execute function private.notify_payment_receipt();
 
+-- Open (create, remind) or resolved; a resolution is final, so each notifies once per dispute.
 create function private.notify_dispute() returns trigger
 language plpgsql security definer set search_path = '' as $$
-declare
-  v_pm public.payments;
-  v_paid text;
 begin
-  select * into v_pm from public.payments pm where pm.id = new.payment_id;
-  v_paid := private.format_subunits(v_pm.charged_subunits, v_pm.currency, v_pm.exponent);
-  if new.is_open then
-    perform private.notify(v_pm.user_id, 'dispute_opened', new.id::text, 'A payment of yours is disputed',
-      'A dispute was opened on your payment of ' || v_paid || ' (reference ' || v_pm.reference
-        || '). Your API key is paused while a dispute is open.',
-      '#/receipt/' || v_pm.reference);
-  elsif new.status = 'resolve' then
-    perform private.notify(v_pm.user_id, 'dispute_resolved', new.id::text || ':resolve', 'A dispute was resolved',
-      'The dispute on your payment of ' || v_pm.reference || ' (' || v_paid || ') was resolved: '
-        || case when new.is_lost then 'the money went back to the card holder and its credit was taken back.'
-                else 'the payment stands and its credit stays.' end,
-      '#/receipt/' || v_pm.reference);
-  end if;
+  perform private.notify(pm.user_id, k.kind, k.event_key, k.title,
+    case when new.is_open
+      then 'A dispute was opened on your payment of ' || private.amount_paid(pm) || ' (reference ' || pm.reference
+           || '). Your API key is paused while a dispute is open.'
+      else 'The dispute on your payment of ' || pm.reference || ' (' || private.amount_paid(pm) || ') was resolved: '
+           || case when new.is_lost then 'the money went back to the card holder and its credit was taken back.'
+                   else 'the payment stands and its credit stays.' end
+    end,
+    '#/receipt/' || pm.reference)
+     from public.payments pm,
+          (select 'dispute_opened' as kind, new.id::text as event_key, 'A payment of yours is disputed' as title
+            where new.is_open
+           union all
+           select 'dispute_resolved', new.id::text || ':resolve', 'A dispute was resolved'
+            where new.status = 'resolve') k
+    where pm.id = new.payment_id;
   return null;
 end
 $$;

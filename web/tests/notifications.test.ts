@@ -75,12 +75,15 @@ describe("notifications in the dashboard", () => {
     await items().nth(1).getByRole("button", { name: "Mark read" }).click();
     await expect.poll(() => unread().textContent()).toBe("1");
     expect(await items().nth(1).getAttribute("data-unread")).toBe("false");
-    const [receipt] = await sql()`select read_at from public.notifications where user_id = ${u.id} and kind = 'payment_receipt'`;
+    const [receipt] =
+      await sql()`select read_at from public.notifications where user_id = ${u.id} and kind = 'payment_receipt'`;
     expect(receipt.read_at).not.toBeNull();
     await page.getByRole("button", { name: "Mark all read" }).click();
     await expect.poll(() => unread().isHidden()).toBe(true);
-    await expect.poll(async () => (await sql()`select count(*)::int as n from public.notifications
-                                                where user_id = ${u.id} and read_at is null`)[0].n).toBe(0);
+    await expect.poll(async () =>
+      (await sql()`select count(*)::int as n from public.notifications
+                                                where user_id = ${u.id} and read_at is null`)[0].n
+    ).toBe(0);
     await page.screenshot({ path: "test-results/notifications-02-read.png", fullPage: true });
     // A receipt link opens the receipt page.
     await items().nth(1).getByRole("link", { name: "Open" }).click();
