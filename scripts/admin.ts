@@ -46,6 +46,9 @@ prices and currencies (what checkout charges; a checkout already started keeps i
                                  each USD price x rate, rounded up to a multiple of step (major units); rate kept
   merchant-name [set <name>]     the shop's name on receipts
 
+usage by model
+  usage-gaps [--limit N]         keys whose spend differs from the sum of their models ('other' on the usage page)
+
 <user> is a user id or an email address. <amount> is USD for grant/deduct, e.g. 5 or 2.50.
 
 options
@@ -428,6 +431,7 @@ async function run(argv: string[]): Promise<number> {
     "currencies",
     "prices",
     "merchant-name",
+    "usage-gaps",
   ];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
@@ -454,6 +458,10 @@ async function run(argv: string[]): Promise<number> {
     repairs: [
       () => sql`select * from public.admin_litellm_repairs order by created_at desc limit ${limit}`,
       "no repairs",
+    ],
+    "usage-gaps": [
+      () => sql`select * from public.admin_usage_gaps order by abs(other) desc limit ${limit}`,
+      "no usage gaps: every key's spend is explained by its models",
     ],
   };
   try {

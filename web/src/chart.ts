@@ -84,9 +84,85 @@ export function usageChart(rows: DayRow[], now = new Date()): string {
 const centsStr = (c: bigint) => `${c / 100n}.${(c % 100n).toString().padStart(2, "0")}`;
 
 /** Integer units back to a decimal string (for money()). */
-function decimal(u: bigint): string {
+export function decimal(u: bigint): string {
   const neg = u < 0n;
   const a = neg ? -u : u;
   const s = a.toString().padStart(13, "0");
   return `${neg ? "-" : ""}${s.slice(0, -12)}.${s.slice(-12)}`;
+}
+
+// ---------- spend by model per day: a stacked SVG bar chart (the usage page) ----------
+
+export interface ModelDayRow {
+  day: string; // YYYY-MM-DD (UTC)
+  model: string;
+  spend: string | number;
+}
+
+/** Series colours (contrast >= 3:1 on white); 'other' is always grey. */
+const PALETTE = ["#1f6feb", "#d97706", "#059669", "#b42318", "#7c3aed", "#0e7490", "#a16207", "#be185d"];
+export const OTHER = "other";
+export const seriesColor = (model: string, i: number) => (model === OTHER ? "#6b7280" : PALETTE[i % PALETTE.length]);
+
+/** The UTC days from `from` to `to`, both included. */
+export function daysBetween(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+  }
+  return out;
+}
+
+/**
+ * One bar per day, one stacked segment per model (a <g class="series" data-model> each, in `models` order).
+ * Heights are scaled on exact units; a negative amount ('other' when the models exceed the key's spend) is
+ * left out of the bars and shown in the table.
+ */
+export function stackedChart(days: string[], models: string[], rows: ModelDayRow[]): string {
+  const cell = new Map(rows.map((r) => [`${String(r.day).slice(0, 10)}|${r.model}`, units(r.spend)]));
+  const at = (d: string, m: string) => {
+    const u = cell.get(`${d}|${m}`) ?? 0n;
+    return u > 0n ? u : 0n;
+  };
+  const totals = days.map((d) => models.reduce((s, m) => s + at(d, m), 0n));
+  const max = totals.reduce((a, b) => (b > a ? b : a), 0n);
+  const top = max === 0n ? 100n : axisMaxCents((max + 10n ** 10n - 1n) / 10n ** 10n); // ceiling, in cents
+  const topUnits = top * 10n ** 10n;
+  const W = 10; // viewBox units per day
+  const h = (u: bigint) => Number((u * 10000n) / topUnits) / 100; // percent of the plot height
+  const series = models.map((m, i) => {
+    const rects = days.map((d, j) => {
+      const u = at(d, m);
+      if (u === 0n) return "";
+      const below = models.slice(0, i).reduce((s, n) => s + at(d, n), 0n);
+      return `<rect x="${j * W + 1}" y="${(100 - h(below) - h(u)).toFixed(2)}" width="${W - 2}" height="${
+        Math.max(h(u), 0.4).toFixed(2)
+      }"><title>${esc(`${fmtDay(d)} · ${m}: ${money(decimal(u), { tiny: true })}`)}</title></rect>`;
+    }).join("");
+    return `<g class="series" data-model="${esc(m)}" fill="${seriesColor(m, i)}">${rects}</g>`;
+  }).join("");
+  const total = totals.reduce((a, b) => a + b, 0n);
+  const summary = total === 0n
+    ? "No usage in this range."
+    : `${money(decimal(total), { tiny: true })} spent on ${models.length} ${
+      models.length === 1 ? "model" : "models"
+    } from ${fmtDay(days[0])} to ${fmtDay(days[days.length - 1])}.`;
+  const legend = models.map((m, i) =>
+    `<li><span class="swatch" style="background:${seriesColor(m, i)}"></span>${esc(m)}</li>`
+  ).join("");
+  return `<figure class="chart stacked" data-testid="usage-chart">
+  <div class="chart-plot">
+    <div class="y-axis" aria-hidden="true"><span>${esc(money(centsStr(top)))}</span><span>${
+    esc(money(centsStr(top / 2n)))
+  }</span><span>$0.00</span></div>
+    <svg viewBox="0 0 ${days.length * W} 100" preserveAspectRatio="none" role="img" aria-label="${
+    esc(`Stacked bar chart of daily spend by model. ${summary}`)
+  }">${series}</svg>
+  </div>
+  <div class="x-axis" aria-hidden="true"><span>${esc(fmtDay(days[0]))}</span><span>${
+    esc(fmtDay(days[days.length - 1]))
+  }</span></div>
+  <ul class="legend">${legend}</ul>
+  <figcaption>${esc(summary)}</figcaption>
+</figure>`;
 }

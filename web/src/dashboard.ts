@@ -43,7 +43,7 @@ export function showDashboard() {
   <div class="grid">
     <section id="account" class="card account" aria-labelledby="account-h"><h2 id="account-h">Your credit</h2><p class="muted">Loading…</p></section>
     <section id="key" class="card" aria-labelledby="key-h"><h2 id="key-h">Your API key</h2><p class="muted">Loading…</p></section>
-    <section id="usage" class="card" aria-labelledby="usage-h"><h2 id="usage-h">Daily spend, last 30 days</h2><div id="chart"></div></section>
+    <section id="usage" class="card" aria-labelledby="usage-h"><h2 id="usage-h">Daily spend, last 30 days</h2><div id="chart"></div><p><a href="#/usage">Usage by model</a></p></section>
     <section id="buy" class="card" aria-labelledby="buy-h" tabindex="-1"><h2 id="buy-h">Buy credit</h2></section>
     <section id="lots" class="card" aria-labelledby="lots-h"><h2 id="lots-h">Where your credit comes from</h2></section>
     <section id="payments" class="card" aria-labelledby="payments-h"><h2 id="payments-h">Payment history</h2></section>

@@ -93,7 +93,7 @@ export function adminHandler(state: EmulatorState, main: MainListener) {
       rows.forEach((r) => store.restoreSpend(r, Math.min(r.spend, d.spend ?? r.spend * d.fraction!)));
       return { restored: rows.length };
     },
-    "POST /admin/flush": () => ({ flushed: store.flush() }),
+    "POST /admin/flush": () => ({ flushed: state.flush() }),
     "POST /admin/import": (b) => insertAll(parse(schemas.import, b).keys),
     "POST /admin/seed": (b) => {
       const d = parse(schemas.seed, b);

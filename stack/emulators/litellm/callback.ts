@@ -1,6 +1,7 @@
 // The proxy's generic API logging callback (callback_type: generic_api, log_format json_array): every
 // costed request becomes a StandardLoggingPayload, queued and POSTed in batches to the endpoint with the
 // configured headers. Best effort, as in LiteLLM: a failed batch is dropped.
+import type { Call } from "./chat.ts";
 import type { KeyRow } from "./store.ts";
 
 export interface CallbackTarget {
@@ -17,17 +18,21 @@ export class GenericApiLogger {
   constructor(public target: CallbackTarget) {}
 
   /** One costed request; spendBefore goes out as user_api_key_spend (chat.ts says which spend that is). */
-  log(row: KeyRow, spendBefore: number, cost: number, model: string, tokens: [number, number]): void {
+  log(row: KeyRow, spendBefore: number, call: Call): void {
     if (!this.target.endpoint) return;
+    const [prompt, completion] = call.tokens;
     this.queue.push({
       id: `chatcmpl-${crypto.randomUUID()}`,
       call_type: "acompletion",
       status: "success",
-      response_cost: cost,
-      model,
-      prompt_tokens: tokens[0],
-      completion_tokens: tokens[1],
-      total_tokens: tokens[0] + tokens[1],
+      response_cost: call.cost,
+      model: call.model,
+      model_group: call.model,
+      custom_llm_provider: call.provider,
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      startTime: call.startTime,
       endTime: Date.now() / 1000,
       metadata: {
         user_api_key_hash: row.token,

@@ -7,11 +7,12 @@ import { type Handler, json, proxyError, readJson, sleep } from "./http.ts";
 import type { Caller, EmulatorState } from "./state.ts";
 import type { KeyRow } from "./store.ts";
 
-/** USD per token [input, output]. */
-const PRICES: Record<string, [number, number]> = {
-  "gpt-4o-mini": [0.00000015, 0.0000006], // OpenAI's list price: 0.15 / 0.60 per 1M tokens
-  "test-expensive": [0.001, 0.001], // $1 per 1k tokens: a few calls use up a $2 budget
-  "test-free": [0, 0], // never moves spend
+/** USD per token [input, output], and the provider LiteLLM would route the model group to. */
+const PRICES: Record<string, [number, number, string]> = {
+  "gpt-4o-mini": [0.00000015, 0.0000006, "openai"], // OpenAI's list price: 0.15 / 0.60 per 1M tokens
+  "claude-3-5-haiku": [0.0000008, 0.000004, "anthropic"], // Anthropic's list price: 0.80 / 4 per 1M tokens
+  "test-expensive": [0.001, 0.001, "openai"], // $1 per 1k tokens: a few calls use up a $2 budget
+  "test-free": [0, 0, "openai"], // never moves spend
 };
 const REPLY = "This is a deterministic reply from the LiteLLM emulator.";
 const MAX_COMPLETION = 16; // completion tokens: max_completion_tokens ?? max_tokens ?? 16, clamped to 1..16
@@ -52,7 +53,8 @@ export function chatRoutes(state: EmulatorState): Record<string, Handler> {
     const prompt = promptTokens(body.messages);
     const completion = completionTokens(body);
     const cost = prompt * price[0] + completion * price[1];
-    const record = () => recordCost(state, caller, cost, model, [prompt, completion]);
+    const call: Call = { cost, model, provider: price[2], tokens: [prompt, completion], startTime: Date.now() / 1000 };
+    const record = () => recordCost(state, caller, call);
     const content = REPLY.split(" ").slice(0, completion).join(" ");
     const finish = completion >= MAX_COMPLETION ? "stop" : "length";
     const base = { id: `chatcmpl-${crypto.randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
@@ -69,14 +71,35 @@ export function chatRoutes(state: EmulatorState): Record<string, Handler> {
   return { "POST /chat/completions": chat, "POST /v1/chat/completions": chat };
 }
 
-/** Adds the cost to the key (if it still exists) and logs the request to the callback. */
-function recordCost(state: EmulatorState, caller: Caller, cost: number, model: string, tokens: [number, number]) {
+/** A costed call: what the spend counters, the daily table and the logging callback record. */
+export interface Call {
+  cost: number;
+  model: string; // the model group the caller asked for (no aliases here: model = model group)
+  provider: string;
+  tokens: [number, number]; // prompt, completion
+  startTime: number; // epoch seconds
+}
+
+/** Adds the cost to the key (if it still exists) and its daily row, and logs the request to the callback. */
+function recordCost(state: EmulatorState, caller: Caller, call: Call) {
   const row: KeyRow | undefined = caller.master ? undefined : state.store.get(caller.row.token);
   if (!row) return;
   // LiteLLM logs the spend its auth check saw at admission; the emulator logs the spend just before this cost
   // is added, which is the same for calls one at a time and higher for overlapping ones (README.md).
-  state.callback.log(row, row.spend, cost, model, tokens);
-  state.store.setSpend(row, row.spend + cost, state.immediateWrites);
+  state.callback.log(row, row.spend, call);
+  state.store.setSpend(row, row.spend + call.cost, state.immediateWrites);
+  state.daily.add({
+    user_id: row.user_id ?? "",
+    date: new Date(call.startTime * 1000).toISOString().slice(0, 10),
+    api_key: row.token,
+    model: call.model,
+    model_group: call.model,
+    custom_llm_provider: call.provider,
+    endpoint: "/chat/completions",
+    prompt_tokens: call.tokens[0],
+    completion_tokens: call.tokens[1],
+    spend: call.cost,
+  }, state.immediateWrites);
 }
 
 /** SSE chunks word by word, then [DONE]; costed at the end. A stream the client abandons is not costed. */

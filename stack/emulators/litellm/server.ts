@@ -1,5 +1,6 @@
 // The main port: routing, injected faults, error rendering, and a listener that /admin/down can close
 // and reopen on the same port (so "LiteLLM is down" means connections are refused, not an error answer).
+import { activityRoutes } from "./activity.ts";
 import { chatRoutes } from "./chat.ts";
 import { ApiError, type Handler, json, proxyError, render, sleep } from "./http.ts";
 import { keyRoutes } from "./keys.ts";
@@ -13,6 +14,7 @@ function routes(state: EmulatorState): Record<string, Handler> {
       Promise.resolve(json(200, { status: "healthy", db: "connected", litellm_version: "emulator" })),
     ...keyRoutes(state),
     ...chatRoutes(state),
+    ...activityRoutes(state),
   };
 }
 

@@ -1,5 +1,6 @@
 // What both ports share: keys, runtime config, queued faults, request counts, the spend batch writer,
 // the logging callback, and the proxy's key check (user_api_key_auth, reduced to what we use).
+import { DailySpend } from "./activity.ts";
 import { type CallbackTarget, GenericApiLogger } from "./callback.ts";
 import { proxyError } from "./http.ts";
 import { type KeyRow, KeyStore } from "./store.ts";
@@ -21,6 +22,7 @@ export type Caller = { master: true } | { master: false; key: string; row: KeyRo
 
 export class EmulatorState {
   readonly store = new KeyStore();
+  readonly daily = new DailySpend(); // LiteLLM_DailyUserSpend, written by the same batch writer as spend
   readonly callback: GenericApiLogger;
   config: Config;
   faults: Fault[] = [];
@@ -39,10 +41,16 @@ export class EmulatorState {
 
   setConfig(patch: Partial<Config>): Config {
     this.config = { ...this.config, ...patch };
-    if (this.immediateWrites) this.store.flush(); // nothing queued under the old interval is stranded
+    if (this.immediateWrites) this.flush(); // nothing queued under the old interval is stranded
     clearInterval(this.timer);
-    this.timer = this.immediateWrites ? undefined : setInterval(() => this.store.flush(), this.config.batch_write_ms);
+    this.timer = this.immediateWrites ? undefined : setInterval(() => this.flush(), this.config.batch_write_ms);
     return this.config;
+  }
+
+  /** The batch writer: pending key spend and daily rows reach the database view. Returns key rows written. */
+  flush(): number {
+    this.daily.flush();
+    return this.store.flush();
   }
 
   /** Consumes one queued fault for this path, oldest first. */
@@ -83,6 +91,7 @@ export class EmulatorState {
   /** /admin/reset: no keys, faults or counts; config as at start. */
   reset(): void {
     this.store.clear();
+    this.daily.clear();
     this.faults = [];
     this.requests.clear();
     this.setConfig(this.initial);

@@ -85,6 +85,36 @@ export type SpendRow = z.infer<typeof spendRow>;
 const infoV2Response = z.object({ info: z.array(spendRow) });
 const deleteResponse = z.object({ deleted_keys: z.array(z.unknown()) }).passthrough();
 const anyObject = z.record(z.string(), z.unknown());
+// GET /user/daily/activity (SpendAnalyticsPaginatedResponse): only what usage-pull reads. Each model group's
+// api_key_breakdown is required: a proxy without it cannot say which key used the model, and fails loudly.
+const activityMetrics = z.object({
+  spend: money.nullish().transform((v) => v ?? "0"),
+  prompt_tokens: z.number().nullish(),
+  completion_tokens: z.number().nullish(),
+  successful_requests: z.number().nullish(),
+});
+const activityResponse = z.object({
+  results: z.array(z.object({
+    date: z.string(),
+    breakdown: z.object({
+      model_groups: z.record(
+        z.string(),
+        z.object({ api_key_breakdown: z.record(z.string(), z.object({ metrics: activityMetrics })) }),
+      ),
+    }),
+  })),
+  metadata: z.object({ page: z.number().int(), total_pages: z.number().int(), has_more: z.boolean().nullish() }),
+});
+
+/** One key's use of one model group on the page's day: summed by private.record_usage_pull_page. */
+export interface UsageRow {
+  token: string;
+  model: string;
+  spend: string;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+}
 
 export interface GenerateKeyRequest {
   key: string; // chosen by us beforehand, so a retry can never create a second key
@@ -325,6 +355,37 @@ export class LiteLLMClient {
     return out;
   }
 
+  /**
+   * One page of LiteLLM's daily usage rows for one UTC day (GET /user/daily/activity, open-source proxy; the
+   * master key sees every user), folded per key and model group. Pages cover LiteLLM's rows once each
+   * (ordered by date and id), so a pull sums every page of the day.
+   */
+  async dailyActivity(
+    day: string,
+    page: number,
+    pageSize: number,
+    stats?: CallStats,
+  ): Promise<{ rows: UsageRow[]; totalPages: number }> {
+    const q = new URLSearchParams({ start_date: day, end_date: day, page: String(page), page_size: String(pageSize) });
+    const res = await this.request("GET", `/user/daily/activity?${q}`, undefined, activityResponse, stats);
+    const rows: UsageRow[] = [];
+    for (const d of res.results) {
+      for (const [model, group] of Object.entries(d.breakdown.model_groups)) {
+        for (const [token, k] of Object.entries(group.api_key_breakdown)) {
+          rows.push({
+            token,
+            model,
+            spend: k.metrics.spend,
+            requests: k.metrics.successful_requests ?? 0,
+            input_tokens: k.metrics.prompt_tokens ?? 0,
+            output_tokens: k.metrics.completion_tokens ?? 0,
+          });
+        }
+      }
+    }
+    return { rows, totalPages: res.metadata.total_pages };
+  }
+
   async deleteKeys(keys: string[], stats?: CallStats): Promise<string[]> {
     try {
       const res = await this.request("POST", "/key/delete", { keys }, deleteResponse, stats);
@@ -376,8 +437,14 @@ export class LiteLLMClient {
 
 // --- inbound: LiteLLM's generic API logging callback (StandardLoggingPayload, batched) ---
 const loggingPayload = z.object({
+  id: z.string().nullish(), // the request's id: usage by model counts each once
   response_cost: money.nullish(),
   status: z.string().nullish(),
+  model: z.string().nullish(),
+  model_group: z.string().nullish(), // the name the caller asked for (the proxy's model_name)
+  prompt_tokens: z.number().nullish(),
+  completion_tokens: z.number().nullish(),
+  startTime: z.number().nullish(), // epoch seconds
   metadata: z.object({
     user_api_key_hash: z.string().nullish(),
     user_api_key_spend: money.nullish(), // the key's spend when this request was authorised
@@ -391,28 +458,59 @@ export interface SpendHint {
   cost: string;
 }
 
+/** One logged request for usage by model (private.record_usage_events counts each id once). */
+export interface UsageEvent {
+  id: string;
+  token: string;
+  model: string;
+  cost: string;
+  input_tokens: number;
+  output_tokens: number;
+  start_time: number;
+}
+
 /**
- * Reads a callback body (log_format json_array, ndjson or single) into spend hints: spend at the
- * request's authorisation and the request's cost (private.record_spend_hints adds them, exactly). Entries
- * without both are skipped: adding bare costs to a total could count a request twice, a cumulative lower
- * bound cannot. Throws on a body that is not JSON at all.
+ * Reads a callback body (log_format json_array, ndjson or single) into spend hints (spend at the
+ * request's authorisation and its cost: private.record_spend_hints adds them, exactly) and usage events
+ * (successful requests with an id, key, model, cost and start time). Entries without what each needs are
+ * skipped: adding bare costs to a total could count a request twice, a cumulative lower bound cannot.
+ * Throws on a body that is not JSON at all.
  */
-export function spendHintsFromLogs(body: string): { hints: SpendHint[]; entries: number } {
+export function readLoggedRequests(body: string): { hints: SpendHint[]; usage: UsageEvent[]; entries: number } {
   const text = body.trim();
   let items: unknown[];
   if (text.startsWith("[")) items = JSON.parse(text);
   else if (text.includes("\n")) items = text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
   else items = [JSON.parse(text)];
   const hints: SpendHint[] = [];
+  const usage: UsageEvent[] = [];
   for (const item of items) {
     const p = loggingPayload.safeParse(item);
     if (!p.success) continue;
-    const m = p.data.metadata;
-    const cost = p.data.response_cost;
-    if (!m?.user_api_key_hash || m.user_api_key_spend == null || cost == null || cost.startsWith("-")) continue;
-    hints.push({ token: m.user_api_key_hash, auth_spend: m.user_api_key_spend, cost });
+    const { metadata: m, response_cost: cost, id, startTime } = p.data;
+    const token = m?.user_api_key_hash;
+    if (!token || cost == null || cost.startsWith("-")) continue;
+    if (m?.user_api_key_spend != null) hints.push({ token, auth_spend: m.user_api_key_spend, cost });
+    const model = p.data.model_group || p.data.model;
+    if (id && model && startTime != null && (p.data.status ?? "success") === "success") {
+      usage.push({
+        id,
+        token,
+        model,
+        cost,
+        input_tokens: p.data.prompt_tokens ?? 0,
+        output_tokens: p.data.completion_tokens ?? 0,
+        start_time: startTime,
+      });
+    }
   }
-  return { hints, entries: items.length };
+  return { hints, usage, entries: items.length };
+}
+
+/** The spend hints of a callback body (readLoggedRequests). */
+export function spendHintsFromLogs(body: string): { hints: SpendHint[]; entries: number } {
+  const { hints, entries } = readLoggedRequests(body);
+  return { hints, entries };
 }
 
 let shared: LiteLLMClient | undefined;

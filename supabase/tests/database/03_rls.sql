@@ -18,6 +18,10 @@ begin
     update public.api_keys set spend = 1.25, spend_observed_at = now() where user_id = u;
     insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
     select k.id, k.user_id, 1.25, 2.00 from public.api_keys k where k.user_id = u;
+    -- One request logged by the callback (usage by model, 20261202000800): 0.25 of the 1.25 on a model.
+    perform private.record_usage_events(jsonb_build_array(jsonb_build_object(
+      'id', 'rls-' || u, 'token', k.key_token, 'model', 'gpt-4o-mini', 'cost', 0.25, 'input_tokens', 1,
+      'output_tokens', 1, 'start_time', extract(epoch from now())))) from public.api_keys k where k.user_id = u;
   end loop;
   -- An open checkout too, so checkouts has more than paid rows
   perform private.create_checkout('03000000-0000-4000-8000-00000000000b', 'pro');
@@ -50,8 +54,9 @@ select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
                                     ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
-                                    ('my_payments', 1), ('my_receipts', 1), ('notifications', 1),
-                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                                    ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'A sees all of their own rows, and only those, in every table and view they can read');
 
 select is_empty($$ select 1 from public.profiles where id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s profile');
@@ -66,6 +71,8 @@ select is_empty($$ select 1 from public.my_key where user_id <> '03000000-0000-4
 select is_empty($$ select 1 from public.my_payments where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s payments through my_payments');
 select is_empty($$ select 1 from public.my_daily_usage where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s daily usage');
 select is_empty($$ select 1 from public.my_notifications where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s notifications');
+select is_empty($$ select 1 from public.usage_by_model where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s usage by model');
+select is_empty($$ select 1 from public.my_usage_by_model where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s usage by model through my_usage_by_model');
 
 -- ... while A does see their own rows (the policies are not simply closed)
 select is((select count(*)::int from public.credit_ledger), 2, 'A reads their own two ledger rows');
@@ -146,8 +153,9 @@ select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
                                     ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
-                                    ('my_payments', 1), ('my_receipts', 1), ('notifications', 1),
-                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
+                                    ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'B sees all of their own rows (their open checkout too), and only those, in every table and view');
 select tests.clear_authentication();
 
@@ -164,6 +172,7 @@ select throws_ok($$ select * from public.my_lots $$, '42501', null, 'anon cannot
 select throws_ok($$ select * from public.my_key $$, '42501', null, 'anon cannot read my_key');
 select throws_ok($$ select * from public.admin_drift $$, '42501', null, 'anon cannot read admin_drift');
 select throws_ok($$ select * from public.admin_dead_jobs $$, '42501', null, 'anon cannot read admin_dead_jobs');
+select throws_ok($$ select * from public.my_usage_by_model $$, '42501', null, 'anon cannot read my_usage_by_model');
 select results_eq($$ select code from public.plans order by sort_order $$, $$ values ('starter'::text), ('pro'), ('max') $$,
                   'anon reads the active plans (the pricing page)');
 select tests.clear_authentication();

@@ -69,7 +69,13 @@ select set_eq(
        ('service_role', 'private.key_rotations'), ('service_role', 'private.alert_events'),
        -- notifications (20261202000700)
        ('authenticated', 'public.notifications'), ('authenticated', 'public.my_notifications'),
-       ('service_role', 'public.notifications'), ('service_role', 'public.my_notifications')
+       ('service_role', 'public.notifications'), ('service_role', 'public.my_notifications'),
+       -- usage by model (20261202000800)
+       ('authenticated', 'public.usage_by_model'), ('authenticated', 'public.usage_counted'),
+       ('authenticated', 'public.usage_gaps'), ('authenticated', 'public.my_usage_by_model'),
+       ('service_role', 'public.usage_by_model'), ('service_role', 'public.usage_counted'),
+       ('service_role', 'public.usage_gaps'), ('service_role', 'public.my_usage_by_model'),
+       ('service_role', 'public.admin_usage_gaps')
      ) a(r, t) $$,
   'the API roles hold exactly the allow-listed table privileges in public and private (SELECT, nothing else)'
 );

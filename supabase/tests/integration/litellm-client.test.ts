@@ -468,7 +468,7 @@ describe("one place for LiteLLM", () => {
     // Management and health routes. The chat route may appear in the dashboard's copy-paste snippet for
     // users: that is documentation of the proxy users call, not a call of ours.
     const route =
-      /["'`/](v2\/)?key\/(generate|update|info|list|delete|block|unblock|regenerate)\b|\/health\/liveliness/;
+      /["'`/](v2\/)?key\/(generate|update|info|list|delete|block|unblock|regenerate)\b|\/health\/liveliness|\/user\/daily\/activity/;
     const read = (f: string) => readFileSync(join(ROOT, f), "utf8");
     const offenders = files.filter((f) => f !== "supabase/functions/_shared/litellm.ts" && route.test(read(f)));
     expect(offenders).toEqual([]);
