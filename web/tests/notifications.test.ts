@@ -2,17 +2,14 @@
 // and a low-balance notification signs in, sees 2 unread in the top bar, opens #/notifications, follows
 // nothing, marks one read (the count drops to 1, in the database too), then all. Another user's
 // notification never shows. Screenshots go to test-results/notifications-*.png.
-import { mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUser, closeSql, sql, type TestUser } from "../../supabase/tests/integration/helpers.ts";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery"; // what helpers.ts signs users up with
+import { launchChromium, newPage, PASSWORD, screenshots, WEB_URL } from "./browser.ts";
 
 let browser: Browser;
 let page: Page;
+const shot = screenshots("notifications", () => page);
 
 const unread = () => page.locator("[data-test=unread-count]");
 const items = () => page.locator("[data-test=notification]");
@@ -26,9 +23,8 @@ async function buyStarter(userId: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  mkdirSync("test-results", { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM });
-  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  browser = await launchChromium();
+  page = await newPage(browser);
 });
 afterAll(async () => {
   await browser?.close();
@@ -68,7 +64,7 @@ describe("notifications in the dashboard", () => {
     expect(await second.getByRole("link", { name: "Open" }).getAttribute("href")).toBe(`#/receipt/${reference}`);
     expect(await second.locator("time").getAttribute("datetime")).toBeTruthy();
     expect(await page.locator("body").textContent()).not.toContain("Not yours");
-    await page.screenshot({ path: "test-results/notifications-01-list.png", fullPage: true });
+    await shot("list");
   });
 
   it("marks one read, then all; the database agrees", async () => {
@@ -84,7 +80,7 @@ describe("notifications in the dashboard", () => {
       (await sql()`select count(*)::int as n from public.notifications
                                                 where user_id = ${u.id} and read_at is null`)[0].n
     ).toBe(0);
-    await page.screenshot({ path: "test-results/notifications-02-read.png", fullPage: true });
+    await shot("read");
     // A receipt link opens the receipt page.
     await items().nth(1).getByRole("link", { name: "Open" }).click();
     await page.getByText(reference).first().waitFor();

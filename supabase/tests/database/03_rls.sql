@@ -1,7 +1,7 @@
 -- Row level security and grants: a user sees all of their own rows and none of anyone else's, writes nothing
 -- directly, and cannot call private functions; anon sees nothing; admin views are for service_role only.
 begin;
-select plan(69);
+select plan(72);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
