@@ -5,9 +5,9 @@
 // Looks for
 //   - full LiteLLM virtual keys: "sk-" followed by 20 or more key characters (the masked form
 //     "sk-...abcd" never matches: "." is not a key character);
-//   - the LiteLLM master key, the Paystack secret key and the Supabase secret key (values from
-//     LITELLM_MASTER_KEY, PAYSTACK_SECRET_KEY and SUPABASE_SECRET_KEY, else the legacy
-//     SUPABASE_SERVICE_ROLE_KEY, in the environment), anywhere, even inside a longer string.
+//   - the LiteLLM master key, the Paystack secret key, the Supabase secret key and the email API key
+//     (values from LITELLM_MASTER_KEY, PAYSTACK_SECRET_KEY, SUPABASE_SECRET_KEY, else the legacy
+//     SUPABASE_SERVICE_ROLE_KEY, and EMAIL_API_KEY, in the environment), anywhere, even inside a longer string.
 // Skips stack.env and platform-keys.json (they hold secrets on purpose), the Postgres data directory
 // and binary files.
 // Prints file:line and a masked excerpt of each finding (never the secret itself); exit 1 if any.
@@ -23,6 +23,7 @@ const secrets = [
   ["LiteLLM master key", process.env.LITELLM_MASTER_KEY],
   ["Paystack secret key", process.env.PAYSTACK_SECRET_KEY],
   ["Supabase secret key", process.env.SUPABASE_SECRET_KEY ?? process.env.SUPABASE_SERVICE_ROLE_KEY],
+  ["email API key", process.env.EMAIL_API_KEY],
 ].filter(([, v]) => v && v.length >= 8);
 
 const maskAll = (line) => {

@@ -2,7 +2,7 @@
 // the Auth stand-in's admin API (email_confirm, so the real trigger grants the sign-up credit at once and
 // provisioning runs) and signed in with its password, one Starter pack paid in USD on the Paystack emulator
 // (the real checkout and webhook run), then a second Starter pack paid in NGN (naira on sale for it the way an
-// operator does it), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
+// operator does it; each purchase's receipt email lands in the outbox, /_stack/mail), a few chat calls on the LiteLLM emulator, then one reconcile. Every step goes
 // through the product's own paths; if one fails the stack still starts and says so.
 import { say } from "./log.ts";
 
@@ -82,6 +82,12 @@ async function seedActivity(env: Record<string, string>, token: string) {
   });
   await buyStarter(env, token);
   await inNaira(() => buyStarter(env, token, "NGN"));
+  // Each purchase notifies (a receipt); its email is sent through the stack's email capture to the outbox
+  // (/_stack/mail), where the banner points a newcomer.
+  await until("the demo's receipt emails in the outbox", async () => {
+    const mails = await call(`${env.SUPABASE_URL}/_stack/mail.json?to=${encodeURIComponent(DEMO.email)}`);
+    return mails.filter((m: { type: string }) => m.type === "notification").length >= 2;
+  });
   for (const content of ["Summarise the plot of Hamlet.", "Write a haiku about budgets.", "x".repeat(1500)]) {
     await call(`${env.LITELLM_PUBLIC_URL}/chat/completions`, {
       method: "POST",
@@ -115,8 +121,8 @@ export async function createDemoUser(env: Record<string, string>, opts: { activi
     if (opts.activity) {
       await seedActivity(env, session.access_token);
       say(
-        "demo user: created confirmed, bought the Starter pack in USD and again in NGN, made a few chat calls, " +
-          "reconciled",
+        "demo user: created confirmed, bought the Starter pack in USD and again in NGN (receipt emails in the " +
+          "outbox), made a few chat calls, reconciled",
       );
     }
   } catch (e) {

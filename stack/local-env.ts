@@ -150,6 +150,12 @@ export async function localEnv(): Promise<{ env: Record<string, string>; gateway
     PAYSTACK_CALLBACK_URL: `http://127.0.0.1:${PORTS.web}/`,
     PAYSTACK_WEBHOOK_URL: `${base}/functions/v1/paystack-webhook`,
     LITELLM_BATCH_WRITE_MS: "10000",
+    // Notification emails go to the stack's Resend-compatible capture (stack/platform/email-api.ts) and
+    // land in the outbox at /_stack/mail; their links point at this stack's dashboard.
+    EMAIL_API_URL: `${base}/_stack/email-api`,
+    EMAIL_API_KEY: "re_local_capture_key",
+    EMAIL_FROM: "litellm-credits (local) <billing@credits.localhost>",
+    DASHBOARD_URL: `http://127.0.0.1:${PORTS.web}/`,
     // Every function runs in the gateway's one process, where hosted runs many isolates with a pool of
     // DB_POOL_MAX (3) each: the one process gets the pool of several (measured: docs/benchmarks.md).
     DB_POOL_MAX: "10",

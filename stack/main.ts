@@ -311,7 +311,7 @@ litellm-credits local stack is up (${secs} s)
   LiteLLM proxy    ${env.LITELLM_PUBLIC_URL}
   Paystack         ${env.PAYSTACK_BASE_URL}
   Demo login       ${demo}
-  Mail (links)     ${env.SUPABASE_URL}/_stack/mail  (sign-up confirmation links: Auth's emails on this stack)
+  Mail (outbox)    ${env.SUPABASE_URL}/_stack/mail  (sign-up links and notification emails, e.g. the demo's receipts)
   Env for tools    ${LOCAL_DIR}/stack.env
 Press Ctrl-C to stop.`);
     setInterval(() => {}, 1 << 30); // stay in the foreground even when no service was started

@@ -1,10 +1,12 @@
 // The local stack's stand-in for what hosted Supabase serves on one URL: /auth/v1 (GoTrue), /rest/v1
 // (PostgREST), /functions/v1/<name> (edge runtime), plus pg_net's background worker, and the stack's own
-// /_stack/mail (what Auth would have emailed). Test infrastructure only: never deployed (see
+// /_stack/mail (what Auth and the notification emails would have sent) and /_stack/email-api (a
+// Resend-compatible capture of the email API). Test infrastructure only: never deployed (see
 // docs/architecture.md, "Local stack").
 import { closeAuth, handleAuth } from "./auth.ts";
 import { invokeFunction, loadFunctions, statsRoute } from "./functions-host.ts";
 import { json, log, withCors } from "./http.ts";
+import { emailApiRoute } from "./email-api.ts";
 import { mailRoute, resetOutbox } from "./mail.ts";
 import { startPgNetWorker } from "./pgnet-worker.ts";
 import { closeRest, handleRest } from "./rest.ts";
@@ -25,6 +27,7 @@ async function route(req: Request, info: Deno.ServeHandlerInfo): Promise<Respons
   if (api?.[1] === "rest") return withCors(await handleRest(req, api[2] ?? "/"));
   if (path.startsWith("/_stack/functions/stats")) return withCors(statsRoute(req, path));
   if (path.startsWith("/_stack/mail")) return withCors(mailRoute(req, path));
+  if (path.startsWith("/_stack/email-api/")) return withCors(await emailApiRoute(req, path));
   return withCors(json({ message: "no route matched with those values" }, 404));
 }
 

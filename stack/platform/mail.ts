@@ -1,7 +1,9 @@
-// The local stack's outbox: what hosted Auth would email (the sign-up confirmation link) is written to
-// <stack dir>/mail/ as one JSON file per message and shown at /_stack/mail (a page with clickable links,
-// printed by `npm start`) and /_stack/mail.json?to=<address> (for tests and scripts). Local only: the
-// folder is emptied when the gateway starts, since the database is fresh on every start.
+// The local stack's outbox: what hosted Auth would email (the sign-up confirmation link) and what the
+// notification emails send through the email API (send-notifications, _shared/email.ts, pointed at this
+// stack's Resend-compatible capture, stack/platform/email-api.ts) are written to <stack dir>/mail/ as one
+// JSON file per message and shown at /_stack/mail (a page with clickable links, printed by `npm start`) and
+// /_stack/mail.json?to=<address> (for tests and scripts). Local only: the folder is emptied when the gateway
+// starts, since the database is fresh on every start.
 import { LOCAL_DIR } from "../local-env.ts";
 import { json } from "./http.ts";
 
@@ -11,10 +13,12 @@ export interface Mail {
   id: string;
   to: string;
   subject: string;
-  type: "signup";
-  link: string;
+  type: "signup" | "notification";
+  link: string; // the message's link (the confirmation link; a notification's dashboard link, or "")
   text: string;
   sent_at: string;
+  from?: string; // notification emails: the sender and the Idempotency-Key they were sent with
+  idempotency_key?: string;
 }
 
 export function resetOutbox() {
@@ -46,12 +50,14 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 function page(mails: Mail[]): string {
   const rows = mails.map((m) =>
-    `<li><p><b>${esc(m.subject)}</b> to ${esc(m.to)} <small>${esc(m.sent_at)}</small></p>
-<p>${esc(m.text)}</p><p><a href="${esc(m.link)}">${esc(m.link)}</a></p></li>`
+    `<li data-type="${m.type}"><p><b>${esc(m.subject)}</b> to ${esc(m.to)}${m.from ? ` from ${esc(m.from)}` : ""}
+<small>${esc(m.sent_at)} · ${m.type === "signup" ? "Auth" : "notification"}</small></p>
+<p class="text">${esc(m.text)}</p>${m.link ? `<p><a href="${esc(m.link)}">${esc(m.link)}</a></p>` : ""}</li>`
   ).join("\n");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Local outbox</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}li{margin-bottom:1.5rem}a{word-break:break-all}</style></head>
-<body><h1>Local outbox</h1><p>What Auth would have emailed on this stack, newest first.</p>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}li{margin-bottom:1.5rem}a{word-break:break-all}.text{white-space:pre-wrap}</style></head>
+<body><h1>Local outbox</h1><p>What this stack would have emailed, newest first: Auth's confirmation links and
+the notification emails (receipts, low balance, disputes, key rotations).</p>
 ${mails.length ? `<ol>${rows}</ol>` : "<p>No mail yet.</p>"}</body></html>`;
 }
 

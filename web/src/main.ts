@@ -1,6 +1,7 @@
 // The dashboard's entry: reads config.json, connects supabase-js, and routes clicks to the module of their
 // concern: auth.ts (sign-in), router.ts (which page), dashboard.ts (the signed-in page and its data), key.ts
-// (the key and its rotation), buy.ts (checkout and the return from Paystack), receipt.ts (a payment's receipt).
+// (the key and its rotation), buy.ts (checkout and the return from Paystack), receipt.ts (a payment's receipt),
+// notifications.ts (the unread count and the list).
 // Pure renderers: views.ts (account, key, lots), prices.ts (buy panel), payments.ts (payment history).
 import "./style.css";
 import { createClient } from "@supabase/supabase-js";
@@ -11,6 +12,7 @@ import { loadConfig } from "./config.ts";
 import { dismissPayment, load, onVisible, tick } from "./dashboard.ts";
 import { esc } from "./html.ts";
 import { confirmRotation, copy, dismissRotation, setLang, toggleReveal } from "./key.ts";
+import { markRead } from "./notifications.ts";
 import { onRoute, onSession } from "./router.ts";
 import type { SnippetLang } from "./views.ts";
 
@@ -52,6 +54,7 @@ function onClick(e: MouseEvent) {
   if (action === "dismiss-rotation") return dismissRotation();
   if (action === "dismiss-payment") return dismissPayment();
   if (action === "print") globalThis.print();
+  if (action === "mark-read") return void markRead(target.dataset.id);
 }
 
 function onChange(e: Event) {

@@ -1,10 +1,12 @@
 // Which page shows: the sign-in form without a session; with one, the page the address names:
-// #/receipt/<reference> (a payment's receipt, linkable), #/usage (usage by model, with its range) or the
-// dashboard ("", "#/"). Other fragments are in-page anchors (#main, #buy) and leave the page as it is.
+// #/receipt/<reference> (a payment's receipt, linkable), #/usage (usage by model, with its range),
+// #/notifications, or the dashboard ("", "#/", and "#/buy": its buy panel). Other fragments are in-page
+// anchors (#main, #buy) and leave the page as it is.
 import type { Session } from "@supabase/supabase-js";
 import { root, switchUser, userId } from "./app.ts";
 import { showAuth } from "./auth.ts";
 import { showDashboard, stopRefresh } from "./dashboard.ts";
+import { isNotificationsRoute, refreshUnread, showNotifications } from "./notifications.ts";
 import { receiptReference, showReceipt } from "./receipt.ts";
 import { showUsage, usageRoute } from "./usage.ts";
 
@@ -23,6 +25,11 @@ export function onRoute() {
 }
 
 function showPage(fresh: boolean) {
+  drawPage(fresh);
+  void refreshUnread(); // every page draws a fresh top bar
+}
+
+function drawPage(fresh: boolean) {
   const reference = receiptReference();
   if (reference) {
     stopRefresh();
@@ -32,6 +39,11 @@ function showPage(fresh: boolean) {
     stopRefresh();
     return void showUsage();
   }
+  if (isNotificationsRoute()) {
+    stopRefresh();
+    return showNotifications();
+  }
   const anchor = location.hash.length > 1 && !location.hash.startsWith("#/");
   if (fresh || (!anchor && root.dataset.view !== "dashboard")) showDashboard();
+  if (location.hash === "#/buy") document.getElementById("buy")?.focus(); // a low-balance notification's link
 }

@@ -88,6 +88,14 @@ const schema = z.object({
   LITELLM_CALLBACK_SECRET: z.preprocess(unsetIfEmpty, z.string().min(16, "must be at least 16 characters").optional()),
   ALERT_WEBHOOK_URL: z.preprocess(unsetIfEmpty, url.optional()),
   ALERT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
+  // Notification emails (_shared/email.ts): an HTTP email API shaped like Resend's (POST <url>/emails).
+  // Without EMAIL_API_KEY and EMAIL_FROM no email is attempted: notifications stay in the dashboard.
+  EMAIL_API_URL: z.preprocess(unsetIfEmpty, url.default("https://api.resend.com")),
+  EMAIL_API_KEY: optionalKey,
+  EMAIL_FROM: optionalKey, // e.g. "Credits <billing@example.com>", a sender the provider has verified
+  EMAIL_API_TIMEOUT_MS: z.coerce.number().int().positive().default(8000),
+  // The dashboard's public URL: the notifications' '#/...' links become absolute in emails. Unset: no link.
+  DASHBOARD_URL: z.preprocess(unsetIfEmpty, url.optional()),
 });
 
 /** The schema itself, for scripts/deploy-check.ts (which env names a deploy needs). */

@@ -4,6 +4,7 @@
 const KEY = /\bsk-[A-Za-z0-9_-]{4,}/g;
 const PAYSTACK_SECRET = /\bsk_(test|live)_[A-Za-z0-9]+/g;
 const SUPABASE_SECRET = /\bsb_secret_[A-Za-z0-9_-]+/g;
+const RESEND_KEY = /\bre_[A-Za-z0-9_]{8,}/g; // an email API key (Resend's format)
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const EMAIL = /\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g;
 const HEX_TOKEN = /\b[a-f0-9]{64}\b/g;
@@ -14,6 +15,7 @@ export function mask(text: string): string {
     .replace(KEY, (k) => `sk-...${k.slice(-4)}`)
     .replace(PAYSTACK_SECRET, (_m, mode) => `sk_${mode}_***`)
     .replace(SUPABASE_SECRET, "sb_secret_***")
+    .replace(RESEND_KEY, "re_***")
     .replace(BEARER, "$1***")
     .replace(HEX_TOKEN, (h) => `${h.slice(0, 6)}...`)
     .replace(EMAIL, "$1***@$2");

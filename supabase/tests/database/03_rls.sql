@@ -1,7 +1,7 @@
 -- Row level security and grants: a user sees all of their own rows and none of anyone else's, writes nothing
 -- directly, and cannot call private functions; anon sees nothing; admin views are for service_role only.
 begin;
-select plan(68);
+select plan(72);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
@@ -53,8 +53,9 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
-                                    ('my_usage_by_model', 2), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                                    ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'A sees all of their own rows, and only those, in every table and view they can read');
 
@@ -69,6 +70,7 @@ select is_empty($$ select 1 from public.my_account where user_id <> '03000000-00
 select is_empty($$ select 1 from public.my_key where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s key through my_key');
 select is_empty($$ select 1 from public.my_payments where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s payments through my_payments');
 select is_empty($$ select 1 from public.my_daily_usage where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s daily usage');
+select is_empty($$ select 1 from public.my_notifications where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s notifications');
 select is_empty($$ select 1 from public.usage_by_model where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s usage by model');
 select is_empty($$ select 1 from public.my_usage_by_model where user_id <> '03000000-0000-4000-8000-00000000000a' $$, 'A cannot read B''s usage by model through my_usage_by_model');
 
@@ -118,6 +120,11 @@ select throws_ok($$ insert into public.checkouts (reference, user_id, plan_code,
                     values ('cheap', '03000000-0000-4000-8000-00000000000a', 'max', 1, 'USD', 40) $$,
                  '42501', null, 'A cannot insert a checkout with their own price');
 select throws_ok($$ update public.my_key set blocked = false $$, '42501', null, 'A cannot write through the my_key view');
+select throws_ok($$ insert into public.notifications (user_id, kind, event_key, title, body)
+                    values ('03000000-0000-4000-8000-00000000000a', 'low_balance', 'fake', 'x', 'y') $$,
+                 '42501', null, 'A cannot insert notifications');
+select throws_ok($$ update public.notifications set title = 'changed' $$, '42501', null, 'A cannot change a notification''s text');
+select throws_ok($$ delete from public.notifications $$, '42501', null, 'A cannot delete notifications');
 select throws_ok($$ delete from public.my_key $$, '42501', null, 'A cannot delete through the my_key view');
 
 -- ---------------------------------------------------------------- user A, private functions and tables
@@ -145,8 +152,9 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
-                                    ('my_usage_by_model', 2), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                                    ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
+                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'B sees all of their own rows (their open checkout too), and only those, in every table and view');
 select tests.clear_authentication();

@@ -189,7 +189,9 @@ export async function signUpUnconfirmed(tag = "user"): Promise<{ id: string; ema
 }
 
 export interface Mail {
+  id: string;
   to: string;
+  from?: string; // notification emails (the email API capture)
   subject: string;
   type: string;
   link: string;

@@ -1,0 +1,235 @@
+-- Notification events and their email delivery (issue 15). The events come from triggers on the tables the
+-- money functions already write, so no money function is redefined and each event is recorded in the
+-- transaction that makes it true (a rolled-back payment notifies nobody):
+--
+--   event              table, when                                       event_key
+--   payment_receipt    credit_ledger insert of kind 'purchase'           the payment's reference
+--   dispute_opened     private.disputes row open (create, remind)        the dispute id
+--   dispute_resolved   private.disputes row resolved                     '<dispute id>:resolve'
+--   key_rotated        private.key_rotations reaching 'done'             the rotation id
+--   low_balance        private.alert_events insert, status 'pending'     'alert:<alert id>' ('superseded' 20 %
+--                                                                        ones are skipped, as for operators)
+--
+-- private.notify is an insert that does nothing on a repeated (user, kind, event_key), so a duplicate
+-- webhook, a re-run rotation step or a retried reconcile adds nothing.
+--
+-- Email: each new notification of a user with an email address gets one private.notification_emails row
+-- (pending), sent by the send-notifications function (supabase/functions/_shared/email.ts), kicked through
+-- pg_net after the inserting transaction commits and swept by pg_cron every minute. Claims are leased
+-- (SKIP LOCKED) so overlapping runs never send one twice, and each email carries its own idempotency key
+-- (Resend's Idempotency-Key header) so a run that died after the provider accepted it cannot send it again
+-- on the retry. Undelivered emails back off exponentially and are given up after
+-- notification_email_max_attempts. Without an email provider configured, pending emails are marked
+-- 'skipped' (never sent later in a flood) and the notifications stay in the dashboard.
+
+insert into private.settings (key, value, description) values
+  ('notification_email_max_attempts', '8', 'send attempts of one notification email before it is given up (failed)'),
+  ('notification_email_backoff_base_seconds', '30', 'first retry delay of an unsent notification email; doubles per attempt'),
+  ('notification_email_backoff_cap_seconds', '3600', 'longest retry delay of an unsent notification email'),
+  ('notification_email_batch_size', '20', 'notification emails one send-notifications run sends at most')
+on conflict (key) do nothing;
+
+-- ---------------------------------------------------------------- formatting (exact, numeric)
+
+-- An amount in a currency's subunits as text, e.g. 'NGN 7500.00' (no subunit digits for whole-unit currencies).
+create function private.format_subunits(p_subunits bigint, p_currency text, p_exponent integer) returns text
+language sql stable security definer set search_path = '' as $$
+  select p_currency || ' ' || round(p_subunits::numeric / power(10::numeric, p_exponent),
+                                    case when coalesce(c.whole_units, false) then 0 else p_exponent end)::text
+    from (select 1) one left join public.currencies c on c.code = p_currency
+$$;
+
+-- What the customer paid for a payment (fees passed to them included), in its own currency.
+create function private.amount_paid(p_payment public.payments) returns text
+language sql stable security definer set search_path = '' as $$
+  select private.format_subunits(p_payment.charged_subunits, p_payment.currency, p_payment.exponent)
+$$;
+
+-- ---------------------------------------------------------------- events
+
+create function private.notify_payment_receipt() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.notify(new.user_id, 'payment_receipt', pm.reference,
+    'Receipt: ' || new.amount::text || ' USD of credit added',
+    'We received your payment of ' || private.amount_paid(pm) || ' for the ' || coalesce(pl.name, pm.plan_code)
+      || ' plan: ' || new.amount::text || ' USD of credit was added to your account.',
+    '#/receipt/' || pm.reference)
+     from public.payments pm left join public.plans pl on pl.code = pm.plan_code
+    where pm.id = new.payment_id;
+  return null;
+end
+$$;
+create trigger credit_ledger_notify_receipt after insert on public.credit_ledger
+  for each row when (new.kind = 'purchase') execute function private.notify_payment_receipt();
+
+-- Open (create, remind) or resolved; a resolution is final, so each notifies once per dispute.
+create function private.notify_dispute() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.notify(pm.user_id, k.kind, k.event_key, k.title,
+    case when new.is_open
+      then 'A dispute was opened on your payment of ' || private.amount_paid(pm) || ' (reference ' || pm.reference
+           || '). Your API key is paused while a dispute is open.'
+      else 'The dispute on your payment of ' || pm.reference || ' (' || private.amount_paid(pm) || ') was resolved: '
+           || case when new.is_lost then 'the money went back to the card holder and its credit was taken back.'
+                   else 'the payment stands and its credit stays.' end
+    end,
+    '#/receipt/' || pm.reference)
+     from public.payments pm,
+          (select 'dispute_opened' as kind, new.id::text as event_key, 'A payment of yours is disputed' as title
+            where new.is_open
+           union all
+           select 'dispute_resolved', new.id::text || ':resolve', 'A dispute was resolved'
+            where new.status = 'resolve') k
+    where pm.id = new.payment_id;
+  return null;
+end
+$$;
+create trigger disputes_notify after insert or update of status, resolution on private.disputes
+  for each row execute function private.notify_dispute();
+
+create function private.notify_key_rotated() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.notify(new.user_id, 'key_rotated', new.id::text, 'Your API key was replaced',
+    'A new API key replaced your old one on ' || to_char(new.finished_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')
+      || ' UTC; the old key no longer works. Your credit moved to the new key: copy it from the dashboard.',
+    '#/');
+  return null;
+end
+$$;
+create trigger key_rotations_notify_done after update of state on private.key_rotations
+  for each row when (new.state = 'done' and old.state is distinct from 'done')
+  execute function private.notify_key_rotated();
+
+create function private.notify_low_balance() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.notify(new.user_id, 'low_balance', 'alert:' || new.id, 'Your credit is running low',
+    'You have ' || round(new.remaining, 2)::text || ' USD of credit left, ' || public.percent_left(new.remaining, new.granted)::text
+      || ' % of what you were granted (at or below ' || new.level || ' %). Buy a pack to keep your key working.',
+    '#/buy');
+  return null;
+end
+$$;
+create trigger alert_events_notify after insert on private.alert_events
+  for each row when (new.delivery_status = 'pending') execute function private.notify_low_balance();
+
+-- ---------------------------------------------------------------- email delivery
+
+create table private.notification_emails (
+  notification_id bigint primary key references public.notifications (id) on delete cascade,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  -- Sent as the provider's Idempotency-Key: a retry of a request the provider already accepted sends nothing.
+  idempotency_key text not null unique,
+  status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'skipped')),
+  attempts integer not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  locked_until timestamptz,
+  last_error text,
+  provider_id text, -- the provider's id of the sent email ({"id": ...})
+  created_at timestamptz not null default now(),
+  sent_at timestamptz
+);
+create index notification_emails_due_idx on private.notification_emails (next_attempt_at) where status = 'pending';
+revoke all on table private.notification_emails from public, anon, authenticated, service_role;
+
+-- New notifications: one email each for users with an address, and a pg_net call to send them (queued by
+-- pg_net, sent after commit; private.invoke_function never raises, so the money path cannot fail here).
+create function private.queue_notification_emails() returns trigger
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_queued integer;
+begin
+  insert into private.notification_emails (notification_id, user_id, idempotency_key)
+  select n.id, n.user_id, 'notification/' || n.user_id || '/' || n.id
+    from new_rows n join auth.users u on u.id = n.user_id
+   where coalesce(u.email, '') <> ''
+  on conflict (notification_id) do nothing;
+  get diagnostics v_queued = row_count;
+  if v_queued > 0 then
+    perform private.invoke_function('send-notifications', '{"source":"notify"}'::jsonb);
+  end if;
+  return null;
+end
+$$;
+create trigger notifications_queue_emails after insert on public.notifications
+  referencing new table as new_rows for each statement execute function private.queue_notification_emails();
+
+-- Emails due, leased to one run (SKIP LOCKED: overlapping runs never take the same one).
+create function private.claim_notification_emails(p_limit integer default null, p_lease_seconds integer default 60)
+returns table (notification_id bigint, idempotency_key text, email text, kind text, title text, body text, link text,
+               created_at timestamptz, attempts integer)
+language sql volatile security definer set search_path = '' as $$
+  with due as (
+    select e.notification_id from private.notification_emails e
+     where e.status = 'pending' and e.next_attempt_at <= now() and (e.locked_until is null or e.locked_until < now())
+     order by e.notification_id
+     limit coalesce(p_limit, private.setting_numeric('notification_email_batch_size')::integer)
+     for update skip locked
+  ), claimed as (
+    update private.notification_emails e set locked_until = now() + make_interval(secs => p_lease_seconds)
+      from due where e.notification_id = due.notification_id
+    returning e.*
+  )
+  select c.notification_id, c.idempotency_key, u.email::text, n.kind, n.title, n.body, n.link, n.created_at, c.attempts
+    from claimed c join public.notifications n on n.id = c.notification_id join auth.users u on u.id = c.user_id
+   order by c.notification_id
+$$;
+
+-- The outcome of one send (p_tries = HTTP attempts made in this run). p_final: the provider refused the email
+-- itself (a 4xx other than 409/429), so it is given up now. Returns the new status, or null when the email
+-- was not pending (finished by another run: nothing changes).
+create function private.finish_notification_email(p_notification_id bigint, p_sent boolean, p_tries integer,
+                                                  p_error text default null, p_provider_id text default null,
+                                                  p_final boolean default false)
+returns text language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_row private.notification_emails;
+  v_max integer := private.setting_numeric('notification_email_max_attempts')::integer;
+  v_base numeric := private.setting_numeric('notification_email_backoff_base_seconds');
+  v_cap numeric := private.setting_numeric('notification_email_backoff_cap_seconds');
+begin
+  update private.notification_emails e
+     set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
+         last_error = case when p_sent then null else left(p_error, 500) end,
+         provider_id = case when p_sent then left(p_provider_id, 200) end,
+         sent_at = case when p_sent then now() end,
+         status = case when p_sent then 'sent'
+                       when p_final or e.attempts + greatest(p_tries, 1) >= v_max then 'failed' else 'pending' end,
+         next_attempt_at = case when p_sent then e.next_attempt_at
+                                else now() + make_interval(secs => least(v_cap, v_base * power(2, e.attempts + greatest(p_tries, 1) - 1))::double precision) end
+   where e.notification_id = p_notification_id and e.status = 'pending'
+  returning * into v_row;
+  return v_row.status;
+end
+$$;
+
+-- No email provider configured: pending emails are marked skipped (kept as a record, never sent later in a
+-- flood); the notifications themselves stay in the dashboard.
+create function private.skip_notification_emails(p_reason text) returns integer
+language sql volatile security definer set search_path = '' as $$
+  with skipped as (
+    update private.notification_emails set status = 'skipped', last_error = left(p_reason, 500), locked_until = null
+     where status = 'pending'
+    returning 1
+  )
+  select count(*)::integer from skipped
+$$;
+
+-- Whether send-notifications has anything to do within the next minute (the cron job calls it only then).
+create function private.notification_emails_due() returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from private.notification_emails e
+                  where e.status = 'pending' and e.next_attempt_at <= now() + interval '1 minute'
+                    and (e.locked_until is null or e.locked_until < now()))
+$$;
+
+-- The sweep: emails whose kick was lost, whose run died, or that back off.
+select cron.schedule('send-notifications', '* * * * *', $$
+  select private.invoke_function('send-notifications', '{"source":"cron"}'::jsonb) where private.notification_emails_due()
+$$);
+
+revoke execute on all functions in schema private from public, anon, authenticated;
+grant execute on all functions in schema private to service_role;
