@@ -4,6 +4,7 @@
 // charges again, a third is refused by the monthly cap; two failed charges switch it off; duplicate triggers
 // charge once; a run that dies after the charge still ends in exactly one credit; a mobile-money payer gets
 // one low-balance notification per crossing.
+import { spawnSync } from "node:child_process";
 import OpenAI from "openai";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -167,6 +168,16 @@ describe("auto top-up from a saved card", () => {
     expect(await purchases(u.id)).toEqual([first, a.reference]);
   });
 
+  it("a pending charge is credited once when it succeeds later (its charge.success)", async () => {
+    const u = await activeUser("topup-pending");
+    const first = await buyStarter(u, { card: "4084080000000607" });
+    await turnOn(u, 5);
+    await spend(u, 11.5);
+    await reconcileNow();
+    const [a] = await settled(u.id, 1, "succeeded");
+    expect(await purchases(u.id)).toEqual([first, a.reference]);
+  });
+
   it("a run that dies between the charge and the credit still ends in exactly one credit", async () => {
     const u = await activeUser("topup-crash");
     const first = await buyStarter(u, { card: "4084084084084081" });
@@ -209,6 +220,129 @@ describe("auto top-up from a saved card", () => {
     // The lost webhook arrives late: a duplicate.
     await paystackAdmin("/admin/replay", { reference: a.reference });
     expect(await purchases(u.id)).toEqual([first, a.reference]);
+  });
+});
+
+// ---------------------------------------------------------------- the client against the emulator
+/** A payment made straight on the emulator (initialize, then the customer pays); its verify data. */
+async function paidOnEmulator(email: string, how: { card: string } | { channel: string }) {
+  const init = await paystackApi("/transaction/initialize", { email, amount: 500, currency: "USD" });
+  await paystackAdmin("/admin/pay", { reference: init.data.reference, ...how });
+  return (await paystackAdmin(`/admin/transactions/${init.data.reference}`)).data;
+}
+async function paystackApi(path: string, body: unknown) {
+  const r = await fetch(`${env("PAYSTACK_BASE_URL")}${path}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${env("PAYSTACK_SECRET_KEY")}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return await r.json();
+}
+/** _shared/paystack.ts chargeAuthorization, run in Deno as the functions run it (fixtures/charge-authorization.ts). */
+function charge(req: Record<string, unknown>) {
+  const run = spawnSync("node_modules/.bin/deno", [
+    "run",
+    "-A",
+    "supabase/tests/integration/fixtures/charge-authorization.ts",
+    JSON.stringify({
+      amount: 500,
+      currency: "USD",
+      reference: `ca-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      ...req,
+    }),
+  ], { encoding: "utf8", timeout: 60_000 });
+  expect(run.status, run.stderr.replace(/AUTH_[A-Za-z0-9]+/g, "AUTH_***")).toBe(0);
+  return JSON.parse(run.stdout);
+}
+// The fields of Paystack's charge_authorization answer (https://paystack.com/docs/api/transaction/#charge-authorization).
+const CHARGE_FIELDS = [
+  "amount",
+  "currency",
+  "transaction_date",
+  "status",
+  "reference",
+  "domain",
+  "metadata",
+  "gateway_response",
+  "message",
+  "channel",
+  "ip_address",
+  "log",
+  "fees",
+  "authorization",
+  "customer",
+  "plan",
+  "id",
+];
+
+describe("chargeAuthorization against the Paystack emulator", () => {
+  const email = () => `ca-${Math.random().toString(36).slice(2)}@example.com`;
+
+  it("charges a reusable card: Paystack's fields, the same card, a charge.success", async () => {
+    const who = email();
+    const paid = await paidOnEmulator(who, { card: "4084084084084081" });
+    expect(paid.authorization).toMatchObject({ reusable: true, channel: "card", last4: "4081", exp_month: "12" });
+    const reference = `ca-ok-${Date.now()}`;
+    const out = charge({
+      authorization_code: paid.authorization.authorization_code,
+      email: who,
+      reference,
+      metadata: { purpose: "contract" },
+    });
+    expect(out.kind).toBe("charged");
+    expect(Object.keys(out.transaction).sort()).toEqual([...CHARGE_FIELDS].sort());
+    expect(out.transaction).toMatchObject({
+      status: "success",
+      reference,
+      amount: 500,
+      currency: "USD",
+      gateway_response: "Approved",
+      channel: "card",
+      metadata: { purpose: "contract" },
+    });
+    expect(out.transaction.authorization).toMatchObject({
+      authorization_code: "<the one charged>",
+      signature: paid.authorization.signature,
+      reusable: true,
+    });
+    expect((await paystackAdmin(`/admin/deliveries?reference=${reference}&event=charge.success`)).data).toHaveLength(1);
+    // the same reference again is refused: one charge per reference
+    const again = charge({ authorization_code: paid.authorization.authorization_code, email: who, reference });
+    expect(again).toEqual({ kind: "refused", message: "Duplicate Transaction Reference" });
+  });
+
+  it("declined and insufficient funds are charges that failed; pending succeeds later", async () => {
+    for (const [card, response] of [["4084080000000409", "Declined"], ["4084080000000508", "Insufficient Funds"]]) {
+      const who = email();
+      const paid = await paidOnEmulator(who, { card });
+      const out = charge({ authorization_code: paid.authorization.authorization_code, email: who });
+      expect([out.kind, out.transaction.status, out.transaction.gateway_response]).toEqual([
+        "charged",
+        "failed",
+        response,
+      ]);
+    }
+    const who = email();
+    const paid = await paidOnEmulator(who, { card: "4084080000000607" });
+    const out = charge({ authorization_code: paid.authorization.authorization_code, email: who });
+    expect(out.transaction.status).toBe("pending");
+    await waitFor(
+      async () => (await paystackAdmin(`/admin/transactions/${out.transaction.reference}`)).data.status === "success",
+      "the pending charge to succeed",
+    );
+  });
+
+  it("refuses a non-reusable authorization (a bank payment), an unknown code and another customer's email", async () => {
+    const who = email();
+    const momo = await paidOnEmulator(who, { channel: "bank" });
+    expect(momo.authorization.reusable).toBe(false);
+    expect(charge({ authorization_code: momo.authorization.authorization_code, email: who }))
+      .toEqual({ kind: "refused", message: "This authorization is not reusable" });
+    expect(charge({ authorization_code: "AUTH_doesnotexist", email: who }))
+      .toEqual({ kind: "refused", message: "Invalid Authorization Code" });
+    const card = await paidOnEmulator(who, { card: "4084084084084081" });
+    expect(charge({ authorization_code: card.authorization.authorization_code, email: email() }))
+      .toEqual({ kind: "refused", message: "Email does not match Authorization code" });
   });
 });
 
