@@ -1,11 +1,14 @@
 // Which page shows: the sign-in form without a session; with one, the page the address names:
-// #/receipt/<reference> (a payment's receipt, linkable) or the dashboard ("", "#/"). Other fragments are
-// in-page anchors (#main, #buy) and leave the page as it is.
+// #/receipt/<reference> (a payment's receipt, linkable), #/billing (saved card, auto top-up), #/buy?plan=&currency=
+// (the dashboard with that pack preselected: the low-balance notification's link) or the dashboard ("", "#/").
+// Other fragments are in-page anchors (#main, #buy) and leave the page as it is.
 import type { Session } from "@supabase/supabase-js";
 import { root, switchUser, userId } from "./app.ts";
 import { showAuth } from "./auth.ts";
 import { showDashboard, stopRefresh } from "./dashboard.ts";
+import { takeBuyLink } from "./buy.ts";
 import { receiptReference, showReceipt } from "./receipt.ts";
+import { billingRoute, showBilling } from "./topup.ts";
 
 export function onSession(session: Session | null) {
   const id = session?.user.id ?? null;
@@ -27,6 +30,11 @@ function showPage(fresh: boolean) {
     stopRefresh();
     return void showReceipt(reference);
   }
+  if (billingRoute()) {
+    stopRefresh();
+    return void showBilling();
+  }
+  if (takeBuyLink()) return showDashboard();
   const anchor = location.hash.length > 1 && !location.hash.startsWith("#/");
   if (fresh || (!anchor && root.dataset.view !== "dashboard")) showDashboard();
 }

@@ -73,10 +73,10 @@ const settings = async (userId: string) =>
 /** charge.success events the emulator sent for a reference (one per charge; a replay adds one). */
 const chargeEvents = async (reference: string) =>
   (await paystackAdmin(`/admin/deliveries?reference=${reference}&event=charge.success`)).data.length as number;
-/** Receipts are B's part of issue 15 (a trigger on payments): asserted once that trigger exists. */
+/** Receipts are the notifications part of issue 15 (private.notify of kind payment_receipt): asserted once it exists. */
 const hasReceipts = async () =>
-  (await sql()`select 1 from pg_trigger where tgrelid = 'public.payments'::regclass and not tgisinternal
-                 and tgname <> 'payments_auto_topup'`).length > 0;
+  (await sql()`select 1 from pg_proc where pronamespace = 'private'::regnamespace
+                 and prosrc like '%payment_receipt%'`).length > 0;
 
 async function settled(userId: string, n: number, status: string) {
   return await waitFor(
