@@ -249,37 +249,32 @@ begin
 end
 $$;
 
-create function private.auto_topup_after_ledger_insert() returns trigger
+-- The triggers: a ledger insert (a purchase re-arms, a refund or deduction may cross) or spend moving
+-- (reconcile, the spend callback's hints), a key retired with its final spend, a status change. Nothing at
+-- all while nobody has auto top-up on; else only the users whose rows changed (evaluate_auto_topup keeps
+-- those with auto top-up on).
+create function private.auto_topup_after_change() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
-  if exists (select 1 from public.auto_topup_settings s where s.enabled) then
-    perform private.evaluate_auto_topup(array(
-      select distinct n.user_id from new_rows n
-       where exists (select 1 from public.auto_topup_settings s where s.user_id = n.user_id and s.enabled)));
+  if not exists (select 1 from public.auto_topup_settings s where s.enabled) then
+    return null;
   end if;
-  return null;
-end
-$$;
-
--- Spend moving (reconcile, the spend callback's hints), a key retired with its final spend, a status change.
-create function private.auto_topup_after_key_update() returns trigger
-language plpgsql security definer set search_path = '' as $$
-begin
-  if exists (select 1 from public.auto_topup_settings s where s.enabled) then
+  if tg_table_name = 'credit_ledger' then
+    perform private.evaluate_auto_topup(array(select distinct n.user_id from new_rows n));
+  else
     perform private.evaluate_auto_topup(array(
       select distinct n.user_id from new_rows n join old_rows o on o.id = n.id
-       where (n.spend is distinct from o.spend or n.retired_spend is distinct from o.retired_spend
-              or n.hinted_spend is distinct from o.hinted_spend or n.status is distinct from o.status)
-         and exists (select 1 from public.auto_topup_settings s where s.user_id = n.user_id and s.enabled)));
+       where n.spend is distinct from o.spend or n.retired_spend is distinct from o.retired_spend
+          or n.hinted_spend is distinct from o.hinted_spend or n.status is distinct from o.status));
   end if;
   return null;
 end
 $$;
 
 create trigger credit_ledger_auto_topup after insert on public.credit_ledger
-  referencing new table as new_rows for each statement execute function private.auto_topup_after_ledger_insert();
+  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
 create trigger api_keys_auto_topup after update on public.api_keys
-  referencing old table as old_rows new table as new_rows for each statement execute function private.auto_topup_after_key_update();
+  referencing old table as old_rows new table as new_rows for each statement execute function private.auto_topup_after_change();
 
 -- Attempts due for a run, leased (SKIP LOCKED: overlapping runs never take the same one). A queued attempt
 -- is marked 'charging' here, committed before the charge is sent (action 'charge', with the card's code);
