@@ -147,20 +147,29 @@ describe("auto top-up from a saved card", () => {
     expect(await purchases(u.id)).toHaveLength(1);
   });
 
-  it("duplicate triggers (reconcile and the spend path at once, overlapping runs) charge once", async () => {
+  it("duplicate triggers (the spend callback and reconcile at once, overlapping runs) charge once", async () => {
     const u = await activeUser("topup-dup");
     const first = await buyStarter(u, { card: "4084084084084081" });
     await turnOn(u, 5);
     await spend(u, 11.5);
-    // reconcile writing the spend, the same evaluation from another session (as the spend callback's hint
-    // write runs it), and two auto-topup runs, all at once
-    await Promise.all([
+    // LiteLLM's logging callback reporting that call (a spend hint) and reconcile reading it, at once, with
+    // two overlapping auto-topup runs
+    const [{ key_token }] = await sql()`select key_token from public.api_keys where id = ${u.keyId}`;
+    const hint = {
+      id: crypto.randomUUID(),
+      call_type: "acompletion",
+      status: "success",
+      response_cost: 11.5,
+      model: "test-expensive",
+      metadata: { user_api_key_hash: key_token, user_api_key_spend: 0, user_api_key_max_budget: 12 },
+    };
+    const [, cb] = await Promise.all([
       reconcileNow(),
-      sql()`select private.evaluate_auto_topup(array[${u.id}]::uuid[])`,
-      sql()`select private.evaluate_auto_topup(array[${u.id}]::uuid[])`,
+      invoke("litellm-spend-callback", JSON.stringify([hint]), env("LITELLM_CALLBACK_SECRET")),
       invoke("auto-topup", {}),
       invoke("auto-topup", {}),
     ]);
+    expect(cb.status).toBe(200);
     const [a] = await settled(u.id, 1, "succeeded");
     await Promise.all([invoke("auto-topup", {}), reconcileNow()]);
     expect(await attempts(u.id)).toHaveLength(1);
