@@ -264,8 +264,8 @@ begin
   else
     perform private.evaluate_auto_topup(array(
       select distinct n.user_id from new_rows n join old_rows o on o.id = n.id
-       where n.spend is distinct from o.spend or n.retired_spend is distinct from o.retired_spend
-          or n.hinted_spend is distinct from o.hinted_spend or n.status is distinct from o.status));
+       where (n.spend, n.retired_spend, n.hinted_spend, n.status)
+             is distinct from (o.spend, o.retired_spend, o.hinted_spend, o.status)));
   end if;
   return null;
 end
