@@ -5,6 +5,8 @@
 // Looks for
 //   - full LiteLLM virtual keys: "sk-" followed by 20 or more key characters (the masked form
 //     "sk-...abcd" never matches: "." is not a key character);
+//   - Paystack authorization codes ("AUTH_" and its characters: a saved card's charge code; the masked form
+//     "AUTH_***" never matches);
 //   - the LiteLLM master key, the Paystack secret key, the Supabase secret key and the email API key
 //     (values from LITELLM_MASTER_KEY, PAYSTACK_SECRET_KEY, SUPABASE_SECRET_KEY, else the legacy
 //     SUPABASE_SERVICE_ROLE_KEY, and EMAIL_API_KEY, in the environment), anywhere, even inside a longer string.
@@ -15,6 +17,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
 const KEY = /sk-[A-Za-z0-9_-]{20,}/g;
+const AUTH_CODE = /\bAUTH_[A-Za-z0-9]{5,}/g;
 const SKIP_NAMES = new Set(["stack.env", "stack.json", "stack.ready", "platform-keys.json"]);
 const SKIP_DIRS = new Set(["data", "run", "node_modules", ".git"]);
 const MAX_BYTES = 200 * 1024 * 1024;
@@ -27,7 +30,7 @@ const secrets = [
 ].filter(([, v]) => v && v.length >= 8);
 
 const maskAll = (line) => {
-  let s = line.replace(KEY, (k) => `sk-...${k.slice(-4)}`);
+  let s = line.replace(KEY, (k) => `sk-...${k.slice(-4)}`).replace(AUTH_CODE, "AUTH_***");
   for (const [name, v] of secrets) s = s.split(v).join(`<${name}>`);
   return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 };
@@ -62,6 +65,8 @@ export function scan(paths) {
       const what = [];
       const keys = line.match(KEY);
       if (keys) what.push(`${keys.length} full LiteLLM key${keys.length > 1 ? "s" : ""}`);
+      const codes = line.match(AUTH_CODE);
+      if (codes) what.push(`${codes.length} Paystack authorization code${codes.length > 1 ? "s" : ""}`);
       for (const [name, v] of secrets) if (line.includes(v)) what.push(`the ${name}`);
       if (what.length) findings.push({ file: f, line: i + 1, what: what.join(", "), excerpt: maskAll(line.trim()) });
     });

@@ -5,8 +5,8 @@
 //   extensions   pg_cron, pg_net and supabase_vault installed
 //   vault        secrets project_url and cron_secret exist (their values are never printed; cron_secret is
 //                compared with CRON_SECRET from the env file inside the database, answer match/mismatch)
-//   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep, usage-pull, send-notifications scheduled
-//                and active
+//   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep, usage-pull, send-notifications,
+//                auto-topup scheduled and active
 //   migrations   every supabase/migrations file is recorded in supabase_migrations.schema_migrations
 //   verify_jwt   supabase/config.toml has the intended flag for every function (and no function without one)
 //   env file     every variable the functions require (from _shared/config.ts) is set and well-formed
@@ -33,6 +33,7 @@ export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "health": false, // uptime monitors
   "ops-sweep": false, // pg_cron / pg_net with the cron secret
   "send-notifications": false, // pg_net / pg_cron with the cron secret
+  "auto-topup": false, // pg_cron / pg_net (the crossing trigger) with the cron secret
   "push-budget": false, // operators, with a secret key (checked by the function)
   "litellm-spend-callback": false, // LiteLLM's logging callback with LITELLM_CALLBACK_SECRET
   "checkout": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
@@ -46,6 +47,7 @@ const REQUIRED_CRON_JOBS = [
   "ops-sweep",
   "usage-pull",
   "send-notifications",
+  "auto-topup",
 ];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
 export const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];

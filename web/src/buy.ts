@@ -25,11 +25,32 @@ export function captureReturnReference() {
 export const returnReference = () => sessionStorage.getItem(RETURN_KEY);
 export const forgetReturn = () => sessionStorage.removeItem(RETURN_KEY);
 
+/** The plan a #/buy?plan=&currency= link asked for, focused once the buy panel shows it. */
+let preselected: string | null = null;
+
+/** #/buy?plan=<code>&currency=<cur> (one tap from a low-balance notification): picks that currency and plan. */
+export function takeBuyLink(): boolean {
+  const m = /^#\/buy\?(.*)$/.exec(location.hash);
+  if (!m) return false;
+  const q = new URLSearchParams(m[1]);
+  if (q.get("currency")) state.currency = q.get("currency")!.toUpperCase();
+  preselected = q.get("plan");
+  history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+  return true;
+}
+
 export function renderBuy() {
   const status = $("#buy-status")?.innerHTML ?? "";
   setHtml($("#buy"), buyCard(state.prices, state.currency, state.buying));
   const el = $("#buy-status");
   if (el && status && !el.innerHTML) el.innerHTML = status;
+  const pick = preselected && $<HTMLElement>(`[data-action="buy"][data-plan="${CSS.escape(preselected)}"]`);
+  if (pick) {
+    preselected = null;
+    pick.classList.add("preselected");
+    pick.scrollIntoView({ block: "center" });
+    pick.focus();
+  }
 }
 
 /** Back from Paystack through the browser's back button restores this page from the bfcache. */

@@ -1,13 +1,16 @@
 // Which page shows: the sign-in form without a session; with one, the page the address names:
 // #/receipt/<reference> (a payment's receipt, linkable), #/usage (usage by model, with its range),
-// #/notifications, or the dashboard ("", "#/", and "#/buy": its buy panel). Other fragments are in-page
-// anchors (#main, #buy) and leave the page as it is.
+// #/notifications, #/billing (saved card, auto top-up), #/buy?plan=&currency= (the dashboard with that pack
+// preselected: the low-balance notification's link) or the dashboard ("", "#/", and "#/buy": its buy
+// panel). Other fragments are in-page anchors (#main, #buy) and leave the page as it is.
 import type { Session } from "@supabase/supabase-js";
 import { root, switchUser, userId } from "./app.ts";
 import { showAuth } from "./auth.ts";
 import { showDashboard, stopRefresh } from "./dashboard.ts";
+import { takeBuyLink } from "./buy.ts";
 import { isNotificationsRoute, refreshUnread, showNotifications } from "./notifications.ts";
 import { receiptReference, showReceipt } from "./receipt.ts";
+import { billingRoute, showBilling } from "./topup.ts";
 import { showUsage, usageRoute } from "./usage.ts";
 
 export function onSession(session: Session | null) {
@@ -43,6 +46,11 @@ function drawPage(fresh: boolean) {
     stopRefresh();
     return showNotifications();
   }
+  if (billingRoute()) {
+    stopRefresh();
+    return void showBilling();
+  }
+  if (takeBuyLink()) return showDashboard();
   const anchor = location.hash.length > 1 && !location.hash.startsWith("#/");
   if (fresh || (!anchor && root.dataset.view !== "dashboard")) showDashboard();
   if (location.hash === "#/buy") document.getElementById("buy")?.focus(); // a low-balance notification's link

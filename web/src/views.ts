@@ -61,6 +61,7 @@ export function topbar(email: string): string {
 <header class="topbar"><div class="wrap topbar-inner">
   <span class="brand">LLM credit</span>
   <span class="who" data-testid="user-email">${esc(email)}</span>
+  <a class="small" href="#/billing" data-test="billing-link">Billing</a>
   <a class="notes-link" href="#/notifications">Notifications <span class="count" data-test="unread-count" hidden>0</span></a>
   <button type="button" class="small" data-action="signout">Sign out</button>
 </div></header>`;

@@ -1,10 +1,10 @@
-// The API port: /transaction/initialize, /transaction/verify/:reference, /refund (create and list), and
-// the hosted checkout (/checkout/:access_code, public).
+// The API port: /transaction/initialize, /transaction/verify/:reference, /transaction/charge_authorization,
+// /refund (create and list), and the hosted checkout (/checkout/:access_code, public).
 
 import { checkoutPage, checkoutPay } from "./checkout.ts";
 import type { EmulatorContext } from "./context.ts";
 import { answer, fail, given, hasBearer, json, parseSubunits, PaystackError, readBody } from "./http.ts";
-import { CHANNELS, CURRENCIES, DEFAULT_CURRENCY, refundData, transactionData } from "./store.ts";
+import { CHANNELS, chargeData, CURRENCIES, DEFAULT_CURRENCY, refundData, transactionData } from "./store.ts";
 
 const validation = (message: string, code = "invalid_params") =>
   new PaystackError(400, message, { type: "validation_error", code });
@@ -28,12 +28,14 @@ async function route(ctx: EmulatorContext, req: Request): Promise<Response> {
     if (!tx) return fail(404, "Transaction reference not found");
     return json(200, { status: true, message: "Verification successful", data: transactionData(tx) });
   }
+  if (at("POST", "transaction", "charge_authorization")) return chargeAuthorization(ctx, await readBody(req));
   if (at("POST", "refund")) return await refund(ctx, await readBody(req));
   if (at("GET", "refund")) return listRefunds(ctx, url.searchParams);
   return fail(404, `Route not found: ${req.method} ${url.pathname}`);
 }
 
-function initialize(ctx: EmulatorContext, body: Record<string, unknown>): Response {
+/** The fields initialize and charge_authorization share, validated as Paystack does. */
+function paymentFields(body: Record<string, unknown>) {
   const email = typeof body.email === "string" ? body.email.trim() : "";
   if (!email) throw validation("Email is required");
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw validation("Invalid Email Address Passed");
@@ -54,10 +56,6 @@ function initialize(ctx: EmulatorContext, body: Record<string, unknown>): Respon
   if (reference !== null && !/^[A-Za-z0-9.=-]+$/.test(reference)) {
     throw validation("Only -, ., = and alphanumeric characters allowed in transaction reference");
   }
-  const callback_url = given(body.callback_url) ? String(body.callback_url) : null;
-  if (callback_url !== null && !/^https?:$/.test(URL.parse(callback_url)?.protocol ?? "")) {
-    throw validation("Invalid callback_url");
-  }
   let metadata = body.metadata;
   if (typeof metadata === "string" && metadata.trim().startsWith("{")) {
     try {
@@ -65,6 +63,15 @@ function initialize(ctx: EmulatorContext, body: Record<string, unknown>): Respon
     } catch {
       throw validation("Invalid metadata: not valid JSON");
     }
+  }
+  return { email, amount, currency, reference, metadata };
+}
+
+function initialize(ctx: EmulatorContext, body: Record<string, unknown>): Response {
+  const { email, amount, currency, reference, metadata } = paymentFields(body);
+  const callback_url = given(body.callback_url) ? String(body.callback_url) : null;
+  if (callback_url !== null && !/^https?:$/.test(URL.parse(callback_url)?.protocol ?? "")) {
+    throw validation("Invalid callback_url");
   }
   let channels: string[] | null = null;
   if (given(body.channels)) {
@@ -83,6 +90,28 @@ function initialize(ctx: EmulatorContext, body: Record<string, unknown>): Respon
       reference: tx.reference,
     },
   });
+}
+
+/** How long a pending charge of a saved card takes to succeed (the card's `recharge` is "pending"). */
+const RECHARGE_PENDING_MS = 1500;
+
+/**
+ * POST /transaction/charge_authorization (https://paystack.com/docs/api/transaction/#charge-authorization):
+ * `authorization_code`, `email`, `amount`, `currency`, `reference`, `metadata`. 200 "Charge attempted" with
+ * the charge decided (success sends charge.success) or pending (it succeeds RECHARGE_PENDING_MS later, with
+ * its charge.success); a refusal is a 400 and creates nothing.
+ */
+function chargeAuthorization(ctx: EmulatorContext, body: Record<string, unknown>): Response {
+  const code = given(body.authorization_code) ? String(body.authorization_code) : "";
+  if (!code) throw validation("Authorization code is required");
+  const fields = paymentFields(body);
+  const tx = ctx.store.chargeAuthorization(code, fields);
+  const sendSuccess = () => ctx.chargeSuccess(tx).catch((e) => console.error(`paystack emulator: ${e}`));
+  if (tx.status === "success") sendSuccess();
+  if (tx.status === "pending") {
+    setTimeout(() => tx.status === "pending" && (ctx.store.complete(tx), sendSuccess()), RECHARGE_PENDING_MS);
+  }
+  return json(200, { status: true, message: "Charge attempted", data: chargeData(tx) });
 }
 
 function refund(ctx: EmulatorContext, body: Record<string, unknown>): Response {

@@ -22,10 +22,25 @@ export const DEFAULT_CURRENCY = "NGN";
 /** The payment channels initialize accepts in `channels` (and /admin/pay in `channel`). */
 export const CHANNELS = ["card", "bank", "ussd", "mobile_money", "bank_transfer", "qr"];
 
-/** Paystack's test cards (https://paystack.com/docs/payments/test-payments/), any future expiry. */
-export const TEST_CARDS: Record<string, { cvv: string; ok: boolean; response: string }> = {
-  "4084084084084081": { cvv: "408", ok: true, response: "Successful" },
+/** What a later charge_authorization of a card's authorization does (README, "Charging a saved card"). */
+export type Recharge = "success" | "declined" | "insufficient_funds" | "pending";
+
+/**
+ * Paystack's test cards (https://paystack.com/docs/payments/test-payments/), any future expiry, plus the
+ * emulator's own cards that pay at checkout and then behave differently when charged again.
+ */
+export const TEST_CARDS: Record<string, { cvv: string; ok: boolean; response: string; recharge?: Recharge }> = {
+  "4084084084084081": { cvv: "408", ok: true, response: "Successful", recharge: "success" },
   "4084080000005408": { cvv: "001", ok: false, response: "Declined" },
+  "4084080000000409": { cvv: "408", ok: true, response: "Successful", recharge: "declined" },
+  "4084080000000508": { cvv: "408", ok: true, response: "Successful", recharge: "insufficient_funds" },
+  "4084080000000607": { cvv: "408", ok: true, response: "Successful", recharge: "pending" },
+};
+const RECHARGE_RESPONSE: Record<Recharge, { status: string; response: string }> = {
+  success: { status: "success", response: "Approved" },
+  declined: { status: "failed", response: "Declined" },
+  insufficient_funds: { status: "failed", response: "Insufficient Funds" },
+  pending: { status: "pending", response: "Transaction is being processed" },
 };
 
 export type Domain = "test" | "live";
@@ -102,8 +117,16 @@ function notExpired(expiry: string): boolean | null {
   return year * 12 + month >= today.getUTCFullYear() * 12 + today.getUTCMonth() + 1;
 }
 
+/** A card authorization a successful payment created: its customer and how charging it again behaves. */
+interface SavedAuthorization {
+  authorization: Json;
+  email: string;
+  recharge: Recharge;
+}
+
 export class Store {
   transactions = new Map<string, Transaction>();
+  #authorizations = new Map<string, SavedAuthorization>();
   byAccessCode = new Map<string, Transaction>();
   #customers = new Map<string, { id: number; customer_code: string }>();
   #ids = { tx: 4_100_000_001, customer: 250_000_001, refund: 9_000_001, dispute: 700_001 }; // tx ids above 2^31
@@ -184,7 +207,15 @@ export class Store {
     const response = !valid ? "Expired Card" : known && code === known.cvv ? known.response : "Declined";
     tx.channel = "card";
     tx.authorization = this.#authorization("card", { bin: number.slice(0, 6), last4: number.slice(-4) });
-    if (valid && known?.ok && code === known.cvv) return this.#succeed(tx, response);
+    if (valid && known?.ok && code === known.cvv) {
+      const recharge = known.recharge ?? "success";
+      this.#authorizations.set(String(tx.authorization!.authorization_code), {
+        authorization: tx.authorization,
+        email: tx.email,
+        recharge,
+      });
+      return this.#succeed(tx, response);
+    }
     tx.status = "failed";
     tx.gateway_response = response;
   }
@@ -214,6 +245,29 @@ export class Store {
     }
     tx.status = "abandoned";
     tx.gateway_response = "The transaction was not completed";
+  }
+
+  /**
+   * POST /transaction/charge_authorization: a new transaction on a saved authorization, decided at once
+   * (success or failed) or left pending (the card's `recharge`). Refusals (400) create nothing: an unknown
+   * code, a non-reusable authorization, another customer's email, a reference already used.
+   */
+  chargeAuthorization(code: string, input: Omit<InitializeInput, "callback_url" | "channels">): Transaction {
+    const saved = this.#authorizations.get(code);
+    const anyTx = saved
+      ? undefined
+      : [...this.transactions.values()].find((t) => t.authorization?.authorization_code === code);
+    if (anyTx) throw new PaystackError(400, "This authorization is not reusable", { code: "invalid_authorization" });
+    if (!saved) throw new PaystackError(400, "Invalid Authorization Code", { code: "invalid_authorization" });
+    if (saved.email !== input.email.toLowerCase()) {
+      throw new PaystackError(400, "Email does not match Authorization code", { code: "invalid_authorization" });
+    }
+    const tx = this.initialize({ ...input, callback_url: null, channels: ["card"] });
+    tx.authorization = saved.authorization;
+    const outcome = RECHARGE_RESPONSE[saved.recharge];
+    if (outcome.status === "success") this.#succeed(tx, outcome.response);
+    else Object.assign(tx, { status: outcome.status, gateway_response: outcome.response });
+    return tx;
   }
 
   #authorization(channel: string, card: { bin: string | null; last4: string | null }): Json {
@@ -295,6 +349,31 @@ export class Store {
 
 // ---------------------------------------------------------------------------------------------
 // Response shapes (fields as in Paystack's API reference, https://paystack.com/docs/api/)
+
+/** The `data` of POST /transaction/charge_authorization: the fields its API reference documents. */
+export function chargeData(tx: Transaction): Json {
+  const t = transactionData(tx);
+  const keys = [
+    "amount",
+    "currency",
+    "transaction_date",
+    "status",
+    "reference",
+    "domain",
+    "metadata",
+    "gateway_response",
+    "message",
+    "channel",
+    "ip_address",
+    "log",
+    "fees",
+    "authorization",
+    "customer",
+    "plan",
+    "id",
+  ];
+  return Object.fromEntries(keys.map((k) => [k, t[k]]));
+}
 
 /** The `data` of GET /transaction/verify/:reference, and of charge.success. */
 export function transactionData(tx: Transaction): Json {

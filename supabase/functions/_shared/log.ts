@@ -1,5 +1,5 @@
-// The one logger: JSON lines, with every LiteLLM key, Paystack or Supabase secret and email masked, whatever
-// message or field they appear in.
+// The one logger: JSON lines, with every LiteLLM key, Paystack or Supabase secret, Paystack authorization code
+// and email masked, whatever message or field they appear in.
 
 const KEY = /\bsk-[A-Za-z0-9_-]{4,}/g;
 const PAYSTACK_SECRET = /\bsk_(test|live)_[A-Za-z0-9]+/g;
@@ -8,6 +8,7 @@ const RESEND_KEY = /\bre_[A-Za-z0-9_]{8,}/g; // an email API key (Resend's forma
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi;
 const EMAIL = /\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b/g;
 const HEX_TOKEN = /\b[a-f0-9]{64}\b/g;
+const PAYSTACK_AUTHORIZATION = /\bAUTH_[A-Za-z0-9]+/g; // a saved card's charge code
 
 /** sk-abcdef...wxyz -> sk-...wxyz; emails -> a***@example.com; bearer tokens and hashes hidden. */
 export function mask(text: string): string {
@@ -18,6 +19,7 @@ export function mask(text: string): string {
     .replace(RESEND_KEY, "re_***")
     .replace(BEARER, "$1***")
     .replace(HEX_TOKEN, (h) => `${h.slice(0, 6)}...`)
+    .replace(PAYSTACK_AUTHORIZATION, "AUTH_***")
     .replace(EMAIL, "$1***@$2");
 }
 

@@ -1,4 +1,5 @@
-// The one Paystack client (initialize, verify, list refunds, the health ping) and the webhook signature check.
+// The one Paystack client (initialize, verify, charge a saved card, list refunds, the health ping) and the webhook
+// signature check.
 // The product never starts a refund; it reads the ones made on Paystack (README "Refunds and disputes").
 import { z } from "zod";
 import { config } from "./config.ts";
@@ -30,6 +31,9 @@ export const transactionSchema = z.object({
   channel: z.string().nullish(), // what the customer paid with: card, bank, ussd, mobile_money, bank_transfer, qr, ...
   paid_at: z.string().nullish(),
   paidAt: z.string().nullish(),
+  gateway_response: z.string().nullish(),
+  // The card (or other instrument) used; reusable card authorizations are saved (private.save_payment_method).
+  authorization: z.record(z.string(), z.unknown()).nullish(),
 }).passthrough();
 export type Transaction = z.infer<typeof transactionSchema>;
 
@@ -101,6 +105,37 @@ export async function verifyTransaction(reference: string): Promise<Transaction 
     throw new PaystackError(`Paystack verify: ${body.message}`, status, true);
   }
   return transactionSchema.parse(body.data);
+}
+
+export interface ChargeAuthorizationRequest {
+  authorization_code: string; // never logged (_shared/log.ts masks AUTH_ codes)
+  email: string; // the customer's email the authorization belongs to
+  amount: number; // integer subunits, the price locked in the attempt's checkout row
+  currency: string;
+  reference: string; // the attempt's own reference: Paystack refuses a second charge with it
+  metadata?: Record<string, unknown>;
+}
+
+/** What a charge attempt answered: Paystack's decision, or a refusal before any charge was made. */
+export type ChargeOutcome =
+  | { kind: "charged"; transaction: Transaction } // data.status: success, failed, or not final yet (pending, ...)
+  | { kind: "refused"; message: string }; // 400: invalid or non-reusable authorization, duplicate reference, ...
+
+/**
+ * POST /transaction/charge_authorization (https://paystack.com/docs/api/transaction/#charge-authorization):
+ * charges a reusable authorization from an earlier card payment. 200 {status:true, message:"Charge attempted",
+ * data} in the transaction shape verify returns; a refusal is {status:false, message} with a 4xx. Network
+ * errors, 5xx and 429 throw a transient PaystackError: the charge may or may not have been made, so the
+ * caller settles it by verifying the reference, never by charging again.
+ */
+export async function chargeAuthorization(req: ChargeAuthorizationRequest): Promise<ChargeOutcome> {
+  const { status, body } = await call("POST", "/transaction/charge_authorization", req);
+  if (status >= 500 || status === 429) {
+    throw new PaystackError(`Paystack charge_authorization failed (${status}): ${body.message}`, status, true);
+  }
+  if (status === 401) throw new PaystackError("Paystack rejected our secret key (401)", status, true);
+  if (!body.status) return { kind: "refused", message: body.message || `http ${status}` };
+  return { kind: "charged", transaction: transactionSchema.parse(body.data) };
 }
 
 // One refund as GET /refund lists it (https://paystack.com/docs/api/refund/#list): `transaction` is the

@@ -9,10 +9,10 @@
 import { z } from "zod";
 import { db, isTransientDbError } from "../_shared/db.ts";
 import { pushBlock, pushBudget } from "../_shared/budget.ts";
-import { paystackMode } from "../_shared/config.ts";
 import { handler, HttpError, json } from "../_shared/http.ts";
 import { log } from "../_shared/log.ts";
-import { listRefunds, PaystackError, PENDING_STATUSES, verifyTransaction } from "../_shared/paystack.ts";
+import { verifyAndApply } from "../_shared/charges.ts";
+import { listRefunds, PaystackError } from "../_shared/paystack.ts";
 import { admitPaystackPost } from "../_shared/webhook-gate.ts";
 
 const envelope = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
@@ -24,6 +24,13 @@ const disputeData = z.object({
   transaction: z.object({ reference: z.string().min(1) }).passthrough(),
 }).passthrough();
 
+// The stored copy of an event leaves out the card's authorization code (it charges the card again).
+function withoutAuthorizationCode(body: z.infer<typeof envelope>) {
+  const auth = body.data.authorization;
+  if (!auth || typeof auth !== "object" || !("authorization_code" in auth)) return body;
+  return { ...body, data: { ...body.data, authorization: { ...auth, authorization_code: "AUTH_***" } } };
+}
+
 type Outcome = { outcome: string; reason: string | null; key_id: string | null; target_max_budget: string | null };
 
 async function onCharge(data: unknown, deliveryId: string) {
@@ -33,29 +40,18 @@ async function onCharge(data: unknown, deliveryId: string) {
     await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'charge without a reference')`;
     return json({ outcome: "rejected", reason: "charge without a reference" });
   }
-  const reference = parsed.data.reference;
-  // The event body is only a hint: Paystack's verify endpoint decides.
-  const tx = await verifyTransaction(reference);
-  if (!tx || tx.reference !== reference) {
+  // The event body is only a hint: Paystack's verify endpoint decides (_shared/charges.ts).
+  const r = await verifyAndApply(parsed.data.reference, deliveryId);
+  if (r.outcome === "not_found") {
     await sql`select private.finish_delivery(${deliveryId}, 'rejected', 'verify: transaction reference not found')`;
     return json({ outcome: "rejected", reason: "verify: transaction reference not found" });
   }
-  if (PENDING_STATUSES.includes(tx.status)) {
+  if (r.outcome === "pending") {
     // Not an answer yet (mobile money, transfers are paid offline): nothing is decided; a 503 makes Paystack
     // deliver again later, and the charge.success that follows the customer's approval credits it.
-    throw new HttpError(503, "payment_pending", `verify: the payment is still ${tx.status}; retry later`);
+    throw new HttpError(503, "payment_pending", `verify: the payment is still ${r.status}; retry later`);
   }
-  const [r] = await sql<Outcome[]>`
-    select * from private.apply_payment(${reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
-      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null},
-      ${deliveryId}, ${tx.channel ?? null})`;
-  let push = "skipped";
-  // A duplicate only needs a push if the first delivery could not make one.
-  if (r.key_id && (r.outcome === "credited" || r.outcome === "duplicate")) {
-    push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
-  }
-  log.info("charge", { reference, outcome: r.outcome, reason: r.reason, budget_push: push });
-  return json({ outcome: r.outcome, reason: r.reason, budget_push: push });
+  return json({ outcome: r.outcome, reason: r.reason, budget_push: r.budget_push });
 }
 
 async function onRefund(event: string, data: unknown, deliveryId: string) {
@@ -129,7 +125,7 @@ Deno.serve(handler("paystack-webhook", async (req) => {
     const reference = String(data.reference ?? data.transaction_reference ?? tx?.reference ?? "") || null;
     const [{ id: deliveryId }] = await sql<{ id: string }[]>`
       select private.record_delivery(${body.event}, ${reference}, true, ${
-      sql.json(body as never)
+      sql.json(withoutAuthorizationCode(body) as never)
     }, ${bodyHash}, ${sourceIp}) as id`;
     try {
       if (body.event === "charge.success") return await onCharge(data, deliveryId);

@@ -1,7 +1,7 @@
 -- Row level security and grants: a user sees all of their own rows and none of anyone else's, writes nothing
 -- directly, and cannot call private functions; anon sees nothing; admin views are for service_role only.
 begin;
-select plan(72);
+select plan(76);
 
 -- Fixtures (as postgres): users A and B, each with a purchase, an active key, a snapshot and spend.
 insert into auth.users (id, email, aud, role, email_confirmed_at) values
@@ -14,7 +14,12 @@ begin
   foreach u in array array['03000000-0000-4000-8000-00000000000a', '03000000-0000-4000-8000-00000000000b']::uuid[] loop
     -- LiteLLM confirmed the 2.00 of sign-up, then the user bought a pack: the key drifts until the next push.
     perform private.complete_provisioning(j.id, 1, 2.00) from private.provisioning_jobs j where j.user_id = u;
-    perform tests.buy(u, 'starter');
+    -- paid by card: the card is saved, and auto top-up is set (20261202000710, 20261202000720)
+    perform private.save_payment_method(tests.buy(u, 'starter'), jsonb_build_object(
+      'authorization_code', 'AUTH_rls' || left(u::text, 1) || right(u::text, 1), 'channel', 'card', 'reusable', true,
+      'signature', 'SIG_rls', 'last4', '4081', 'exp_month', '12', 'exp_year', '2030', 'brand', 'visa'));
+    insert into public.auto_topup_settings (user_id, threshold_usd, plan_code, currency, monthly_max_count)
+    values (u, 1.00, 'starter', 'USD', 2);
     update public.api_keys set spend = 1.25, spend_observed_at = now() where user_id = u;
     insert into public.spend_snapshots (key_id, user_id, spend, max_budget)
     select k.id, k.user_id, 1.25, 2.00 from public.api_keys k where k.user_id = u;
@@ -52,10 +57,10 @@ $$;
 select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
-                       from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                       from (values ('api_keys'::text, 1), ('auto_topup_settings', 1), ('checkouts', 1), ('credit_ledger', 2),
+                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
                                     ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
-                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('payment_methods', 1), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'A sees all of their own rows, and only those, in every table and view they can read');
 
@@ -119,6 +124,20 @@ select throws_ok($$ update public.api_keys set spend = 0 where user_id = '030000
 select throws_ok($$ insert into public.checkouts (reference, user_id, plan_code, amount_subunits, currency, credit)
                     values ('cheap', '03000000-0000-4000-8000-00000000000a', 'max', 1, 'USD', 40) $$,
                  '42501', null, 'A cannot insert a checkout with their own price');
+select throws_ok($$ insert into public.auto_topup_settings (user_id, threshold_usd, plan_code, currency, monthly_max_count)
+                    values ('03000000-0000-4000-8000-00000000000b', 5, 'max', 'USD', 100) $$,
+                 '42501', null, 'A cannot set auto top-up for B');
+select throws_ok($$ update public.auto_topup_settings set consecutive_failures = 0, disabled_reason = null $$,
+                 '42501', null, 'A cannot write what the system keeps on their auto top-up (failures, reason)');
+select throws_ok($$ select * from private.payment_method_secrets $$, '42501', null,
+                 'A cannot read saved authorization codes (private.payment_method_secrets)');
+delete from public.payment_methods where user_id = '03000000-0000-4000-8000-00000000000b';
+update public.auto_topup_settings set threshold_usd = 50 where user_id = '03000000-0000-4000-8000-00000000000b';
+select tests.clear_authentication();
+select results_eq($$ select (select count(*)::int from public.payment_methods where user_id = '03000000-0000-4000-8000-00000000000b'),
+                            (select threshold_usd from public.auto_topup_settings where user_id = '03000000-0000-4000-8000-00000000000b') $$,
+                  $$ values (1, 1.00::numeric) $$, 'A''s delete of B''s card and update of B''s auto top-up touch nothing');
+select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 select throws_ok($$ update public.my_key set blocked = false $$, '42501', null, 'A cannot write through the my_key view');
 select throws_ok($$ insert into public.notifications (user_id, kind, event_key, title, body)
                     values ('03000000-0000-4000-8000-00000000000a', 'low_balance', 'fake', 'x', 'y') $$,
@@ -151,10 +170,10 @@ select throws_ok($$ select * from public.admin_rejected_deliveries $$, '42501', 
 select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
-                       from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                       from (values ('api_keys'::text, 1), ('auto_topup_settings', 1), ('checkouts', 2), ('credit_ledger', 2),
+                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
                                     ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
-                                    ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
+                                    ('payment_methods', 1), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
                   'B sees all of their own rows (their open checkout too), and only those, in every table and view');
 select tests.clear_authentication();

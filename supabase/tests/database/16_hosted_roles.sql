@@ -75,9 +75,15 @@ select set_eq(
        ('authenticated', 'public.usage_gaps'), ('authenticated', 'public.my_usage_by_model'),
        ('service_role', 'public.usage_by_model'), ('service_role', 'public.usage_counted'),
        ('service_role', 'public.usage_gaps'), ('service_role', 'public.my_usage_by_model'),
-       ('service_role', 'public.admin_usage_gaps')
-     ) a(r, t) $$,
-  'the API roles hold exactly the allow-listed table privileges in public and private (SELECT, nothing else)'
+       ('service_role', 'public.admin_usage_gaps'),
+       -- saved cards and auto top-up (20261202000710, 20261202000720); the user also removes them (DELETE below)
+       ('authenticated', 'public.payment_methods'), ('authenticated', 'public.auto_topup_settings'),
+       ('service_role', 'public.payment_methods'), ('service_role', 'public.auto_topup_settings'),
+       ('service_role', 'private.topup_crossings'), ('service_role', 'private.auto_topup_attempts')
+     ) a(r, t)
+     union all
+     select 'authenticated', t::regclass::text, 'DELETE' from (values ('public.payment_methods'), ('public.auto_topup_settings')) d(t) $$,
+  'the API roles hold exactly the allow-listed table privileges in public and private (SELECT; DELETE of own saved cards and auto top-up settings)'
 );
 
 select set_eq(
@@ -91,8 +97,15 @@ select set_eq(
         and not has_table_privilege(r.rolname, c.oid, pv.priv) $$,
   $$ values ('authenticated', 'public.reconcile_chunks'::regclass::text, 'chunk', 'SELECT'),
             ('authenticated', 'public.reconcile_chunks'::regclass::text, 'last_finished_at', 'SELECT'),
-            ('authenticated', 'public.notifications'::regclass::text, 'read_at', 'UPDATE') $$,
-  'the only column grants are authenticated reading reconcile_chunks.chunk and last_finished_at, and marking notifications read'
+            ('authenticated', 'public.notifications'::regclass::text, 'read_at', 'UPDATE')
+     union all
+     select 'authenticated', 'public.auto_topup_settings'::regclass::text, c, p
+       from (values ('user_id', 'INSERT'), ('enabled', 'INSERT'), ('threshold_usd', 'INSERT'), ('plan_code', 'INSERT'),
+                    ('currency', 'INSERT'), ('monthly_max_count', 'INSERT'), ('monthly_max_usd', 'INSERT'),
+                    ('enabled', 'UPDATE'), ('threshold_usd', 'UPDATE'), ('plan_code', 'UPDATE'), ('currency', 'UPDATE'),
+                    ('monthly_max_count', 'UPDATE'), ('monthly_max_usd', 'UPDATE')) x(c, p) $$,
+  'the only column grants are authenticated reading reconcile_chunks.chunk and last_finished_at, marking notifications '
+  || 'read, and writing their auto top-up choices (not disabled_reason nor consecutive_failures)'
 );
 
 select is_empty(

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { env, invoke, publishableKey, secretKey } from "./helpers.ts";
 
 describe("functions refuse callers without the right secret", () => {
-  it.each(["provision-key", "reconcile-spend", "ops-sweep", "push-budget", "send-notifications"])(
+  it.each(["provision-key", "reconcile-spend", "ops-sweep", "push-budget", "send-notifications", "auto-topup"])(
     "%s: 401 without, with a wrong one, with the publishable key",
     async (name) => {
       const none = await fetch(`${env("SUPABASE_URL")}/functions/v1/${name}`, { method: "POST", body: "{}" });
