@@ -24,8 +24,10 @@ $$;
 create function pg_temp.attempts(p_user uuid) returns table (status text, reference text) language sql as $$
   select a.status, a.reference from private.auto_topup_attempts a where a.user_id = p_user order by a.id
 $$;
+-- What auto top-up told the user (receipts and the 20 % / 5 % alerts come from other triggers: 21_notifications).
 create function pg_temp.kinds(p_user uuid) returns text[] language sql as $$
-  select coalesce(array_agg(n.kind order by n.id), '{}') from public.notifications n where n.user_id = p_user
+  select coalesce(array_agg(n.kind order by n.id), '{}') from public.notifications n
+   where n.user_id = p_user and (n.kind like 'auto_topup%' or n.event_key like 'topup-threshold:%')
 $$;
 
 -- RWF off, whatever an operator (or the demo) enabled on this database; rolled back with the file.
@@ -196,7 +198,8 @@ select results_eq($$ select enabled, disabled_reason, consecutive_failures from 
 do $$ begin perform pg_temp.spend('21000000-0000-4000-8000-000000000003', 11.50); end $$;
 do $$ begin perform pg_temp.spend('21000000-0000-4000-8000-000000000003', 11.60); end $$;
 do $$ begin perform pg_temp.spend('21000000-0000-4000-8000-000000000003', 11.70); end $$;
-select results_eq($$ select kind, link from public.notifications where user_id = '21000000-0000-4000-8000-000000000003' $$,
+select results_eq($$ select kind, link from public.notifications
+                      where user_id = '21000000-0000-4000-8000-000000000003' and event_key like 'topup-threshold:%' $$,
                   $$ values ('low_balance'::text, '#/buy?plan=starter&currency=USD'::text) $$,
                   'a user without a reusable card gets one low_balance notification (one tap to the same pack), not one per cycle');
 select is_empty($$ select * from pg_temp.attempts('21000000-0000-4000-8000-000000000003') $$, 'and is never charged');
