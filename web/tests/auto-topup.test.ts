@@ -3,8 +3,7 @@
 // top-up (threshold, pack, currency, monthly cap) and finds it stored; removing the card removes it. Then the
 // notifications list (#/notifications, the notifications part of issue 15) shows an auto top-up result with
 // the unread count. Screenshots go to test-results/auto-topup-*.png.
-import { existsSync, mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   activeUser,
@@ -15,24 +14,14 @@ import {
   type TestUser,
   waitFor,
 } from "../../supabase/tests/integration/helpers.ts";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery"; // what helpers.signUp gives every user
+import { launchChromium, newPage, screenshots, signIn, WEB_URL } from "./browser.ts";
 
 let browser: Browser;
 let page: Page;
 let user: TestUser;
-let step = 0;
-
-async function shot(name: string) {
-  step++;
-  await page.screenshot({ path: `${SHOTS}/auto-topup-${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
-}
+const shot = screenshots("auto-topup", () => page);
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   user = await activeUser("web-topup");
   // A card payment (the emulator's success card): the card is saved by the webhook.
   const c = await invoke("checkout", { plan: "starter", currency: "USD" }, user.token);
@@ -41,13 +30,9 @@ beforeAll(async () => {
     async () => (await sql()`select 1 from public.payment_methods where user_id = ${user.id}`).length === 1,
     "the card to be saved",
   );
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
-  page = await browser.newPage();
-  await page.goto(WEB_URL);
-  await page.getByLabel("Email").fill(user.email);
-  await page.getByLabel("Password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByTestId("user-email").filter({ hasText: user.email }).waitFor();
+  browser = await launchChromium();
+  page = await newPage(browser);
+  await signIn(page, user.email);
 }, 60_000);
 
 afterAll(async () => {
@@ -95,8 +80,7 @@ describe("billing: saved card and auto top-up", () => {
     expect(await sql()`select 1 from public.payment_methods where user_id = ${user.id}`).toEqual([]);
   });
 
-  // The list itself is the notifications part of issue 15 (web/src/notifications.ts): checked once it is in.
-  it.skipIf(!existsSync("web/src/notifications.ts"))("shows the auto top-up result in notifications", async () => {
+  it("shows the auto top-up result in notifications", async () => {
     await sql()`select private.notify(${user.id}, 'auto_topup_failed', 'web-test', 'Auto top-up failed',
                                       'We could not charge your saved card: Declined.', '#/billing')`;
     await page.goto(`${WEB_URL}#/notifications`);

@@ -1,10 +1,10 @@
 // What the dashboard's browser tests share: Debian's Chromium started the way this machine allows (headless,
 // no sandbox, no GPU, no background networking: the network is closed and Chromium would keep retrying),
-// numbered screenshots in test-results/, the page's test ids as text, the emulator's success card, and one
-// reconcile run on demand.
+// numbered screenshots in test-results/, the page's test ids as text, signing in, and the emulator's success
+// card; helpers.ts's reconcileNow, re-exported.
 import { existsSync, mkdirSync } from "node:fs";
 import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
-import { env, invoke, waitFor } from "../../supabase/tests/integration/helpers.ts";
+export { reconcileNow } from "../../supabase/tests/integration/helpers.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const SHOTS = "test-results";
@@ -69,17 +69,4 @@ export async function payWithSuccessCard(page: Page) {
   await page.getByLabel("Card number").fill(SUCCESS_CARD.number);
   await page.getByLabel("Expiry (MM/YY)").fill(SUCCESS_CARD.expiry);
   await page.getByLabel("CVV").fill(SUCCESS_CARD.cvv);
-}
-
-/** One reconcile run that processed chunks (a cron-started run may hold the lease for a moment). */
-export async function reconcileNow() {
-  return await waitFor(
-    async () => {
-      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 }, env("CRON_SECRET"));
-      return r.status === 200 && r.body?.claimed > 0 ? r.body : null;
-    },
-    "a reconcile run that claims chunks",
-    15_000,
-    300,
-  );
 }

@@ -13,6 +13,7 @@ import {
   env,
   invoke,
   keyOnLiteLLM,
+  mailTo,
   paystackAdmin,
   reconcileNow,
   sql,
@@ -73,10 +74,6 @@ const settings = async (userId: string) =>
 /** charge.success events the emulator sent for a reference (one per charge; a replay adds one). */
 const chargeEvents = async (reference: string) =>
   (await paystackAdmin(`/admin/deliveries?reference=${reference}&event=charge.success`)).data.length as number;
-/** Receipts are the notifications part of issue 15 (private.notify of kind payment_receipt): asserted once it exists. */
-const hasReceipts = async () =>
-  (await sql()`select 1 from pg_proc where pronamespace = 'private'::regnamespace
-                 and prosrc like '%payment_receipt%'`).length > 0;
 
 async function settled(userId: string, n: number, status: string) {
   return await waitFor(
@@ -108,7 +105,12 @@ describe("auto top-up from a saved card", () => {
     await waitFor(async () => Number((await keyOnLiteLLM(u.key)).max_budget) === 22, "max_budget 22.00 on LiteLLM");
     const kinds = (await notifications(u.id)).map((n) => `${n.kind}:${n.event_key}`);
     expect(kinds).toContain(`auto_topup_succeeded:attempt:${a1.id}`);
-    if (await hasReceipts()) expect(kinds).toContain(`payment_receipt:${a1.reference}`);
+    expect(kinds).toContain(`payment_receipt:${a1.reference}`);
+    await waitFor(
+      async () =>
+        (await mailTo(u.email)).some((m) => m.type === "notification" && m.link.endsWith(`/#/receipt/${a1.reference}`)),
+      "the top-up's receipt email in the stack's outbox",
+    );
 
     // A second drop in the same month charges again.
     await spend(u, 10);
@@ -363,7 +365,9 @@ describe("users without a reusable card", () => {
     await turnOn(u, 2);
     await spend(u, 11.5);
     await reconcileNow();
-    const low = () => notifications(u.id).then((r) => r.filter((n) => n.kind === "low_balance"));
+    // The threshold's crossings (the 20 % / 5 % alerts also notify, under event keys of their own).
+    const low = () =>
+      notifications(u.id).then((r) => r.filter((n) => String(n.event_key).startsWith("topup-threshold:")));
     await waitFor(async () => (await low()).length === 1, "a low-balance notification");
     expect((await low())[0].link).toBe("#/buy?plan=starter&currency=USD");
     // the next cycles below the threshold add nothing
