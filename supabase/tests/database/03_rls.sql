@@ -49,7 +49,7 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 1), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_ledger', 3), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
                                     ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
                   'A sees all of their own rows, and only those, in every table and view they can read');
 
@@ -138,7 +138,7 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
                        from (values ('api_keys'::text, 1), ('checkouts', 2), ('credit_ledger', 2), ('my_account', 1),
-                                    ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
+                                    ('my_daily_usage', 1), ('my_key', 1), ('my_ledger', 3), ('my_lots', 2), ('my_payments', 1), ('my_receipts', 1),
                                     ('payments', 1), ('profiles', 1), ('spend_snapshots', 1)) v(r, n) $$,
                   'B sees all of their own rows (their open checkout too), and only those, in every table and view');
 select tests.clear_authentication();

@@ -69,7 +69,11 @@ select set_eq(
        ('service_role', 'private.key_rotations'), ('service_role', 'private.alert_events'),
        -- notifications (20261202000700)
        ('authenticated', 'public.notifications'), ('authenticated', 'public.my_notifications'),
-       ('service_role', 'public.notifications'), ('service_role', 'public.my_notifications')
+       ('service_role', 'public.notifications'), ('service_role', 'public.my_notifications'),
+       -- promo credit and the ledger statement (20261202000900, 20261202000910)
+       ('authenticated', 'public.promo_redemptions'), ('authenticated', 'public.my_promo_lots'),
+       ('authenticated', 'public.my_ledger'), ('service_role', 'public.promo_redemptions'),
+       ('service_role', 'public.my_promo_lots'), ('service_role', 'public.my_ledger'), ('service_role', 'public.admin_promo_codes')
      ) a(r, t) $$,
   'the API roles hold exactly the allow-listed table privileges in public and private (SELECT, nothing else)'
 );
