@@ -227,6 +227,20 @@ begin
 end
 $$;
 
+-- An operator stops a code (npm run admin -- promo disable): no new redemptions; credit already redeemed stays.
+create function private.disable_promo_code(p_code text) returns private.promo_codes
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_row private.promo_codes;
+begin
+  update private.promo_codes c set active = false where c.code = upper(trim(coalesce(p_code, ''))) returning * into v_row;
+  if v_row.code is null then
+    raise exception 'no promo code %', left(coalesce(p_code, ''), 40) using errcode = 'P0001', hint = 'unknown_code';
+  end if;
+  return v_row;
+end
+$$;
+
 -- A user redeems a code (redeem-promo). outcome 'redeemed', or 'rate_limited' with retry_after_seconds
 -- (nothing else changed). Refusals raise with a hint (unknown_code, code_expired, code_used_up,
 -- already_redeemed), which rolls the attempt back. Locks: the user (private.lock_user, so one user's two
