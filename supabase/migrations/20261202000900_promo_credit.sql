@@ -241,11 +241,12 @@ begin
 end
 $$;
 
--- A user redeems a code (redeem-promo). outcome 'redeemed', or 'rate_limited' with retry_after_seconds
--- (nothing else changed). Refusals raise with a hint (unknown_code, code_expired, code_used_up,
--- already_redeemed), which rolls the attempt back. Locks: the user (private.lock_user, so one user's two
--- concurrent redemptions run one after the other and the second finds the first), then the code's row (so
--- the redemption limit holds under concurrency).
+-- A user redeems a code (redeem-promo). outcome: 'redeemed'; 'rate_limited' (retry_after_seconds says when
+-- to try again); or a refusal: 'unknown_code' (none, or disabled), 'code_expired', 'code_used_up',
+-- 'already_redeemed'. Refusals are answers, not exceptions, so the attempt still counts against the rate
+-- limit (guessing codes is what the limit is for) and nothing else changes. Locks: the user
+-- (private.lock_user, so one user's two concurrent redemptions run one after the other and the second finds
+-- the first), then the code's row (so the redemption limit holds under concurrency).
 create function private.redeem_promo(p_user_id uuid, p_code text)
 returns table (outcome text, retry_after_seconds integer, code text, amount numeric, expires_at timestamptz,
                key_id uuid, target_max_budget numeric, remaining numeric)
@@ -253,31 +254,26 @@ language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_wait integer;
   v_code private.promo_codes;
+  v_refusal text;
   v_ledger_id bigint;
   v_expires timestamptz;
   v_key_id uuid;
 begin
   v_wait := private.take_rate_limit('promo:user:' || p_user_id, private.setting_numeric('promo_redeem_limit')::integer,
                                     private.setting_numeric('promo_redeem_window_seconds')::integer);
-  if v_wait > 0 then
-    return query select 'rate_limited'::text, v_wait, null::text, null::numeric, null::timestamptz, null::uuid,
-                        null::numeric, null::numeric;
+  if v_wait = 0 then
+    perform private.lock_user(p_user_id);
+    select * into v_code from private.promo_codes c where c.code = upper(trim(coalesce(p_code, ''))) for update;
+    v_refusal := case when v_code.code is null or not v_code.active then 'unknown_code'
+                      when v_code.expires_on < (now() at time zone 'utc')::date then 'code_expired'
+                      when exists (select 1 from public.promo_redemptions r where r.code = v_code.code and r.user_id = p_user_id)
+                        then 'already_redeemed'
+                      when v_code.redemptions >= v_code.redemption_limit then 'code_used_up' end;
+  end if;
+  if v_wait > 0 or v_refusal is not null then
+    return query select coalesce(v_refusal, 'rate_limited'), v_wait, v_code.code, null::numeric, null::timestamptz,
+                        null::uuid, null::numeric, null::numeric;
     return;
-  end if;
-  perform private.lock_user(p_user_id);
-  select * into v_code from private.promo_codes c where c.code = upper(trim(coalesce(p_code, ''))) for update;
-  if v_code.code is null or not v_code.active then
-    raise exception 'no active promo code %', left(coalesce(p_code, ''), 40) using errcode = 'P0001', hint = 'unknown_code';
-  end if;
-  if v_code.expires_on < (now() at time zone 'utc')::date then
-    raise exception 'the promo code % has expired', v_code.code using errcode = 'P0001', hint = 'code_expired';
-  end if;
-  if exists (select 1 from public.promo_redemptions r where r.code = v_code.code and r.user_id = p_user_id) then
-    raise exception 'the promo code % was already redeemed by this user', v_code.code
-      using errcode = 'P0001', hint = 'already_redeemed';
-  end if;
-  if v_code.redemptions >= v_code.redemption_limit then
-    raise exception 'the promo code % has been used up', v_code.code using errcode = 'P0001', hint = 'code_used_up';
   end if;
 
   perform private.settle_promos(p_user_id);
