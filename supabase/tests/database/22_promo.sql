@@ -95,8 +95,10 @@ select results_eq($$ select * from pg_temp.lots(5) $$,
                   'promo first, then the sign-up lot, the purchase last; spend before the redemption stays on sign-up');
 select is((select sum(remaining) from public.my_lots where user_id = pg_temp.u(5)),
           (select remaining from public.my_account where user_id = pg_temp.u(5)), 'the lots add up to my_account.remaining');
-select results_eq($$ select promo, promo_remaining, paid from public.my_account where user_id = pg_temp.u(5) $$,
-                  $$ values (5.00::numeric, 0.00::numeric, 5.00::numeric) $$, 'my_account shows promo credit apart (it cost nothing)');
+select results_eq($$ select (select sum(cost) from public.my_lots where user_id = pg_temp.u(5) and kind = 'promo'), paid, savings
+                       from public.my_account where user_id = pg_temp.u(5) $$,
+                  $$ values (0::numeric, 5.00::numeric, 6.50::numeric) $$,
+                  'promo credit cost nothing: paid is the pack''s 5.00, and all 6.50 spent so far was free (promo, sign-up)');
 
 -- two promos: the earliest-expiring one is used first (user 6: LATE4 in 10 days, then SHORT2 in 2, 3.00 spent)
 select is(pg_temp.redeem(6, 'LATE4') || pg_temp.redeem(6, 'SHORT2'), 'redeemedredeemed', 'user 6 redeems LATE4 then SHORT2');
