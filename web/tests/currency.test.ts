@@ -6,32 +6,23 @@
 // the exchange rate. The next visit defaults to NGN (the last checkout's currency); another user cannot open
 // the receipt. What the test changed (NGN, its prices, the merchant name) is put back afterwards.
 // Screenshots go to test-results/currency-*.png.
-import { mkdirSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeUser, adminCli, closeSql, sql, type TestUser } from "../../supabase/tests/integration/helpers.ts";
+import { launchChromium, newPage, PASSWORD, payWithSuccessCard, screenshots, testIdText, WEB_URL } from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery"; // what helpers.signUp gives every user
-const SUCCESS_CARD = { number: "4084 0840 8408 4081", expiry: "12/30", cvv: "408" };
 // 5, 15 and 20 USD at 1,537.25 NGN per USD, rounded up to whole 100 NGN: 7,686.25 -> 7,700; 23,058.75 -> 23,100.
 const RATE = "1537.25";
 const MERCHANT = `Ada & Co's "LLM" shop`; // escaped on the page, never markup
 
 let browser: Browser;
 let page: Page;
-let step = 0;
 let buyer: TestUser;
 let reference = "";
 const restore: (() => Promise<unknown>)[] = [];
 
-async function shot(name: string) {
-  step++;
-  await page.screenshot({ path: `${SHOTS}/currency-${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
-}
-const text = async (testId: string) => ((await page.getByTestId(testId).textContent()) ?? "").trim();
+const shot = screenshots("currency", () => page);
+const text = (testId: string) => testIdText(page, testId);
 
 function admin(...args: string[]) {
   const r = adminCli(...args);
@@ -52,7 +43,6 @@ async function signOut() {
 }
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   // What this test changes, to put back afterwards (an operator may have set up NGN on this stack already).
   const [ngn] = await sql()`select enabled, channels from public.currencies where code = 'NGN'`;
   const prices = await sql()`select plan, amount_subunits, active, fx_rate from public.plan_prices
@@ -70,21 +60,9 @@ beforeAll(async () => {
                  where code = 'NGN'`;
   });
   buyer = await activeUser("web-ngn");
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   // A reader in Nigeria: the page formats with the browser's locale.
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-NG" })).newPage();
-  page.setDefaultTimeout(10_000);
+  page = await newPage(browser, { locale: "en-NG" });
 });
 
 afterAll(async () => {
@@ -130,9 +108,7 @@ describe("paying in naira from the dashboard", () => {
     await page.waitForURL((u) => !u.href.startsWith(WEB_URL));
     expect(await page.getByTestId("amount").textContent()).toMatch(/NGN\s*7,?700\.00/);
     reference = ((await page.getByTestId("reference").textContent()) ?? "").trim();
-    await page.getByLabel("Card number").fill(SUCCESS_CARD.number);
-    await page.getByLabel("Expiry (MM/YY)").fill(SUCCESS_CARD.expiry);
-    await page.getByLabel("CVV").fill(SUCCESS_CARD.cvv);
+    await payWithSuccessCard(page);
     await shot("paystack-checkout");
     await page.getByRole("button", { name: /^Pay / }).click();
     await page.waitForURL((u) => u.href.startsWith(WEB_URL));

@@ -4,10 +4,10 @@
 // calls with the key -> reconcile -> balance down, savings shown -> sign out; then a second user sees only
 // their own key and numbers; CAPTCHA only when config.json asks for it. Screenshots of each step go to
 // test-results/.
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import OpenAI from "openai";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO } from "../../stack/demo.ts";
 import {
@@ -18,27 +18,26 @@ import {
   keyOnLiteLLM,
   waitFor,
 } from "../../supabase/tests/integration/helpers.ts";
+import {
+  launchChromium,
+  PASSWORD,
+  payWithSuccessCard,
+  reconcileNow,
+  screenshots,
+  testIdText,
+  WEB_URL,
+} from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery";
-const SUCCESS_CARD = { number: "4084 0840 8408 4081", expiry: "12/30", cvv: "408" };
 const JS_BUDGET_BYTES = 150 * 1024;
 
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
-let step = 0;
-
-async function shot(name: string, p: Page = page) {
-  step++;
-  await p.screenshot({ path: `${SHOTS}/dashboard-${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
-}
+const shot = screenshots("dashboard", () => page);
 
 const email = (tag: string) =>
   `web-${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}@example.com`;
-const text = async (testId: string) => ((await page.getByTestId(testId).textContent()) ?? "").trim();
+const text = (testId: string) => testIdText(page, testId);
 /** "$12.00" -> 1200 (cents). */
 const centsOf = (s: string) => Math.round(Number(s.replace(/[^0-9.-]/g, "")) * 100);
 
@@ -58,39 +57,10 @@ async function signUp(address: string, screenshot?: string): Promise<string> {
   return link;
 }
 
-/** One reconcile run that processed chunks (a cron-started run may hold the lease for a moment). */
-async function reconcileNow() {
-  return await waitFor(
-    async () => {
-      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 }, env("CRON_SECRET"));
-      return r.status === 200 && r.body?.claimed > 0 ? r.body : null;
-    },
-    "a reconcile run that claims chunks",
-    15_000,
-    300,
-  );
-}
-
 const first = { email: "", key: "", reference: "", spend: 0, link: "" };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run npm run setup (it installs Debian's chromium)`);
-  }
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-quic",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(WEB_URL).origin });
   page = await context.newPage();
@@ -168,9 +138,7 @@ describe("web dashboard in Chromium", () => {
   it("buys the $5 plan through the emulator's hosted checkout and shows $12.00", async () => {
     await page.getByRole("button", { name: "Buy Starter for $5.00" }).click();
     await page.waitForURL((u) => u.href.startsWith(`${env("PAYSTACK_BASE_URL")}/checkout/`));
-    await page.getByLabel("Card number").fill(SUCCESS_CARD.number);
-    await page.getByLabel("Expiry (MM/YY)").fill(SUCCESS_CARD.expiry);
-    await page.getByLabel("CVV").fill(SUCCESS_CARD.cvv);
+    await payWithSuccessCard(page);
     first.reference = ((await page.getByTestId("reference").textContent()) ?? "").trim();
     await shot("paystack-checkout");
     await page.getByRole("button", { name: /^Pay / }).click();

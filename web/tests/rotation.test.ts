@@ -5,9 +5,8 @@
 // A second user goes through the slower answers: LiteLLM down (503, "saved"), then the 202 "waiting" loop.
 // rotation_settle_seconds (and, for the 202 case, rotation_max_inline_wait_seconds) are lowered through SQL
 // and restored afterwards. Screenshots go to test-results/rotation-*.png.
-import { mkdirSync } from "node:fs";
 import OpenAI from "openai";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   closeSql,
@@ -20,23 +19,24 @@ import {
   sql,
   waitFor,
 } from "../../supabase/tests/integration/helpers.ts";
+import {
+  DESKTOP,
+  launchChromium,
+  newPage,
+  PASSWORD,
+  reconcileNow,
+  screenshots,
+  testIdText,
+  WEB_URL,
+} from "./browser.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
-const PASSWORD = "correct-horse-battery";
-const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
 let browser: Browser;
 let page: Page;
-let step = 0;
 const saved = new Map<string, unknown>(); // private.settings values to restore
 
-async function shot(name: string) {
-  step++;
-  await page.screenshot({ path: `${SHOTS}/rotation-${String(step).padStart(2, "0")}-${name}.png`, fullPage: true });
-}
+const shot = screenshots("rotation", () => page);
 /** The same page at phone width (then back to desktop). */
 async function phoneShot(name: string) {
   await page.setViewportSize(PHONE);
@@ -44,7 +44,7 @@ async function phoneShot(name: string) {
   await shot(name);
   await page.setViewportSize(DESKTOP);
 }
-const text = async (testId: string) => ((await page.getByTestId(testId).textContent()) ?? "").trim();
+const text = (testId: string) => testIdText(page, testId);
 const email = (tag: string) =>
   `web-${tag}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}@example.com`;
 const rotateButton = () => page.locator('[data-action="rotate"]');
@@ -83,18 +83,6 @@ async function revealedKey(): Promise<string> {
   return key;
 }
 
-async function reconcileNow() {
-  return await waitFor(
-    async () => {
-      const r = await invoke("reconcile-spend", { force: true, max_chunks: 100 }, env("CRON_SECRET"));
-      return r.status === 200 && r.body?.claimed > 0 ? r.body : null;
-    },
-    "a reconcile run that claims chunks",
-    15_000,
-    300,
-  );
-}
-
 const llm = (key: string) => new OpenAI({ apiKey: key, baseURL: env("LITELLM_PUBLIC_URL"), maxRetries: 0 });
 async function chatStatus(key: string, model = "test-free", chars = 5): Promise<number> {
   try {
@@ -112,22 +100,8 @@ async function remainingInDb(address: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-quic",
-      "--no-first-run",
-    ],
-  });
-  page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
-  page.setDefaultTimeout(10_000);
+  browser = await launchChromium();
+  page = await newPage(browser);
   await setting("rotation_settle_seconds", "1");
 });
 
