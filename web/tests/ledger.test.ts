@@ -2,37 +2,21 @@
 // promo code (the lot shows apart, with its expiry), spends through LiteLLM, and downloads the CSV
 // (playwright's download event): its header is README's, its last balance is the remaining credit the
 // dashboard shows and my_account holds.
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import OpenAI from "openai";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  closeSql,
-  confirmationLink,
-  env,
-  keyInSync,
-  reconcileNow,
-  sql,
-  waitFor,
-} from "../../supabase/tests/integration/helpers.ts";
+import { closeSql, confirmationLink, env, keyInSync, sql, waitFor } from "../../supabase/tests/integration/helpers.ts";
 import { money } from "../src/money.ts";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = "test-results";
-const WEB_URL = `http://127.0.0.1:${process.env.STACK_WEB_PORT ?? 54423}/`;
+import { launchChromium, newPage, PASSWORD, reconcileNow, screenshots, WEB_URL } from "./browser.ts";
 
 let browser: Browser;
 let page: Page;
+const shot = screenshots("ledger", () => page);
 
 beforeAll(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"],
-  });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true })).newPage();
-  page.setDefaultTimeout(10_000);
+  browser = await launchChromium();
+  page = await newPage(browser, { acceptDownloads: true });
 });
 
 afterAll(async () => {
@@ -46,7 +30,7 @@ describe("statement and promo codes in the dashboard", () => {
     await page.goto(WEB_URL);
     await page.getByRole("button", { name: "Create an account" }).click();
     await page.getByLabel("Email").fill(address);
-    await page.getByLabel("Password").fill("correct-horse-battery");
+    await page.getByLabel("Password").fill(PASSWORD);
     await page.getByRole("button", { name: "Create account" }).click();
     await page.getByRole("heading", { name: "Check your email" }).waitFor();
     await page.goto(await confirmationLink(address));
@@ -96,6 +80,6 @@ describe("statement and promo codes in the dashboard", () => {
     const last = lines.at(-1)!.split(",").at(-1)!;
     expect(last).toBe(remaining); // exact: the same decimal text as my_account.remaining
     expect(money(last)).toBe((await page.getByTestId("remaining").textContent())?.trim());
-    await page.screenshot({ path: `${SHOTS}/ledger-promo.png`, fullPage: true });
+    await shot("promo-and-statement");
   });
 });
