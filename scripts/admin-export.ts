@@ -67,17 +67,21 @@ export async function exportLedger(sql: postgres.Sql, o: ExportOptions): Promise
         ).join(""),
       );
     });
-    const byType = await tx`
-      select l.entry_type, count(*)::int as entries, sum(l.amount_usd)::text as amount_usd
-        from public.my_ledger l where ${where} group by 1 order by 1`;
-    const byCurrency = await tx`
-      select l.currency, count(*)::int as payments, sum(l.amount_paid)::text as amount_paid
-        from public.my_ledger l where ${where} and l.amount_paid is not null group by 1 order by 1`;
+    // Both totals in one pass over the statement (grouping sets): per entry type, and per currency paid in.
+    const totals = await tx<
+      { entry_type: string | null; currency: string | null; n: number; payments: number; usd: string; paid: string }[]
+    >`
+      select l.entry_type, l.currency, count(*)::int as n, count(l.amount_paid)::int as payments,
+             sum(l.amount_usd)::text as usd, sum(l.amount_paid)::text as paid
+        from public.my_ledger l where ${where}
+       group by grouping sets ((l.entry_type), (l.currency)) order by 1, 2`;
+    const byType = totals.filter((t) => t.entry_type !== null);
+    const byCurrency = totals.filter((t) => t.entry_type === null && t.currency !== null && t.paid !== null);
     console.error(`exported ${rows} ledger entries (${o.from} to ${o.to}${o.userId ? `, user ${o.userId}` : ""})`);
     console.error("totals per entry type (USD):");
-    for (const t of byType) console.error(`  ${t.entry_type}\t${t.entries}\t${t.amount_usd}`);
+    for (const t of byType) console.error(`  ${t.entry_type}\t${t.n}\t${t.usd}`);
     console.error("totals per currency (paid):");
-    for (const t of byCurrency) console.error(`  ${t.currency}\t${t.payments}\t${t.amount_paid}`);
+    for (const t of byCurrency) console.error(`  ${t.currency}\t${t.payments}\t${t.paid}`);
   });
   return rows;
 }

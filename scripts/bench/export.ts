@@ -98,7 +98,7 @@ async function runExport(format: "csv" | "jsonl", to: string) {
       "--from",
       "2025-01-01",
       "--to",
-      "2025-12-31",
+      to,
       "--format",
       format,
     ],
