@@ -9,6 +9,8 @@
 // Users are given by id or email. Run `npm run admin -- help`.
 import postgres from "postgres";
 import { compareMoney, formatMoney } from "../supabase/functions/_shared/money.ts";
+import { exportLedger, exportOptions } from "./admin-export.ts";
+import { promo } from "./admin-promo.ts";
 
 const HELP = `usage: npm run admin -- <command> [args] [options]
 
@@ -49,6 +51,18 @@ prices and currencies (what checkout charges; a checkout already started keeps i
 usage by model
   usage-gaps [--limit N]         keys whose spend differs from the sum of their models ('other' on the usage page)
 
+promo credit (spent before paid credit, earliest-expiring first; the unused rest expires)
+  promo create <CODE> <amount> [--days N | --expires-on YYYY-MM-DD] [--max-redemptions N] [--note "..."]
+                                 a code worth <amount> USD, once per user; expiring N days after redemption or at the
+                                 end of that UTC day (neither: never); at most N redemptions in all (default: no limit)
+  promo list                     every code, with its redemptions
+  promo disable <CODE>           no more redemptions (credit already redeemed stays)
+
+export
+  export ledger --from YYYY-MM-DD --to YYYY-MM-DD [--user <user>] [--format csv|jsonl]
+                                 every user's ledger statement (README, "Ledger CSV") to stdout, streamed;
+                                 totals per entry type and per currency on stderr
+
 <user> is a user id or an email address. <amount> is USD for grant/deduct, e.g. 5 or 2.50.
 
 options
@@ -76,6 +90,14 @@ const VALUE_FLAGS = new Set([
   "min",
   "rate",
   "round",
+  "from",
+  "to",
+  "user",
+  "format",
+  "days",
+  "expires-on",
+  "max-redemptions",
+  "note",
 ]);
 const BOOL_FLAGS = new Set(["json", "all", "help", "ack", "default"]);
 
@@ -432,6 +454,8 @@ async function run(argv: string[]): Promise<number> {
     "prices",
     "merchant-name",
     "usage-gaps",
+    "promo",
+    "export",
   ];
   if (!known.includes(command)) throw new UsageError(`unknown command "${command}" (see \`npm run admin -- help\`)`);
 
@@ -677,6 +701,22 @@ async function run(argv: string[]): Promise<number> {
       case "merchant-name":
         await pricing(sql, command, args, flags);
         return 0;
+      case "promo": {
+        const r = await promo(sql, args, flags, s.by, (m) => {
+          throw new UsageError(m);
+        });
+        out(r.rows, () => table(r.rows, r.message));
+        return 0;
+      }
+      case "export": {
+        if (args.length !== 1 || args[0] !== "ledger") throw new UsageError("export ledger --from ... --to ...");
+        const o = exportOptions(flags, (m) => {
+          throw new UsageError(m);
+        });
+        const userId = typeof flags.user === "string" ? (await userOf(sql, flags.user)).id : null;
+        await exportLedger(sql, { ...o, userId });
+        return 0;
+      }
       case "rotate": {
         if (args.length !== 1) throw new UsageError("rotate takes one user (id or email)");
         const u = await userOf(sql, args[0]);

@@ -6,7 +6,7 @@
 //   vault        secrets project_url and cron_secret exist (their values are never printed; cron_secret is
 //                compared with CRON_SECRET from the env file inside the database, answer match/mismatch)
 //   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep, usage-pull, send-notifications,
-//                auto-topup scheduled and active
+//                auto-topup, promo-expiry scheduled and active
 //   migrations   every supabase/migrations file is recorded in supabase_migrations.schema_migrations
 //   verify_jwt   supabase/config.toml has the intended flag for every function (and no function without one)
 //   env file     every variable the functions require (from _shared/config.ts) is set and well-formed
@@ -39,6 +39,7 @@ export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "checkout": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
   "rotate-key": false, // signed-in users (JWT verified by the function), operators with a secret key
   "usage-pull": false, // pg_cron / pg_net with the cron secret, operators with a secret key
+  "redeem-promo": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
 };
 const REQUIRED_CRON_JOBS = [
   "provision-key-sweep",
@@ -48,6 +49,7 @@ const REQUIRED_CRON_JOBS = [
   "usage-pull",
   "send-notifications",
   "auto-topup",
+  "promo-expiry",
 ];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
 export const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];

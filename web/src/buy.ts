@@ -61,18 +61,23 @@ export function onPageShow(e: PageTransitionEvent) {
   }
 }
 
-async function describeFunctionError(error: unknown): Promise<string> {
+/** A function's refusal as a sentence for the user (checkout's wording unless told; promo.ts words its own). */
+export async function describeFunctionError(
+  error: unknown,
+  failed = "The checkout did not start",
+  service = "the payment service",
+): Promise<string> {
   if (error instanceof FunctionsHttpError) {
     const res = error.context as Response;
     const body = await res.json().catch(() => null) as { message?: string } | null;
     if (res.status === 401) return "Your session has expired. Please sign out and sign in again.";
     if (body?.message) return sentence(body.message);
-    return `The checkout did not start (error ${res.status}). Please try again.`;
+    return `${failed} (error ${res.status}). Please try again.`;
   }
   if (error instanceof FunctionsFetchError) {
-    return "We could not reach the payment service. Check your connection and try again.";
+    return `We could not reach ${service}. Check your connection and try again.`;
   }
-  return "The checkout did not start. Please try again in a minute.";
+  return `${failed}. Please try again in a minute.`;
 }
 
 /** The currency picker: the plans' prices in another currency (the checkout then locks that one). */

@@ -5,8 +5,10 @@ import { renderBuy, returnReference, watchPayment } from "./buy.ts";
 import { type DayRow, lastDays, usageChart } from "./chart.ts";
 import { $, esc, setHtml } from "./html.ts";
 import { renderKey, rotate, rotatedAway, rotationDone, tickRotation } from "./key.ts";
+import { ledgerCard } from "./ledger.ts";
 import { type Payment, PAYMENT_COLS, paymentsCard } from "./payments.ts";
 import { chooseCurrency, type Price, PRICE_COLS } from "./prices.ts";
+import { promoCard } from "./promo.ts";
 import {
   type Account,
   account,
@@ -46,7 +48,9 @@ export function showDashboard() {
     <section id="usage" class="card" aria-labelledby="usage-h"><h2 id="usage-h">Daily spend, last 30 days</h2><div id="chart"></div><p><a href="#/usage">Usage by model</a></p></section>
     <section id="buy" class="card" aria-labelledby="buy-h" tabindex="-1"><h2 id="buy-h">Buy credit</h2></section>
     <section id="lots" class="card" aria-labelledby="lots-h"><h2 id="lots-h">Where your credit comes from</h2></section>
+    <section id="promo" class="card" aria-labelledby="promo-h">${promoCard()}</section>
     <section id="payments" class="card" aria-labelledby="payments-h"><h2 id="payments-h">Payment history</h2></section>
+    <section id="ledger" class="card" aria-labelledby="ledger-h">${ledgerCard()}</section>
   </div>
 </main>
 <p id="announce" class="sr-only" role="status" aria-live="polite"></p>
@@ -74,7 +78,7 @@ export async function load() {
   const since = lastDays()[0];
   const [acc, lots, key, pays, usage, prices, usual] = await Promise.all([
     sb.from("my_account").select(ACCOUNT_COLS).maybeSingle(),
-    sb.from("my_lots").select(LOT_COLS).order("created_at").order("lot_id"),
+    sb.from("my_lots").select(LOT_COLS).order("spend_order"),
     sb.from("my_key").select(KEY_COLS).maybeSingle(),
     sb.from("my_payments").select(PAYMENT_COLS).order("created_at", { ascending: false }).limit(50),
     sb.from("my_daily_usage").select("day,spend::text").gte("day", since).order("day"),

@@ -1,7 +1,8 @@
 // The dashboard's entry: reads config.json, connects supabase-js, and routes clicks to the module of their
 // concern: auth.ts (sign-in), router.ts (which page), dashboard.ts (the signed-in page and its data), key.ts
 // (the key and its rotation), buy.ts (checkout and the return from Paystack), receipt.ts (a payment's receipt),
-// notifications.ts (the unread count and the list).
+// notifications.ts (the unread count and the list), promo.ts (redeeming a promo code), ledger.ts (the
+// statement as CSV).
 // Pure renderers: views.ts (account, key, lots), prices.ts (buy panel), payments.ts (payment history).
 import "./style.css";
 import { createClient } from "@supabase/supabase-js";
@@ -12,7 +13,9 @@ import { loadConfig } from "./config.ts";
 import { dismissPayment, load, onVisible, tick } from "./dashboard.ts";
 import { esc } from "./html.ts";
 import { confirmRotation, copy, dismissRotation, setLang, toggleReveal } from "./key.ts";
+import { downloadLedger } from "./ledger.ts";
 import { markRead } from "./notifications.ts";
+import { redeem } from "./promo.ts";
 import { onRoute, onSession } from "./router.ts";
 import type { SnippetLang } from "./views.ts";
 
@@ -34,6 +37,7 @@ async function start() {
   sb.auth.onAuthStateChange((_event, session) => setTimeout(() => onSession(session), 0));
   document.addEventListener("click", onClick);
   document.addEventListener("change", onChange);
+  document.addEventListener("submit", onSubmit);
   document.addEventListener("visibilitychange", onVisible);
   globalThis.addEventListener("pageshow", onPageShow);
   globalThis.addEventListener("hashchange", onRoute);
@@ -53,8 +57,16 @@ function onClick(e: MouseEvent) {
   if (action === "rotate") return confirmRotation();
   if (action === "dismiss-rotation") return dismissRotation();
   if (action === "dismiss-payment") return dismissPayment();
+  if (action === "download-ledger") return void downloadLedger(target as HTMLButtonElement);
   if (action === "print") globalThis.print();
   if (action === "mark-read") return void markRead(target.dataset.id);
+}
+
+function onSubmit(e: SubmitEvent) {
+  const form = e.target as HTMLFormElement;
+  if (form.dataset.form !== "promo") return;
+  e.preventDefault();
+  void redeem(form);
 }
 
 function onChange(e: Event) {

@@ -28,6 +28,10 @@ export interface Lot {
   cost: string;
   used: string;
   remaining: string;
+  /** Promo lots: when what is left of them lapses (null: never, and for every other lot). */
+  expires_at: string | null;
+  /** 1 = spent first: promo lots (soonest expiry first), then the others oldest first. */
+  spend_order: number;
 }
 export interface Key {
   key_id: string;
@@ -44,7 +48,8 @@ export interface Key {
 }
 export const ACCOUNT_COLS =
   "email,granted::text,purchased::text,paid::text,spent::text,remaining::text,cost_of_spend::text,savings::text,remaining_percent::text,last_synced_at,stale,low_balance_level";
-export const LOT_COLS = "lot_id,kind,plan_code,created_at,credit::text,cost::text,used::text,remaining::text";
+export const LOT_COLS =
+  "lot_id,kind,plan_code,created_at,credit::text,cost::text,used::text,remaining::text,expires_at,spend_order";
 export const KEY_COLS =
   "key_id,key_value,key_masked,status,sync_status,blocked,created_at,activated_at,last_sync_error,rotating";
 
@@ -349,22 +354,30 @@ export function lotName(l: Lot, plans: { plan: string; name: string }[]): string
   if (l.kind === "purchase") {
     return `${plans.find((p) => p.plan === l.plan_code)?.name ?? l.plan_code ?? "Credit"} pack`;
   }
+  if (l.kind === "promo") return "Promo credit";
   return "Adjustment";
+}
+
+/** Under a lot's name: when it came, and for promo credit when it lapses. */
+function lotWhen(l: Lot): string {
+  if (!l.expires_at) return fmtDate(l.created_at);
+  const lapsed = new Date(l.expires_at).getTime() <= Date.now();
+  return `${fmtDate(l.created_at)} · ${lapsed ? "expired" : "expires"} ${fmtDate(l.expires_at)}`;
 }
 
 export function lotsCard(lots: Lot[], plans: { plan: string; name: string }[]): string {
   const cell = (label: string, html: string) => `<td role="cell" class="num" data-label="${label}">${html}</td>`;
   const rows = lots.map((l) =>
-    `<tr role="row"><th scope="row" role="rowheader">${esc(lotName(l, plans))}<span class="sub">${
-      esc(fmtDate(l.created_at))
-    }</span></th>
+    `<tr role="row" data-kind="${esc(l.kind)}"><th scope="row" role="rowheader">${
+      esc(lotName(l, plans))
+    }<span class="sub">${esc(lotWhen(l))}</span></th>
     ${cell("Credit", esc(money(l.credit)))}${cell("Used", esc(money(l.used, { tiny: true })))}
     ${cell("Remaining", esc(money(l.remaining)))}${cell("Cost", isZero(l.cost) ? "Free" : esc(money(l.cost)))}</tr>`
   ).join("");
   const col = (label: string, cls = "") =>
     `<th scope="col" role="columnheader"${cls ? ` class="${cls}"` : ""}>${label}</th>`;
   return `<h2 id="lots-h">Where your credit comes from</h2>
-  <p class="hint">Usage is taken from the oldest credit first: the free sign-up credit, then each pack in order.</p>
+  <p class="hint">Usage is taken from promo credit first (the one expiring soonest first), then from the oldest credit: the free sign-up credit, then each pack in order.</p>
   ${
     lots.length
       ? `<div class="table-wrap" tabindex="0" role="region" aria-labelledby="lots-h"><table class="stack" role="table" aria-labelledby="lots-h" data-testid="lots">

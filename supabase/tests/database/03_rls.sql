@@ -58,7 +58,7 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000a');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000a'::uuid, n
                        from (values ('api_keys'::text, 1), ('auto_topup_settings', 1), ('checkouts', 1), ('credit_ledger', 2),
-                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_ledger', 3), ('my_lots', 2), ('my_notifications', 1),
                                     ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
                                     ('payment_methods', 1), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,
@@ -171,7 +171,7 @@ select tests.authenticate_as('03000000-0000-4000-8000-00000000000b');
 select results_eq($$ select * from pg_temp.visible_rows() $$,
                   $$ select r, '03000000-0000-4000-8000-00000000000b'::uuid, n
                        from (values ('api_keys'::text, 1), ('auto_topup_settings', 1), ('checkouts', 2), ('credit_ledger', 2),
-                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_lots', 2), ('my_notifications', 1),
+                                    ('my_account', 1), ('my_daily_usage', 1), ('my_key', 1), ('my_ledger', 3), ('my_lots', 2), ('my_notifications', 1),
                                     ('my_payments', 1), ('my_receipts', 1), ('my_usage_by_model', 2), ('notifications', 1),
                                     ('payment_methods', 1), ('payments', 1), ('profiles', 1), ('spend_snapshots', 1),
                                     ('usage_by_model', 1), ('usage_counted', 1), ('usage_gaps', 1)) v(r, n) $$,

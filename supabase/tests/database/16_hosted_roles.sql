@@ -79,7 +79,11 @@ select set_eq(
        -- saved cards and auto top-up (20261202000710, 20261202000720); the user also removes them (DELETE below)
        ('authenticated', 'public.payment_methods'), ('authenticated', 'public.auto_topup_settings'),
        ('service_role', 'public.payment_methods'), ('service_role', 'public.auto_topup_settings'),
-       ('service_role', 'private.topup_crossings'), ('service_role', 'private.auto_topup_attempts')
+       ('service_role', 'private.topup_crossings'), ('service_role', 'private.auto_topup_attempts'),
+       -- promo credit and the ledger statement (20261202000900, 20261202000910)
+       ('authenticated', 'public.promo_redemptions'), ('authenticated', 'public.my_promo_lots'),
+       ('authenticated', 'public.my_ledger'), ('service_role', 'public.promo_redemptions'),
+       ('service_role', 'public.my_promo_lots'), ('service_role', 'public.my_ledger'), ('service_role', 'public.admin_promo_codes')
      ) a(r, t)
      union all
      select 'authenticated', t::regclass::text, 'DELETE' from (values ('public.payment_methods'), ('public.auto_topup_settings')) d(t) $$,

@@ -2,7 +2,7 @@
 -- dashboard's my_account (banner included), the low-balance alerts (their triggers), the admin credit
 -- command and the views use; this file proves they agree, spend hints and retired keys included.
 begin;
-select plan(12);
+select plan(14);
 
 do $$ begin perform tests.active_users('17000000-0000-4000-8000-', 7); end $$;
 
@@ -77,6 +77,27 @@ select tests.authenticate_as('17000000-0000-4000-8000-000000000001');
 select results_eq($$ select granted, spent from public.remaining_credit('17000000-0000-4000-8000-000000000002') $$,
                   $$ values (0::numeric, 0::numeric) $$, 'asking for another user''s balance shows nothing of it');
 select tests.clear_authentication();
+
+-- promo credit and its expiry (20261202000900) are ledger rows: the lots, the statement's last balance, the
+-- ledger target and remaining_credit still agree (user 7: 2.00 sign-up, 4.00 promo, 1.00 spent, expired)
+do $$
+begin
+  perform private.create_promo_code('ONE4', 4.00, null, 3, null, null, 'pgtap');
+  perform private.redeem_promo('17000000-0000-4000-8000-000000000007', 'ONE4');
+  perform pg_temp.spend('7', 1.00);
+  update public.promo_redemptions set expires_at = now() - interval '1 second'
+   where user_id = '17000000-0000-4000-8000-000000000007';
+  perform private.expire_promos();
+end
+$$;
+select results_eq($$ select b.granted, b.remaining, private.key_target_budget(k.id),
+                            (select sum(l.remaining) from public.my_lots l where l.user_id = k.user_id),
+                            (select m.balance_usd from public.my_ledger m where m.user_id = k.user_id order by m.seq desc limit 1)
+                       from public.api_keys k, public.remaining_credit(k.user_id) b
+                      where k.user_id = '17000000-0000-4000-8000-000000000007' $$,
+                  $$ values (3.00::numeric, 2.00::numeric, 3.00::numeric, 2.00::numeric, 2.00::numeric) $$,
+                  'after a promo expired: granted = target 3.00; the lots, the statement and remaining_credit say 2.00 left');
+select is_empty($$ select * from pg_temp.disagreements() $$, 'banner and alerts agree after a promo expiry');
 
 select * from finish();
 rollback;

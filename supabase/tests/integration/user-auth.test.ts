@@ -1,4 +1,4 @@
-// checkout and rotate-key verify the caller's access token themselves (verify_jwt is off for every
+// checkout, rotate-key and redeem-promo verify the caller's access token themselves (verify_jwt is off for every
 // function; _shared/auth.ts): signature against the project's JWKS (ES256, new key mode) or by asking
 // Auth (HS256, legacy mode), issuer, audience, expiry, role, and a session that still exists. Operator
 // functions take a secret key (or the legacy service role key) and refuse the publishable key.
@@ -26,8 +26,8 @@ import {
 } from "./helpers.ts";
 
 type User = TestUser & { key: string; keyId: string };
-const FUNCTIONS = ["checkout", "rotate-key"] as const;
-const BODY = { checkout: { plan: "starter" }, "rotate-key": {} };
+const FUNCTIONS = ["checkout", "rotate-key", "redeem-promo"] as const;
+const BODY = { checkout: { plan: "starter" }, "rotate-key": {}, "redeem-promo": { code: "NO-SUCH-CODE" } };
 const now = () => Math.floor(Date.now() / 1000);
 
 let u: User;
@@ -36,7 +36,8 @@ let claims: Record<string, unknown>;
 
 async function footprint(userId: string) {
   const [r] = await sql()`select (select count(*) from public.checkouts where user_id = ${userId})::int as checkouts,
-                                 (select count(*) from private.key_rotations where user_id = ${userId})::int as rotations`;
+                                 (select count(*) from private.key_rotations where user_id = ${userId})::int as rotations,
+                                 (select count(*) from private.rate_limit_hits where bucket = ${`promo:user:${userId}`})::int as promo_attempts`;
   return r;
 }
 
