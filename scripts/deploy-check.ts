@@ -5,7 +5,7 @@
 //   extensions   pg_cron, pg_net and supabase_vault installed
 //   vault        secrets project_url and cron_secret exist (their values are never printed; cron_secret is
 //                compared with CRON_SECRET from the env file inside the database, answer match/mismatch)
-//   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep scheduled and active
+//   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep, retention-prune scheduled and active
 //   migrations   every supabase/migrations file is recorded in supabase_migrations.schema_migrations
 //   verify_jwt   supabase/config.toml has the intended flag for every function (and no function without one)
 //   env file     every variable the functions require (from _shared/config.ts) is set and well-formed
@@ -36,7 +36,7 @@ export const INTENDED_VERIFY_JWT: Record<string, boolean> = {
   "checkout": false, // signed-in users: the function verifies the JWT (_shared/auth.ts)
   "rotate-key": false, // signed-in users (JWT verified by the function), operators with a secret key
 };
-const REQUIRED_CRON_JOBS = ["provision-key-sweep", "reconcile-spend", "cleanup", "ops-sweep"];
+const REQUIRED_CRON_JOBS = ["provision-key-sweep", "reconcile-spend", "cleanup", "ops-sweep", "retention-prune"];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
 export const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];
 
