@@ -7,6 +7,16 @@
 -- the last chunk is (max(seq) - 1) / 1000: one step down that index. The chunk rows, created up to the last
 -- chunk on every claim (a thousand conflicting inserts per invocation), are now created only when the last
 -- chunk's row is missing (rows are created densely, from 0, and never deleted).
+--
+-- Per chunk (1,000 keys), two steps cost what grows with the square of the rows a statement changed, or with
+-- the table rather than the chunk (found with auto_explain on a 1,000,000-key fleet):
+-- - the low-balance trigger on api_keys found the keys whose spend moved by joining its two transition
+--   tables on id; the planner has no statistics for them, guesses one row each and runs a nested loop:
+--   1,000 x 1,000 comparisons per chunk. Now a set difference (EXCEPT: hashed), one pass over each.
+-- - record_spend_batch added the LiteLLM reset offsets by looking up every reported key by token in the
+--   whole api_keys table (1,000 random index probes a chunk), although a key with an offset is rare. Now
+--   the chunk is checked first (its keys are adjacent: one index range) and the lookups run only when one
+--   of them has an offset.
 
 -- The last chunk number (null: no keys).
 create function private.last_reconcile_chunk() returns integer
@@ -62,6 +72,33 @@ begin
     perform private.invoke_function('reconcile-spend', jsonb_build_object('source', 'cron', 'slot', i));
   end loop;
   return v_calls;
+end
+$$;
+
+-- Same rule as before (20261126001000): users whose key spend, retired spend, hinted spend or status changed.
+create or replace function private.low_balance_after_key_update() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  perform private.evaluate_low_balance(array(
+    select distinct c.user_id from (
+      select n.id, n.user_id, n.spend, n.retired_spend, n.hinted_spend, n.status from new_rows n
+      except
+      select o.id, o.user_id, o.spend, o.retired_spend, o.hinted_spend, o.status from old_rows o) c));
+  return null;
+end
+$$;
+
+-- Same as before (20261202000500); the offsets are looked up only when a key of the chunk has one.
+create or replace function private.record_spend_batch(p_chunk integer, p_rows jsonb) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_resets integer := private.detect_spend_resets(p_chunk, p_rows);
+  v_rows jsonb := p_rows;
+begin
+  if exists (select 1 from public.api_keys k where k.reconcile_chunk = p_chunk and k.reconciled and k.spend_offset > 0) then
+    v_rows := private.offset_spend_rows(p_rows);
+  end if;
+  return private.record_spend_batch_as_reported(p_chunk, v_rows) || jsonb_build_object('resets', v_resets);
 end
 $$;
 

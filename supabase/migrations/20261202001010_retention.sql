@@ -73,6 +73,32 @@ begin
 end
 $$;
 
+-- Repairs (budget_repairs, block_repairs: the same shape) older than p_days, except each key's newest; at
+-- most p_batch rows. Returns rows deleted.
+create function private.prune_repairs(p_table text, p_days numeric, p_batch integer) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+  v_n integer;
+begin
+  if p_table not in ('budget_repairs', 'block_repairs') then
+    raise exception 'prune_repairs: not a repairs table: %', p_table;
+  end if;
+  execute format($q$
+    with gone as (
+      delete from private.%1$I r
+       where r.id in (
+         select x.id from private.%1$I x
+          where x.created_at < now() - make_interval(days => $1)
+            and exists (select 1 from private.%1$I n where n.key_id = x.key_id and n.id > x.id)
+          order by x.id limit $2)
+      returning 1
+    )
+    select count(*)::integer from gone $q$, p_table)
+    into v_n using p_days::integer, p_batch;
+  return v_n;
+end
+$$;
+
 -- One prune run over every table this migration covers; returns the rows deleted per table.
 create function private.prune_operational() returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
@@ -115,29 +141,8 @@ begin
   v_result := v_result || jsonb_build_object('reconcile_runs', v_n);
 
   v_days := private.setting_numeric('retention_repairs_days');
-  with gone as (
-    delete from private.budget_repairs r
-     where r.id in (
-       select x.id from private.budget_repairs x
-        where x.created_at < now() - make_interval(days => v_days::integer)
-          and exists (select 1 from private.budget_repairs n where n.key_id = x.key_id and n.id > x.id)
-        order by x.id limit v_batch)
-    returning 1
-  )
-  select count(*) into v_n from gone;
-  v_result := v_result || jsonb_build_object('budget_repairs', v_n);
-
-  with gone as (
-    delete from private.block_repairs r
-     where r.id in (
-       select x.id from private.block_repairs x
-        where x.created_at < now() - make_interval(days => v_days::integer)
-          and exists (select 1 from private.block_repairs n where n.key_id = x.key_id and n.id > x.id)
-        order by x.id limit v_batch)
-    returning 1
-  )
-  select count(*) into v_n from gone;
-  return v_result || jsonb_build_object('block_repairs', v_n);
+  return v_result || jsonb_build_object('budget_repairs', private.prune_repairs('budget_repairs', v_days, v_batch),
+                                        'block_repairs', private.prune_repairs('block_repairs', v_days, v_batch));
 end
 $$;
 
