@@ -75,11 +75,16 @@ async function run() {
   const c2 = await fleetBench.cycle(`cycle 2: ${CHANGE_PCT}% of keys changed`, MODE);
 
   const idle = await probe(`one invocation, ${probeChunks.length} chunks, nothing changed`);
-  const [{ snapshot_bytes: snapBytes, snapshots: snapRows }] = await db<
-    { snapshot_bytes: number; snapshots: number }[]
-  >`select pg_total_relation_size('public.spend_snapshots')::float8 as snapshot_bytes,
-           (select count(*) from public.spend_snapshots)::int as snapshots`;
-
+  // Storage per row of the tables a cycle appends to (indexes included), for the growth per day.
+  const sizes: { name: string; bytes: number; n: number }[] = [];
+  for (const name of ["public.spend_snapshots", "private.reconcile_runs", "net._http_response"]) {
+    const [r] = await db.unsafe(
+      `select pg_total_relation_size('${name}')::float8 as bytes, (select count(*) from ${name})::int as n`,
+    );
+    sizes.push({ name, bytes: r.bytes, n: r.n });
+  }
+  const snap = sizes.find((x) => x.name === "public.spend_snapshots")!;
+  const [snapBytes, snapRows] = [snap.bytes, snap.n];
   // --- report ---
   console.log("");
   const cyc = [c1, c2];
@@ -87,10 +92,13 @@ async function run() {
   console.log("");
   const probes = [worst, idle];
   table(["one invocation in its own process", ...probes.map((p) => p.label)], probeRows(probes));
-  console.log(
-    `spend_snapshots: ${int(snapRows)} rows, ${mb(snapBytes / 1048576)} with indexes ` +
-      `(${int(snapBytes / Math.max(1, snapRows))} bytes per row)`,
-  );
+  for (const t of sizes) {
+    console.log(
+      `${t.name}: ${int(t.n)} rows, ${mb(t.bytes / 1048576)} with indexes (${
+        int(t.bytes / Math.max(1, t.n))
+      } bytes per row)`,
+    );
+  }
 
   const worstRuns = [worst.run, idle.run, ...c1.isolated, ...c2.isolated];
   const cpuWorst = Math.max(...worstRuns.map((r) => r.cpu_ms));
