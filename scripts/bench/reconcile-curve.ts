@@ -2,7 +2,7 @@
 // docs/charts/reconcile-cost.json and redraws docs/charts/reconcile-cost.svg from every stored point, with
 // the machine, date, commit and load each point was measured at.
 import { loadAvg, machine } from "./common.ts";
-import { commitId, lineChart } from "./svg.ts";
+import { lineChart } from "./svg.ts";
 
 const DIR = new URL("../../docs/charts/", import.meta.url);
 
@@ -24,9 +24,10 @@ export interface CurvePoint {
   measured?: { date: string; commit: string; machine: string; load: string };
 }
 
-export async function recordCurvePoint(p: CurvePoint) {
+/** commit: the code the stack was started with (taken before the run: its migrations are what ran). */
+export async function recordCurvePoint(p: CurvePoint, commit: string) {
   const m = machine();
-  p.measured = { date: m.date, commit: await commitId(), machine: `${m.cores} cores, ${m.mem}`, load: loadAvg() };
+  p.measured = { date: m.date, commit, machine: `${m.cores} cores, ${m.mem}`, load: loadAvg() };
   const file = new URL("reconcile-cost.json", DIR);
   let points: CurvePoint[] = [];
   try {

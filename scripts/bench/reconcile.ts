@@ -19,6 +19,7 @@ import * as fleetBench from "./fleet.ts";
 import { seedBulkFleet } from "./bulk-fleet.ts";
 import { type IsolatedRun, runIsolated } from "./isolate.ts";
 import { recordCurvePoint } from "./reconcile-curve.ts";
+import { commitId } from "./svg.ts";
 
 const { values: args } = parseArgs({ args: Deno.args, options: { keys: { type: "string" } } });
 const KEYS = Number(args.keys ?? Deno.env.get("BENCH_KEYS") ?? 100_000);
@@ -40,6 +41,7 @@ runBench(async () => {
 });
 
 async function run() {
+  const commit = await commitId();
   const db = sql();
   const fleet = await seedBulkFleet(KEYS);
   const { chunks, perInvocation: per } = fleet;
@@ -160,7 +162,7 @@ async function run() {
     worstCpuMs: cpuWorst,
     worstRssMb: rssWorst,
     snapshotBytesPerRow: snapBytes / Math.max(1, snapRows),
-  });
+  }, commit);
 }
 
 function probeRows(probes: { label: string; run: IsolatedRun; litellm: number }[]): (string | number)[][] {
