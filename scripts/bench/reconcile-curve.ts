@@ -47,6 +47,11 @@ export async function recordCurvePoint(p: CurvePoint, commit: string) {
       { name: "first cycle, Postgres CPU", points: points.map((q) => [q.keys, s(q.first.pgCpuMs)]), dashed: true },
       { name: "1% cycle, Postgres CPU", points: points.map((q) => [q.keys, s(q.changed.pgCpuMs)]), dashed: true },
       {
+        name: "targets at 1M: 120 s / 30 s",
+        points: [[points[0].keys, 120], [1_000_000, 120], [1_000_000, 30], [points[0].keys, 30]],
+        dashed: true,
+      },
+      {
         name: "linear (x10 keys = x10 s)",
         points: [[points[0].keys, s(points[0].first.wallMs)], [
           points[points.length - 1].keys,

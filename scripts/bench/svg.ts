@@ -14,7 +14,7 @@ export interface Chart {
   series: Series[];
 }
 
-const W = 760;
+const W = 900;
 const PLOT = { left: 70, top: 40, width: 470, height: 300 };
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
