@@ -6,7 +6,7 @@
 //   vault        secrets project_url and cron_secret exist (their values are never printed; cron_secret is
 //                compared with CRON_SECRET from the env file inside the database, answer match/mismatch)
 //   cron         jobs provision-key-sweep, reconcile-spend, cleanup, ops-sweep, usage-pull, send-notifications,
-//                auto-topup, promo-expiry scheduled and active
+//                auto-topup, promo-expiry, retention-prune scheduled and active
 //   migrations   every supabase/migrations file is recorded in supabase_migrations.schema_migrations
 //   verify_jwt   supabase/config.toml has the intended flag for every function (and no function without one)
 //   env file     every variable the functions require (from _shared/config.ts) is set and well-formed
@@ -50,6 +50,7 @@ const REQUIRED_CRON_JOBS = [
   "send-notifications",
   "auto-topup",
   "promo-expiry",
+  "retention-prune",
 ];
 const REQUIRED_EXTENSIONS = ["pg_cron", "pg_net", "supabase_vault"];
 export const REQUIRED_VAULT_SECRETS = ["project_url", "cron_secret"];

@@ -12,7 +12,9 @@
 // Cycle: `select private.kick_reconcile()` exactly as the pg_cron job does (it queues N = chunks /
 // reconcile_chunks_per_invocation pg_net calls to reconcile-spend, sent concurrently by the stack's pg_net
 // worker), then wait until every chunk's last_finished_at is newer than the cycle start. Mode "direct"
-// invokes the function N times concurrently from here instead of through pg_net. Between cycles, "a minute
+// invokes the function N times concurrently from here instead of through pg_net; mode "process" runs each
+// invocation in a Deno process of its own (scripts/bench/isolate.ts), PROCESS_CONCURRENCY at a time, and keeps
+// each one's CPU time and peak RSS. Between cycles, "a minute
 // passes" by moving every chunk's last_finished_at back 2 minutes.
 import {
   BenchError,
@@ -26,6 +28,7 @@ import {
   litellmAdmin,
   mb,
   ms,
+  pool,
   resetFunctionStats,
   rssSampler,
   runId,
@@ -36,9 +39,11 @@ import {
   stackCpu,
   stackPids,
 } from "./common.ts";
+import { type IsolatedRun, runIsolated } from "./isolate.ts";
 
 const BATCH = 5_000;
 const CYCLE_TIMEOUT_MS = 300_000;
+const PROCESS_CONCURRENCY = 4;
 const DISABLED_SECRET = "project_url:bench-disabled";
 
 /** Mulberry32: reproducible spend values. */
@@ -335,7 +340,10 @@ export interface CycleResult {
   gwInvocations: number;
   rss: { baseline: number | null; peak: number | null; end: number | null };
   cpu: StackCpu;
+  isolated: IsolatedRun[]; // mode "process": each invocation's own figures
 }
+
+export type CycleMode = "pg_net" | "direct" | "process";
 
 /** Low-balance alert events so far (null when the product has no alert table). */
 async function alertEvents(): Promise<number | null> {
@@ -346,7 +354,7 @@ async function alertEvents(): Promise<number | null> {
 }
 
 /** One reconcile cycle: kick (through pg_net, or direct), wait for every chunk, collect the numbers. */
-export async function cycle(label: string, mode: "pg_net" | "direct" = "pg_net"): Promise<CycleResult> {
+export async function cycle(label: string, mode: CycleMode = "pg_net"): Promise<CycleResult> {
   const db = sql();
   const pids = stackPids();
   await litellmAdmin("/admin/stats/reset", {});
@@ -365,18 +373,21 @@ export async function cycle(label: string, mode: "pg_net" | "direct" = "pg_net")
 
   let invocations: number;
   let direct: Promise<{ status: number; body: InvocationReport | null }[]> | null = null;
+  const isolatedRuns: IsolatedRun[] = [];
   if (mode === "pg_net") {
     [{ n: invocations }] = await db<{ n: number }[]>`select private.kick_reconcile() as n`;
   } else {
     const [{ per }] = await db<{ per: number }[]>`
       select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
     invocations = Math.ceil(chunks / per);
-    direct = Promise.all(
-      Array.from(
-        { length: invocations },
-        (_, i) => invokeFunction("reconcile-spend", { source: "bench", slot: i + 1 }),
-      ),
-    );
+    const slots = Array.from({ length: invocations }, (_, i) => ({ source: "bench", slot: i + 1 }));
+    direct = mode === "direct"
+      ? Promise.all(slots.map((b) => invokeFunction("reconcile-spend", b)))
+      : pool(slots, PROCESS_CONCURRENCY, async (b) => {
+        const r = await runIsolated("reconcile-spend", b);
+        isolatedRuns.push(r);
+        return r;
+      });
   }
 
   // Every chunk finished after the start, or every invocation over (then some chunk failed), or timeout.
@@ -467,6 +478,7 @@ export async function cycle(label: string, mode: "pg_net" | "direct" = "pg_net")
     gwInvocations: fn?.invocations ?? 0,
     rss,
     cpu,
+    isolated: isolatedRuns,
   };
 }
 

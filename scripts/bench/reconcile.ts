@@ -1,23 +1,37 @@
-// bench:reconcile — one full reconcile cycle over 100,000 keys, then a cycle where 1% of the keys spent.
+// bench:reconcile — the reconcile cost at N keys: a first cycle (every key new to us), then a cycle where 1% of
+// the keys spent; the point is added to the cost curve (docs/charts/reconcile-cost.svg).
+//   npm run bench:reconcile -- --keys 1000000      (default 100000; BENCH_CHANGE_PCT=1)
 //
-// Setup (not measured): pg_cron's jobs are paused so only the benchmark starts work, and 100,000 users with
-// active keys are seeded in our database and on the LiteLLM emulator (scripts/bench/fleet.ts).
-// Cycles: `select private.kick_reconcile()` as the pg_cron job does (fleet.ts, cycle());
-// BENCH_RECONCILE_MODE=direct invokes the function N times concurrently from here instead of through pg_net.
-//
+// Setup (not measured): pg_cron's jobs paused so only the benchmark starts work; N users with active keys
+// seeded in bulk in our database and on the LiteLLM emulator (scripts/bench/bulk-fleet.ts).
+// Cycles: `select private.kick_reconcile()` as the pg_cron job does (fleet.ts, cycle()), invocations through
+// pg_net and the local gateway; BENCH_RECONCILE_MODE=direct (from here) or process (each in its own process).
 // Measured per cycle: wall time, LiteLLM requests (emulator /admin/stats), SQL round trips (sum of the
-// invocations' own sql_round_trips), rows written (snapshots inserted; api_keys rows whose current version
-// was written during the cycle, by xmin), CPU/RSS (gateway /_stack/functions/stats, plus /proc sampling of
-// the gateway, emulator and Postgres processes). Then an isolated probe: a single invocation of
-// reconcile_chunks_per_invocation chunks with every key changed (the worst case), alone on the machine, so
-// its CPU and RSS growth are its own (locally every function shares ONE Deno process, the gateway).
-//   npm run bench:reconcile      (BENCH_KEYS=100000 BENCH_CHANGE_PCT=1)
+// invocations' own sql_round_trips), rows written (snapshots inserted; api_keys rows whose current version was
+// written during the cycle, by xmin), Postgres CPU (/proc of the postmaster and its backends).
+// Per invocation, in isolation: one reconcile-spend invocation in a Deno process of its own
+// (scripts/bench/isolate.ts) over reconcile_chunks_per_invocation chunks whose keys are all new (the worst
+// case: what every cycle-1 invocation does), and the same after cycle 2 (nothing changed). CPU is CPU time,
+// so other load on the machine does not inflate it.
+import { parseArgs } from "node:util";
 import { int, litellmAdmin, mb, ms, pool, printMachine, runBench, secs, sql, table, verdict } from "./common.ts";
 import * as fleetBench from "./fleet.ts";
+import { seedBulkFleet } from "./bulk-fleet.ts";
+import { type IsolatedRun, runIsolated } from "./isolate.ts";
+import { recordCurvePoint } from "./reconcile-curve.ts";
+import { commitId } from "./svg.ts";
 
-const KEYS = Number(Deno.env.get("BENCH_KEYS") ?? 100_000);
+const { values: args } = parseArgs({ args: Deno.args, options: { keys: { type: "string" } } });
+const KEYS = Number(args.keys ?? Deno.env.get("BENCH_KEYS") ?? 100_000);
 const CHANGE_PCT = Number(Deno.env.get("BENCH_CHANGE_PCT") ?? 1);
-const MODE = Deno.env.get("BENCH_RECONCILE_MODE") === "direct" ? "direct" : "pg_net";
+const MODE = (["direct", "process"] as const).find((m) => m === Deno.env.get("BENCH_RECONCILE_MODE")) ?? "pg_net";
+
+// The issue's targets at 1,000,000 keys (printed at every N; a smaller fleet must meet them too).
+const FIRST_CYCLE_MS = 120_000;
+const CHANGED_CYCLE_MS = 30_000;
+const MAX_CPU_MS = 1_500;
+const MAX_RSS_MB = 150;
+const MAX_REQUESTS = 1_001;
 
 runBench(async () => {
   printMachine(
@@ -27,104 +41,148 @@ runBench(async () => {
 });
 
 async function run() {
+  const commit = await commitId();
   const db = sql();
-  const { rawKeys, chunks, perInvocation: per } = await fleetBench.seedFleet(KEYS);
+  const fleet = await seedBulkFleet(KEYS);
+  const { chunks, perInvocation: per } = fleet;
 
-  // --- isolated probe first, while the gateway is fresh: one invocation alone, worst case (every key of its
-  // chunks is new to us). Its chunks' spend is then reset on our side so cycle 1 still sees every key new. ---
+  // Isolated probe: one invocation, worst case (every key of its chunks new to us); those chunks' spend is
+  // then reset on our side so that cycle 1 still sees every key new.
   const probeChunks = Array.from({ length: per }, (_, i) => i + 1).filter((c) => c < chunks);
   const probe = async (label: string) => {
     await fleetBench.dueOnly(probeChunks, chunks);
-    return await fleetBench.isolated("reconcile-spend", { source: "bench-probe" }, label);
+    await litellmAdmin("/admin/stats/reset", {});
+    const r = await runIsolated("reconcile-spend", { source: "bench-probe" });
+    const ll = await litellmAdmin("/admin/stats");
+    return { label, run: r, litellm: ll.total as number };
   };
-  const worst = await probe(`one invocation alone, ${probeChunks.length} chunks, every key new (fresh gateway)`);
+  const worst = await probe(`one invocation, ${probeChunks.length} chunks, every key new`);
   await db`update public.api_keys set spend = 0, spend_observed_at = null, litellm_blocked = null
             where reconcile_chunk = any(${probeChunks}::int[]) and status = 'active'`;
 
-  // --- cycle 1: everything changed since our database has never seen these keys' spend ---
   await fleetBench.nextMinute();
   const c1 = await fleetBench.cycle("cycle 1: every key new to us", MODE);
 
-  // --- cycle 2: 1% of the keys spent something ---
+  // 1% of the keys spent something (distinct keys: rows changed = this count).
   const change = Math.round((KEYS * CHANGE_PCT) / 100);
   const picked = new Set<number>();
   const pick = fleetBench.rng(42);
-  while (picked.size < change) picked.add(Math.floor(pick() * rawKeys.length));
+  while (picked.size < change) picked.add(Math.floor(pick() * KEYS));
   const tc = performance.now();
   await pool([...picked], 32, async (i) => {
-    await litellmAdmin("/admin/spend", { key: rawKeys[i], add: 0.0125 });
+    await litellmAdmin("/admin/spend", { key: fleet.keyOf(i), add: 0.0125 });
   });
-  console.log(
-    `setup: spend added to ${int(change)} keys on the emulator (/admin/spend) in ${ms(performance.now() - tc)}`,
-  );
+  console.log(`setup: spend added to ${int(change)} keys on the emulator in ${secs(performance.now() - tc)}`);
   await fleetBench.nextMinute();
   const c2 = await fleetBench.cycle(`cycle 2: ${CHANGE_PCT}% of keys changed`, MODE);
 
-  const idle = await probe(`one invocation alone, ${probeChunks.length} chunks, nothing changed`);
-
+  const idle = await probe(`one invocation, ${probeChunks.length} chunks, nothing changed`);
+  // Storage per row of the tables a cycle appends to (indexes included), for the growth per day.
+  const sizes: { name: string; bytes: number; n: number }[] = [];
+  for (const name of ["public.spend_snapshots", "private.reconcile_runs", "net._http_response"]) {
+    const [r] = await db.unsafe(
+      `select pg_total_relation_size('${name}')::float8 as bytes, (select count(*) from ${name})::int as n`,
+    );
+    sizes.push({ name, bytes: r.bytes, n: r.n });
+  }
+  const snap = sizes.find((x) => x.name === "public.spend_snapshots")!;
+  const [snapBytes, snapRows] = [snap.bytes, snap.n];
   // --- report ---
   console.log("");
   const cyc = [c1, c2];
   table(["per cycle", ...cyc.map((c) => c.label)], fleetBench.cycleRows(cyc, KEYS));
   console.log("");
   const probes = [worst, idle];
-  table(["isolated invocation", ...probes.map((p) => p.label)], [
-    [
-      "chunks / keys / snapshots",
-      ...probes.map((p) => `${p.report?.chunks} / ${int(p.report?.keys ?? NaN)} / ${int(p.report?.snapshots ?? NaN)}`),
-    ],
-    ...fleetBench.isolatedRows(probes),
-  ]);
+  table(["one invocation in its own process", ...probes.map((p) => p.label)], probeRows(probes));
+  for (const t of sizes) {
+    console.log(
+      `${t.name}: ${int(t.n)} rows, ${mb(t.bytes / 1048576)} with indexes (${
+        int(t.bytes / Math.max(1, t.n))
+      } bytes per row)`,
+    );
+  }
 
-  const changedKeys = change;
-  const c2Ok = c2.snapshots >= changedKeys * 0.9 && c2.snapshots <= changedKeys * 1.1 &&
-    c2.keysUpdated <= changedKeys * 1.1 &&
-    c2.keysUpdated >= changedKeys * 0.9;
-  const cpuWorst = fleetBench.isolatedCpu(worst);
-  const rssWorst = worst.rss.peak ?? worst.fn?.max_rss_mb ?? NaN;
-  const rssGrowth = (worst.rss.peak ?? NaN) - (worst.rss.baseline ?? NaN);
+  const worstRuns = [worst.run, idle.run, ...c1.isolated, ...c2.isolated];
+  const cpuWorst = Math.max(...worstRuns.map((r) => r.cpu_ms));
+  const rssWorst = Math.max(...worstRuns.map((r) => r.rss_peak_mb));
+  const requests = Math.max(c1.litellmRequests, c2.litellmRequests);
+  const writesOk = (c: fleetBench.CycleResult, changed: number) => c.snapshots === changed && c.keysUpdated === changed;
+  const allDone = c1.chunksDone === c1.chunks && c2.chunksDone === c2.chunks;
   console.log("");
+  console.log(`targets (the issue's, stated for 1,000,000 keys) at ${int(KEYS)} keys:`);
   table(["target", "measured", "result"], [
     [
-      "full cycle <= 60 s (cycle 1)",
-      secs(c1.wallMs),
-      verdict(c1.chunksDone === c1.chunks && c1.wallMs <= 60_000),
+      `1%-changed cycle <= ${secs(CHANGED_CYCLE_MS)}`,
+      secs(c2.wallMs),
+      verdict(allDone && c2.wallMs <= CHANGED_CYCLE_MS),
     ],
+    [`first cycle <= ${secs(FIRST_CYCLE_MS)}`, secs(c1.wallMs), verdict(allDone && c1.wallMs <= FIRST_CYCLE_MS)],
     [
       "every chunk done in each cycle",
       `${c1.chunksDone}/${c1.chunks}, ${c2.chunksDone}/${c2.chunks}`,
-      verdict(c1.chunksDone === c1.chunks && c2.chunksDone === c2.chunks),
+      verdict(allDone),
     ],
     [
-      "<= 1,100 LiteLLM requests per cycle",
+      `<= ${int(MAX_REQUESTS)} LiteLLM requests per cycle`,
       `${int(c1.litellmRequests)}, ${int(c2.litellmRequests)}`,
-      verdict(Math.max(c1.litellmRequests, c2.litellmRequests) <= 1100),
-    ],
-    ["no invocation above 1,500 ms CPU (isolated worst case)", ms(cpuWorst), verdict(cpuWorst <= 1500)],
-    [
-      "  same, as the gateway reports it in the concurrent cycle (process-wide)",
-      ms(c1.gwMaxCpuMs ?? NaN),
-      verdict((c1.gwMaxCpuMs ?? Infinity) <= 1500),
+      verdict(requests <= MAX_REQUESTS),
     ],
     [
-      "no invocation above 150 MB RSS (whole gateway process, isolated worst case)",
-      mb(rssWorst),
-      verdict(rssWorst <= 150),
-    ],
-    ["  RSS growth during that invocation", `+${mb(rssGrowth)}`, verdict(rssGrowth <= 150)],
-    [
-      "  whole gateway process during the concurrent cycle 1",
-      mb(c1.rss.peak ?? c1.gwMaxRssMb),
-      verdict((c1.rss.peak ?? c1.gwMaxRssMb ?? Infinity) <= 150),
+      "rows written == rows changed (snapshots and api_keys rows; cycle 1: every key, cycle 2: the changed keys)",
+      `${int(c1.snapshots)}+${int(c1.keysUpdated)} for ${int(fleet.active)}; ${int(c2.snapshots)}+${
+        int(c2.keysUpdated)
+      } for ${int(change)}`,
+      verdict(writesOk(c1, fleet.active) && writesOk(c2, change)),
     ],
     [
-      `second cycle writes about ${CHANGE_PCT}% of rows (${int(changedKeys)} keys changed)`,
-      `${int(c2.snapshots)} snapshots, ${int(c2.keysUpdated)} keys updated`,
-      verdict(c2Ok),
+      `no invocation > ${int(MAX_CPU_MS)} ms CPU (own process, CPU time)`,
+      ms(cpuWorst),
+      verdict(cpuWorst <= MAX_CPU_MS),
     ],
+    [`no invocation > ${MAX_RSS_MB} MB (own process, peak RSS)`, mb(rssWorst), verdict(rssWorst <= MAX_RSS_MB)],
   ]);
-  console.log(
-    "RSS note: locally every function runs in ONE Deno process (the gateway, which also runs Auth, REST and the",
-  );
-  console.log("pg_net worker), so RSS is that whole process; on hosted Supabase each function has its own isolate.");
+
+  await recordCurvePoint({
+    keys: KEYS,
+    chunks,
+    mode: MODE,
+    first: {
+      wallMs: c1.wallMs,
+      requests: c1.litellmRequests,
+      sqlRoundTrips: c1.sqlRoundTrips,
+      pgCpuMs: c1.cpu.postgres,
+    },
+    changed: {
+      wallMs: c2.wallMs,
+      requests: c2.litellmRequests,
+      sqlRoundTrips: c2.sqlRoundTrips,
+      pgCpuMs: c2.cpu.postgres,
+      rowsWritten: c2.snapshots + c2.keysUpdated,
+    },
+    worstCpuMs: cpuWorst,
+    worstRssMb: rssWorst,
+    snapshotBytesPerRow: snapBytes / Math.max(1, snapRows),
+  }, commit);
+}
+
+function probeRows(probes: { label: string; run: IsolatedRun; litellm: number }[]): (string | number)[][] {
+  return [
+    ["status / outcome", ...probes.map((p) => `${p.run.status} / ${p.run.body?.outcome ?? "-"}`)],
+    [
+      "chunks / keys / snapshots",
+      ...probes.map((p) =>
+        `${p.run.body?.chunks} / ${int(p.run.body?.keys ?? NaN)} / ${int(p.run.body?.snapshots ?? NaN)}`
+      ),
+    ],
+    [
+      "LiteLLM requests / SQL round trips",
+      ...probes.map((p) => `${p.litellm} / ${p.run.body?.sql_round_trips ?? "n/a"}`),
+    ],
+    ["wall time", ...probes.map((p) => ms(p.run.wall_ms))],
+    ["CPU time of the call (user + system)", ...probes.map((p) => ms(p.run.cpu_ms))],
+    [
+      "RSS before the call -> peak (VmHWM)",
+      ...probes.map((p) => `${mb(p.run.rss_before_mb)} -> ${mb(p.run.rss_peak_mb)}`),
+    ],
+  ];
 }

@@ -39,6 +39,14 @@ const schemas = {
       blocked: z.boolean().optional(),
     })).min(1).max(200_000),
   }),
+  // Only for bench:reconcile at 1,000,000 keys: keys `${prefix}${i}` (i zero-padded to 9 digits) for i in
+  // [from, from + count), spend a fixed function of i (bulkSpend), so the benchmark's SQL can make the same keys.
+  bulkSeed: z.object({
+    prefix: z.string().regex(/^sk-[A-Za-z0-9_-]{8,40}$/),
+    from: z.number().int().min(0),
+    count: z.number().int().min(1).max(2_000_000),
+    max_budget: amount.optional(),
+  }),
   // Only for bench.ts: random keys with random database spend.
   seed: z.object({
     count: z.number().int().min(0).max(2_000_000),
@@ -46,6 +54,9 @@ const schemas = {
     spend_max: amount.optional(),
   }),
 };
+
+/** The spend of bulk-seeded key i: 0.01 to 1.99 USD in whole micro-USD, spread by a multiplicative hash. */
+export const bulkSpend = (i: number) => (10_000 + ((i * 2654435761) % 1_980_000)) / 1e6;
 
 export function adminHandler(state: EmulatorState, main: MainListener) {
   const { store } = state;
@@ -95,6 +106,15 @@ export function adminHandler(state: EmulatorState, main: MainListener) {
     },
     "POST /admin/flush": () => ({ flushed: state.flush() }),
     "POST /admin/import": (b) => insertAll(parse(schemas.import, b).keys),
+    "POST /admin/bulk-seed": (b) => {
+      const d = parse(schemas.bulkSeed, b);
+      let created = 0;
+      for (let i = d.from; i < d.from + d.count; i++) {
+        const key = `${d.prefix}${String(i).padStart(9, "0")}`;
+        if (store.insert(newRow({ key, max_budget: d.max_budget, spend: bulkSpend(i) }))) created++;
+      }
+      return { keys_created: created, total_keys: store.size };
+    },
     "POST /admin/seed": (b) => {
       const d = parse(schemas.seed, b);
       const spendMax = d.spend_max ?? d.max_budget ?? 1;
