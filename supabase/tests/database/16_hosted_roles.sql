@@ -203,11 +203,13 @@ select is_empty(
         and n.nspname not like 'pg\_temp%' and n.nspname not like 'pg\_toast\_temp%'
         and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
         and not coalesce(p.proconfig && array['search_path=""'], false)
-        -- Two deliberate exceptions: security-invoker SQL functions whose every name is schema-qualified and
-        -- which the planner must inline into the my_* views and the alert triggers (a SET clause prevents
-        -- inlining: about 4x slower for 1,000 users; migration 20261126000600). The tests schema is never deployed.
-        and p.oid not in ('public.remaining_credit(uuid)'::regprocedure, 'public.percent_left(numeric, numeric)'::regprocedure) $$,
-  'every function of ours but remaining_credit and percent_left sets search_path = '''' (lint function_search_path_mutable)'
+        -- Three deliberate exceptions: security-invoker SQL functions whose every name is schema-qualified and
+        -- which the planner must inline into the my_* views, the alert triggers and reconcile's batch (a SET
+        -- clause prevents inlining: about 4x slower for 1,000 users; migrations 20261126000600, 20261202001020).
+        -- The tests schema is never deployed.
+        and p.oid not in ('public.remaining_credit(uuid)'::regprocedure, 'public.percent_left(numeric, numeric)'::regprocedure,
+                          'public.key_target(uuid)'::regprocedure) $$,
+  'every function of ours but remaining_credit, percent_left and key_target sets search_path = '''' (lint function_search_path_mutable)'
 );
 select is_empty(
   $$ select distinct c.oid::regclass::text
