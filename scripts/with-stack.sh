@@ -9,7 +9,9 @@ ROOT=$PWD
 profile=${STACK_PROFILE:-test}
 case "$profile" in
   test) base=4; llm=4010 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack, 54429 pooler
-  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} ;;  # 54521, 54522, 54523, 4020, 54530, 54529
+  # Benchmarks measure reconcile, payments and provisioning, not email delivery: no email provider (an empty
+  # EMAIL_API_KEY), so a fleet crossing its low-balance levels queues notifications but sends no emails.
+  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} EMAIL_API_KEY=${EMAIL_API_KEY-} ;;  # 54521, 54522, 54523, 4020, 54530, 54529
   *) echo "with-stack: unknown STACK_PROFILE $profile"; exit 2 ;;
 esac
 export STACK_LOCAL_DIR=${STACK_LOCAL_DIR:-"$ROOT/.local/$profile"}

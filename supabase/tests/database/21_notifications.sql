@@ -2,7 +2,7 @@
 -- (duplicate webhooks, re-run rotation steps, later reconcile runs), RLS (own rows, read_at only), and the
 -- email outbox (one per notification, lease, back-off, give up, skip, never two sends).
 begin;
-select plan(56);
+select plan(57);
 
 select tests.use_test_vault_secrets();
 update private.settings set value = '0' where key = 'rotation_settle_seconds';
@@ -52,6 +52,25 @@ select results_eq(
        from public.notifications n where n.user_id = '21000000-0000-4000-8000-00000000000a' $$,
   'one pending email per notification, with its own idempotency key');
 select is(pg_temp.kicks(), 1, 'the notification asked pg_net to call send-notifications (sent after commit)');
+-- Another notification (with its email) while that call still waits in the queue; undone afterwards (a
+-- subtransaction), so the rest of this file sees one notification.
+create function pg_temp.kicks_after_another_notification() returns integer language plpgsql as $$
+declare
+  v_kicks integer;
+begin
+  perform private.notify('21000000-0000-4000-8000-00000000000a', 'low_balance', 'while-queued', 't', 'b');
+  if not exists (select 1 from private.notification_emails e join public.notifications n on n.id = e.notification_id
+                  where n.event_key = 'while-queued') then
+    return null; -- no email queued: nothing to show
+  end if;
+  v_kicks := pg_temp.kicks();
+  raise exception 'undo' using errcode = 'P0001';
+exception when sqlstate 'P0001' then
+  return v_kicks;
+end
+$$;
+select is(pg_temp.kicks_after_another_notification(), 1,
+          'another email queued while that call waits in pg_net''s queue asks for no second call (the waiting one sends it)');
 select tests.create_user('21000000-0000-4000-8000-00000000000c', '');
 select isnt(private.notify('21000000-0000-4000-8000-00000000000c', 'low_balance', 'no-address', 't', 'b'), null,
             'a user without an email address is notified ...');
