@@ -137,10 +137,11 @@ revoke all on table private.notification_emails from public, anon, authenticated
 
 -- New notifications: one email each for users with an address, and a pg_net call to send them (queued by
 -- pg_net, sent after commit; private.invoke_function never raises, so the money path cannot fail here).
--- One call waiting in pg_net's queue is enough: the run it starts sends every due email in batches, and the
--- cron sweep takes what is left. Without that, a reconcile cycle in which thousands of users cross a
--- low-balance level (one statement per chunk of 1,000 keys) queued a call per chunk, each a function run,
--- ahead of the next cycle's reconcile calls in the same queue (bench:reconcile).
+-- Low-balance notifications come in bulk from reconcile (one statement per chunk of 1,000 keys; a cycle in
+-- which thousands of users cross a level queued a call per chunk, each a function run, ahead of the next
+-- cycle's reconcile calls in pg_net's queue: bench:reconcile). For them one call waiting in the queue is
+-- enough: its run sends what is due, and an email committed after that run's claim waits for the cron sweep
+-- (a minute at most). Every other kind (receipts, top-ups, disputes, rotations) asks for its own call.
 create function private.queue_notification_emails() returns trigger
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -152,7 +153,9 @@ begin
    where coalesce(u.email, '') <> ''
   on conflict (notification_id) do nothing;
   get diagnostics v_queued = row_count;
-  if v_queued > 0 and not exists (select 1 from net.http_request_queue q where q.url like '%/functions/v1/send-notifications') then
+  if v_queued > 0
+     and (exists (select 1 from new_rows n where n.kind <> 'low_balance')
+          or not exists (select 1 from net.http_request_queue q where q.url like '%/functions/v1/send-notifications')) then
     perform private.invoke_function('send-notifications', '{"source":"notify"}'::jsonb);
   end if;
   return null;

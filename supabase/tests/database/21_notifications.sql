@@ -2,7 +2,7 @@
 -- (duplicate webhooks, re-run rotation steps, later reconcile runs), RLS (own rows, read_at only), and the
 -- email outbox (one per notification, lease, back-off, give up, skip, never two sends).
 begin;
-select plan(57);
+select plan(58);
 
 select tests.use_test_vault_secrets();
 update private.settings set value = '0' where key = 'rotation_settle_seconds';
@@ -54,11 +54,11 @@ select results_eq(
 select is(pg_temp.kicks(), 1, 'the notification asked pg_net to call send-notifications (sent after commit)');
 -- Another notification (with its email) while that call still waits in the queue; undone afterwards (a
 -- subtransaction), so the rest of this file sees one notification.
-create function pg_temp.kicks_after_another_notification() returns integer language plpgsql as $$
+create function pg_temp.kicks_after_another_notification(p_kind text) returns integer language plpgsql as $$
 declare
   v_kicks integer;
 begin
-  perform private.notify('21000000-0000-4000-8000-00000000000a', 'low_balance', 'while-queued', 't', 'b');
+  perform private.notify('21000000-0000-4000-8000-00000000000a', p_kind, 'while-queued', 't', 'b');
   if not exists (select 1 from private.notification_emails e join public.notifications n on n.id = e.notification_id
                   where n.event_key = 'while-queued') then
     return null; -- no email queued: nothing to show
@@ -69,8 +69,10 @@ exception when sqlstate 'P0001' then
   return v_kicks;
 end
 $$;
-select is(pg_temp.kicks_after_another_notification(), 1,
-          'another email queued while that call waits in pg_net''s queue asks for no second call (the waiting one sends it)');
+select is(pg_temp.kicks_after_another_notification('low_balance'), 1,
+          'a low-balance email queued while that call waits in pg_net''s queue asks for no second call (reconcile''s bulk)');
+select is(pg_temp.kicks_after_another_notification('auto_topup_failed'), 2,
+          'any other kind asks for its own call (sent at once, whatever is queued)');
 select tests.create_user('21000000-0000-4000-8000-00000000000c', '');
 select isnt(private.notify('21000000-0000-4000-8000-00000000000c', 'low_balance', 'no-address', 't', 'b'), null,
             'a user without an email address is notified ...');
