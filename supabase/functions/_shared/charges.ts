@@ -41,7 +41,9 @@ async function applyVerified(tx: Transaction, deliveryId: string | null): Promis
   let push = "skipped";
   let saved = false;
   if (r.outcome === "credited" || r.outcome === "duplicate") {
-    if (tx.authorization) {
+    // Only a reusable authorization can be saved (private.save_payment_method refuses the rest): mobile money
+    // and bank payments skip the round trip.
+    if (tx.authorization?.reusable === true) {
       const [s] = await sql<{ id: string | null }[]>`
         select private.save_payment_method(${tx.reference}, ${sql.json(tx.authorization as never)}) as id`;
       saved = s.id !== null;
