@@ -171,8 +171,15 @@ $$;
 -- blocks the key. It could go below 0 only through rotation: LiteLLM lets a key's last request overshoot
 -- its budget, so a retired key's spend can exceed the ledger by that overshoot. Minus the key's spend_offset:
 -- LiteLLM counts spend from its own counter, which a reset restarted lower (20261202000500).
-create function private.key_target_budget(p_key_id uuid) returns numeric
-language sql stable security definer set search_path = '' as $$
+--
+-- The definition is public.key_target, a table function with no SET clause and every name schema-qualified,
+-- so the planner inlines it into a calling query (as public.remaining_credit is: 20261126000600). Reconcile
+-- joins it for every key of a chunk each cycle (issue 18, bench:reconcile at 1,000,000 keys): a SECURITY
+-- DEFINER function with SET search_path runs each call as a separate execution and cannot be inlined, a
+-- million calls a cycle. private.key_target_budget returns its row, so both stay one definition. It is
+-- executable by service_role only (and by the definer functions' owner).
+create function public.key_target(p_key_id uuid) returns table (target numeric)
+language sql stable as $$
   select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
     else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
                    - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
@@ -180,6 +187,13 @@ language sql stable security definer set search_path = '' as $$
                    - k.spend_offset)
     end
   from public.api_keys k where k.id = p_key_id
+$$;
+revoke execute on function public.key_target(uuid) from public, anon, authenticated;
+grant execute on function public.key_target(uuid) to service_role;
+
+create function private.key_target_budget(p_key_id uuid) returns numeric
+language sql stable security definer set search_path = '' as $$
+  select t.target from public.key_target(p_key_id) t
 $$;
 
 -- LiteLLM confirmed the key exists with this max_budget: the key is usable (provisioning and rotation).

@@ -81,6 +81,7 @@ $$;
 -- Writes a snapshot only where spend or max_budget changed, flags keys changed behind our back, and
 -- returns the keys whose LiteLLM budget or block state differs from ours so the caller can push them.
 -- Spend as reported: reconcile calls private.record_spend_batch (20261202000500), which adds the reset offset.
+-- The targets come from public.key_target joined (inlined into this query), not called per key (20261126000300).
 create function private.record_spend_batch_as_reported(p_chunk integer, p_rows jsonb)
 returns jsonb language plpgsql volatile security definer set search_path = '' as $$
 declare
@@ -130,10 +131,11 @@ begin
            r.token is not null as is_found, r.spend, r.max_budget, r.blocked,
            r.token is not null and (r.spend is distinct from k.spend or r.max_budget is distinct from k.observed_max_budget
                                     or r.blocked is distinct from k.litellm_blocked) as changed,
-           private.key_target_budget(k.id) as target
+           t.target
       from public.api_keys k
       left join jsonb_to_recordset(p_rows) as r(token text, spend numeric, max_budget numeric, blocked boolean)
         on r.token = k.key_token
+      cross join lateral public.key_target(k.id) t
      where k.reconcile_chunk = p_chunk and k.status = 'active'
   ), judged as (
     select s.*,

@@ -205,7 +205,7 @@ select is_empty(
         and not coalesce(p.proconfig && array['search_path=""'], false)
         -- Three deliberate exceptions: security-invoker SQL functions whose every name is schema-qualified and
         -- which the planner must inline into the my_* views, the alert triggers and reconcile's batch (a SET
-        -- clause prevents inlining: about 4x slower for 1,000 users; migrations 20261126000600, 20261202001020).
+        -- clause prevents inlining: about 4x slower for 1,000 users; migrations 20261126000600, 20261126000300).
         -- The tests schema is never deployed.
         and p.oid not in ('public.remaining_credit(uuid)'::regprocedure, 'public.percent_left(numeric, numeric)'::regprocedure,
                           'public.key_target(uuid)'::regprocedure) $$,
