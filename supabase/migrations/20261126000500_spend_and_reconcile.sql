@@ -37,19 +37,30 @@ revoke all on table public.reconcile_chunks from public, anon, authenticated, se
 grant select (chunk, last_finished_at) on table public.reconcile_chunks to authenticated;
 grant select on table public.reconcile_chunks to service_role;
 
+-- The last chunk number (null: no keys). reconcile_chunk is (seq - 1) / 1000 and seq has a unique index, so
+-- this is one step down that index; max(reconcile_chunk), a generated column no full index covers, is a scan
+-- of every key (issue 18, bench:reconcile: kick_reconcile once a minute and every claim, quadratic in keys).
+create function private.last_reconcile_chunk() returns integer
+language sql stable security definer set search_path = '' as $$
+  select ((max(k.seq) - 1) / 1000)::integer from public.api_keys k
+$$;
+
 -- Claim up to p_max due chunks; returns each chunk with the LiteLLM tokens (sha256) of its live keys.
 -- p_force: due or not (an operator's "reconcile now"); p_user_id: only the chunks holding that user's
--- keys, due or not (`npm run admin -- reconcile <user>`).
+-- keys, due or not (`npm run admin -- reconcile <user>`). Chunk rows are created densely from 0 and never
+-- deleted, so they are created only when the last chunk's row is missing (not a thousand conflicting
+-- inserts per invocation).
 create function private.claim_reconcile_chunks(p_max integer default 10, p_lease_seconds integer default 120,
                                                           p_force boolean default false, p_user_id uuid default null)
 returns table (chunk integer, keys jsonb)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_interval numeric := private.setting_numeric('reconcile_interval_seconds');
+  v_last integer := private.last_reconcile_chunk();
 begin
-  insert into public.reconcile_chunks (chunk)
-  select generate_series(0, max(k.reconcile_chunk)) from public.api_keys k having max(k.reconcile_chunk) is not null
-  on conflict do nothing;
+  if v_last is not null and not exists (select 1 from public.reconcile_chunks c where c.chunk = v_last) then
+    insert into public.reconcile_chunks (chunk) select generate_series(0, v_last) on conflict do nothing;
+  end if;
 
   return query
   with due as (
@@ -251,12 +262,10 @@ $$;
 create function private.kick_reconcile() returns integer
 language plpgsql volatile security definer set search_path = '' as $$
 declare
-  v_chunks integer;
+  v_chunks integer := coalesce(private.last_reconcile_chunk() + 1, 0);
   v_per integer := private.setting_numeric('reconcile_chunks_per_invocation')::integer;
-  v_calls integer;
+  v_calls integer := ceil(v_chunks::numeric / v_per)::integer;
 begin
-  select coalesce(max(reconcile_chunk) + 1, 0) into v_chunks from public.api_keys;
-  v_calls := ceil(v_chunks::numeric / v_per)::integer;
   for i in 1..v_calls loop
     perform private.invoke_function('reconcile-spend', jsonb_build_object('source', 'cron', 'slot', i));
   end loop;

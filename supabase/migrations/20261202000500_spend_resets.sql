@@ -82,13 +82,18 @@ $$;
 -- monotonic themselves, so no caller can record spend past the reset rule: they call the bodies that take
 -- spend as reported (*_as_reported, 20261126000500 and 20261126001200) with the spend as we record it
 -- (offset added), so snapshots, late spend of retired keys, drift (against the offset-lowered target) and
--- alerts all follow.
+-- alerts all follow. A key with an offset is rare: the chunk's keys (one index range) are checked first,
+-- and the offsets are looked up by token only when one of them has one (issue 18).
 create function private.record_spend_batch(p_chunk integer, p_rows jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_resets integer := private.detect_spend_resets(p_chunk, p_rows);
+  v_rows jsonb := p_rows;
 begin
-  return private.record_spend_batch_as_reported(p_chunk, private.offset_spend_rows(p_rows)) || jsonb_build_object('resets', v_resets);
+  if exists (select 1 from public.api_keys k where k.reconcile_chunk = p_chunk and k.reconciled and k.spend_offset > 0) then
+    v_rows := private.offset_spend_rows(p_rows);
+  end if;
+  return private.record_spend_batch_as_reported(p_chunk, v_rows) || jsonb_build_object('resets', v_resets);
 end
 $$;
 

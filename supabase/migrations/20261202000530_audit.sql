@@ -25,7 +25,7 @@ $$;
 -- The last chunk number (-1: no keys).
 create function private.audit_last_chunk() returns integer
 language sql stable security definer set search_path = '' as $$
-  select coalesce(max(k.reconcile_chunk), -1) from public.api_keys k
+  select coalesce(private.last_reconcile_chunk(), -1)
 $$;
 
 -- p_rows: what LiteLLM returned for the chunk's keys ([{token, spend, max_budget, blocked}]). Money as text.

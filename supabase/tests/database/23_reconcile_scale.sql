@@ -1,6 +1,7 @@
--- Reconcile at scale (20261202001000): the last chunk from the seq index, chunk rows created when a new chunk
--- appears, the low-balance trigger's changed-key set (EXCEPT) in a many-row update, and offsets applied by
--- record_spend_batch only where a key of the chunk has one.
+-- Reconcile at scale (issue 18; migrations 20261126000500, 20261126001000, 20261202000500): the last chunk
+-- from the seq index, chunk rows created when a new chunk appears, the low-balance trigger's changed-key set
+-- (EXCEPT) in a many-row update, and offsets applied by record_spend_batch only where a key of the chunk has
+-- one.
 begin;
 select plan(9);
 
