@@ -48,71 +48,8 @@ $$;
 revoke execute on function public.remaining_credit(uuid) from public, anon;
 grant execute on function public.remaining_credit(uuid) to authenticated, service_role;
 
--- Lots, oldest first: the sign-up credit and free adjustments cost 0; each purchase holds its credit net
--- of refunds / lost disputes and costs its USD value (the pack's, locked at checkout) in proportion to the
--- credit left of it (a lot of unknown USD value costs 0). Deductions (negative adjustments) are consumed
--- first, then spend, lot by lot (product rules, "Savings").
-create view public.my_lots with (security_invoker = true) as
-with lot as (
-  select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
-         l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
-                               where l.payment_id is not null and r.payment_id = l.payment_id and r.id <> l.id), 0)
-           as credit
-    from public.credit_ledger l
-    left join public.payments pm on pm.id = l.payment_id
-   where l.amount > 0
-), priced as (
-  select lot.*, case when lot.payment_id is null then 0::numeric
-                     else coalesce(round(lot.usd_value * lot.credit / lot.bought, 2), 0) end as cost
-    from lot
-), usage as (
-  select u.user_id,
-         coalesce((select -sum(d.amount) from public.credit_ledger d
-                    where d.user_id = u.user_id and d.amount < 0 and d.payment_id is null), 0) as deducted,
-         coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = u.user_id), 0) as spent
-    from (select distinct user_id from lot) u
-), placed as (
-  select priced.*, usage.deducted, usage.spent,
-         coalesce(sum(priced.credit) over (partition by priced.user_id order by priced.created_at, priced.lot_id
-                                           rows between unbounded preceding and 1 preceding), 0) as before
-    from priced join usage using (user_id)
-)
-select user_id, lot_id, kind, plan_code, created_at, credit, cost,
-       least(greatest(deducted + spent - before, 0), credit) - least(greatest(deducted - before, 0), credit) as used,
-       credit - least(greatest(deducted + spent - before, 0), credit) as remaining,
-       case when credit > 0 then cost / credit else 0 end as cost_per_credit,
-       case when credit > 0
-            then round((least(greatest(deducted + spent - before, 0), credit)
-                        - least(greatest(deducted - before, 0), credit)) * cost / credit, 6)
-            else 0 end as cost_of_used
-  from placed;
-
-create view public.my_account with (security_invoker = true) as
-select p.id as user_id,
-       p.email,
-       b.granted,
-       coalesce(g.purchased, 0) as purchased,
-       coalesce(lots.paid, 0) as paid,
-       b.spent,
-       b.remaining,
-       coalesce(lots.cost_of_spend, 0) as cost_of_spend,
-       b.spent - coalesce(lots.cost_of_spend, 0) as savings,
-       b.remaining_percent,
-       live.last_synced_at,
-       -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
-       (live.id is not null and live.status = 'active'
-         and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
-       -- The low-balance banner: the same rule and numbers as the alerts (public.remaining_credit).
-       b.low_balance_level
-  from public.profiles p
-  cross join lateral public.remaining_credit(p.id) b
-  left join lateral (select sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
-                       from public.credit_ledger l where l.user_id = p.id) g on true
-  left join lateral (select sum(ml.cost) as paid, sum(ml.cost_of_used) as cost_of_spend
-                       from public.my_lots ml where ml.user_id = p.id) lots on true
-  left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
-                       from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
-                      where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
+-- public.my_lots (lots, the cost of what was used) and public.my_account, which reads it, are in
+-- 20261202000900_promo_credit.sql: promo credit is spent first, so the lots need the promo redemptions.
 
 -- The user's live key. The full key value is shown only to its owner (RLS on api_keys).
 create view public.my_key with (security_invoker = true) as
@@ -156,10 +93,8 @@ select pm.user_id, pm.reference, pm.paid_at, pm.created_at, pm.plan_code, coales
 revoke all on table public.my_receipts from public, anon, authenticated, service_role;
 grant select on table public.my_receipts to authenticated, service_role;
 
-revoke all on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
-  from public, anon, authenticated, service_role;
-grant select on table public.my_lots, public.my_account, public.my_key, public.my_payments, public.my_daily_usage
-  to authenticated, service_role;
+revoke all on table public.my_key, public.my_payments, public.my_daily_usage from public, anon, authenticated, service_role;
+grant select on table public.my_key, public.my_payments, public.my_daily_usage to authenticated, service_role;
 
 -- Admin views: service_role only (and postgres). They live in public so the admin CLI and REST can read
 -- them with the service key; anon and authenticated have no grant.

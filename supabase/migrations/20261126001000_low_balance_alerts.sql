@@ -194,7 +194,7 @@ select e.id as alert_id, e.user_id, e.level, e.remaining, e.granted, e.crossed_a
 revoke all on table public.admin_alerts from public, anon, authenticated, service_role;
 grant select on table public.admin_alerts to service_role;
 
--- The dashboard banner is public.my_account.low_balance_level (migration 000600), by the same rule.
+-- The dashboard banner is public.my_account.low_balance_level (migration 20261202000900), by the same rule.
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

@@ -94,10 +94,11 @@ select r.user_id, r.ledger_id as lot_id, r.id as redemption_id, r.code, r.redeem
   from r left join open_lot o on o.id = r.id;
 
 -- Lots in consumption order (spend_order): promo lots first (public.my_promo_lots), then the others oldest
--- first. The others: the sign-up credit and free adjustments cost 0; each purchase holds its credit net of
--- refunds / lost disputes and costs its USD value in proportion to the credit left of it. Deductions
+-- first (product rules, "Savings"). The others: the sign-up credit and free adjustments cost 0; each
+-- purchase holds its credit net of refunds / lost disputes and costs its USD value (the pack's, locked at
+-- checkout) in proportion to the credit left of it (a lot of unknown USD value costs 0). Deductions
 -- (negative adjustments) are consumed first from the other lots, then the spend promo credit did not pay.
-create or replace view public.my_lots with (security_invoker = true) as
+create view public.my_lots with (security_invoker = true) as
 with lot as (
   select l.user_id, l.id as lot_id, l.kind, l.created_at, l.payment_id, pm.plan_code, pm.usd_value, pm.credit as bought,
          l.amount + coalesce((select sum(r.amount) from public.credit_ledger r
@@ -145,9 +146,37 @@ select user_id, lot_id, 'promo', null, redeemed_at, credit, 0::numeric, used, cr
        expires_at, expired, n
   from promo;
 
--- (public.my_account reads its paid and cost_of_spend from my_lots: promo lots cost 0, so it needs no change.)
-revoke all on table public.my_promo_lots, public.my_lots from public, anon, authenticated, service_role;
-grant select on table public.my_promo_lots, public.my_lots to authenticated, service_role;
+-- The account the dashboard shows: granted, spent and remaining from public.remaining_credit (20261126000600);
+-- paid and cost_of_spend, so the savings, from my_lots (promo lots cost 0).
+create view public.my_account with (security_invoker = true) as
+select p.id as user_id,
+       p.email,
+       b.granted,
+       coalesce(g.purchased, 0) as purchased,
+       coalesce(lots.paid, 0) as paid,
+       b.spent,
+       b.remaining,
+       coalesce(lots.cost_of_spend, 0) as cost_of_spend,
+       b.spent - coalesce(lots.cost_of_spend, 0) as savings,
+       b.remaining_percent,
+       live.last_synced_at,
+       -- Stale after 3 missed one-minute reconcile cycles (a key not yet synced counts from its activation).
+       (live.id is not null and live.status = 'active'
+         and coalesce(live.last_synced_at, live.activated_at) < now() - interval '3 minutes') as stale,
+       -- The low-balance banner: the same rule and numbers as the alerts (public.remaining_credit).
+       b.low_balance_level
+  from public.profiles p
+  cross join lateral public.remaining_credit(p.id) b
+  left join lateral (select sum(l.amount) filter (where l.kind in ('purchase', 'refund', 'dispute_reversal')) as purchased
+                       from public.credit_ledger l where l.user_id = p.id) g on true
+  left join lateral (select sum(ml.cost) as paid, sum(ml.cost_of_used) as cost_of_spend
+                       from public.my_lots ml where ml.user_id = p.id) lots on true
+  left join lateral (select k.id, k.status, k.activated_at, greatest(k.spend_observed_at, c.last_finished_at) as last_synced_at
+                       from public.api_keys k left join public.reconcile_chunks c on c.chunk = k.reconcile_chunk
+                      where k.user_id = p.id and k.status <> 'retired' limit 1) live on true;
+
+revoke all on table public.my_promo_lots, public.my_lots, public.my_account from public, anon, authenticated, service_role;
+grant select on table public.my_promo_lots, public.my_lots, public.my_account to authenticated, service_role;
 
 -- Moves the checkpoint of every open redemption of the user to now (call under private.lock_user): what
 -- each has used so far is fixed, so a redemption or expiry changes nothing already placed.
