@@ -15,7 +15,7 @@
 -- - the newest budget and block repair of each key stay (what reconcile last did to it).
 -- - the ledger, payments, disputes, spend resets (offsets: money) and audit runs are not pruned.
 -- pg_net's responses (6 hours, as pg_net's own ttl), rejected webhook posts, rate-limit windows and cron's run
--- log keep their rules in the hourly cleanup job (20261126000700); webhook deliveries move here.
+-- log have their rules in the hourly cleanup job, at the end of this file.
 
 insert into private.settings (key, value, description) values
   ('retention_snapshot_full_days', '2',
@@ -150,8 +150,10 @@ $$;
 -- day to look at; 20,000 ids a minute is 28.8 million a day.
 select cron.schedule('retention-prune', '* * * * *', $$ select private.prune_operational() $$);
 
--- The hourly cleanup keeps its other rules; webhook deliveries are pruned above (same ages, bounded, and a
--- disputed payment's deliveries kept).
+-- Housekeeping, hourly: pg_net responses after 6 h (as pg_net does); webhook deliveries, snapshots, runs and
+-- repairs by the prune above (bounded; a disputed payment's deliveries kept); rejected webhook posts after 30
+-- days (20261202000420: the row cap bounds them sooner under a flood); rate-limit windows (20261202000410)
+-- after a day; cron's own run log after 7 days.
 select cron.schedule('cleanup', '17 * * * *', $$
   delete from net._http_response where created < now() - interval '6 hours';
   select private.prune_operational();
