@@ -62,7 +62,41 @@ insert into private.settings (key, value, description) values
    || 'false: they stay flagged deleted_externally for `npm run admin -- recreate`'),
   -- 20261202000600 (currencies and prices)
   ('merchant_name', '"litellm-credits"',
-   'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")')
+   'the seller''s name printed on receipts (npm run admin -- merchant-name set "...")'),
+  -- 20261202000720 (auto top-up)
+  ('auto_topup_max_failures', '2', 'consecutive failed auto top-up charges that switch auto top-up off'),
+  ('auto_topup_batch_size', '20', 'auto top-up attempts one auto-topup run charges or verifies'),
+  ('auto_topup_lease_seconds', '120', 'how long a run holds an attempt before another may pick it up (verify only)'),
+  ('auto_topup_verify_max_tries', '8', 'verifies of a pending auto top-up charge before it is recorded failed'),
+  ('auto_topup_backoff_base_seconds', '30', 'first wait before verifying a pending auto top-up charge again'),
+  ('auto_topup_backoff_cap_seconds', '3600', 'longest wait between verifies of a pending auto top-up charge'),
+  -- 20261202000740 (notification events)
+  ('notification_email_max_attempts', '8', 'send attempts of one notification email before it is given up (failed)'),
+  ('notification_email_backoff_base_seconds', '30', 'first retry delay of an unsent notification email; doubles per attempt'),
+  ('notification_email_backoff_cap_seconds', '3600', 'longest retry delay of an unsent notification email'),
+  ('notification_email_batch_size', '20', 'notification emails one send-notifications run sends at most'),
+  -- 20261202000800 (usage by model)
+  ('usage_pull_days', '2', 'UTC days usage-pull keeps pulling, today included (older days no longer change on LiteLLM)'),
+  ('usage_pull_interval_seconds', '300', 'a day is pulled again this long after its last pull started'),
+  ('usage_pull_pages_per_invocation', '5',
+   'pages (up to 1000 LiteLLM daily rows, about 1.4 MB, each) one usage-pull invocation reads: about 120 ms CPU per page (2 s CPU limit)'),
+  ('usage_request_retention_days', '7', 'request ids of the callback are remembered this long (a request delivered twice counts once)'),
+  ('usage_other_tolerance_usd', '0.000001',
+   'a key whose spend differs from the sum of its models by more than this is listed in admin_usage_gaps'),
+  -- 20261202000900 (promo credit)
+  ('promo_redeem_limit', '10', 'promo code redemption attempts one user may make per window'),
+  ('promo_redeem_window_seconds', '600', 'length of the promo redemption rate-limit window'),
+  ('promo_max_usd', '500', 'the largest amount a promo code may grant'),
+  -- 20261202001010 (retention)
+  ('retention_snapshot_full_days', '2',
+   'spend snapshots older than this are thinned to the last one per key and UTC day (daily usage is unchanged)'),
+  ('retention_webhook_accepted_days', '30',
+   'accepted webhook deliveries (credited, duplicate, ignored, refunded, dispute) are deleted after this many days'),
+  ('retention_webhook_other_days', '90',
+   'other webhook deliveries (rejected, error, received) are deleted after this many days; a disputed payment''s never'),
+  ('retention_reconcile_runs_days', '14', 'reconcile runs are deleted after this many days (the newest successful one stays)'),
+  ('retention_repairs_days', '90', 'budget and block repairs are deleted after this many days (each key''s newest stays)'),
+  ('retention_prune_batch', '20000', 'rows one prune run deletes at most per table')
 on conflict (key) do nothing;
 
 create function private.setting(p_key text) returns jsonb

@@ -22,15 +22,7 @@
 -- Detection is statement triggers on credit_ledger inserts and api_keys spend updates, restricted to users
 -- whose auto top-up is on: reconcile's batches of thousands of keys pay one semi-join with this table.
 --
--- Its settings (auto_topup_*) are rows of private.settings, inserted below.
-
-insert into private.settings (key, value, description) values
-  ('auto_topup_max_failures', '2', 'consecutive failed auto top-up charges that switch auto top-up off'),
-  ('auto_topup_batch_size', '20', 'auto top-up attempts one auto-topup run charges or verifies'),
-  ('auto_topup_lease_seconds', '120', 'how long a run holds an attempt before another may pick it up (verify only)'),
-  ('auto_topup_verify_max_tries', '8', 'verifies of a pending auto top-up charge before it is recorded failed'),
-  ('auto_topup_backoff_base_seconds', '30', 'first wait before verifying a pending auto top-up charge again'),
-  ('auto_topup_backoff_cap_seconds', '3600', 'longest wait between verifies of a pending auto top-up charge');
+-- Its settings (auto_topup_*) are rows of private.settings, inserted in 20261126000100.
 
 create table public.auto_topup_settings (
   user_id uuid primary key default auth.uid() references auth.users (id) on delete cascade,

@@ -22,12 +22,7 @@
 -- notification_email_max_attempts. Without an email provider configured, pending emails are marked
 -- 'skipped' (never sent later in a flood) and the notifications stay in the dashboard.
 
-insert into private.settings (key, value, description) values
-  ('notification_email_max_attempts', '8', 'send attempts of one notification email before it is given up (failed)'),
-  ('notification_email_backoff_base_seconds', '30', 'first retry delay of an unsent notification email; doubles per attempt'),
-  ('notification_email_backoff_cap_seconds', '3600', 'longest retry delay of an unsent notification email'),
-  ('notification_email_batch_size', '20', 'notification emails one send-notifications run sends at most')
-on conflict (key) do nothing;
+-- Its settings (notification_email_*) are rows of private.settings, inserted in 20261126000100.
 
 -- ---------------------------------------------------------------- formatting (exact, numeric)
 

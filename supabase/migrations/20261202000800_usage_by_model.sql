@@ -7,14 +7,8 @@
 -- Where both exist for a key and day, the one that explains more spend counts (public.usage_counted). Whatever the models do not explain, public.key_spend minus their sum, is
 -- the row model = 'other' (public.usage_gaps), shown to the user and listed for the operator.
 
-insert into private.settings (key, value, description) values
-  ('usage_pull_days', '2', 'UTC days usage-pull keeps pulling, today included (older days no longer change on LiteLLM)'),
-  ('usage_pull_interval_seconds', '300', 'a day is pulled again this long after its last pull started'),
-  ('usage_pull_pages_per_invocation', '5',
-   'pages (up to 1000 LiteLLM daily rows, about 1.4 MB, each) one usage-pull invocation reads: about 120 ms CPU per page (2 s CPU limit)'),
-  ('usage_request_retention_days', '7', 'request ids of the callback are remembered this long (a request delivered twice counts once)'),
-  ('usage_other_tolerance_usd', '0.000001',
-   'a key whose spend differs from the sum of its models by more than this is listed in admin_usage_gaps');
+-- Its settings (usage_pull_*, usage_request_retention_days, usage_other_tolerance_usd) are rows of
+-- private.settings, inserted in 20261126000100.
 
 create table public.usage_by_model (
   key_id uuid not null references public.api_keys (id),

@@ -25,11 +25,7 @@ alter table public.credit_ledger add constraint credit_ledger_check1
       or (kind in ('refund', 'dispute_reversal') and amount < 0 and payment_id is not null)
       or (kind = 'promo_expiry' and amount < 0 and payment_id is null));
 
-insert into private.settings (key, value, description) values
-  ('promo_redeem_limit', '10', 'promo code redemption attempts one user may make per window'),
-  ('promo_redeem_window_seconds', '600', 'length of the promo redemption rate-limit window'),
-  ('promo_max_usd', '500', 'the largest amount a promo code may grant')
-on conflict (key) do nothing;
+-- Its settings (promo_*) are rows of private.settings, inserted in 20261126000100.
 
 create table private.promo_codes (
   code text primary key check (code ~ '^[A-Z0-9][A-Z0-9_-]{2,39}$'),

@@ -17,17 +17,7 @@
 -- pg_net's responses (6 hours, as pg_net's own ttl), rejected webhook posts, rate-limit windows and cron's run
 -- log have their rules in the hourly cleanup job, at the end of this file.
 
-insert into private.settings (key, value, description) values
-  ('retention_snapshot_full_days', '2',
-   'spend snapshots older than this are thinned to the last one per key and UTC day (daily usage is unchanged)'),
-  ('retention_webhook_accepted_days', '30',
-   'accepted webhook deliveries (credited, duplicate, ignored, refunded, dispute) are deleted after this many days'),
-  ('retention_webhook_other_days', '90',
-   'other webhook deliveries (rejected, error, received) are deleted after this many days; a disputed payment''s never'),
-  ('retention_reconcile_runs_days', '14', 'reconcile runs are deleted after this many days (the newest successful one stays)'),
-  ('retention_repairs_days', '90', 'budget and block repairs are deleted after this many days (each key''s newest stays)'),
-  ('retention_prune_batch', '20000', 'rows one prune run deletes at most per table')
-on conflict (key) do nothing;
+-- Its settings (retention_*) are rows of private.settings, inserted in 20261126000100.
 
 -- How far the snapshot thinning has got: every snapshot with id below next_id was looked at.
 create table private.retention_state (
