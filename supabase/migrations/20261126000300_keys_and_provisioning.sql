@@ -260,10 +260,7 @@ $$;
 
 -- Re-queue dead jobs: one SQL call for an operator. Returns the number of jobs re-queued.
 create function private.requeue_provisioning(p_user_id uuid default null) returns integer
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_count integer;
-begin
+language sql volatile security definer set search_path = '' as $$
   with requeued as (
     update private.provisioning_jobs j
        set status = 'queued', attempts = 0, run_after = now(), locked_until = null, finished_at = null, updated_at = now()
@@ -274,9 +271,7 @@ begin
       from requeued r where k.id = r.key_id and k.status = 'failed'
     returning 1
   )
-  select count(*) into v_count from requeued;
-  return v_count;
-end
+  select count(*)::integer from requeued
 $$;
 
 -- A key that must be (re)created on LiteLLM: open a job unless one is open already (idempotent).

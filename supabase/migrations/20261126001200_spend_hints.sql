@@ -4,11 +4,7 @@
 -- raise what views show (public.key_spend), never the ledger, a budget or a snapshot. Spend as reported:
 -- the callback calls private.record_spend_hints (20261202000500), which adds the reset offset.
 create function private.record_spend_hints_as_reported(p_rows jsonb) returns jsonb
-language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_matched integer;
-  v_updated integer;
-begin
+language sql volatile security definer set search_path = '' as $$
   with hints as (
     select r.token, max(coalesce(r.spend, r.auth_spend + r.cost)) as spend
       from jsonb_to_recordset(p_rows) as r(token text, spend numeric, auth_spend numeric, cost numeric)
@@ -22,9 +18,7 @@ begin
       from matched m where m.id = k.id and m.spend > m.known
     returning 1
   )
-  select (select count(*) from matched), (select count(*) from updated) into v_matched, v_updated;
-  return jsonb_build_object('matched', v_matched, 'updated', v_updated);
-end
+  select jsonb_build_object('matched', (select count(*) from matched), 'updated', (select count(*) from updated))
 $$;
 
 revoke execute on all functions in schema private from public, anon, authenticated;

@@ -23,11 +23,10 @@ begin
   values (p_user_id, 'signup_grant', private.setting_numeric('signup_grant_usd'), 'signup:' || p_user_id, 'sign-up credit')
   on conflict (idempotency_key) do nothing
   returning id into v_ledger_id;
-  if v_ledger_id is null then
-    return false;
+  if v_ledger_id is not null then
+    perform private.mark_budget_changed(p_user_id);
   end if;
-  perform private.mark_budget_changed(p_user_id);
-  return true;
+  return v_ledger_id is not null;
 end
 $$;
 
