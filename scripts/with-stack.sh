@@ -11,7 +11,9 @@ case "$profile" in
   test) base=4; llm=4010 ;;   # 54421 gateway, 54422 db, 54423 web, 4010 litellm, 54430 paystack, 54429 pooler
   # Benchmarks measure reconcile, payments and provisioning, not email delivery: no email provider (an empty
   # EMAIL_API_KEY), so a fleet crossing its low-balance levels queues notifications but sends no emails.
-  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} EMAIL_API_KEY=${EMAIL_API_KEY-} ;;  # 54521, 54522, 54523, 4020, 54530, 54529
+  # Postgres gets shared_buffers as a hosted 2-core, 8 GB instance would (25 % of its RAM: docs/benchmarks.md,
+  # "Postgres memory"), not the 128 MB default a million keys' indexes do not fit in.
+  bench) base=5; llm=4020; export STACK_DEMO_ACTIVITY=${STACK_DEMO_ACTIVITY:-0} EMAIL_API_KEY=${EMAIL_API_KEY-} STACK_PG_SHARED_BUFFERS=${STACK_PG_SHARED_BUFFERS:-2GB} ;;  # 54521, 54522, 54523, 4020, 54530, 54529
   *) echo "with-stack: unknown STACK_PROFILE $profile"; exit 2 ;;
 esac
 export STACK_LOCAL_DIR=${STACK_LOCAL_DIR:-"$ROOT/.local/$profile"}

@@ -116,6 +116,9 @@ export async function startCluster(): Promise<Cluster> {
     `cron.database_name = 'postgres'`,
     `cron.timezone = 'UTC'`,
     `max_connections = 300`,
+    // PostgreSQL's 128 MB default unless set: the bench profile sizes it as a hosted instance of this machine's
+    // class would be (scripts/with-stack.sh, docs/benchmarks.md "Postgres memory").
+    `shared_buffers = '${Deno.env.get("STACK_PG_SHARED_BUFFERS") || "128MB"}'`,
     // Ephemeral cluster: durability is not needed, speed is.
     `fsync = off`,
     `synchronous_commit = off`,

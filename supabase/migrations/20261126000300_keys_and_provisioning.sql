@@ -56,6 +56,9 @@ comment on column public.api_keys.spend_offset is
   'spend LiteLLM lost (restored/reset database): added to what LiteLLM reports, subtracted from the max_budget pushed to it';
 create unique index api_keys_one_live_per_user on public.api_keys (user_id) where status <> 'retired';
 create index api_keys_user_id_idx on public.api_keys (user_id);
+-- A user's retired keys, which every target subtracts (public.key_target): most users have none, so reconcile's
+-- probe per key finds an almost empty index instead of walking to the user's live key.
+create index api_keys_retired_user_idx on public.api_keys (user_id) where status = 'retired';
 alter table public.api_keys enable row level security;
 create policy "own keys" on public.api_keys for select to authenticated using ((select auth.uid()) = user_id);
 revoke all on table public.api_keys from public, anon, authenticated, service_role;

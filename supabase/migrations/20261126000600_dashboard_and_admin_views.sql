@@ -43,7 +43,10 @@ language sql stable security invoker as $$
               when (b.granted - b.spent) * 100 <= b.granted * 5 then 5
               when (b.granted - b.spent) * 100 <= b.granted * 20 then 20 end
     from (select coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0) as granted,
-                 coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = p_user_id), 0) as spent) b
+                 coalesce((select sum(public.key_spend(k)) from public.api_keys k where k.user_id = p_user_id), 0) as spent
+          -- offset 0 keeps b a subquery: pulled up, each use of b.granted or b.spent above would be its own
+          -- ledger and keys scan (five of each per user; bench:reconcile's low-balance evaluation)
+          offset 0) b
 $$;
 revoke execute on function public.remaining_credit(uuid) from public, anon;
 grant execute on function public.remaining_credit(uuid) to authenticated, service_role;

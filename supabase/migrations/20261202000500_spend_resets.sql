@@ -42,9 +42,17 @@ begin
   with r as (
     select x.token, min(x.spend) as spend
       from jsonb_to_recordset(p_rows) as x(token text, spend numeric) where x.spend is not null group by x.token
+  ), candidates as materialized (
+    -- Before rounding, a superset of what is found below: the chunk's keys are read once (one index range),
+    -- and only these few are locked and read again, not every reported token probed in the whole table.
+    select k.id, r.spend
+      from (select c.id, c.key_token, c.spend_offset, c.retired_spend, c.spend from public.api_keys c
+             where c.reconcile_chunk = p_chunk and c.reconciled offset 0) k
+      join r on r.token = k.key_token
+     where r.spend + k.spend_offset < coalesce(k.retired_spend, k.spend)
   ), found as (
     select k.id, k.user_id, coalesce(k.retired_spend, k.spend) as recorded, r.spend as litellm_spend, k.spend_offset
-      from public.api_keys k join r on r.token = k.key_token
+      from public.api_keys k join candidates r on r.id = k.id
      where k.reconcile_chunk = p_chunk and k.reconciled
        -- a retired key's spend was rounded up to 1e-8 (rotation_retire_old, 20261126000900): compare it the same way
        and case when k.status = 'retired' then trim_scale(ceil((r.spend + k.spend_offset) * 100000000) / 100000000)

@@ -98,18 +98,23 @@ create trigger key_rotations_notify_done after update of state on private.key_ro
   for each row when (new.state = 'done' and old.state is distinct from 'done')
   execute function private.notify_key_rotated();
 
+-- One statement for all the alerts a reconcile chunk fires (hundreds when a fleet crosses a level together):
+-- a row trigger ran private.notify, and the email trigger behind it, once per alert.
 create function private.notify_low_balance() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
-  perform private.notify(new.user_id, 'low_balance', 'alert:' || new.id, 'Your credit is running low',
-    'You have ' || round(new.remaining, 2)::text || ' USD of credit left, ' || public.percent_left(new.remaining, new.granted)::text
-      || ' % of what you were granted (at or below ' || new.level || ' %). Buy a pack to keep your key working.',
-    '#/buy');
+  insert into public.notifications (user_id, kind, event_key, title, body, link)
+  select n.user_id, 'low_balance', 'alert:' || n.id, 'Your credit is running low',
+         'You have ' || round(n.remaining, 2)::text || ' USD of credit left, ' || public.percent_left(n.remaining, n.granted)::text
+           || ' % of what you were granted (at or below ' || n.level || ' %). Buy a pack to keep your key working.',
+         '#/buy'
+    from new_rows n where n.delivery_status = 'pending'
+  on conflict (user_id, kind, event_key) do nothing;
   return null;
 end
 $$;
 create trigger alert_events_notify after insert on private.alert_events
-  for each row when (new.delivery_status = 'pending') execute function private.notify_low_balance();
+  referencing new table as new_rows for each statement execute function private.notify_low_balance();
 
 -- ---------------------------------------------------------------- email delivery
 
