@@ -344,7 +344,6 @@ create function private.auto_topup_result(p_attempt_id bigint, p_result text, p_
 returns text language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_attempt private.auto_topup_attempts;
-  v_wait numeric;
 begin
   perform private.lock_user((select a.user_id from private.auto_topup_attempts a where a.id = p_attempt_id));
   select * into v_attempt from private.auto_topup_attempts a where a.id = p_attempt_id for update;
@@ -364,12 +363,10 @@ begin
      or (p_result = 'requeue' and v_attempt.charge_tries >= 3) then
     return private.fail_auto_topup(v_attempt, coalesce(p_reason, 'no answer from the card issuer'));
   end if;
-  v_wait := least(private.setting_numeric('auto_topup_backoff_cap_seconds'),
-                  private.setting_numeric('auto_topup_backoff_base_seconds') * power(2, v_attempt.verify_tries));
   update private.auto_topup_attempts
      set status = case when p_result = 'pending' then 'pending' else 'queued' end,
          verify_tries = verify_tries + (p_result = 'pending')::integer,
-         next_run_at = now() + make_interval(secs => v_wait::double precision), locked_until = null,
+         next_run_at = now() + private.backoff('auto_topup', verify_tries + 1), locked_until = null,
          failure_reason = left(p_reason, 300), updated_at = now()
    where id = p_attempt_id
   returning status into v_attempt.status;
