@@ -103,6 +103,7 @@ grant select on table public.auto_topup_settings to service_role;
 create function private.check_auto_topup_settings() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
+  new.updated_at := now();
   if tg_op = 'INSERT' or new.plan_code is distinct from old.plan_code or new.currency is distinct from old.currency
      or (new.enabled and not old.enabled) then
     if not exists (select 1 from public.plans p where p.code = new.plan_code and p.active) then
@@ -121,7 +122,6 @@ begin
     new.consecutive_failures := 0;
     update private.topup_crossings set rearmed_at = now() where user_id = new.user_id and rearmed_at is null;
   end if;
-  new.updated_at := now();
   return new;
 end
 $$;
@@ -263,10 +263,10 @@ begin
 end
 $$;
 
-create trigger credit_ledger_auto_topup after insert on public.credit_ledger
-  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
 create trigger api_keys_auto_topup after update on public.api_keys
   referencing old table as old_rows new table as new_rows for each statement execute function private.auto_topup_after_change();
+create trigger credit_ledger_auto_topup after insert on public.credit_ledger
+  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
 
 -- Attempts due for a run, leased (SKIP LOCKED: overlapping runs never take the same one). A queued attempt
 -- is marked 'charging' here, committed before the charge is sent (action 'charge', with the card's code);
@@ -400,9 +400,7 @@ create trigger payments_auto_topup after insert on public.payments
   for each row execute function private.auto_topup_after_payment();
 
 -- Every minute: attempts due (queued after a failed kick, pending charges to verify, runs that died).
-select cron.schedule('auto-topup', '* * * * *', $$
-  select private.invoke_function('auto-topup', '{"source":"cron"}'::jsonb) where private.auto_topup_due()
-$$);
+select private.schedule_sweep('auto-topup', 'auto-topup', 'private.auto_topup_due()');
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

@@ -223,9 +223,7 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- The sweep: emails whose kick was lost, whose run died, or that back off.
-select cron.schedule('send-notifications', '* * * * *', $$
-  select private.invoke_function('send-notifications', '{"source":"cron"}'::jsonb) where private.notification_emails_due()
-$$);
+select private.schedule_sweep('send-notifications', 'send-notifications', 'private.notification_emails_due()');
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;
