@@ -108,3 +108,13 @@ create function private.setting_numeric(p_key text) returns numeric
 language sql stable security definer set search_path = '' as $$
   select (value #>> '{}')::numeric from private.settings where key = p_key
 $$;
+
+-- How long to wait after attempt p_attempts (1, 2, ...) of a retrying queue before the next one: the
+-- settings <p_queue>_backoff_base_seconds, doubled per attempt, at most <p_queue>_backoff_cap_seconds.
+-- Shared by provisioning, rotation, alerts, auto top-up verifies and notification emails.
+create function private.backoff(p_queue text, p_attempts integer) returns interval
+language sql stable security definer set search_path = '' as $$
+  select make_interval(secs => least(private.setting_numeric(p_queue || '_backoff_cap_seconds'),
+                                     private.setting_numeric(p_queue || '_backoff_base_seconds')
+                                       * power(2, greatest(p_attempts, 1) - 1))::double precision)
+$$;

@@ -238,10 +238,6 @@ create function private.fail_provisioning(p_job_id bigint, p_tries integer, p_er
 returns text language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_job private.provisioning_jobs;
-  v_max integer := private.setting_numeric('provision_max_attempts')::integer;
-  v_base numeric := private.setting_numeric('provision_backoff_base_seconds');
-  v_cap numeric := private.setting_numeric('provision_backoff_cap_seconds');
-  v_delay numeric;
 begin
   update private.provisioning_jobs
      set attempts = attempts + greatest(p_tries, 1), last_error = left(p_error, 500), updated_at = now(), locked_until = null
@@ -250,16 +246,14 @@ begin
   if v_job.id is null then
     raise exception 'provisioning job % not found', p_job_id using errcode = 'P0002';
   end if;
-  if v_job.attempts >= v_max then
+  if v_job.attempts >= private.setting_numeric('provision_max_attempts') then
     update private.provisioning_jobs set status = 'dead', finished_at = now() where id = p_job_id;
     update public.api_keys set status = 'failed', last_sync_error = left(p_error, 500) where id = v_job.key_id;
     return 'dead';
   end if;
-  -- Full jitter in [delay/2, delay] so a fleet of failed jobs does not retry in lockstep.
-  v_delay := least(v_cap, v_base * power(2, v_job.attempts - 1));
-  v_delay := v_delay / 2 + random() * v_delay / 2;
+  -- Jitter: a random wait in [backoff/2, backoff], so a fleet of failed jobs does not retry in lockstep.
   update private.provisioning_jobs
-     set status = 'queued', run_after = now() + make_interval(secs => v_delay::double precision)
+     set status = 'queued', run_after = now() + private.backoff('provision', v_job.attempts) * (0.5 + random() / 2)
    where id = p_job_id;
   update public.api_keys set last_sync_error = left(p_error, 500) where id = v_job.key_id;
   return 'queued';

@@ -290,8 +290,6 @@ create function private.rotation_failed(p_rotation_id bigint, p_error text, p_re
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_rot private.key_rotations;
-  v_base numeric := private.setting_numeric('rotation_backoff_base_seconds');
-  v_cap numeric := private.setting_numeric('rotation_backoff_cap_seconds');
 begin
   update private.key_rotations r
      set attempts = r.attempts + case when p_retry_at is null then 1 else 0 end,
@@ -303,7 +301,7 @@ begin
     return 'done';
   end if;
   update private.key_rotations
-     set next_attempt_at = coalesce(p_retry_at, now() + make_interval(secs => least(v_cap, v_base * power(2, greatest(v_rot.attempts - 1, 0)))::double precision))
+     set next_attempt_at = coalesce(p_retry_at, now() + private.backoff('rotation', v_rot.attempts))
    where id = p_rotation_id;
   return v_rot.state;
 end

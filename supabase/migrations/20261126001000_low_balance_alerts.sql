@@ -147,31 +147,18 @@ $$;
 -- The outcome of delivering one alert (p_tries = HTTP attempts made in this run). Undelivered alerts back
 -- off exponentially and are given up after alert_max_attempts.
 create function private.finish_alert_delivery(p_alert_id bigint, p_delivered boolean, p_tries integer, p_error text default null)
-returns text language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_event private.alert_events;
-  v_max integer := private.setting_numeric('alert_max_attempts')::integer;
-  v_base numeric := private.setting_numeric('alert_backoff_base_seconds');
-  v_cap numeric := private.setting_numeric('alert_backoff_cap_seconds');
-begin
+returns text language sql volatile security definer set search_path = '' as $$
   update private.alert_events e
      set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
          last_error = case when p_delivered then null else left(p_error, 500) end,
          delivered_at = case when p_delivered then now() end,
          delivery_status = case when p_delivered then 'delivered'
-                                when e.attempts + greatest(p_tries, 1) >= v_max then 'failed' else 'pending' end
+                                when e.attempts + greatest(p_tries, 1) >= private.setting_numeric('alert_max_attempts') then 'failed'
+                                else 'pending' end,
+         next_attempt_at = case when p_delivered then e.next_attempt_at
+                                else now() + private.backoff('alert', e.attempts + greatest(p_tries, 1)) end
    where e.id = p_alert_id and e.delivery_status = 'pending'
-  returning * into v_event;
-  if v_event.id is null then
-    return null;
-  end if;
-  if v_event.delivery_status = 'pending' then
-    update private.alert_events
-       set next_attempt_at = now() + make_interval(secs => least(v_cap, v_base * power(2, greatest(v_event.attempts - 1, 0)))::double precision)
-     where id = p_alert_id;
-  end if;
-  return v_event.delivery_status;
-end
+  returning e.delivery_status
 $$;
 
 -- No webhook configured: pending alerts are marked skipped (kept as a record, never sent later in a flood).

@@ -108,9 +108,7 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- ops-sweep: finishes rotations whose run died or had to wait, and retries undelivered alerts.
-select cron.schedule('ops-sweep', '* * * * *', $$
-  select private.invoke_function('ops-sweep', '{"source":"cron"}'::jsonb) where private.ops_work_due()
-$$);
+select private.schedule_sweep('ops-sweep', 'ops-sweep', 'private.ops_work_due()');
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

@@ -103,6 +103,7 @@ grant select on table public.auto_topup_settings to service_role;
 create function private.check_auto_topup_settings() returns trigger
 language plpgsql security definer set search_path = '' as $$
 begin
+  new.updated_at := now();
   if tg_op = 'INSERT' or new.plan_code is distinct from old.plan_code or new.currency is distinct from old.currency
      or (new.enabled and not old.enabled) then
     if not exists (select 1 from public.plans p where p.code = new.plan_code and p.active) then
@@ -121,7 +122,6 @@ begin
     new.consecutive_failures := 0;
     update private.topup_crossings set rearmed_at = now() where user_id = new.user_id and rearmed_at is null;
   end if;
-  new.updated_at := now();
   return new;
 end
 $$;
@@ -263,10 +263,10 @@ begin
 end
 $$;
 
-create trigger credit_ledger_auto_topup after insert on public.credit_ledger
-  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
 create trigger api_keys_auto_topup after update on public.api_keys
   referencing old table as old_rows new table as new_rows for each statement execute function private.auto_topup_after_change();
+create trigger credit_ledger_auto_topup after insert on public.credit_ledger
+  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
 
 -- Attempts due for a run, leased (SKIP LOCKED: overlapping runs never take the same one). A queued attempt
 -- is marked 'charging' here, committed before the charge is sent (action 'charge', with the card's code);
@@ -344,7 +344,6 @@ create function private.auto_topup_result(p_attempt_id bigint, p_result text, p_
 returns text language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_attempt private.auto_topup_attempts;
-  v_wait numeric;
 begin
   perform private.lock_user((select a.user_id from private.auto_topup_attempts a where a.id = p_attempt_id));
   select * into v_attempt from private.auto_topup_attempts a where a.id = p_attempt_id for update;
@@ -364,12 +363,10 @@ begin
      or (p_result = 'requeue' and v_attempt.charge_tries >= 3) then
     return private.fail_auto_topup(v_attempt, coalesce(p_reason, 'no answer from the card issuer'));
   end if;
-  v_wait := least(private.setting_numeric('auto_topup_backoff_cap_seconds'),
-                  private.setting_numeric('auto_topup_backoff_base_seconds') * power(2, v_attempt.verify_tries));
   update private.auto_topup_attempts
      set status = case when p_result = 'pending' then 'pending' else 'queued' end,
          verify_tries = verify_tries + (p_result = 'pending')::integer,
-         next_run_at = now() + make_interval(secs => v_wait::double precision), locked_until = null,
+         next_run_at = now() + private.backoff('auto_topup', verify_tries + 1), locked_until = null,
          failure_reason = left(p_reason, 300), updated_at = now()
    where id = p_attempt_id
   returning status into v_attempt.status;
@@ -403,9 +400,7 @@ create trigger payments_auto_topup after insert on public.payments
   for each row execute function private.auto_topup_after_payment();
 
 -- Every minute: attempts due (queued after a failed kick, pending charges to verify, runs that died).
-select cron.schedule('auto-topup', '* * * * *', $$
-  select private.invoke_function('auto-topup', '{"source":"cron"}'::jsonb) where private.auto_topup_due()
-$$);
+select private.schedule_sweep('auto-topup', 'auto-topup', 'private.auto_topup_due()');
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

@@ -191,26 +191,20 @@ $$;
 create function private.finish_notification_email(p_notification_id bigint, p_sent boolean, p_tries integer,
                                                   p_error text default null, p_provider_id text default null,
                                                   p_final boolean default false)
-returns text language plpgsql volatile security definer set search_path = '' as $$
-declare
-  v_row private.notification_emails;
-  v_max integer := private.setting_numeric('notification_email_max_attempts')::integer;
-  v_base numeric := private.setting_numeric('notification_email_backoff_base_seconds');
-  v_cap numeric := private.setting_numeric('notification_email_backoff_cap_seconds');
-begin
+returns text language sql volatile security definer set search_path = '' as $$
   update private.notification_emails e
      set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
          last_error = case when p_sent then null else left(p_error, 500) end,
          provider_id = case when p_sent then left(p_provider_id, 200) end,
          sent_at = case when p_sent then now() end,
          status = case when p_sent then 'sent'
-                       when p_final or e.attempts + greatest(p_tries, 1) >= v_max then 'failed' else 'pending' end,
+                       when p_final or e.attempts + greatest(p_tries, 1) >= private.setting_numeric('notification_email_max_attempts')
+                         then 'failed'
+                       else 'pending' end,
          next_attempt_at = case when p_sent then e.next_attempt_at
-                                else now() + make_interval(secs => least(v_cap, v_base * power(2, e.attempts + greatest(p_tries, 1) - 1))::double precision) end
+                                else now() + private.backoff('notification_email', e.attempts + greatest(p_tries, 1)) end
    where e.notification_id = p_notification_id and e.status = 'pending'
-  returning * into v_row;
-  return v_row.status;
-end
+  returning e.status
 $$;
 
 -- No email provider configured: pending emails are marked skipped (kept as a record, never sent later in a
@@ -234,9 +228,7 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- The sweep: emails whose kick was lost, whose run died, or that back off.
-select cron.schedule('send-notifications', '* * * * *', $$
-  select private.invoke_function('send-notifications', '{"source":"cron"}'::jsonb) where private.notification_emails_due()
-$$);
+select private.schedule_sweep('send-notifications', 'send-notifications', 'private.notification_emails_due()');
 
 revoke execute on all functions in schema private from public, anon, authenticated;
 grant execute on all functions in schema private to service_role;

@@ -256,9 +256,7 @@ language sql stable security definer set search_path = '' as $$
                                             or o.started_at > now() - make_interval(secs => private.setting_numeric('usage_pull_interval_seconds')::double precision))))
 $$;
 
-select cron.schedule('usage-pull', '* * * * *', $$
-  select private.invoke_function('usage-pull', '{"source":"cron"}'::jsonb) where private.usage_pull_due()
-$$);
+select private.schedule_sweep('usage-pull', 'usage-pull', 'private.usage_pull_due()');
 
 -- ---------------------------------------------------------------- access
 -- Users read their own rows (RLS) and the views over them; nothing is writable through the API. The
