@@ -114,19 +114,32 @@ language sql volatile security definer set search_path = '' as $$
    order by c.id
 $$;
 
--- The outcome of delivering one alert (p_tries = HTTP attempts made in this run). Undelivered alerts back
--- off exponentially and are given up after alert_max_attempts.
+-- The next state of a row of a delivery queue (alerts here, notification emails in 20261202000740) after
+-- one run's p_tries attempts at it: p_done_status when it was delivered (next_attempt_at null: unchanged);
+-- else given up ('failed') after <p_queue>_max_attempts attempts in all, or at once when p_final, and
+-- otherwise 'pending' again after an exponential backoff (private.backoff).
+create function private.delivery_outcome(p_queue text, p_attempts integer, p_tries integer, p_done_status text,
+                                         p_final boolean default false)
+returns table (attempts integer, status text, next_attempt_at timestamptz)
+language sql stable security definer set search_path = '' as $$
+  select t.n,
+         case when p_done_status is not null then p_done_status
+              when p_final or t.n >= private.setting_numeric(p_queue || '_max_attempts') then 'failed'
+              else 'pending' end,
+         case when p_done_status is null then now() + private.backoff(p_queue, t.n) end
+    from (select p_attempts + greatest(p_tries, 1) as n) t
+$$;
+
+-- The outcome of delivering one alert (p_tries = HTTP attempts made in this run): undelivered alerts back
+-- off and are given up after alert_max_attempts.
 create function private.finish_alert_delivery(p_alert_id bigint, p_delivered boolean, p_tries integer, p_error text default null)
 returns text language sql volatile security definer set search_path = '' as $$
   update private.alert_events e
-     set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
-         last_error = case when p_delivered then null else left(p_error, 500) end,
-         delivered_at = case when p_delivered then now() end,
-         delivery_status = case when p_delivered then 'delivered'
-                                when e.attempts + greatest(p_tries, 1) >= private.setting_numeric('alert_max_attempts') then 'failed'
-                                else 'pending' end,
-         next_attempt_at = case when p_delivered then e.next_attempt_at
-                                else now() + private.backoff('alert', e.attempts + greatest(p_tries, 1)) end
+     set (attempts, delivery_status, next_attempt_at) = (
+           select o.attempts, o.status, coalesce(o.next_attempt_at, e.next_attempt_at)
+             from private.delivery_outcome('alert', e.attempts, p_tries, case when p_delivered then 'delivered' end) o),
+         locked_until = null, last_error = case when p_delivered then null else left(p_error, 500) end,
+         delivered_at = case when p_delivered then now() end
    where e.id = p_alert_id and e.delivery_status = 'pending'
   returning e.delivery_status
 $$;
