@@ -303,8 +303,11 @@ language sql stable security definer set search_path = '' as $$
     from public.api_keys k where k.id = p_key_id
 $$;
 
-create function private.confirm_budget_push(p_key_id uuid, p_version bigint, p_confirmed_max_budget numeric)
-returns boolean language plpgsql volatile security definer set search_path = '' as $$
+create function private.confirm_budget_push(
+  p_key_id uuid,
+  p_version bigint, -- the budget_version whose target was pushed
+  p_confirmed_max_budget numeric -- the max_budget LiteLLM answered with
+) returns boolean language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_current bigint;
 begin

@@ -183,6 +183,17 @@ begin
 end
 $$;
 
+-- A step that needs its rotation in p_state refuses any other (hint wrong_state), p_reason in the message.
+-- A rotation that does not exist (state null) passes: the step finds nothing to change.
+create function private.rotation_needs_state(p_rotation private.key_rotations, p_state text, p_reason text) returns void
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  if p_rotation.state <> p_state then
+    raise exception 'rotation %: %', p_rotation.id, p_reason using errcode = 'P0001', hint = 'wrong_state';
+  end if;
+end
+$$;
+
 -- Step 3, after the settle time. In one transaction (the user lock, the old key, then the rotation row):
 -- the old key is retired with the spend read now (never less than what we already saw: LiteLLM spend
 -- only grows; rounded up to 1e-8 USD), and the new key's row is inserted (pending) with the value and
@@ -209,10 +220,7 @@ begin
     return query select v_rot.new_key_id, private.key_target_budget(v_rot.new_key_id);
     return;
   end if;
-  if v_rot.state <> 'blocked' then
-    raise exception 'rotation %: the old key must be blocked before it is retired', p_rotation_id
-      using errcode = 'P0001', hint = 'wrong_state';
-  end if;
+  perform private.rotation_needs_state(v_rot, 'blocked', 'the old key must be blocked before it is retired');
   select c.settle_remaining_seconds into v_remaining from private.key_rotation_context(p_rotation_id) c;
   if p_final_spend is not null and v_remaining > 0 then
     raise exception 'rotation %: spend may still be arriving for % s', p_rotation_id, ceil(v_remaining)
@@ -259,10 +267,7 @@ begin
   if v_rot.state in ('activated', 'done') then
     return;
   end if;
-  if v_rot.state <> 'retired' then
-    raise exception 'rotation %: the new key cannot be active before the old one is retired', p_rotation_id
-      using errcode = 'P0001', hint = 'wrong_state';
-  end if;
+  perform private.rotation_needs_state(v_rot, 'retired', 'the new key cannot be active before the old one is retired');
   perform private.mark_key_active(v_rot.new_key_id, p_confirmed_max_budget);
   update private.key_rotations set state = 'activated', activated_at = now(), updated_at = now() where id = p_rotation_id;
 end

@@ -9,7 +9,8 @@
 --
 -- Detection runs in the database, on the two things that move the balance: statement triggers on
 -- credit_ledger inserts (grants, purchases, refunds, adjustments) and on api_keys updates that change
--- spend (reconcile-spend writing what LiteLLM reported; rotation freezing a retired key's spend).
+-- spend (reconcile-spend writing what LiteLLM reported; rotation freezing a retired key's spend). They are
+-- private.after_balance_change (20261202000720), which runs this rule and auto top-up's on the same users.
 -- A fall from above 20 % straight to 5 % or less records both levels, but only the 5 % one is sent
 -- (the 20 % one is 'superseded').
 
@@ -84,37 +85,6 @@ begin
 end
 $$;
 
--- The users whose balance may have crossed a level, by table. Ledger inserts: a credit (amount > 0) can
--- only lift a balance, so it matters only to a user with an open alert (to re-arm it); sign-ups and most
--- purchases skip the evaluation, while a debit (refund, reversal, deduction) may cause a crossing. Key
--- updates: spend moving (reconcile), a key retired with its final spend (rotation) or a status change,
--- found as a set difference of the transition tables (EXCEPT: hashed, one pass over each): joining them on
--- id, the planner (no statistics for them) runs a nested loop, 1,000 x 1,000 comparisons per reconcile
--- chunk (issue 18).
-create function private.low_balance_after_change() returns trigger
-language plpgsql security definer set search_path = '' as $$
-begin
-  if tg_table_name = 'credit_ledger' then
-    perform private.evaluate_low_balance(array(
-      select distinct n.user_id from new_rows n
-       where n.amount < 0
-          or exists (select 1 from private.alert_events e where e.user_id = n.user_id and e.rearmed_at is null)));
-  else
-    perform private.evaluate_low_balance(array(
-      select distinct c.user_id from (
-        select n.id, n.user_id, n.spend, n.retired_spend, n.hinted_spend, n.status from new_rows n
-        except
-        select o.id, o.user_id, o.spend, o.retired_spend, o.hinted_spend, o.status from old_rows o) c));
-  end if;
-  return null;
-end
-$$;
-
-create trigger credit_ledger_low_balance after insert on public.credit_ledger
-  referencing new table as new_rows for each statement execute function private.low_balance_after_change();
-create trigger api_keys_low_balance after update on public.api_keys
-  referencing old table as old_rows new table as new_rows for each statement execute function private.low_balance_after_change();
-
 -- Where alerts go: a vault secret named alert_webhook_url when present (operators can change it without a
 -- redeploy; the tests point it at a local receiver), else the ALERT_WEBHOOK_URL function secret.
 create function private.alert_webhook_url() returns text
@@ -144,19 +114,32 @@ language sql volatile security definer set search_path = '' as $$
    order by c.id
 $$;
 
--- The outcome of delivering one alert (p_tries = HTTP attempts made in this run). Undelivered alerts back
--- off exponentially and are given up after alert_max_attempts.
+-- The next state of a row of a delivery queue (alerts here, notification emails in 20261202000740) after
+-- one run's p_tries attempts at it: p_done_status when it was delivered (next_attempt_at null: unchanged);
+-- else given up ('failed') after <p_queue>_max_attempts attempts in all, or at once when p_final, and
+-- otherwise 'pending' again after an exponential backoff (private.backoff).
+create function private.delivery_outcome(p_queue text, p_attempts integer, p_tries integer, p_done_status text,
+                                         p_final boolean default false)
+returns table (attempts integer, status text, next_attempt_at timestamptz)
+language sql stable security definer set search_path = '' as $$
+  select t.n,
+         case when p_done_status is not null then p_done_status
+              when p_final or t.n >= private.setting_numeric(p_queue || '_max_attempts') then 'failed'
+              else 'pending' end,
+         case when p_done_status is null then now() + private.backoff(p_queue, t.n) end
+    from (select p_attempts + greatest(p_tries, 1) as n) t
+$$;
+
+-- The outcome of delivering one alert (p_tries = HTTP attempts made in this run): undelivered alerts back
+-- off and are given up after alert_max_attempts.
 create function private.finish_alert_delivery(p_alert_id bigint, p_delivered boolean, p_tries integer, p_error text default null)
 returns text language sql volatile security definer set search_path = '' as $$
   update private.alert_events e
-     set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
-         last_error = case when p_delivered then null else left(p_error, 500) end,
-         delivered_at = case when p_delivered then now() end,
-         delivery_status = case when p_delivered then 'delivered'
-                                when e.attempts + greatest(p_tries, 1) >= private.setting_numeric('alert_max_attempts') then 'failed'
-                                else 'pending' end,
-         next_attempt_at = case when p_delivered then e.next_attempt_at
-                                else now() + private.backoff('alert', e.attempts + greatest(p_tries, 1)) end
+     set (attempts, delivery_status, next_attempt_at) = (
+           select o.attempts, o.status, coalesce(o.next_attempt_at, e.next_attempt_at)
+             from private.delivery_outcome('alert', e.attempts, p_tries, case when p_delivered then 'delivered' end) o),
+         locked_until = null, last_error = case when p_delivered then null else left(p_error, 500) end,
+         delivered_at = case when p_delivered then now() end
    where e.id = p_alert_id and e.delivery_status = 'pending'
   returning e.delivery_status
 $$;

@@ -261,11 +261,13 @@ begin
 end
 $$;
 
--- Local prices from the USD prices at an exchange rate the operator enters (local per USD; nothing here
--- fetches rates): USD price x rate, rounded up to a multiple of p_round (major units; default: the
--- currency's smallest unit). The rate is recorded on each price.
-create function private.derive_prices(p_currency text, p_rate numeric, p_round numeric default null)
-returns table (plan text, usd_subunits bigint, amount_subunits bigint, fx_rate numeric)
+-- Local prices from the USD prices at an exchange rate the operator enters (nothing here fetches rates):
+-- USD price x rate, rounded up. The rate is recorded on each price.
+create function private.derive_prices(
+  p_currency text,
+  p_rate numeric, -- local units per USD
+  p_round numeric default null -- round up to a multiple of this, in major units; null: the currency's smallest unit
+) returns table (plan text, usd_subunits bigint, amount_subunits bigint, fx_rate numeric)
 language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_cur public.currencies;

@@ -19,8 +19,9 @@
 -- attempt found 'charging' after its lease ran out (the run died) is only ever verified, never charged
 -- again, and Paystack itself refuses a second charge with the same reference.
 --
--- Detection is statement triggers on credit_ledger inserts and api_keys spend updates, restricted to users
--- whose auto top-up is on: reconcile's batches of thousands of keys pay one semi-join with this table.
+-- Detection is statement triggers on credit_ledger inserts and api_keys spend updates (shared with the
+-- low-balance alerts: private.after_balance_change below), restricted to users whose auto top-up is on:
+-- reconcile's batches of thousands of keys pay one semi-join with this table.
 --
 -- Its settings (auto_topup_*) are rows of private.settings, inserted in 20261126000100.
 
@@ -67,9 +68,7 @@ create table private.auto_topup_attempts (
   next_run_at timestamptz not null default now(),
   locked_until timestamptz,
   failure_reason text,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  settled_at timestamptz
+  created_at timestamptz not null default now(), updated_at timestamptz not null default now(), settled_at timestamptz
 );
 create unique index auto_topup_attempts_one_in_flight on private.auto_topup_attempts (user_id)
   where status in ('queued', 'charging', 'pending');
@@ -241,32 +240,50 @@ begin
 end
 $$;
 
--- The triggers: a ledger insert (a purchase re-arms, a refund or deduction may cross) or spend moving
--- (reconcile, the spend callback's hints), a key retired with its final spend, a status change. Nothing at
--- all while nobody has auto top-up on; else only the users whose rows changed (evaluate_auto_topup keeps
--- those with auto top-up on).
-create function private.auto_topup_after_change() returns trigger
-language plpgsql security definer set search_path = '' as $$
+-- The triggers of both balance rules, low-balance alerts (private.evaluate_low_balance, 20261126001000) and
+-- auto top-up: one function per table event finds the users whose balance moved once and hands them to
+-- each rule. Neither rule changes a balance (each reads remaining_credit and writes its own rows), so their
+-- order does not matter; auto top-up runs first, as its own trigger did before they were one.
+--   credit_ledger inserts: a grant or a purchase re-arms, a refund, reversal or deduction may cross. A credit
+--     (amount > 0) can only lift a balance, so for low balance it matters only to a user with an open alert;
+--     sign-ups and most purchases skip that evaluation.
+--   api_keys updates: spend moving (reconcile, the spend callback's hints), a key retired with its final
+--     spend (rotation), a status change; found as a set difference of the transition tables (EXCEPT:
+--     hashed, one pass over each). Joining them on id, the planner (no statistics for them) ran a nested
+--     loop, 1,000 x 1,000 comparisons per reconcile chunk (issue 18).
+-- Auto top-up is skipped outright while nobody has it on; else evaluate_auto_topup keeps the users with it on.
+create function private.after_balance_change()
+returns trigger language plpgsql security definer set search_path = '' as $$
+declare
+  v_moved uuid[]; -- users whose balance moved
+  v_low uuid[]; -- of those, the ones the low-balance rule looks at
 begin
-  if not exists (select 1 from public.auto_topup_settings s where s.enabled) then
-    return null;
-  end if;
   if tg_table_name = 'credit_ledger' then
-    perform private.evaluate_auto_topup(array(select distinct n.user_id from new_rows n));
+    select array_agg(u.user_id),
+           array_agg(u.user_id) filter (where u.debited or exists (
+             select 1 from private.alert_events e where e.user_id = u.user_id and e.rearmed_at is null))
+      into v_moved, v_low
+      from (select n.user_id, bool_or(n.amount < 0) as debited from new_rows n group by n.user_id) u;
   else
-    perform private.evaluate_auto_topup(array(
-      select distinct n.user_id from new_rows n join old_rows o on o.id = n.id
-       where (n.spend, n.retired_spend, n.hinted_spend, n.status)
-             is distinct from (o.spend, o.retired_spend, o.hinted_spend, o.status)));
+    v_moved := array(
+      select distinct c.user_id from (
+        select n.id, n.user_id, n.spend, n.retired_spend, n.hinted_spend, n.status from new_rows n
+        except
+        select o.id, o.user_id, o.spend, o.retired_spend, o.hinted_spend, o.status from old_rows o) c);
+    v_low := v_moved;
   end if;
+  if exists (select 1 from public.auto_topup_settings s where s.enabled) then
+    perform private.evaluate_auto_topup(v_moved);
+  end if;
+  perform private.evaluate_low_balance(v_low);
   return null;
 end
 $$;
 
-create trigger api_keys_auto_topup after update on public.api_keys
-  referencing old table as old_rows new table as new_rows for each statement execute function private.auto_topup_after_change();
-create trigger credit_ledger_auto_topup after insert on public.credit_ledger
-  referencing new table as new_rows for each statement execute function private.auto_topup_after_change();
+create trigger api_keys_balance_change after update on public.api_keys
+  referencing old table as old_rows new table as new_rows for each statement execute function private.after_balance_change();
+create trigger credit_ledger_balance_change after insert on public.credit_ledger
+  referencing new table as new_rows for each statement execute function private.after_balance_change();
 
 -- Attempts due for a run, leased (SKIP LOCKED: overlapping runs never take the same one). A queued attempt
 -- is marked 'charging' here, committed before the charge is sent (action 'charge', with the card's code);

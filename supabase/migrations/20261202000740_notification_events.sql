@@ -185,24 +185,21 @@ language sql volatile security definer set search_path = '' as $$
    order by c.notification_id
 $$;
 
--- The outcome of one send (p_tries = HTTP attempts made in this run). p_final: the provider refused the email
--- itself (a 4xx other than 409/429), so it is given up now. Returns the new status, or null when the email
--- was not pending (finished by another run: nothing changes).
+-- The outcome of one send (p_tries = HTTP attempts made in this run), by the alerts' rule
+-- (private.delivery_outcome, 20261126001000). p_final: the provider refused the email itself (a 4xx other
+-- than 409/429), so it is given up now. Returns the new status, or null when the email was not pending
+-- (finished by another run: nothing changes).
 create function private.finish_notification_email(p_notification_id bigint, p_sent boolean, p_tries integer,
                                                   p_error text default null, p_provider_id text default null,
                                                   p_final boolean default false)
 returns text language sql volatile security definer set search_path = '' as $$
   update private.notification_emails e
-     set attempts = e.attempts + greatest(p_tries, 1), locked_until = null,
-         last_error = case when p_sent then null else left(p_error, 500) end,
-         provider_id = case when p_sent then left(p_provider_id, 200) end,
-         sent_at = case when p_sent then now() end,
-         status = case when p_sent then 'sent'
-                       when p_final or e.attempts + greatest(p_tries, 1) >= private.setting_numeric('notification_email_max_attempts')
-                         then 'failed'
-                       else 'pending' end,
-         next_attempt_at = case when p_sent then e.next_attempt_at
-                                else now() + private.backoff('notification_email', e.attempts + greatest(p_tries, 1)) end
+     set (attempts, status, next_attempt_at) = (
+           select o.attempts, o.status, coalesce(o.next_attempt_at, e.next_attempt_at)
+             from private.delivery_outcome('notification_email', e.attempts, p_tries, case when p_sent then 'sent' end,
+                                           p_final) o),
+         locked_until = null, last_error = case when p_sent then null else left(p_error, 500) end,
+         provider_id = case when p_sent then left(p_provider_id, 200) end, sent_at = case when p_sent then now() end
    where e.notification_id = p_notification_id and e.status = 'pending'
   returning e.status
 $$;

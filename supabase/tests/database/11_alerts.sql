@@ -22,8 +22,8 @@ begin
 end
 $$;
 
-select has_trigger('public', 'credit_ledger', 'credit_ledger_low_balance', 'ledger inserts re-evaluate the balance');
-select has_trigger('public', 'api_keys', 'api_keys_low_balance', 'spend updates re-evaluate the balance');
+select has_trigger('public', 'credit_ledger', 'credit_ledger_balance_change', 'ledger inserts re-evaluate the balance');
+select has_trigger('public', 'api_keys', 'api_keys_balance_change', 'spend updates re-evaluate the balance');
 select is_empty($$ select * from pg_temp.events('11000000-0000-4000-8000-000000000001') $$, 'a full balance has no alert');
 
 -- ---------------------------------------------------------------- falling through 20 %

@@ -102,8 +102,8 @@ insert into public.auto_topup_settings (user_id, threshold_usd, plan_code, curre
   ('21000000-0000-4000-8000-000000000003', 1.00, 'starter', 'USD', 5);
 
 -- ---------------------------------------------------------------- a crossing starts one attempt
-select has_trigger('public', 'api_keys', 'api_keys_auto_topup', 'spend updates evaluate auto top-up');
-select has_trigger('public', 'credit_ledger', 'credit_ledger_auto_topup', 'ledger inserts evaluate auto top-up');
+select has_trigger('public', 'api_keys', 'api_keys_balance_change', 'spend updates evaluate auto top-up');
+select has_trigger('public', 'credit_ledger', 'credit_ledger_balance_change', 'ledger inserts evaluate auto top-up');
 do $$ begin perform pg_temp.spend('21000000-0000-4000-8000-000000000001', 20.50); end $$; -- 22.00 granted: 1.50 left
 select is_empty($$ select * from pg_temp.attempts('21000000-0000-4000-8000-000000000001') $$, 'above the threshold: nothing');
 do $$ begin perform pg_temp.spend('21000000-0000-4000-8000-000000000001', 21.10); end $$; -- 0.90 left
