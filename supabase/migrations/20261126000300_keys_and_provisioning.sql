@@ -186,22 +186,26 @@ $$;
 -- DEFINER function with SET search_path runs each call as a separate execution and cannot be inlined, a
 -- million calls a cycle. private.key_target_budget returns its row, so both stay one definition. It is
 -- executable by service_role only (and by the definer functions' owner).
-create function public.key_target(p_key_id uuid) returns table (target numeric)
+-- It takes the key's own columns, not its id: reconcile already holds the row, and reading it again by id was
+-- a third of the target's cost per key (1,000,000 keys).
+create function public.key_target(p_user_id uuid, p_status text, p_spend numeric, p_retired_spend numeric,
+                                  p_spend_offset numeric) returns table (target numeric)
 language sql stable as $$
-  select case when k.status = 'retired' then coalesce(k.retired_spend, k.spend)
-    else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = k.user_id), 0)
+  select case when p_status = 'retired' then coalesce(p_retired_spend, p_spend)
+    else greatest(0, coalesce((select sum(l.amount) from public.credit_ledger l where l.user_id = p_user_id), 0)
                    - coalesce((select sum(coalesce(r.retired_spend, r.spend)) from public.api_keys r
-                                where r.user_id = k.user_id and r.status = 'retired'), 0)
-                   - k.spend_offset)
+                                where r.user_id = p_user_id and r.status = 'retired'), 0)
+                   - p_spend_offset)
     end
-  from public.api_keys k where k.id = p_key_id
 $$;
-revoke execute on function public.key_target(uuid) from public, anon, authenticated;
-grant execute on function public.key_target(uuid) to service_role;
+revoke execute on function public.key_target(uuid, text, numeric, numeric, numeric) from public, anon, authenticated;
+grant execute on function public.key_target(uuid, text, numeric, numeric, numeric) to service_role;
 
 create function private.key_target_budget(p_key_id uuid) returns numeric
 language sql stable security definer set search_path = '' as $$
-  select t.target from public.key_target(p_key_id) t
+  select t.target from public.api_keys k
+   cross join lateral public.key_target(k.user_id, k.status, k.spend, k.retired_spend, k.spend_offset) t
+   where k.id = p_key_id
 $$;
 
 -- LiteLLM confirmed the key exists with this max_budget: the key is usable (provisioning and rotation).

@@ -147,7 +147,8 @@ begin
       left join jsonb_to_recordset(p_rows) as r(token text, spend numeric, max_budget numeric, blocked boolean)
         on r.token = k.key_token
       -- offset 0: the target is used twice below; inlined as is, each use would scan the ledger again
-      cross join lateral (select t.target from public.key_target(k.id) t offset 0) t
+      cross join lateral (select t.target from public.key_target(k.user_id, k.status, k.spend, k.retired_spend, k.spend_offset) t
+                          offset 0) t
      where k.reconcile_chunk = p_chunk and k.status = 'active'
   ), judged as (
     select s.*,
