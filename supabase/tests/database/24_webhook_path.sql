@@ -19,7 +19,9 @@ create function pg_temp.card(p_sig text) returns jsonb language sql as $$
                             'brand', 'visa', 'last4', '4081', 'exp_month', '12', 'exp_year', '2030', 'bank', 'TEST BANK')
 $$;
 create function pg_temp.apply(p_ref text, p_authorization jsonb, p_amount integer default 500)
-returns setof record language sql as $$
+returns table (outcome text, reason text, card_saved boolean, card_error text, key_id uuid, key_value text,
+               target_max_budget numeric, budget_version bigint, status text, sync_status text, litellm_max_budget numeric)
+language sql as $$
   select outcome, reason, card_saved, card_error, key_id, key_value, target_max_budget, budget_version, status, sync_status,
          litellm_max_budget
     from private.apply_verified_payment(p_ref, 'success', p_amount, p_amount, 'USD', 'test', 'test', 2401, now(), null, 'card',
@@ -30,9 +32,7 @@ $$;
 create temp table t_co as
   select c.reference from private.create_checkout('24000000-0000-4000-8000-00000000000a', 'starter') c;
 create temp table t_first as
-  select * from pg_temp.apply((select reference from t_co), pg_temp.card('sig-a'))
-    as r(outcome text, reason text, card_saved boolean, card_error text, key_id uuid, key_value text, target_max_budget numeric,
-         budget_version bigint, status text, sync_status text, litellm_max_budget numeric);
+  select * from pg_temp.apply((select reference from t_co), pg_temp.card('sig-a')) r;
 select results_eq($$ select outcome, reason, card_saved, card_error, target_max_budget from t_first $$,
                   $$ values ('credited'::text, null::text, true, null::text, 12.00::numeric) $$,
                   'a verified payment is credited and its reusable card saved, in one call');
@@ -55,9 +55,7 @@ select is((select count(*)::int from public.credit_ledger where kind = 'purchase
 
 select results_eq(
   $$ select r.outcome, r.card_saved, r.target_max_budget
-       from pg_temp.apply((select reference from t_co), pg_temp.card('sig-a'))
-         as r(outcome text, reason text, card_saved boolean, card_error text, key_id uuid, key_value text,
-              target_max_budget numeric, budget_version bigint, status text, sync_status text, litellm_max_budget numeric) $$,
+       from pg_temp.apply((select reference from t_co), pg_temp.card('sig-a')) r $$,
   $$ values ('duplicate'::text, true, 12.00::numeric) $$,
   'the same payment again: duplicate, same target, the card refreshed (not a second one)');
 select is((select count(*)::int from public.payment_methods where user_id = '24000000-0000-4000-8000-00000000000a'), 1,
@@ -69,9 +67,7 @@ select is((select count(*)::int from public.credit_ledger where kind = 'purchase
 create temp table t_co2 as
   select c.reference from private.create_checkout('24000000-0000-4000-8000-00000000000b', 'starter') c;
 create temp table t_bad as
-  select * from pg_temp.apply((select reference from t_co2), pg_temp.card(repeat('s', 201)))
-    as r(outcome text, reason text, card_saved boolean, card_error text, key_id uuid, key_value text, target_max_budget numeric,
-         budget_version bigint, status text, sync_status text, litellm_max_budget numeric);
+  select * from pg_temp.apply((select reference from t_co2), pg_temp.card(repeat('s', 201))) r;
 select results_eq($$ select outcome, card_saved, card_error is not null, target_max_budget from t_bad $$,
                   $$ values ('credited'::text, false, true, 12.00::numeric) $$,
                   'a card the table refuses (a 201-character signature) is not saved, and the payment stands');
@@ -82,9 +78,7 @@ select is((select count(*)::int from public.credit_ledger where kind = 'purchase
 
 select results_eq(
   $$ select r.outcome, r.card_saved, r.key_id, r.key_value
-       from pg_temp.apply('no-such-reference', pg_temp.card('sig-x'))
-         as r(outcome text, reason text, card_saved boolean, card_error text, key_id uuid, key_value text,
-              target_max_budget numeric, budget_version bigint, status text, sync_status text, litellm_max_budget numeric) $$,
+       from pg_temp.apply('no-such-reference', pg_temp.card('sig-x')) r $$,
   $$ values ('rejected'::text, false, null::uuid, null::text) $$,
   'a rejected payment saves no card and names no key');
 
