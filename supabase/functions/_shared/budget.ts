@@ -9,15 +9,18 @@ import { sameMoney } from "./money.ts";
 
 export type PushOutcome = "synced" | "failed" | "skipped";
 
-interface Target {
+/** A key's push target (private.budget_push_target, or the same columns from apply_verified_payment). */
+export interface PushTarget {
   key_id: string;
   key_value: string;
   target_max_budget: string;
   budget_version: string;
   status: string;
-  blocked: boolean;
   sync_status: string;
   litellm_max_budget: string | null;
+}
+interface Target extends PushTarget {
+  blocked: boolean;
 }
 
 /** Sets max_budget and returns what LiteLLM says the key now has (its answer, else a read); null: it did not say. */
@@ -53,15 +56,18 @@ export async function createKeyAtTarget(req: GenerateKeyRequest, stats?: CallSta
  * Sets max_budget on LiteLLM to the ledger target, retrying while newer ledger changes keep arriving.
  * skipIfSynced: no call when LiteLLM already confirmed this exact target (a duplicate delivery, a key
  * just created at its target). Reconcile's drift repair never skips: it pushes because LiteLLM differs.
+ * target: the key's target as read in the transaction that changed the ledger (its first round reads nothing).
  */
 export async function pushBudget(
   keyId: string,
   stats?: CallStats,
-  opts: { skipIfSynced?: boolean } = {},
+  opts: { skipIfSynced?: boolean; target?: PushTarget } = {},
 ): Promise<{ outcome: PushOutcome; target?: string; error?: string }> {
   const sql = db();
   for (let round = 0; round < 3; round++) {
-    const [t] = await sql<Target[]>`select * from private.budget_push_target(${keyId})`;
+    const [t] = round === 0 && opts.target
+      ? [opts.target]
+      : await sql<PushTarget[]>`select * from private.budget_push_target(${keyId})`;
     if (!t || t.status !== "active") return { outcome: "skipped" }; // provisioning will create it with the target
     if (
       opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&

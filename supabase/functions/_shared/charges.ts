@@ -1,8 +1,9 @@
 // The one verify-and-apply path for a Paystack charge, shared by the webhook (charge.success) and auto-topup
 // (the answer of charge_authorization and its follow-up verifies): Paystack's verify answer decides, SQL
 // (private.apply_payment) credits exactly once per reference against what the checkout locked, the budget is
-// pushed the usual way, and a reusable card is saved (private.save_payment_method; its code is never logged).
-import { pushBudget } from "./budget.ts";
+// pushed the usual way, and a reusable card is saved (private.save_payment_method; its code is never logged),
+// all but the push in one SQL call (private.apply_verified_payment).
+import { pushBudget, type PushTarget } from "./budget.ts";
 import { paystackMode } from "./config.ts";
 import { db } from "./db.ts";
 import { log } from "./log.ts";
@@ -19,7 +20,15 @@ export type ApplyResult =
     gateway_response: string | null;
   };
 
-type Outcome = { outcome: string; reason: string | null; key_id: string | null; target_max_budget: string | null };
+// private.apply_verified_payment's row: the outcome, the card, and the key's push target read in the same
+// transaction (pushBudget's first round needs no read of its own).
+type Applied = Omit<PushTarget, "key_id"> & {
+  outcome: "credited" | "duplicate" | "rejected";
+  reason: string | null;
+  key_id: string | null;
+  card_saved: boolean;
+  card_error: string | null;
+};
 
 /**
  * Verifies `reference` with Paystack and applies the answer when it is final. deliveryId: the webhook
@@ -34,32 +43,30 @@ export async function verifyAndApply(reference: string, deliveryId: string | nul
 
 async function applyVerified(tx: Transaction, deliveryId: string | null): Promise<ApplyResult> {
   const sql = db();
-  const [r] = await sql<Outcome[]>`
-    select * from private.apply_payment(${tx.reference}, ${tx.status}, ${tx.amount}, ${tx.requested_amount ?? null},
-      ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id}, ${tx.paid_at ?? tx.paidAt ?? null},
-      ${deliveryId}, ${tx.channel ?? null})`;
+  // One round trip: credit once (private.apply_payment), save a reusable card (the SQL refuses anything else),
+  // and read the key's push target.
+  const [r] = await sql<Applied[]>`
+    select * from private.apply_verified_payment(${tx.reference}, ${tx.status}, ${tx.amount},
+      ${tx.requested_amount ?? null}, ${tx.currency}, ${tx.domain ?? null}, ${paystackMode()}, ${tx.id},
+      ${tx.paid_at ?? tx.paidAt ?? null}, ${deliveryId}, ${tx.channel ?? null},
+      ${tx.authorization ? sql.json(tx.authorization as never) : null})`;
   let push = "skipped";
-  let saved = false;
-  if (r.outcome === "credited" || r.outcome === "duplicate") {
-    // Only a reusable authorization can be saved (private.save_payment_method refuses the rest): mobile money
-    // and bank payments skip the round trip.
-    if (tx.authorization?.reusable === true) {
-      const [s] = await sql<{ id: string | null }[]>`
-        select private.save_payment_method(${tx.reference}, ${sql.json(tx.authorization as never)}) as id`;
-      saved = s.id !== null;
-    }
-    // A duplicate only needs a push if the first delivery could not make one.
-    if (r.key_id) push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true })).outcome;
+  // A duplicate only needs a push if the first delivery could not make one.
+  if (r.key_id && r.outcome !== "rejected") {
+    push = (await pushBudget(r.key_id, undefined, { skipIfSynced: true, target: { ...r, key_id: r.key_id } })).outcome;
+  }
+  if (r.card_error) {
+    log.warn("the card could not be saved; the payment stands", { reference: tx.reference, error: r.card_error });
   }
   log.info("charge", {
     reference: tx.reference,
     outcome: r.outcome,
     reason: r.reason,
     budget_push: push,
-    card_saved: saved,
+    card_saved: r.card_saved,
   });
   return {
-    outcome: r.outcome as "credited" | "duplicate" | "rejected",
+    outcome: r.outcome,
     reason: r.reason,
     budget_push: push,
     status: tx.status,

@@ -187,6 +187,66 @@ describe("email delivery", () => {
   });
 });
 
+/** Runs fn with pg_cron's send-notifications sweep paused: only the kicks send emails meanwhile. */
+async function withoutSweep<T>(fn: () => Promise<T>): Promise<T> {
+  await sql()`select cron.alter_job(jobid, active := false) from cron.job where jobname = 'send-notifications'`;
+  try {
+    return await fn();
+  } finally {
+    await sql()`select cron.alter_job(jobid, active := true) from cron.job where jobname = 'send-notifications'`;
+  }
+}
+
+describe("shared send-notifications kicks (20261202001040)", () => {
+  it("payments at once: every receipt emailed once by the kicks alone, no cron sweep", async () => {
+    const users = await Promise.all(Array.from({ length: 8 }, (_, i) => activeUser(`kicks-${i}`)));
+    await withoutSweep(async () => {
+      await Promise.all(users.map((u) => pay(u)));
+      for (const u of users) {
+        await waitFor(async () => (await captured(u.email)).length > 0, `the receipt email of ${u.email}`);
+      }
+    });
+    for (const u of users) {
+      expect(await captured(u.email)).toHaveLength(1);
+      expect(await emailRow(u.id, "payment_receipt")).toMatchObject({ status: "sent", attempts: 1 });
+    }
+  });
+
+  it("a run waits for a transaction that joined its kick, then sends that transaction's email", async () => {
+    const u = await activeUser("kick-join");
+    await withoutSweep(async () => {
+      const [kick] = await sql()`insert into private.notification_kicks default values returning id`;
+      const tx = await sql().reserve();
+      try {
+        await tx`begin`;
+        await tx`select private.notify(${u.id}, 'auto_topup_failed', 'kick-join', 'Joined', 'joined a kick')`;
+        // It joined the waiting kick instead of queuing a call of its own.
+        const [own] = await tx`select count(*)::int as n from private.notification_kicks
+                                where xmin = pg_current_xact_id()::xid`;
+        expect(own.n).toBe(0);
+        // The kick's run starts before that transaction commits: it must wait, not claim without the email.
+        const run = invoke("send-notifications", { source: "notify", kick: Number(kick.id) });
+        await waitFor(async () => {
+          const [w] = await sql()`select count(*)::int as n from pg_stat_activity
+                                   where wait_event_type = 'Lock' and query like '%take_notification_kick%'`;
+          return w.n > 0;
+        }, "the run waiting for the joined transaction");
+        await tx`commit`;
+        const r = await run;
+        expect(r.status).toBe(200);
+        expect(r.body.sent).toBeGreaterThanOrEqual(1);
+      } finally {
+        await tx`rollback`.catch(() => {});
+        tx.release();
+      }
+      expect(await sql()`select 1 from private.notification_kicks where id = ${kick.id}`).toHaveLength(0);
+    });
+    expect(await emailRow(u.id, "auto_topup_failed")).toMatchObject({ status: "sent", attempts: 1 });
+    const mails = await captured(u.email);
+    expect(mails.map((m) => m.subject)).toEqual(["Joined"]);
+  });
+});
+
 describe("disputes and key rotation", () => {
   it("a dispute opened then resolved: one notification each, with their emails", async () => {
     const u = await activeUser("disputed");
