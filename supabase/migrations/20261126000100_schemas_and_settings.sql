@@ -75,6 +75,7 @@ insert into private.settings (key, value, description) values
   ('notification_email_backoff_base_seconds', '30', 'first retry delay of an unsent notification email; doubles per attempt'),
   ('notification_email_backoff_cap_seconds', '3600', 'longest retry delay of an unsent notification email'),
   ('notification_email_batch_size', '20', 'notification emails one send-notifications run sends at most'),
+  ('notification_kick_join_seconds', '1', 'a new notification email joins a send-notifications call queued less than this long ago instead of queuing its own'),
   -- 20261202000800 (usage by model)
   ('usage_pull_days', '2', 'UTC days usage-pull keeps pulling, today included (older days no longer change on LiteLLM)'),
   ('usage_pull_interval_seconds', '300', 'a day is pulled again this long after its last pull started'),

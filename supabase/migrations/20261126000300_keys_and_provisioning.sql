@@ -314,15 +314,16 @@ create function private.confirm_budget_push(
 ) returns boolean language plpgsql volatile security definer set search_path = '' as $$
 declare
   v_current bigint;
+  v_done boolean;
 begin
   select budget_version into v_current from public.api_keys where id = p_key_id for update;
+  v_done := v_current = p_version and p_confirmed_max_budget = private.key_target_budget(p_key_id);
   update public.api_keys
      set litellm_max_budget = p_confirmed_max_budget, observed_max_budget = p_confirmed_max_budget,
          last_sync_at = now(), last_sync_error = null,
-         sync_status = case when v_current = p_version and p_confirmed_max_budget = private.key_target_budget(p_key_id)
-                            then 'synced' else 'pending' end
+         sync_status = case when v_done then 'synced' else 'pending' end
    where id = p_key_id;
-  return v_current = p_version and p_confirmed_max_budget = private.key_target_budget(p_key_id);
+  return v_done;
 end
 $$;
 

@@ -135,17 +135,31 @@ create table private.notification_emails (
 create index notification_emails_due_idx on private.notification_emails (next_attempt_at) where status = 'pending';
 revoke all on table private.notification_emails from public, anon, authenticated, service_role;
 
--- New notifications: one email each for users with an address, and a pg_net call to send them (queued by
--- pg_net, sent after commit; private.invoke_function never raises, so the money path cannot fail here).
--- Low-balance notifications come in bulk from reconcile (one statement per chunk of 1,000 keys; a cycle in
--- which thousands of users cross a level queued a call per chunk, each a function run, ahead of the next
--- cycle's reconcile calls in pg_net's queue: bench:reconcile). For them one call waiting in the queue is
--- enough: its run sends what is due, and an email committed after that run's claim waits for the cron sweep
--- (a minute at most). Every other kind (receipts, top-ups, disputes, rotations) asks for its own call.
+-- One row per queued send-notifications call that may still be joined; deleted by the run it starts.
+create table private.notification_kicks (
+  id bigint generated always as identity primary key,
+  -- clock time, not the transaction's start: a long transaction's kick is as young as its call
+  created_at timestamptz not null default clock_timestamp()
+);
+revoke all on table private.notification_kicks from public, anon, authenticated, service_role;
+
+-- New notifications: one email each for users with an address, and a send-notifications run to send them,
+-- shared (bench:webhook: one run per receipt, in the webhook's local process, cost the webhook path). Every
+-- email queued by a transaction needs a run that claims it after that transaction commits. A transaction
+-- joins the newest kick still waiting (a private.notification_kicks row, each with its own pg_net call,
+-- queued by pg_net and sent after commit; private.invoke_function never raises, so the money path cannot
+-- fail here) by locking that row FOR KEY SHARE until it ends; the run first deletes its kick row
+-- (private.take_notification_kick), which waits for every joined transaction to commit or roll back, and only
+-- then claims. So a joined email is claimed by that run, never missed. A kick whose run has begun (its row
+-- locked by that delete: SKIP LOCKED) or older than notification_kick_join_seconds is not joined; the
+-- transaction makes its own. The age limit bounds how long a run waits for joiners under a steady stream of
+-- payments. Low-balance emails from reconcile's chunks join too, so a burst of crossings makes about one
+-- call a second.
 create function private.queue_notification_emails() returns trigger
 language plpgsql security definer set search_path = '' as $$
 declare
   v_queued integer;
+  v_kick bigint;
 begin
   insert into private.notification_emails (notification_id, user_id, idempotency_key)
   select n.id, n.user_id, 'notification/' || n.user_id || '/' || n.id
@@ -153,16 +167,42 @@ begin
    where coalesce(u.email, '') <> ''
   on conflict (notification_id) do nothing;
   get diagnostics v_queued = row_count;
-  if v_queued > 0
-     and (exists (select 1 from new_rows n where n.kind <> 'low_balance')
-          or not exists (select 1 from net.http_request_queue q where q.url like '%/functions/v1/send-notifications')) then
-    perform private.invoke_function('send-notifications', '{"source":"notify"}'::jsonb);
+  if v_queued = 0 then
+    return null;
+  end if;
+  -- Held until this transaction ends: the kick's run cannot take it before these emails are committed.
+  select k.id into v_kick from private.notification_kicks k
+   where k.created_at > clock_timestamp()
+                        - make_interval(secs => private.setting_numeric('notification_kick_join_seconds')::double precision)
+   order by k.id desc
+   limit 1
+   for key share skip locked;
+  if v_kick is null then
+    insert into private.notification_kicks default values returning id into v_kick;
+    -- private.invoke_function never raises; a kick without a call is not left for others to join.
+    if private.invoke_function('send-notifications', jsonb_build_object('source', 'notify', 'kick', v_kick)) is null then
+      delete from private.notification_kicks where id = v_kick;
+    end if;
   end if;
   return null;
 end
 $$;
 create trigger notifications_queue_emails after insert on public.notifications
   referencing new table as new_rows for each statement execute function private.queue_notification_emails();
+
+-- The first step of a send-notifications run, in its own transaction before the claim: deletes the run's
+-- kick, which waits until every transaction that joined it has ended, so the claim after it sees their
+-- emails. Also removes kicks whose call never started a run (the cron sweep sends their emails).
+create function private.take_notification_kick(p_kick bigint) returns void
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  delete from private.notification_kicks where id = p_kick;
+  delete from private.notification_kicks k
+   where k.id in (select s.id from private.notification_kicks s
+                   where s.created_at < clock_timestamp() - interval '10 minutes'
+                   for update skip locked);
+end
+$$;
 
 -- Emails due, leased to one run (SKIP LOCKED: overlapping runs never take the same one).
 create function private.claim_notification_emails(p_limit integer default null, p_lease_seconds integer default 60)

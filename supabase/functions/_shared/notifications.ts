@@ -2,7 +2,7 @@
 // 20261202000740: one per notification of a user with an address) is claimed with a lease, sent once
 // through _shared/email.ts, and finished in SQL (sent; or back off and retry in a later run; or give up).
 // A run kicked for new notifications first takes its kick (private.take_notification_kick, migration
-// 20261202001040: it waits for every transaction that shared the kick, so their emails are claimed here), then
+// 20261202000740: it waits for every transaction that shared the kick, so their emails are claimed here), then
 // claims batch after batch until nothing is due or its time is spent.
 // One try per email per run: the back-off between tries lives in SQL, so a provider that is down for an
 // hour costs a few requests, not a tight loop. Without an email provider configured, pending emails are

@@ -72,7 +72,7 @@ $$;
 select is(pg_temp.kicks_after_another_notification('low_balance'), 1,
           'a low-balance email queued while that call waits joins it (its run takes the kick after this commits)');
 select is(pg_temp.kicks_after_another_notification('auto_topup_failed'), 1,
-          'so does any other kind (20261202001040: kicks are shared; 24_webhook_path.sql)');
+          'so does any other kind (20261202000740: kicks are shared; 24_webhook_path.sql)');
 select tests.create_user('21000000-0000-4000-8000-00000000000c', '');
 select isnt(private.notify('21000000-0000-4000-8000-00000000000c', 'low_balance', 'no-address', 't', 'b'), null,
             'a user without an email address is notified ...');

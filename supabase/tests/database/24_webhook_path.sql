@@ -1,4 +1,4 @@
--- The webhook path (20261202001040): private.apply_verified_payment credits, saves the card and returns the
+-- The webhook path (20261202000710): private.apply_verified_payment credits, saves the card and returns the
 -- key's push target in one call; send-notifications kicks are shared by the transactions that join them.
 begin;
 select plan(25);

@@ -197,7 +197,7 @@ async function withoutSweep<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-describe("shared send-notifications kicks (20261202001040)", () => {
+describe("shared send-notifications kicks (20261202000740)", () => {
   it("payments at once: every receipt emailed once by the kicks alone, no cron sweep", async () => {
     const users = await Promise.all(Array.from({ length: 8 }, (_, i) => activeUser(`kicks-${i}`)));
     await withoutSweep(async () => {

@@ -158,7 +158,7 @@ describe("charge.success", () => {
     }]);
     expect((await keyOnLiteLLM(u.key)).max_budget).toBe(12);
     expect((await liveKey(u.id)).sync_status).toBe("synced");
-    // The reusable card of the verify answer is saved by the same SQL call that credits (20261202001040), once.
+    // The reusable card of the verify answer is saved by the same SQL call that credits (20261202000710), once.
     const cards = await sql()`select channel, reusable from public.payment_methods where user_id = ${u.id}`;
     expect(cards).toEqual([{ channel: "card", reusable: true }]);
   });
