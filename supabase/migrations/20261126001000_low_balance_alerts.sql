@@ -92,25 +92,56 @@ language sql stable security definer set search_path = '' as $$
   select s.decrypted_secret from vault.decrypted_secrets s where s.name = 'alert_webhook_url' order by s.created_at desc limit 1
 $$;
 
+-- A delivery queue's pending rows (alerts here, notification emails in 20261202000740) are marked skipped
+-- with p_reason. Dynamic SQL on the table and status column its callers name (constants), so it is security
+-- invoker: called directly it may do no more than its caller may; the security-definer skip functions call it.
+create function private.skip_pending(p_queue regclass, p_status_column text, p_reason text, out skipped integer)
+language plpgsql volatile security invoker set search_path = '' as $$
+begin
+  execute format('update %1$s set %2$I = ''skipped'', last_error = left($1, 500), locked_until = null
+                   where %2$I = ''pending''', p_queue, p_status_column)
+    using p_reason;
+  get diagnostics skipped = row_count;
+end
+$$;
+
+-- No webhook configured: pending alerts are marked skipped (kept as a record, never sent later in a flood).
+create function private.skip_alert_deliveries(p_reason text) returns integer
+language sql volatile security definer set search_path = '' as $$
+  select private.skip_pending('private.alert_events', 'delivery_status', p_reason)
+$$;
+
+-- The due rows of a delivery queue (alerts here, notification emails in 20261202000740), leased to one run
+-- for p_lease_seconds: pending, next_attempt_at reached and no live lease, lowest id first, SKIP LOCKED so
+-- overlapping runs never take the same row. p_queue is a null of the queue table's row type
+-- (null::private.alert_events): it names the table, and the leased rows come back as updated, of that type.
+-- Security invoker, as private.skip_pending: the security-definer claim functions run it with their constants.
+create function private.lease_due(p_queue anyelement, p_id_column text, p_status_column text, p_limit integer,
+                                  p_lease_seconds integer)
+returns setof anyelement language plpgsql volatile security invoker set search_path = '' as $$
+begin
+  return query execute format(
+    'with due as (
+       select q.%2$I from %1$s q
+        where q.%3$I = ''pending'' and q.next_attempt_at <= now() and (q.locked_until is null or q.locked_until < now())
+        order by q.%2$I limit $1 for update skip locked
+     )
+     update %1$s q set locked_until = now() + make_interval(secs => $2) from due where q.%2$I = due.%2$I
+     returning q.*', pg_typeof(p_queue), p_id_column, p_status_column)
+    using p_limit, p_lease_seconds;
+end
+$$;
+
 -- Alerts due for delivery, leased to one run (SKIP LOCKED: overlapping runs never send one twice).
 create function private.claim_alert_deliveries(p_limit integer default null, p_lease_seconds integer default 60)
 returns table (alert_id bigint, user_id uuid, email text, level integer, granted numeric, spent numeric, remaining numeric,
                crossed_at timestamptz, attempts integer, remaining_percent numeric)
 language sql volatile security definer set search_path = '' as $$
-  with due as (
-    select e.id from private.alert_events e
-     where e.delivery_status = 'pending' and e.next_attempt_at <= now() and (e.locked_until is null or e.locked_until < now())
-     order by e.id
-     limit coalesce(p_limit, private.setting_numeric('alert_batch_size')::integer)
-     for update skip locked
-  ), claimed as (
-    update private.alert_events e set locked_until = now() + make_interval(secs => p_lease_seconds)
-      from due where e.id = due.id
-    returning e.*
-  )
   select c.id, c.user_id, u.email::text, c.level, c.granted, c.spent, c.remaining, c.crossed_at, c.attempts,
          public.percent_left(c.remaining, c.granted)
-    from claimed c left join auth.users u on u.id = c.user_id
+    from private.lease_due(null::private.alert_events, 'id', 'delivery_status',
+                           coalesce(p_limit, private.setting_numeric('alert_batch_size')::integer), p_lease_seconds) c
+    left join auth.users u on u.id = c.user_id
    order by c.id
 $$;
 
@@ -142,17 +173,6 @@ returns text language sql volatile security definer set search_path = '' as $$
          delivered_at = case when p_delivered then now() end
    where e.id = p_alert_id and e.delivery_status = 'pending'
   returning e.delivery_status
-$$;
-
--- No webhook configured: pending alerts are marked skipped (kept as a record, never sent later in a flood).
-create function private.skip_alert_deliveries(p_reason text) returns integer
-language sql volatile security definer set search_path = '' as $$
-  with skipped as (
-    update private.alert_events set delivery_status = 'skipped', last_error = left(p_reason, 500), locked_until = null
-     where delivery_status = 'pending'
-    returning 1
-  )
-  select count(*)::integer from skipped
 $$;
 
 -- Alerts still to deliver or given up, for operators (service_role only).

@@ -204,25 +204,25 @@ begin
 end
 $$;
 
--- Emails due, leased to one run (SKIP LOCKED: overlapping runs never take the same one).
+-- Emails due, leased to one run (SKIP LOCKED: overlapping runs never take the same one) by private.lease_due
+-- (20261126001000).
 create function private.claim_notification_emails(p_limit integer default null, p_lease_seconds integer default 60)
 returns table (notification_id bigint, idempotency_key text, email text, kind text, title text, body text, link text,
                created_at timestamptz, attempts integer)
 language sql volatile security definer set search_path = '' as $$
-  with due as (
-    select e.notification_id from private.notification_emails e
-     where e.status = 'pending' and e.next_attempt_at <= now() and (e.locked_until is null or e.locked_until < now())
-     order by e.notification_id
-     limit coalesce(p_limit, private.setting_numeric('notification_email_batch_size')::integer)
-     for update skip locked
-  ), claimed as (
-    update private.notification_emails e set locked_until = now() + make_interval(secs => p_lease_seconds)
-      from due where e.notification_id = due.notification_id
-    returning e.*
-  )
   select c.notification_id, c.idempotency_key, u.email::text, n.kind, n.title, n.body, n.link, n.created_at, c.attempts
-    from claimed c join public.notifications n on n.id = c.notification_id join auth.users u on u.id = c.user_id
+    from private.lease_due(null::private.notification_emails, 'notification_id', 'status',
+                           coalesce(p_limit, private.setting_numeric('notification_email_batch_size')::integer),
+                           p_lease_seconds) c
+    join public.notifications n on n.id = c.notification_id join auth.users u on u.id = c.user_id
    order by c.notification_id
+$$;
+
+-- No email provider configured: pending emails are marked skipped (kept as a record, never sent later in a
+-- flood; private.skip_pending, 20261126001000); the notifications themselves stay in the dashboard.
+create function private.skip_notification_emails(p_reason text) returns integer
+language sql volatile security definer set search_path = '' as $$
+  select private.skip_pending('private.notification_emails', 'status', p_reason)
 $$;
 
 -- The outcome of one send (p_tries = HTTP attempts made in this run), by the alerts' rule
@@ -242,18 +242,6 @@ returns text language sql volatile security definer set search_path = '' as $$
          provider_id = case when p_sent then left(p_provider_id, 200) end, sent_at = case when p_sent then now() end
    where e.notification_id = p_notification_id and e.status = 'pending'
   returning e.status
-$$;
-
--- No email provider configured: pending emails are marked skipped (kept as a record, never sent later in a
--- flood); the notifications themselves stay in the dashboard.
-create function private.skip_notification_emails(p_reason text) returns integer
-language sql volatile security definer set search_path = '' as $$
-  with skipped as (
-    update private.notification_emails set status = 'skipped', last_error = left(p_reason, 500), locked_until = null
-     where status = 'pending'
-    returning 1
-  )
-  select count(*)::integer from skipped
 $$;
 
 -- Whether send-notifications has anything to do within the next minute (the cron job calls it only then).
