@@ -307,6 +307,12 @@ language sql stable security definer set search_path = '' as $$
     from public.api_keys k where k.id = p_key_id
 $$;
 
+-- A push LiteLLM refused or did not answer: marked failed; reconcile's drift repair pushes the target again.
+create function private.fail_budget_push(p_key_id uuid, p_error text) returns void
+language sql volatile security definer set search_path = '' as $$
+  update public.api_keys set sync_status = 'failed', last_sync_error = left(p_error, 500) where id = p_key_id
+$$;
+
 create function private.confirm_budget_push(
   p_key_id uuid,
   p_version bigint, -- the budget_version whose target was pushed
@@ -325,11 +331,6 @@ begin
    where id = p_key_id;
   return v_done;
 end
-$$;
-
-create function private.fail_budget_push(p_key_id uuid, p_error text) returns void
-language sql volatile security definer set search_path = '' as $$
-  update public.api_keys set sync_status = 'failed', last_sync_error = left(p_error, 500) where id = p_key_id
 $$;
 
 -- Called in the same transaction as every ledger change of a user: the live key needs a new push.

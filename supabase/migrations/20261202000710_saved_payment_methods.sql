@@ -112,19 +112,11 @@ $$;
 -- same transaction.
 -- p_authorization: the authorization object of the verify answer (null: none). A card that cannot be saved
 -- never undoes a credit: its error is returned (card_error) and the payment stands.
-create function private.apply_verified_payment(
-  p_reference text,
-  p_status text,
-  p_amount_subunits integer,
-  p_requested_amount_subunits integer,
-  p_currency text,
-  p_domain text,
-  p_expected_domain text,
-  p_provider_transaction_id bigint,
-  p_paid_at timestamptz,
-  p_delivery_id bigint,
-  p_channel text,
-  p_authorization jsonb
+-- Its parameters are private.apply_payment's, in the same order (20261126000400 says what each is), then
+-- p_authorization.
+create function private.apply_verified_payment(p_reference text, p_status text, p_amount_subunits integer,
+  p_requested_amount_subunits integer, p_currency text, p_domain text, p_expected_domain text,
+  p_provider_transaction_id bigint, p_paid_at timestamptz, p_delivery_id bigint, p_channel text, p_authorization jsonb
 ) returns table (outcome text, reason text, key_id uuid, card_saved boolean, card_error text, key_value text,
                  target_max_budget numeric, budget_version bigint, status text, sync_status text,
                  litellm_max_budget numeric)

@@ -776,9 +776,11 @@ describe("health and logs", () => {
     const r = await invoke("rotate-key", {}, u.token, { "x-request-id": requestId });
     expect(r.status).toBe(200);
     const newKey = (await liveKey(u.id)).key_value;
-    const log = readFileSync(join(env("STACK_LOCAL_DIR"), "logs", "gateway.log"), "utf8");
-    const line = log.split("\n").find((l) => l.includes(requestId));
-    expect(JSON.parse(line!)).toMatchObject({ function: "rotate-key", outcome: "ok", status: 200 });
+    // The gateway writes its log line after the response: wait until it is there.
+    const readLog = () => readFileSync(join(env("STACK_LOCAL_DIR"), "logs", "gateway.log"), "utf8");
+    const line = await waitFor(async () => readLog().split("\n").find((l) => l.includes(requestId)), "the log line");
+    const log = readLog();
+    expect(JSON.parse(line)).toMatchObject({ function: "rotate-key", outcome: "ok", status: 200 });
     expect(log).toContain(`sk-...${u.key.slice(-4)}`); // the rotation logged its keys, masked
     for (const secret of [u.key, newKey, u.email, env("LITELLM_MASTER_KEY")]) expect(log).not.toContain(secret);
   });
