@@ -5,12 +5,8 @@
 import { adminSql } from "./db.ts";
 import { log } from "./http.ts";
 
-// pg_net's worker dispatches up to pg_net.batch_size (default 200) queued requests per tick and does not cap
-// those already in flight (https://supabase.com/docs/guides/database/extensions/pg_net, "Configuration";
-// https://github.com/orgs/supabase/discussions/36987). At 16, the 101 reconcile invocations a minute of
-// 1,000,000 keys started in waves over more than the reconcile interval (bench:reconcile).
-const MAX_IN_FLIGHT = 200;
-const CLAIM_LIMIT = 200;
+const MAX_IN_FLIGHT = 16;
+const CLAIM_LIMIT = 50;
 const POLL_MS = 250;
 const CLEANUP_MS = 5 * 60_000;
 
