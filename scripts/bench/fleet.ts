@@ -380,7 +380,11 @@ export async function cycle(label: string, mode: CycleMode = "pg_net"): Promise<
     const [{ per }] = await db<{ per: number }[]>`
       select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
     invocations = Math.ceil(chunks / per);
-    const slots = Array.from({ length: invocations }, (_, i) => ({ source: "bench", slot: i + 1 }));
+    const slots = Array.from({ length: invocations }, (_, i) => ({
+      source: "bench",
+      slot: i + 1,
+      cycle_started_at: before.t.toISOString(), // as the cron kick passes it
+    }));
     direct = mode === "direct"
       ? Promise.all(slots.map((b) => invokeFunction("reconcile-spend", b)))
       : pool(slots, PROCESS_CONCURRENCY, async (b) => {

@@ -24,6 +24,8 @@ const body = z.object({
   force: z.boolean().optional(), // an operator's "reconcile now", even if chunks are not due
   source: z.string().optional(),
   slot: z.number().optional(),
+  // when the cron kick ran (private.kick_reconcile): chunks finished since then are not read twice in a cycle
+  cycle_started_at: z.iso.datetime({ offset: true }).optional(),
   user_id: z.string().uuid().optional(),
   audit: z.boolean().optional(), // compare only (npm run admin -- audit): chunks from from_chunk, nothing changed
   from_chunk: z.number().int().min(0).optional(),
@@ -97,7 +99,7 @@ Deno.serve(handler("reconcile-spend", async (req) => {
   const chunks = await sql<{ chunk: number; keys: { id: string; token: string }[] }[]>`
     select * from private.claim_reconcile_chunks(${opts.max_chunks ?? per}, 120, ${opts.force ?? false}, ${
     opts.user_id ?? null
-  })`;
+  }, ${opts.cycle_started_at ?? null})`;
   sqlCalls += 3;
 
   let failure: string | null = null;

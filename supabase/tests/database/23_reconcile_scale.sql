@@ -3,7 +3,7 @@
 -- (EXCEPT) in a many-row update, and offsets applied by record_spend_batch only where a key of the chunk has
 -- one.
 begin;
-select plan(9);
+select plan(12);
 
 select tests.active_users('23100000-0000-4000-8000-', 3);
 select is(private.last_reconcile_chunk(), (select max(reconcile_chunk) from public.api_keys),
@@ -23,6 +23,20 @@ create temp table t_claim as select * from private.claim_reconcile_chunks(1000, 
 select is((select max(chunk) from public.reconcile_chunks), private.last_reconcile_chunk(),
           'a claim creates the chunk rows up to the last chunk');
 select is((select count(*)::int from public.reconcile_chunks), private.last_reconcile_chunk() + 1, 'densely, from 0');
+update public.reconcile_chunks set lease_until = null;
+
+-- ---------------------------------------------------------------- one read per chunk per cycle
+-- Every chunk is due (finished an hour ago); chunk 0 alone finished after this cycle's kick.
+update public.reconcile_chunks set last_finished_at = now() - interval '1 hour';
+update public.reconcile_chunks set last_finished_at = now() - interval '10 minutes' where chunk = 0;
+select is((select count(*)::int from private.claim_reconcile_chunks(1000, 120, false, null, now() - interval '20 minutes')),
+          private.last_reconcile_chunk(),
+          'a claim in a cycle skips the chunk finished since its kick (a cycle longer than the interval reads no chunk twice)');
+select ok(not exists (select 1 from public.reconcile_chunks where chunk = 0 and lease_until is not null),
+          '(chunk 0 is left unclaimed)');
+update public.reconcile_chunks set lease_until = null;
+select is((select count(*)::int from private.claim_reconcile_chunks(1000, 120, false, null, now())),
+          private.last_reconcile_chunk() + 1, 'the next kick takes it with the others');
 update public.reconcile_chunks set lease_until = null;
 
 -- ---------------------------------------------------------------- low balance over a many-row update
