@@ -21,6 +21,8 @@ export STACK_GATEWAY_PORT=${STACK_GATEWAY_PORT:-54${base}21} STACK_DB_PORT=${STA
 export STACK_LITELLM_PORT=${STACK_LITELLM_PORT:-$llm} STACK_PAYSTACK_PORT=${STACK_PAYSTACK_PORT:-54${base}30}
 export STACK_POOLER_PORT=${STACK_POOLER_PORT:-54${base}29}
 export STACK_QUIET=1
+# A benchmark on a fresh clone installs what it needs too (a no-op once installed).
+bash scripts/setup.sh >&2 || { echo "with-stack: setup failed"; exit 1; }
 mkdir -p "$STACK_LOCAL_DIR"
 log="$STACK_LOCAL_DIR/stack-output.log"
 rm -f "$STACK_LOCAL_DIR/stack.ready"

@@ -374,8 +374,16 @@ export async function cycle(label: string, mode: CycleMode = "pg_net"): Promise<
   let invocations: number;
   let direct: Promise<{ status: number; body: InvocationReport | null }[]> | null = null;
   const isolatedRuns: IsolatedRun[] = [];
+  let requestIds: string[] = [];
   if (mode === "pg_net") {
-    [{ n: invocations }] = await db<{ n: number }[]>`select private.kick_reconcile() as n`;
+    // The kick's own requests, read before its commit hands them to the worker: the cycle's alerts queue
+    // send-notifications calls through pg_net too, and their answers are not this cycle's reports.
+    [invocations, requestIds] = await db.begin(async (tx) => {
+      const [{ n }] = await tx<{ n: number }[]>`select private.kick_reconcile() as n`;
+      const ids = await tx<{ id: string }[]>`
+        select id::text from net.http_request_queue where id > ${before.net} and url like '%/reconcile-spend'`;
+      return [n, ids.map((r) => r.id)] as const;
+    });
   } else {
     const [{ per }] = await db<{ per: number }[]>`
       select private.setting_numeric('reconcile_chunks_per_invocation')::int as per`;
@@ -415,10 +423,8 @@ export async function cycle(label: string, mode: CycleMode = "pg_net"): Promise<
   } else {
     const until = performance.now() + 60_000;
     for (;;) {
-      // not provision-key's answers: reconcile may queue those (keys to re-create)
       const rows = await db<{ content: string | null }[]>`
-        select r.content from net._http_response r
-         where r.id > ${before.net} and (r.content is null or r.content not like '{"claimed":%')`;
+        select r.content from net._http_response r where r.id = any(${requestIds}::bigint[])`;
       if (rows.length >= invocations || performance.now() > until) {
         for (const r of rows) {
           try {
