@@ -187,6 +187,20 @@ describe("email delivery", () => {
   });
 });
 
+/** What a failed wait for these users' emails reports: their rows, the kicks left and pg_net's queue. */
+async function emailState(users: { id: string }[]) {
+  const ids = users.map((u) => u.id);
+  const [state] = await sql()`
+    select (select json_agg(json_build_object('status', e.status, 'attempts', e.attempts, 'locked_until', e.locked_until,
+                            'next_attempt_at', e.next_attempt_at, 'last_error', e.last_error, 'created_at', e.created_at))
+              from private.notification_emails e where e.user_id = any(${ids}::uuid[])) as emails,
+           (select json_agg(k) from private.notification_kicks k) as kicks,
+           (select count(*)::int from net.http_request_queue) as pg_net_queued,
+           (select count(*)::int from pg_stat_activity where wait_event_type = 'Lock') as waiting_on_locks,
+           now() as at`;
+  return state;
+}
+
 /** Runs fn with pg_cron's send-notifications sweep paused: only the kicks send emails meanwhile. */
 async function withoutSweep<T>(fn: () => Promise<T>): Promise<T> {
   await sql()`select cron.alter_job(jobid, active := false) from cron.job where jobname = 'send-notifications'`;
@@ -202,15 +216,24 @@ describe("shared send-notifications kicks (20261202000740)", () => {
     const users = await Promise.all(Array.from({ length: 8 }, (_, i) => activeUser(`kicks-${i}`)));
     await withoutSweep(async () => {
       await Promise.all(users.map((u) => pay(u)));
-      for (const u of users) {
-        await waitFor(async () => (await captured(u.email)).length > 0, `the receipt email of ${u.email}`);
-      }
+      // A deadline, not a duration: with the sweep off, only the kicks' runs can send them. A kick's call waits for
+      // a free slot among the pg_net stand-in's 16 in flight, shared with every other test file's calls.
+      await waitFor(
+        async () => {
+          for (const u of users) if ((await captured(u.email)).length === 0) return false;
+          return true;
+        },
+        "every receipt email",
+        30_000,
+      ).catch(async (e) => {
+        throw new Error(`${(e as Error).message}; then: ${JSON.stringify(await emailState(users))}`);
+      });
     });
     for (const u of users) {
       expect(await captured(u.email)).toHaveLength(1);
       expect(await emailRow(u.id, "payment_receipt")).toMatchObject({ status: "sent", attempts: 1 });
     }
-  });
+  }, 60_000);
 
   it("a run waits for a transaction that joined its kick, then sends that transaction's email", async () => {
     const u = await activeUser("kick-join");
