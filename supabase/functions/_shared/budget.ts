@@ -69,8 +69,10 @@ export async function pushBudget(
       ? [opts.target]
       : await sql<PushTarget[]>`select * from private.budget_push_target(${keyId})`;
     if (!t || t.status !== "active") return { outcome: "skipped" }; // provisioning will create it with the target
+    // Only before this run has pushed: once its own push was stale, "synced" may be a concurrent push's confirm
+    // of a read taken before this run's late write landed on LiteLLM, so it pushes the current target again.
     if (
-      opts.skipIfSynced && t.sync_status === "synced" && t.litellm_max_budget !== null &&
+      opts.skipIfSynced && round === 0 && t.sync_status === "synced" && t.litellm_max_budget !== null &&
       sameMoney(t.litellm_max_budget, t.target_max_budget)
     ) {
       return { outcome: "synced", target: t.target_max_budget };
