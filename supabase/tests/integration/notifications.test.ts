@@ -216,8 +216,8 @@ describe("shared send-notifications kicks (20261202000740)", () => {
     const users = await Promise.all(Array.from({ length: 8 }, (_, i) => activeUser(`kicks-${i}`)));
     await withoutSweep(async () => {
       await Promise.all(users.map((u) => pay(u)));
-      // A deadline, not a duration: with the sweep off, only the kicks' runs can send them. A kick's call waits for
-      // a free slot among the pg_net stand-in's 16 in flight, shared with every other test file's calls.
+      // A deadline, not a duration: with the sweep off only the kicks' runs send them, and it stays under the
+      // claim's 33 s lease, so an email leased and then dropped (the bug of 20261203000100) still fails here.
       await waitFor(
         async () => {
           for (const u of users) if ((await captured(u.email)).length === 0) return false;
