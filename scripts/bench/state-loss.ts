@@ -455,7 +455,9 @@ async function run(jobs: { jobname: string; schedule: string; command: string }[
     [
       "  whole gateway process at the probes (also Auth, REST, pg_net and what earlier steps left to collect)",
       bench.mb(worstRss),
-      bench.verdict(worstRss <= 150),
+      // Context, not a target: locally one process holds every function plus Auth, REST and pg_net, and its
+      // size depends on when V8 last collected garbage; hosted, each invocation has its own isolate.
+      "context",
     ],
     [
       `audit of ${bench.int(live)} keys within ${TARGET_AUDIT_MS / 1000} s, zero mismatches, exit 0 (healthy)`,
